@@ -1,0 +1,11 @@
+//! Actor context: who did it. [`ActorContext`], task/thread scopes, providers, and Keycloak JWT claims.
+
+mod context;
+pub mod keycloak;
+
+pub(crate) use context::current_actor;
+pub use context::{
+    clear_actor_providers, get_actor_context, register_actor_provider, set_actor_context, with_actor, with_actor_sync,
+    ActorContext, ActorScopeExt, WithActor,
+};
+pub use keycloak::{set_actor_from_keycloak_token, ClaimMappings, TokenVerifier, Verify};

@@ -1,0 +1,195 @@
+//! [`AuditEvent`] and [`ChangeRecord`]: the audit event and its JSON shape.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
+use crate::actor::ActorContext;
+
+/// The version of the audit event JSON schema, sent as `schema_version` and as a Kafka header.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+/// One audit record. Its JSON is the guide's "Event Format" plus the additions of the wire-format notes:
+/// `description`, `changes`, `service_version`, `environment`, `trace_id`/`span_id` and `schema_version`.
+/// Optional fields that are unset are left out of the JSON.
+///
+/// Usually built by the [`audit`](crate::audit) helpers; construct one directly with [`AuditEvent::new`]
+/// for the exporter API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unique, time-ordered id: `evt_` followed by a UUIDv7. Consumers de-duplicate on it.
+    pub event_id: String,
+    /// When the event was created, RFC 3339 UTC ending in `Z` (microsecond precision).
+    #[serde(with = "timestamp")]
+    pub timestamp: DateTime<Utc>,
+    /// The emitting service (`ObserverConfig::service_name`).
+    pub service_name: String,
+    /// The emitting service's version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_version: String,
+    /// The deployment environment (`ObserverConfig::environment`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub environment: String,
+    /// The event category.
+    pub audit_type: AuditEventType,
+    /// What was done.
+    pub action: AuditAction,
+    /// The kind of resource.
+    pub resource_type: ResourceType,
+    /// The resource's id (left out when unknown, e.g. a failed create whose id would have come from its result).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource_id: String,
+    /// A human-readable resource name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// What happened, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Who did it (from the actor context when not given explicitly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Arc<ActorContext>>,
+    /// Whether it succeeded.
+    #[serde(default)]
+    pub outcome: AuditOutcome,
+    /// How severe it is.
+    #[serde(default)]
+    pub severity: AuditSeverity,
+    /// Field-level changes of an update.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeRecord>,
+    /// Free-form details.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    /// Trace id (32 hex digits) of the OpenTelemetry span current when the event was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// Span id (16 hex digits) of the OpenTelemetry span current when the event was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    /// Version of this JSON schema ([`SCHEMA_VERSION`]).
+    #[serde(default = "schema_version")]
+    pub schema_version: String,
+}
+
+fn schema_version() -> String {
+    SCHEMA_VERSION.to_owned()
+}
+
+impl AuditEvent {
+    /// A new event with a fresh `event_id` and `timestamp`, outcome `SUCCESS`, severity `INFO`, no actor and
+    /// an empty service name (the pipeline fills in the configured service name, version and environment
+    /// where they are empty).
+    pub fn new(
+        audit_type: AuditEventType,
+        action: AuditAction,
+        resource_type: ResourceType,
+        resource_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            event_id: new_event_id(),
+            timestamp: Utc::now(),
+            service_name: String::new(),
+            service_version: String::new(),
+            environment: String::new(),
+            audit_type,
+            action,
+            resource_type,
+            resource_id: resource_id.into(),
+            resource_name: None,
+            description: None,
+            actor: None,
+            outcome: AuditOutcome::Success,
+            severity: AuditSeverity::Info,
+            changes: Vec::new(),
+            metadata: Map::new(),
+            trace_id: None,
+            span_id: None,
+            schema_version: schema_version(),
+        }
+    }
+
+    /// The event as a JSON value.
+    pub fn to_json(&self) -> Value {
+        // Serialising this type cannot fail: every field is a string, number, enum or JSON value.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A fresh event id: `evt_` + a UUIDv7 (time-ordered).
+pub fn new_event_id() -> String {
+    let mut buf = String::with_capacity(40);
+    buf.push_str("evt_");
+    let mut enc = uuid::Uuid::encode_buffer();
+    buf.push_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut enc));
+    buf
+}
+
+/// One field-level change of an update: `{"field", "old_value", "new_value"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The field that changed.
+    pub field: String,
+    /// Its value before (any JSON value).
+    pub old_value: Value,
+    /// Its value after (any JSON value).
+    pub new_value: Value,
+}
+
+impl ChangeRecord {
+    /// A change of `field` from `old_value` to `new_value`.
+    pub fn new(field: impl Into<String>, old_value: impl Into<Value>, new_value: impl Into<Value>) -> Self {
+        Self { field: field.into(), old_value: old_value.into(), new_value: new_value.into() }
+    }
+}
+
+/// RFC 3339 UTC with a `Z` suffix and microseconds; accepts any RFC 3339 offset when reading.
+mod timestamp {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_unique_and_ordered() {
+        let ids: Vec<String> = (0..1000).map(|_| new_event_id()).collect();
+        assert!(ids.iter().all(|i| i.starts_with("evt_") && i.len() == 40));
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "UUIDv7 ids from one thread sort in creation order");
+        sorted.dedup();
+        assert_eq!(sorted.len(), 1000);
+    }
+
+    #[test]
+    fn json_round_trip_and_spelling() {
+        let mut e =
+            AuditEvent::new(AuditEventType::DataModification, AuditAction::Create, ResourceType::Document, "doc-1");
+        e.service_name = "svc".into();
+        e.changes.push(ChangeRecord::new("title", "Draft", "Final"));
+        let v = e.to_json();
+        assert_eq!(v["audit_type"], "DATA_MODIFICATION");
+        assert_eq!(v["resource_type"], "DOCUMENT");
+        assert_eq!(v["outcome"], "SUCCESS");
+        assert_eq!(v["changes"][0]["old_value"], "Draft");
+        assert!(v.get("actor").is_none() && v.get("resource_name").is_none());
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
+        let back: AuditEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,132 @@
+//! The error hierarchy of the guide: [`ObserverError`] with configuration, audit, exporter and token kinds.
+
+use crate::audit::AuditEvent;
+
+/// Every error the SDK returns. Mirrors the guide's hierarchy: `ObserverError` is the base, with
+/// [`ConfigurationError`], [`AuditError`] and [`ExporterError`] beneath it, plus [`TokenError`] for JWT handling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObserverError {
+    /// The configuration given to [`init`](crate::init) (or a component) is invalid.
+    #[error(transparent)]
+    Configuration(#[from] ConfigurationError),
+    /// An audit event could not be recorded.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// An exporter (file, Kafka, …) failed.
+    #[error(transparent)]
+    Exporter(#[from] ExporterError),
+    /// A JWT could not be decoded or verified.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// An invalid configuration value. The message names the field (e.g. `kafka.bootstrap_servers`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration `{field}`: {message}")]
+pub struct ConfigurationError {
+    /// The dotted name of the offending field, e.g. `kafka.sasl_mechanism` or `OBSERVER_QUEUE_CAPACITY`.
+    pub field: String,
+    /// What is wrong with it. Never contains a secret value.
+    pub message: String,
+}
+
+impl ConfigurationError {
+    /// A configuration error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// An audit event could not be handed to the pipeline. The event is returned inside the error so that
+/// the caller can retry or store it: nothing is dropped silently.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The bounded queue between callers and the background dispatcher is full.
+    #[error("audit queue is full (capacity {capacity}); event {} was not recorded", .event.event_id)]
+    QueueFull {
+        /// The configured queue capacity.
+        capacity: usize,
+        /// The event that was not recorded.
+        event: Box<AuditEvent>,
+    },
+    /// The event could not be written by the synchronous fallback writer (used before `init` and after shutdown).
+    #[error("audit event {} could not be written: {source}", .event.event_id)]
+    WriteFailed {
+        /// The underlying exporter error.
+        source: ExporterError,
+        /// The event that was not recorded.
+        event: Box<AuditEvent>,
+    },
+    /// An event could not be built from its parts (e.g. an unknown enum spelling).
+    #[error("invalid audit event: {0}")]
+    Invalid(String),
+}
+
+/// A sink or exporter failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExporterError {
+    /// An I/O error from a file or stream sink.
+    #[error("{sink} sink: {source}")]
+    Io {
+        /// Which sink failed (e.g. `file /var/log/audit.jsonl`).
+        sink: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The event could not be serialised.
+    #[error("serialising event: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// A flush did not finish within its timeout.
+    #[error("flush timed out after {0:?} with events still pending")]
+    FlushTimeout(std::time::Duration),
+    /// The exporter has been shut down.
+    #[error("exporter is shut down")]
+    ShutDown,
+    /// Any other exporter failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A JWT that could not be decoded or verified. Each case is distinct so that callers (and audit events)
+/// can tell a forged token from an expired one. Never contains the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a JWT: wrong number of segments, bad base64, or a header/payload that is not a JSON object.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// The token declares `alg: none` (an unsigned token); such tokens are always refused when verifying.
+    #[error("unsigned token (`alg: none`) refused")]
+    UnsignedToken,
+    /// The token's algorithm is not in the verifier's allow-list or does not match the key.
+    #[error("algorithm `{0}` is not allowed")]
+    DisallowedAlgorithm(String),
+    /// The signature does not verify against the key.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The token's `exp` is in the past (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// The token's `nbf` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// The `iss` claim does not match the expected issuer.
+    #[error("invalid issuer")]
+    InvalidIssuer,
+    /// The `aud` claim does not contain an expected audience.
+    #[error("invalid audience")]
+    InvalidAudience,
+    /// No key in the JWKS has the token's `kid`.
+    #[error("no key found for kid `{0}`")]
+    UnknownKey(String),
+    /// The key material itself is unusable.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// A claim the mapping needs (e.g. the actor id) is missing or has the wrong type.
+    #[error("claim `{0}` is missing or not a string")]
+    MissingClaim(String),
+}

@@ -1,0 +1,57 @@
+//! Where audit events go: the [`Sink`] trait, the built-in sinks, and the background dispatcher.
+//!
+//! Callers only build an event and hand it to a bounded queue; one background thread serialises each event
+//! once and gives the JSON to every sink, batch by batch. After every batch each sink is
+//! [flushed](Sink::flush) (handed to the OS, for the file sink), so a crash of the process loses nothing
+//! the dispatcher already took.
+
+mod dispatcher;
+mod sinks;
+
+pub(crate) use dispatcher::fallback_to_stderr;
+pub use dispatcher::DispatchStats;
+pub(crate) use dispatcher::{Pipeline, PipelineSettings};
+pub use sinks::{FileSink, MemorySink, StdoutSink};
+
+use crate::audit::AuditEvent;
+use crate::error::ExporterError;
+
+/// One serialised event as a sink receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The event.
+    pub event: &'a AuditEvent,
+    /// Its JSON (one line, no trailing newline), serialised once for all sinks.
+    pub json: &'a [u8],
+}
+
+/// A destination for audit events. Called only from the dispatcher thread, one batch at a time:
+/// `write` for every record of the batch, then `flush`.
+///
+/// An error from `write` is counted in [`DispatchStats::sink_errors`] and reported; the dispatcher then
+/// writes that record's JSON line to standard error (prefixed `observer-audit-fallback: `), so that an
+/// event is never silently lost.
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// A short name for reports, e.g. `file observer-audit.jsonl`.
+    fn name(&self) -> String;
+
+    /// Writes one record (it may be buffered until [`flush`](Sink::flush)).
+    fn write(&self, record: Record<'_>) -> Result<(), ExporterError>;
+
+    /// Hands everything buffered to its destination. Called after every batch.
+    fn flush(&self) -> Result<(), ExporterError> {
+        Ok(())
+    }
+
+    /// Makes what was flushed durable (e.g. `fsync`). Called on explicit flushes, when the dispatcher goes
+    /// idle, and at shutdown.
+    fn sync(&self) -> Result<(), ExporterError> {
+        Ok(())
+    }
+
+    /// Flushes, syncs and releases resources. Called once, when the pipeline shuts down.
+    fn shutdown(&self) -> Result<(), ExporterError> {
+        self.flush()?;
+        self.sync()
+    }
+}

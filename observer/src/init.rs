@@ -1,0 +1,268 @@
+//! [`init`] / [`configure`], the process-wide pipeline, and the [`ObserverGuard`] that drains it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use crate::actor::ClaimMappings;
+use crate::audit::AuditEvent;
+use crate::config::{AuditSink, ObserverConfig};
+use crate::error::{AuditError, ExporterError, ObserverError};
+use crate::export::{DispatchStats, FileSink, Pipeline, PipelineSettings, Sink, StdoutSink};
+
+/// The initialised SDK: config, pipeline and derived settings.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    pub(crate) config: ObserverConfig,
+    pub(crate) claim_mappings: ClaimMappings,
+    pipeline: Pipeline,
+    sink_names: Vec<String>,
+}
+
+static RUNTIME: ArcSwapOption<Runtime> = ArcSwapOption::const_empty();
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Whether [`init`] started the pipeline or found it already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitStatus {
+    /// This call initialised the SDK; its guard drains the pipeline when dropped.
+    Initialized,
+    /// The SDK was already initialised; this call's config was ignored and its guard does nothing on drop.
+    AlreadyInitialized,
+}
+
+/// Returned by [`init`]. Dropping it flushes every pending audit event to the sinks (waiting at most
+/// `ObserverConfig::flush_timeout`) and shuts the pipeline down; keep it alive in `main`:
+///
+/// ```no_run
+/// fn main() -> Result<(), observer::ObserverError> {
+///     let _guard = observer::init(observer::ObserverConfig::default())?;
+///     // ... the application ...
+///     Ok(())
+/// } // events are flushed here
+/// ```
+#[must_use = "dropping the guard immediately shuts the audit pipeline down; bind it: `let _guard = observer::init(..)?;`"]
+#[derive(Debug)]
+pub struct ObserverGuard {
+    runtime: Option<Arc<Runtime>>,
+    status: InitStatus,
+}
+
+impl ObserverGuard {
+    /// Whether this guard's [`init`] call initialised the SDK or was ignored.
+    pub fn status(&self) -> InitStatus {
+        self.status
+    }
+
+    /// Where audit events go, e.g. `["file observer-audit.jsonl"]` (empty for an ignored init).
+    pub fn sink_names(&self) -> &[String] {
+        self.runtime.as_ref().map_or(&[], |r| &r.sink_names)
+    }
+
+    /// Waits until every event emitted so far has been written and synced (at most `timeout`).
+    pub fn flush(&self, timeout: Duration) -> Result<(), ExporterError> {
+        flush(timeout)
+    }
+
+    /// Drains and stops the pipeline now, returning any error instead of reporting it on drop.
+    pub fn shutdown(mut self) -> Result<(), ExporterError> {
+        match self.runtime.take() {
+            Some(rt) => shutdown_runtime(rt),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ObserverGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            if let Err(e) = shutdown_runtime(rt) {
+                tracing::error!(target: "observer", error = %e, "observer shutdown did not complete");
+                eprintln!("observer: shutdown did not complete: {e}");
+            }
+        }
+    }
+}
+
+fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
+    // Unpublish the runtime (if it is still ours) so that new events take the synchronous path, then wait
+    // until emitters that loaded it before have handed their events over.
+    let current = RUNTIME.load_full();
+    if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &rt)) {
+        RUNTIME.store(None);
+    }
+    drop(current);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Arc::strong_count(&rt) > 1 && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let res = rt.pipeline.shutdown(rt.config.flush_timeout);
+    let stats = rt.pipeline.stats();
+    if stats.rejected_queue_full > 0 || stats.sink_errors > 0 || stats.pending > 0 {
+        tracing::warn!(
+            target: "observer",
+            rejected_queue_full = stats.rejected_queue_full,
+            sink_errors = stats.sink_errors,
+            pending = stats.pending,
+            "observer shut down with problems"
+        );
+    }
+    res
+}
+
+/// Initialises the SDK: applies [environment overrides](ObserverConfig::apply_env), validates the config,
+/// opens the sinks and starts the background dispatcher.
+///
+/// Idempotent: while the SDK is initialised, a later call changes nothing, logs a warning and returns a guard
+/// whose [`status`](ObserverGuard::status) is [`InitStatus::AlreadyInitialized`]. After the first guard is
+/// dropped the SDK may be initialised again.
+///
+/// # Errors
+/// [`ConfigurationError`](crate::ConfigurationError) naming the invalid field, or
+/// [`ExporterError`] if the audit file cannot be opened.
+pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
+    let _lock = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(existing) = RUNTIME.load_full() {
+        tracing::warn!(
+            target: "observer",
+            running = %existing.config.service_name,
+            ignored = %config.service_name,
+            "observer::init called again; already initialised, the new config is ignored"
+        );
+        return Ok(ObserverGuard { runtime: None, status: InitStatus::AlreadyInitialized });
+    }
+    let config = config.apply_env()?;
+    config.validate()?;
+    let claim_mappings = ClaimMappings::from_config(&config.keycloak_claim_mappings)?;
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    if let Some(sink) = embedded_sink(&config.audit_sink)? {
+        sinks.push(sink);
+    }
+    sinks.extend(config.extra_sinks.iter().cloned());
+    let sink_names = sinks.iter().map(|s| s.name()).collect();
+    let pipeline = Pipeline::start(PipelineSettings { capacity: config.queue_capacity }, sinks)
+        .map_err(|source| ExporterError::Io { sink: "dispatcher thread".into(), source })?;
+    // Decoding the bundled price table takes ~150 ms: do it off the caller's path.
+    let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(crate::cost::warm_up);
+    let runtime = Arc::new(Runtime { config, claim_mappings, pipeline, sink_names });
+    RUNTIME.store(Some(runtime.clone()));
+    tracing::debug!(target: "observer", service = %runtime.config.service_name, sinks = ?runtime.sink_names, "observer initialised");
+    Ok(ObserverGuard { runtime: Some(runtime), status: InitStatus::Initialized })
+}
+
+/// The guide's `configure(config)`: the same as [`init`].
+pub fn configure(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
+    init(config)
+}
+
+fn embedded_sink(sink: &AuditSink) -> Result<Option<Arc<dyn Sink>>, ExporterError> {
+    Ok(match sink {
+        AuditSink::File { path, sync } => Some(Arc::new(FileSink::open(path.clone(), *sync)?)),
+        AuditSink::Stdout => Some(Arc::new(StdoutSink::new())),
+        AuditSink::Memory(m) => Some(Arc::new(m.clone())),
+        AuditSink::None => None,
+    })
+}
+
+/// Whether [`init`] has been called (and its guard not yet dropped).
+pub fn is_initialized() -> bool {
+    RUNTIME.load().is_some()
+}
+
+/// Counters of the audit pipeline, or `None` before [`init`].
+pub fn stats() -> Option<DispatchStats> {
+    RUNTIME.load().as_ref().map(|r| r.pipeline.stats())
+}
+
+/// Waits until every audit event emitted so far is written and synced by every sink (at most `timeout`).
+/// Before [`init`] events are written synchronously, so there is nothing to wait for.
+pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
+    match RUNTIME.load_full() {
+        Some(rt) => rt.pipeline.flush(timeout),
+        None => Ok(()),
+    }
+}
+
+/// The configured Keycloak claim mappings (the defaults before [`init`]).
+pub(crate) fn claim_mappings() -> ClaimMappings {
+    RUNTIME.load().as_ref().map(|r| r.claim_mappings.clone()).unwrap_or_default()
+}
+
+/// Hands a finished event to the pipeline (filling in the service fields), or writes it synchronously when
+/// the SDK is not initialised. Returns the event as recorded.
+pub(crate) fn submit(mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
+    let guard = RUNTIME.load();
+    match guard.as_ref() {
+        Some(rt) => {
+            fill_service(&mut event, &rt.config);
+            rt.pipeline.submit(Box::new(event.clone()))?;
+            Ok(event)
+        }
+        None => {
+            drop(guard);
+            fallback::write(event)
+        }
+    }
+}
+
+fn fill_service(event: &mut AuditEvent, config: &ObserverConfig) {
+    if event.service_name.is_empty() {
+        event.service_name.clone_from(&config.service_name);
+    }
+    if event.service_version.is_empty() {
+        event.service_version.clone_from(&config.service_version);
+    }
+    if event.environment.is_empty() {
+        event.environment.clone_from(&config.environment);
+    }
+}
+
+/// Events emitted before [`init`] (or after the guard is dropped) are written synchronously to the sink the
+/// environment names (`OBSERVER_AUDIT_FILE`, `OBSERVER_AUDIT_SINK`; default the file
+/// [`DEFAULT_AUDIT_FILE`](crate::config::DEFAULT_AUDIT_FILE)), with a one-time warning. Slower, but nothing is lost.
+mod fallback {
+    use super::*;
+    use crate::export::Record;
+
+    struct Fallback {
+        config: ObserverConfig,
+        sink: Arc<dyn Sink>,
+    }
+
+    static FALLBACK: Mutex<Option<Fallback>> = Mutex::new(None);
+
+    pub(super) fn write(mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
+        let mut slot = FALLBACK.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            let config = ObserverConfig::from_env().unwrap_or_else(|e| {
+                eprintln!("observer: ignoring invalid environment for the pre-init audit writer: {e}");
+                ObserverConfig::default()
+            });
+            let sink: Arc<dyn Sink> = match embedded_sink(&config.audit_sink) {
+                Ok(Some(s)) => s,
+                Ok(None) => Arc::new(StdoutSink::new()),
+                Err(e) => {
+                    eprintln!("observer: {e}; pre-init audit events go to stdout");
+                    Arc::new(StdoutSink::new())
+                }
+            };
+            tracing::warn!(target: "observer", sink = %sink.name(), "audit event emitted without observer::init; writing synchronously");
+            eprintln!("observer: audit event emitted without observer::init; writing synchronously to {}", sink.name());
+            *slot = Some(Fallback { config, sink });
+        }
+        let Some(fb) = slot.as_ref() else {
+            return Ok(event);
+        };
+        fill_service(&mut event, &fb.config);
+        let json = match serde_json::to_vec(&event) {
+            Ok(j) => j,
+            Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Box::new(event) }),
+        };
+        match fb.sink.write(Record { event: &event, json: &json }).and_then(|()| fb.sink.flush()) {
+            Ok(()) => Ok(event),
+            Err(source) => Err(AuditError::WriteFailed { source, event: Box::new(event) }),
+        }
+    }
+}

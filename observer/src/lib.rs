@@ -1,0 +1,55 @@
+//! # observer
+//!
+//! Makes LLM and agent applications auditable and observable: compliance-grade audit events with the actor
+//! who caused them, LLM token and cost accounting, Kafka export and OpenTelemetry tracing.
+//!
+//! ```
+//! use observer::{audit, ActorContext, ObserverConfig, ResourceType};
+//!
+//! # fn main() -> Result<(), observer::ObserverError> {
+//! # let dir = tempfile_dir();
+//! let _guard = observer::init(ObserverConfig {
+//!     service_name: "my-service".into(),
+//!     audit_sink: observer::AuditSink::file(dir.join("audit.jsonl")),
+//!     ..Default::default()
+//! })?;
+//!
+//! observer::set_actor_context(Some(ActorContext::new("user-123").with_email("user@example.com")));
+//! let event = audit::log_read(ResourceType::Document, "doc-123").emit()?;
+//! assert_eq!(event.actor.as_ref().map(|a| a.actor_id.as_str()), Some("user-123"));
+//!
+//! let cost = observer::calculate_cost("openai", "gpt-4o", 1000, 500);
+//! println!("{:.4} USD", cost.total_cost);
+//! # Ok(())
+//! # }
+//! # fn tempfile_dir() -> std::path::PathBuf { let d = std::env::temp_dir().join(format!("observer-doc-{}", std::process::id())); std::fs::create_dir_all(&d).unwrap(); d }
+//! ```
+//!
+//! See the README for how every section of the usage guide maps onto this crate.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod actor;
+pub mod audit;
+pub mod config;
+pub mod cost;
+mod error;
+pub mod export;
+mod init;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use actor::{
+    get_actor_context, register_actor_provider, set_actor_context, set_actor_from_keycloak_token, with_actor,
+    ActorContext, ActorScopeExt, ClaimMappings, TokenVerifier, Verify,
+};
+pub use audit::{
+    get_audit_logger, AuditAction, AuditEvent, AuditEventType, AuditLogger, AuditOutcome, AuditSeverity, ChangeRecord,
+    ResourceType,
+};
+pub use config::{AuditSink, KafkaConfig, ObserverConfig, Secret};
+pub use cost::{calculate_cost, calculate_cost_cached, get_price, CostResult, ModelPrice};
+pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};
+pub use export::{DispatchStats, MemorySink, Sink};
+pub use init::{configure, flush, init, is_initialized, stats, InitStatus, ObserverGuard};

@@ -1,0 +1,1 @@
+//! Test-support package for the observer workspace (not published).
