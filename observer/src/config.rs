@@ -300,6 +300,20 @@ impl Default for KafkaConfig {
     }
 }
 
+/// The `KAFKA_*` variables [`KafkaConfig::apply_env_from`] reads.
+const KAFKA_ENV_VARS: [&str; 10] = [
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_CLIENT_ID",
+    "KAFKA_AUDIT_TOPIC",
+    "KAFKA_TRACE_TOPIC",
+    "KAFKA_WORKFLOW_TOPIC",
+    "KAFKA_ACKS",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+];
+
 /// Reads one variable; a lookup function instead of `std::env` keeps this testable.
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -525,7 +539,7 @@ impl ObserverConfig {
         if let Some(ms) = env_parse::<u64>(lookup, "OBSERVER_FLUSH_TIMEOUT_MS")? {
             self.flush_timeout = Duration::from_millis(ms);
         }
-        let kafka_env = lookup("KAFKA_BOOTSTRAP_SERVERS").is_some();
+        let kafka_env = KAFKA_ENV_VARS.iter().any(|v| lookup(v).is_some());
         if self.kafka.is_some() || self.kafka_enabled || kafka_env {
             let mut kafka = self.kafka.take().unwrap_or_default();
             kafka.apply_env_from(lookup)?;

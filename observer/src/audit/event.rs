@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -90,7 +90,7 @@ impl AuditEvent {
     ) -> Self {
         Self {
             event_id: new_event_id(),
-            timestamp: Utc::now(),
+            timestamp: Utc::now().trunc_subsecs(6),
             service_name: String::new(),
             service_version: String::new(),
             environment: String::new(),
