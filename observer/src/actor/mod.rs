@@ -1,6 +1,7 @@
 //! Actor context: who did it. [`ActorContext`], task/thread scopes, providers, and Keycloak JWT claims.
 
 mod context;
+pub mod jwt;
 pub mod keycloak;
 
 pub(crate) use context::current_actor;

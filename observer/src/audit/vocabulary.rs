@@ -113,8 +113,10 @@ simple_vocabulary! {
 
 simple_vocabulary! {
     /// How severe an audit event is.
+    #[derive(Default)]
     AuditSeverity, "audit severity" {
         /// Routine (default).
+        #[default]
         Info = "INFO",
         /// Low.
         Low = "LOW",
@@ -129,8 +131,10 @@ simple_vocabulary! {
 
 simple_vocabulary! {
     /// Whether the audited action succeeded.
+    #[derive(Default)]
     AuditOutcome, "audit outcome" {
         /// It succeeded (default).
+        #[default]
         Success = "SUCCESS",
         /// It failed.
         Failure = "FAILURE",
@@ -138,18 +142,6 @@ simple_vocabulary! {
         Partial = "PARTIAL",
         /// It was refused.
         Denied = "DENIED",
-    }
-}
-
-impl Default for AuditSeverity {
-    fn default() -> Self {
-        Self::Info
-    }
-}
-
-impl Default for AuditOutcome {
-    fn default() -> Self {
-        Self::Success
     }
 }
 
