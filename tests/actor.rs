@@ -33,7 +33,7 @@ async fn actors_stay_isolated_across_1000_concurrent_tasks() {
             tokio::task::yield_now().await;
             assert_eq!(get_actor_context().map(|a| a.actor_id), Some(format!("{me}-changed")));
             let e = audit::log_read(ResourceType::Document, format!("isolation-doc-{i}")).emit().unwrap();
-            assert_eq!(e.actor.unwrap().actor_id, format!("{me}-changed"));
+            assert_eq!(e.actor.as_ref().unwrap().actor_id, format!("{me}-changed"));
             // a spawned child sees the actor only when wrapped
             let inherited =
                 tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }.with_current_actor()).await.unwrap();
@@ -88,7 +88,7 @@ fn resolution_order_scope_thread_provider() {
         assert_eq!(get_actor_context().unwrap().actor_id, "system");
         set_actor_context(None);
         let e = audit::log_read(ResourceType::Session, "provider-session").emit().unwrap();
-        assert_eq!(e.actor.unwrap().actor_id, "from-provider");
+        assert_eq!(e.actor.as_ref().unwrap().actor_id, "from-provider");
     })
     .join()
     .unwrap();

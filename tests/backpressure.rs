@@ -49,11 +49,11 @@ fn full_queue_returns_the_event_and_a_failing_sink_is_counted() {
     let started = Instant::now();
     for i in 0..100 {
         match audit::log_create(ResourceType::File, format!("f-{i}")).emit() {
-            Ok(e) => accepted.push(e.event_id),
+            Ok(e) => accepted.push(e.event_id.clone()),
             Err(AuditError::QueueFull { capacity, event }) => {
                 assert_eq!(capacity, 8);
                 assert_eq!(event.resource_id, format!("f-{i}"), "the caller gets its event back");
-                rejected.push(event.event_id);
+                rejected.push(event.event_id.clone());
             }
             Err(other) => panic!("unexpected {other}"),
         }

@@ -31,6 +31,7 @@ fn guard_flushes_a_burst_of_100k_events_into_the_file_sink() {
                                 .emit()
                                 .expect("queue has room for the burst")
                                 .event_id
+                                .clone()
                         })
                         .collect::<Vec<_>>()
                 })

@@ -13,7 +13,7 @@ fn events_before_init_and_after_shutdown_are_written_synchronously() {
 
     assert!(!observer::is_initialized());
     let e = audit::log_read(ResourceType::Document, "before-init").emit().unwrap();
-    assert_eq!(e.service_name, "pre-init-service");
+    assert_eq!(&*e.service_name, "pre-init-service");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains(&e.event_id), "written before emit returned");
 

@@ -3,6 +3,9 @@
 //! Use them through the `observer` crate (`#[observer::audit(..)]`), which re-exports them; this crate's
 //! generated code calls `::observer::__private`, which is not public API.
 
+mod attr;
+mod expand;
+mod valid;
 mod vocab;
 mod vocabulary;
 
@@ -14,4 +17,132 @@ use proc_macro::TokenStream;
 pub fn __vocabulary(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as vocabulary::VocabularyInput);
     vocabulary::expand(input).unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Records one audit event for every call of the annotated function.
+///
+/// ```text
+/// #[audit(ACTION, RESOURCE [, id = EXPR] [, name = EXPR] [, description = EXPR] [, crate = PATH] [,])]
+/// ```
+///
+/// The action and the resource type come first, in that order; the keys follow in any order, each at most once.
+/// Names are checked at compile time against the audit vocabulary (the same tables the runtime's
+/// `AuditAction` and `ResourceType` are generated from): a misspelling is an error on that token that lists the
+/// valid names and suggests the nearest one.
+///
+/// The function keeps its signature, visibility, generics, where-clause, attributes and docs, and returns what
+/// its body returns. It may be sync or `async`, a free function or a method (`&self`, `&mut self`, `self`),
+/// generic, with `impl Trait` arguments. The event is recorded after the body finishes — through the same
+/// non-blocking pipeline as `observer::audit::log_*` — with the actor of the current actor context (for an
+/// `async fn`, the actor scope the future runs in, e.g. `observer::with_actor(actor, fut)`), event type and
+/// severity derived from the action (read → `DATA_ACCESS`; create, update, delete, import →
+/// `DATA_MODIFICATION`; export → `DATA_EXPORT`; share → `AUTHORIZATION`; login, logout → `AUTHENTICATION`;
+/// execute → `SYSTEM_EVENT`; severity `MEDIUM` for delete and export, else `INFO`) and metadata
+/// `function` = `module_path!()::fn_name`. Recording never fails the call: an event that cannot be queued is
+/// reported and written to stderr.
+///
+/// # Arguments
+///
+/// - **action** (required, first): `create`, `read`, `update`, `delete`, `execute`, `share`, `export`, `import`,
+///   `login` or `logout` — the lowercase names of `observer::AuditAction`'s variants.
+/// - **resource type** (required, second): a variant of `observer::ResourceType` as written in Rust, e.g.
+///   `Document`, `LlmModel`, `VectorStore`.
+/// - `id = expr`: the resource id (`resource_id`). Default: none (left out of the event JSON).
+/// - `name = expr`: the resource's human-readable name (`resource_name`). Default: none.
+/// - `description = expr`: what happened. Default: generated, e.g. `"Created DOCUMENT doc-123"`.
+/// - `crate = path`: where the `observer` crate is, for a renamed dependency. Default: `::observer`.
+///
+/// Each `expr` may use the function's arguments (and `self`) and must implement `Display`; it is formatted
+/// with `Display` into a `String`.
+///
+/// - An expression that does **not** mention the identifier `ret` is evaluated **before** the body runs, so it
+///   may use arguments that the body moves.
+/// - An expression that mentions `ret` (as an identifier, or `{ret}` in a format string) is evaluated **after**
+///   the body, with `ret` bound to a reference to the returned value. Other arguments it uses must still be
+///   available then: the body runs in a `move` closure (`async move` block), so a non-`Copy` argument it uses
+///   has been moved. An argument that is itself named `ret` is shadowed by the returned value in these keys.
+///   `id = ret.id` on a fn returning `()` is a type error, reported by rustc on `ret.id`.
+///
+/// **`Result` functions.** When the return type's path ends in `Result` — `Result<T, E>`, `io::Result<T>`,
+/// `anyhow::Result<T>`, `my_mod::Result<T>` — the function is treated as fallible. This check is syntactic:
+/// such a type must be `core::result::Result` or an alias of it, and an alias with another name
+/// (`type AppResult<T> = ..`) is not recognised (the call is then recorded as a success, with `ret` bound to
+/// the whole `Result`). For a fallible function:
+///
+/// - on `Ok(v)`, `ret` is `&v` and the outcome is `SUCCESS`;
+/// - on `Err(e)`, the outcome is `FAILURE`, metadata `error` holds `e`'s `Display` message (its `Debug` form
+///   when `E` has no `Display`), and the keys that mention `ret` are left unset. The `Err` is returned to the
+///   caller unchanged.
+///
+/// Other limits: a panic in the body records nothing; a non-`async` fn that returns a future (`-> impl
+/// Future`) is recorded when the future is created, not when it completes; `const fn` and `-> !` are
+/// rejected. When the return type contains `impl Trait`, the generated code cannot name it, so `?` in the
+/// body of such a function cannot use it to infer its error type.
+///
+/// # Examples
+///
+/// ```ignore
+/// use observer::audit;
+///
+/// struct Doc { id: String, title: String }
+///
+/// // `id` from the result: evaluated after the body, on the `Ok` value.
+/// #[audit(create, Document, id = ret.id, name = ret.title)]
+/// fn create_doc(title: String) -> Result<Doc, std::io::Error> {
+///     Ok(Doc { id: "doc-123".into(), title })
+/// }
+///
+/// // `id` from an argument: evaluated before the body; async works the same way.
+/// #[audit(read, Document, id = doc_id)]
+/// async fn read_doc(doc_id: &str) -> Result<Doc, std::io::Error> {
+///     load(doc_id).await
+/// }
+///
+/// impl Store {
+///     #[audit(delete, VectorStore, id = self.id, description = format!("dropped {} vectors", self.len()))]
+///     fn drop_all(&mut self) { /* .. */ }
+/// }
+///
+/// // A renamed dependency: `obs = { package = "observer", .. }` in Cargo.toml.
+/// #[obs::audit(login, User, id = user_id, crate = ::obs)]
+/// fn login(user_id: &str) -> bool { true }
+/// ```
+///
+/// # Expands roughly to
+///
+/// `#[audit(create, Document, id = ret.id, name = title)]` on `fn create_doc(title: String) -> Result<Doc, E>`:
+///
+/// ```ignore
+/// fn create_doc(title: String) -> Result<Doc, E> {
+///     // keys without `ret`: before the body
+///     let __observer_name = Some(::observer::__private::display(&(title)));
+///     let __observer_description = None;
+///     // the body, with `return` and `?` typed by the fn's return type
+///     // (async fn: `::observer::__private::typed_future::<Result<Doc, E>, _>(async move { .. }).await`)
+///     let __observer_ret = ::observer::__private::call::<Result<Doc, E>, _>(move || { /* original body */ });
+///     // keys with `ret`: after the body
+///     let __observer_id = match &__observer_ret {
+///         Ok(ret) => Some(::observer::__private::display(&(ret.id))),
+///         Err(_) => None,
+///     };
+///     let __observer_error = match &__observer_ret {
+///         Ok(_) => None,
+///         Err(e) => Some(/* e's Display (or Debug) message */),
+///     };
+///     ::observer::__private::record_audit(::observer::__private::AuditCall {
+///         action: ::observer::AuditAction::Create,
+///         resource: ::observer::ResourceType::Document,
+///         id: __observer_id,
+///         name: __observer_name,
+///         description: __observer_description,
+///         error: __observer_error,
+///         function: concat!(module_path!(), "::", "create_doc"),
+///     });
+///     __observer_ret
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn audit(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    expand::audit::expand(args.into(), item.clone()).unwrap_or_else(|e| expand::with_error(item, e)).into()
 }

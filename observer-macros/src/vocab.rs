@@ -104,3 +104,20 @@ pub(crate) fn suggest(table: &'static [Entry], name: &str) -> Option<&'static st
 pub(crate) fn names(table: &'static [Entry]) -> String {
     table.iter().map(|e| format!("`{}`", e.macro_name)).collect::<Vec<_>>().join(", ")
 }
+
+/// The closest of `candidates` to `name` (ignoring case and `_`), if it is close enough to be a likely misspelling.
+/// Used for the keys of the attribute macros, which are not vocabulary tables.
+pub(crate) fn closest(candidates: &[&'static str], name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase().replace('_', "");
+    candidates
+        .iter()
+        .map(|cand| (strsim::damerau_levenshtein(&lower, &cand.to_ascii_lowercase()), *cand))
+        .filter(|(d, cand)| *d <= 1.max(cand.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `candidates` as "`a`, `b`, `c`", for "expected one of …" messages.
+pub(crate) fn list(candidates: &[&str]) -> String {
+    candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+}

@@ -62,3 +62,46 @@ fn report_unrecorded(e: &crate::AuditError) {
         crate::export::fallback_to_stderr(&json);
     }
 }
+
+/// Runs the body of a sync `#[audit]` fn. Naming `R` (`call::<R, _>(move || body)`) gives `?` and `return` in
+/// the body the fn's return type.
+#[inline(always)]
+pub fn call<R, F: FnOnce() -> R>(body: F) -> R {
+    body()
+}
+
+/// Types the body of an async `#[audit]` fn as a future of `R` (`typed_future::<R, _>(async move body)`), so
+/// that `?` and `return` in it get the fn's return type.
+#[inline(always)]
+pub fn typed_future<R, F: ::core::future::Future<Output = R>>(body: F) -> F {
+    body
+}
+
+/// The error of an `Err` returned by an `#[audit]` fn, for its message: `Display` when the error type has it,
+/// else `Debug` (`(&&ErrorRef(e)).__observer_error_message()` with both traits in scope).
+#[derive(Debug)]
+pub struct ErrorRef<'a, T: ?Sized>(pub &'a T);
+
+/// The error message through `Display` (preferred: implemented on `&ErrorRef`).
+pub trait ErrorDisplay {
+    /// The message.
+    fn __observer_error_message(&self) -> String;
+}
+
+impl<T: ::core::fmt::Display + ?Sized> ErrorDisplay for &ErrorRef<'_, T> {
+    fn __observer_error_message(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// The error message through `Debug`, for error types without `Display`.
+pub trait ErrorDebug {
+    /// The message.
+    fn __observer_error_message(&self) -> String;
+}
+
+impl<T: ::core::fmt::Debug + ?Sized> ErrorDebug for ErrorRef<'_, T> {
+    fn __observer_error_message(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}

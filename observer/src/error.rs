@@ -49,7 +49,7 @@ pub enum AuditError {
         /// The configured queue capacity.
         capacity: usize,
         /// The event that was not recorded.
-        event: Box<AuditEvent>,
+        event: std::sync::Arc<AuditEvent>,
     },
     /// The event could not be written by the synchronous fallback writer (used before `init` and after shutdown).
     #[error("audit event {} could not be written: {source}", .event.event_id)]
@@ -57,7 +57,7 @@ pub enum AuditError {
         /// The underlying exporter error.
         source: ExporterError,
         /// The event that was not recorded.
-        event: Box<AuditEvent>,
+        event: std::sync::Arc<AuditEvent>,
     },
     /// An event could not be built from its parts (e.g. an unknown enum spelling).
     #[error("invalid audit event: {0}")]

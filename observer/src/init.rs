@@ -16,6 +16,7 @@ use crate::export::{DispatchStats, FileSink, Pipeline, PipelineSettings, Sink, S
 pub(crate) struct Runtime {
     pub(crate) config: ObserverConfig,
     pub(crate) claim_mappings: ClaimMappings,
+    service: ServiceFields,
     pipeline: Pipeline,
     sink_names: Vec<String>,
 }
@@ -146,7 +147,8 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
         .map_err(|source| ExporterError::Io { sink: "dispatcher thread".into(), source })?;
     // Decoding the bundled price table takes ~150 ms: do it off the caller's path.
     let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(crate::cost::warm_up);
-    let runtime = Arc::new(Runtime { config, claim_mappings, pipeline, sink_names });
+    let service = ServiceFields::new(&config);
+    let runtime = Arc::new(Runtime { config, claim_mappings, service, pipeline, sink_names });
     RUNTIME.store(Some(runtime.clone()));
     tracing::debug!(target: "observer", service = %runtime.config.service_name, sinks = ?runtime.sink_names, "observer initialised");
     Ok(ObserverGuard { runtime: Some(runtime), status: InitStatus::Initialized })
@@ -192,12 +194,13 @@ pub(crate) fn claim_mappings() -> ClaimMappings {
 
 /// Hands a finished event to the pipeline (filling in the service fields), or writes it synchronously when
 /// the SDK is not initialised. Returns the event as recorded.
-pub(crate) fn submit(mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
+pub(crate) fn submit(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
     let guard = RUNTIME.load();
     match guard.as_ref() {
         Some(rt) => {
-            fill_service(&mut event, &rt.config);
-            rt.pipeline.submit(Box::new(event.clone()))?;
+            fill_service(&mut event, &rt.service);
+            let event = Arc::new(event);
+            rt.pipeline.submit(event.clone())?;
             Ok(event)
         }
         None => {
@@ -207,15 +210,33 @@ pub(crate) fn submit(mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
     }
 }
 
-fn fill_service(event: &mut AuditEvent, config: &ObserverConfig) {
+/// The service fields of every event, shared so that filling them in is a reference-count increment.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceFields {
+    name: Arc<str>,
+    version: Arc<str>,
+    environment: Arc<str>,
+}
+
+impl ServiceFields {
+    fn new(config: &ObserverConfig) -> Self {
+        Self {
+            name: config.service_name.as_str().into(),
+            version: config.service_version.as_str().into(),
+            environment: config.environment.as_str().into(),
+        }
+    }
+}
+
+fn fill_service(event: &mut AuditEvent, service: &ServiceFields) {
     if event.service_name.is_empty() {
-        event.service_name.clone_from(&config.service_name);
+        event.service_name = service.name.clone();
     }
     if event.service_version.is_empty() {
-        event.service_version.clone_from(&config.service_version);
+        event.service_version = service.version.clone();
     }
     if event.environment.is_empty() {
-        event.environment.clone_from(&config.environment);
+        event.environment = service.environment.clone();
     }
 }
 
@@ -227,13 +248,13 @@ mod fallback {
     use crate::export::Record;
 
     struct Fallback {
-        config: ObserverConfig,
+        service: ServiceFields,
         sink: Arc<dyn Sink>,
     }
 
     static FALLBACK: Mutex<Option<Fallback>> = Mutex::new(None);
 
-    pub(super) fn write(mut event: AuditEvent) -> Result<AuditEvent, AuditError> {
+    pub(super) fn write(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
         let mut slot = FALLBACK.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             let config = ObserverConfig::from_env().unwrap_or_else(|e| {
@@ -250,19 +271,19 @@ mod fallback {
             };
             tracing::warn!(target: "observer", sink = %sink.name(), "audit event emitted without observer::init; writing synchronously");
             eprintln!("observer: audit event emitted without observer::init; writing synchronously to {}", sink.name());
-            *slot = Some(Fallback { config, sink });
+            *slot = Some(Fallback { service: ServiceFields::new(&config), sink });
         }
         let Some(fb) = slot.as_ref() else {
-            return Ok(event);
+            return Ok(Arc::new(event));
         };
-        fill_service(&mut event, &fb.config);
+        fill_service(&mut event, &fb.service);
         let json = match serde_json::to_vec(&event) {
             Ok(j) => j,
-            Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Box::new(event) }),
+            Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Arc::new(event) }),
         };
         match fb.sink.write(Record { event: &event, json: &json }).and_then(|()| fb.sink.flush()) {
-            Ok(()) => Ok(event),
-            Err(source) => Err(AuditError::WriteFailed { source, event: Box::new(event) }),
+            Ok(()) => Ok(Arc::new(event)),
+            Err(source) => Err(AuditError::WriteFailed { source, event: Arc::new(event) }),
         }
     }
 }

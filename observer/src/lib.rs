@@ -53,3 +53,10 @@ pub use cost::{calculate_cost, calculate_cost_cached, get_price, CostResult, Mod
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};
 pub use export::{DispatchStats, MemorySink, Sink};
 pub use init::{configure, flush, init, is_initialized, stats, InitStatus, ObserverGuard};
+#[doc(inline)]
+pub use observer_macros::audit;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

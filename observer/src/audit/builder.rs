@@ -141,13 +141,14 @@ impl<K> AuditBuilder<K> {
         &self.event
     }
 
-    /// Records the event: fills in the actor, the trace correlation and a default description, and hands it to
+    /// Records the event and returns it, shared with the pipeline (the `Arc` avoids a deep copy on the
+    /// caller's thread). Fills in the actor, the trace correlation and a default description, and hands it to
     /// the pipeline without blocking. Returns the event as recorded.
     ///
     /// # Errors
     /// [`AuditError::QueueFull`] (the queue is full; the event is inside the error, not recorded) or
     /// [`AuditError::WriteFailed`] (before `init`, the synchronous write failed).
-    pub fn emit(mut self) -> Result<AuditEvent, AuditError>
+    pub fn emit(mut self) -> Result<Arc<AuditEvent>, AuditError>
     where
         K: kind::Kind,
     {
@@ -169,19 +170,23 @@ impl<K> AuditBuilder<K> {
 }
 
 fn default_description(e: &AuditEvent) -> String {
-    let what = if e.resource_id.is_empty() {
-        e.resource_type.as_str().to_owned()
-    } else {
-        format!("{} {}", e.resource_type, e.resource_id)
-    };
     let failed = if e.outcome == AuditOutcome::Failure { " (failed)" } else { "" };
-    match e.audit_type {
-        AuditEventType::AiInteraction => {
-            let provider = e.metadata.get("provider").and_then(Value::as_str).unwrap_or("unknown");
-            format!("LLM interaction with {provider}/{}{failed}", e.resource_id)
-        }
-        _ => format!("{} {what}{failed}", e.action.past_tense()),
+    if e.audit_type == AuditEventType::AiInteraction {
+        let provider = e.metadata.get("provider").and_then(Value::as_str).unwrap_or("unknown");
+        return format!("LLM interaction with {provider}/{}{failed}", e.resource_id);
     }
+    // Built by hand: this runs on every emit without a description, on the caller's thread.
+    let (verb, kind) = (e.action.past_tense(), e.resource_type.as_str());
+    let mut s = String::with_capacity(verb.len() + kind.len() + e.resource_id.len() + failed.len() + 2);
+    s.push_str(verb);
+    s.push(' ');
+    s.push_str(kind);
+    if !e.resource_id.is_empty() {
+        s.push(' ');
+        s.push_str(&e.resource_id);
+    }
+    s.push_str(failed);
+    s
 }
 
 impl AuditAction {
@@ -400,7 +405,7 @@ impl AuditLogger {
     }
 
     /// Records a fully built event as it is (the actor is filled from the context if unset).
-    pub fn log_event(&self, event: AuditEvent) -> Result<AuditEvent, AuditError> {
+    pub fn log_event(&self, event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
         AuditBuilder::<kind::Generic> { event, fallback_actor: None, _kind: PhantomData }.emit()
     }
 

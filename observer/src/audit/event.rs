@@ -1,5 +1,6 @@
 //! [`AuditEvent`] and [`ChangeRecord`]: the audit event and its JSON shape.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -16,7 +17,7 @@ pub const SCHEMA_VERSION: &str = "1.0";
 /// `description`, `changes`, `service_version`, `environment`, `trace_id`/`span_id` and `schema_version`.
 /// Optional fields that are unset are left out of the JSON.
 ///
-/// Usually built by the [`audit`](crate::audit) helpers; construct one directly with [`AuditEvent::new`]
+/// Usually built by the [`audit`](mod@crate::audit) helpers; construct one directly with [`AuditEvent::new`]
 /// for the exporter API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -25,14 +26,14 @@ pub struct AuditEvent {
     /// When the event was created, RFC 3339 UTC ending in `Z` (microsecond precision).
     #[serde(with = "timestamp")]
     pub timestamp: DateTime<Utc>,
-    /// The emitting service (`ObserverConfig::service_name`).
-    pub service_name: String,
+    /// The emitting service (`ObserverConfig::service_name`; shared, so filling it in does not allocate).
+    pub service_name: Arc<str>,
     /// The emitting service's version.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub service_version: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub service_version: Arc<str>,
     /// The deployment environment (`ObserverConfig::environment`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub environment: String,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub environment: Arc<str>,
     /// The event category.
     pub audit_type: AuditEventType,
     /// What was done.
@@ -71,11 +72,15 @@ pub struct AuditEvent {
     pub span_id: Option<String>,
     /// Version of this JSON schema ([`SCHEMA_VERSION`]).
     #[serde(default = "schema_version")]
-    pub schema_version: String,
+    pub schema_version: Cow<'static, str>,
 }
 
-fn schema_version() -> String {
-    SCHEMA_VERSION.to_owned()
+fn schema_version() -> Cow<'static, str> {
+    Cow::Borrowed(SCHEMA_VERSION)
+}
+
+fn is_empty(s: &Arc<str>) -> bool {
+    s.is_empty()
 }
 
 impl AuditEvent {
@@ -91,9 +96,9 @@ impl AuditEvent {
         Self {
             event_id: new_event_id(),
             timestamp: Utc::now().trunc_subsecs(6),
-            service_name: String::new(),
-            service_version: String::new(),
-            environment: String::new(),
+            service_name: Arc::from(""),
+            service_version: Arc::from(""),
+            environment: Arc::from(""),
             audit_type,
             action,
             resource_type,

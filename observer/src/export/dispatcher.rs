@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use super::{Record, Sink};
 use crate::audit::AuditEvent;
@@ -14,8 +14,12 @@ use crate::error::{AuditError, ExporterError};
 
 /// Most events taken from the queue before the sinks are flushed.
 const MAX_BATCH: usize = 1024;
-/// How long the dispatcher waits for work before syncing the sinks.
-const IDLE: Duration = Duration::from_millis(200);
+/// How long the dispatcher sleeps between polls of a busy queue (the added delivery latency).
+const POLL: Duration = Duration::from_millis(1);
+/// After this long without work the dispatcher syncs the sinks and blocks on the queue.
+const BLOCK_AFTER: Duration = Duration::from_millis(50);
+/// Longest single block on an empty queue.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// Counters of the audit pipeline since [`init`](crate::init). Read with [`stats`](crate::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +47,7 @@ struct Counters {
 }
 
 enum Command {
-    Event(Box<AuditEvent>),
+    Event(Arc<AuditEvent>),
     Flush(Sender<Result<(), ExporterError>>),
     Shutdown(Sender<Result<(), ExporterError>>),
 }
@@ -73,7 +77,7 @@ impl Pipeline {
     }
 
     /// Hands an event to the dispatcher without blocking.
-    pub(crate) fn submit(&self, event: Box<AuditEvent>) -> Result<(), AuditError> {
+    pub(crate) fn submit(&self, event: Arc<AuditEvent>) -> Result<(), AuditError> {
         match self.tx.try_send(Command::Event(event)) {
             Ok(()) => {
                 self.counters.accepted.fetch_add(1, Ordering::Relaxed);
@@ -157,20 +161,36 @@ struct Dispatcher {
 impl Dispatcher {
     fn run(mut self) {
         let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
+        let mut last_work = Instant::now();
         loop {
-            match self.rx.recv_timeout(IDLE) {
+            // While events keep coming, poll with short sleeps instead of blocking on the queue: a blocked
+            // receiver makes every sender pay a futex wake-up (a syscall) on its own thread. After a quiet
+            // spell, sync the sinks and block, so an idle service costs nothing.
+            match self.rx.try_recv() {
                 Ok(cmd) => batch.push(cmd),
-                Err(RecvTimeoutError::Timeout) => {
+                Err(TryRecvError::Empty) if last_work.elapsed() < BLOCK_AFTER => {
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+                Err(TryRecvError::Empty) => {
                     if self.dirty {
                         let _ = self.sync_all();
                     }
-                    continue;
+                    match self.rx.recv_timeout(IDLE) {
+                        Ok(cmd) => batch.push(cmd),
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            let _ = self.shutdown_all();
+                            return;
+                        }
+                    }
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(TryRecvError::Disconnected) => {
                     let _ = self.shutdown_all();
                     return;
                 }
             }
+            last_work = Instant::now();
             while batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(cmd) => batch.push(cmd),

@@ -1,0 +1,263 @@
+//! Arguments of the attribute macros, parsed into typed structs.
+//!
+//! Parsing checks only the shape of the arguments; names are checked against the vocabulary in
+//! [`crate::valid`], so that independent mistakes are reported together.
+
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::{Expr, Ident, LitStr, Path, Token};
+
+use crate::vocab;
+
+/// The keys `#[audit]` accepts after the action and the resource type, for "expected one of …" messages.
+pub(crate) const AUDIT_KEYS: &[&str] = &["id", "name", "description", "crate"];
+
+mod kw {
+    syn::custom_keyword!(id);
+    syn::custom_keyword!(name);
+    syn::custom_keyword!(description);
+}
+
+/// `#[audit(action, Resource, key = expr, ..)]`.
+pub(crate) struct AuditArgs {
+    /// The action as written (`create`, `read`, …); checked in `valid`.
+    pub action: Ident,
+    /// The resource type as written (`Document`, …); checked in `valid`.
+    pub resource: Ident,
+    /// The `key = value` pairs in the order written.
+    pub keys: Vec<AuditKey>,
+}
+
+/// One `key = value` argument of `#[audit]`.
+pub(crate) enum AuditKey {
+    /// `id = expr`.
+    Id(Ident, Expr),
+    /// `name = expr`.
+    Name(Ident, Expr),
+    /// `description = expr`.
+    Description(Ident, Expr),
+    /// `crate = path`.
+    Crate(Ident, Path),
+    /// Any other `ident = expr`, reported in `valid` with a suggestion.
+    Unknown(Ident),
+}
+
+impl AuditKey {
+    /// The key as written, for spans and duplicate checks.
+    pub(crate) fn key(&self) -> &Ident {
+        match self {
+            Self::Id(k, _) | Self::Name(k, _) | Self::Description(k, _) | Self::Crate(k, _) | Self::Unknown(k) => k,
+        }
+    }
+}
+
+impl Parse for AuditArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "`#[audit]` needs an action and a resource type, e.g. `#[audit(create, Document, id = doc.id)]`",
+            ));
+        }
+        let action = positional(input, None)?;
+        if input.is_empty() {
+            return Err(missing_resource(&action, None));
+        }
+        input.parse::<Token![,]>()?;
+        if input.is_empty() {
+            return Err(missing_resource(&action, None));
+        }
+        let resource = positional(input, Some(&action))?;
+        let mut keys = Vec::new();
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            keys.push(input.parse()?);
+        }
+        Ok(Self { action, resource, keys })
+    }
+}
+
+/// The action (`after` is `None`) or the resource type (`after` is the action): a bare name not followed by `=`.
+fn positional(input: ParseStream<'_>, after: Option<&Ident>) -> syn::Result<Ident> {
+    if !input.peek(Ident::peek_any) {
+        let (what, table) = match after {
+            None => ("action", vocab::ACTIONS),
+            Some(_) => ("resource type", vocab::RESOURCES),
+        };
+        let expected = vocab::names(table);
+        return Err(syn::Error::new(input.span(), format!("expected the {what} of `#[audit]`, one of: {expected}")));
+    }
+    let ident = input.call(Ident::parse_any)?;
+    if input.peek(Token![=]) {
+        return Err(match after {
+            None => syn::Error::new(
+                ident.span(),
+                format!(
+                    "missing action in `#[audit]`; write it first, e.g. `#[audit(create, Document, {ident} = ..)]`; \
+                     expected one of: {}",
+                    vocab::names(vocab::ACTIONS)
+                ),
+            ),
+            Some(action) => missing_resource(action, Some(&ident)),
+        });
+    }
+    Ok(ident)
+}
+
+/// The resource type is missing after `action`; `key` is the key found in its place, if any.
+fn missing_resource(action: &Ident, key: Option<&Ident>) -> syn::Error {
+    let example = match key {
+        Some(key) => format!("#[audit({action}, Document, {key} = ..)]"),
+        None => format!("#[audit({action}, Document)]"),
+    };
+    syn::Error::new(
+        key.unwrap_or(action).span(),
+        format!(
+            "missing resource type in `#[audit]`; write it after the action, e.g. `{example}`; expected one of: {}",
+            vocab::names(vocab::RESOURCES)
+        ),
+    )
+}
+
+impl Parse for AuditKey {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let lookahead = input.lookahead1();
+        let is_known = lookahead.peek(kw::id)
+            || lookahead.peek(kw::name)
+            || lookahead.peek(kw::description)
+            || lookahead.peek(Token![crate]);
+        if !is_known && !input.peek(Ident::peek_any) {
+            return Err(lookahead.error());
+        }
+        let key = input.call(Ident::parse_any)?;
+        if !input.peek(Token![=]) {
+            let example = if key == "crate" { "::observer" } else { "<expr>" };
+            return Err(syn::Error::new(
+                key.span(),
+                format!("missing value for `{key}` in `#[audit]`; write `{key} = {example}`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let name = key.to_string();
+        Ok(match name.as_str() {
+            "id" => Self::Id(key, input.parse()?),
+            "name" => Self::Name(key, input.parse()?),
+            "description" => Self::Description(key, input.parse()?),
+            "crate" => {
+                if input.peek(LitStr) {
+                    let lit: LitStr = input.parse()?;
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "expected a path for `crate` in `#[audit]`, not a string; write `crate = {}`",
+                            lit.value()
+                        ),
+                    ));
+                }
+                let path = input.call(Path::parse_mod_style).map_err(|e| {
+                    syn::Error::new(e.span(), "expected a path for `crate` in `#[audit]`, e.g. `crate = ::observer`")
+                })?;
+                Self::Crate(key, path)
+            }
+            _ => {
+                // Parse and drop the value so that the remaining keys are still checked.
+                let _: Expr = input.parse()?;
+                Self::Unknown(key)
+            }
+        })
+    }
+}
+
+/// Whether `expr` mentions the identifier `ret` (not as a field or path segment, e.g. `x.ret` or `m::ret`), or
+/// names it inside a format string (`"{ret}"`, `"{ret:?}"`).
+pub(crate) fn mentions_ret(expr: &Expr) -> bool {
+    fn walk(tokens: proc_macro2::TokenStream) -> bool {
+        let mut after_dot_or_path = false;
+        for tt in tokens {
+            match tt {
+                proc_macro2::TokenTree::Ident(i) => {
+                    if i == "ret" && !after_dot_or_path {
+                        return true;
+                    }
+                    after_dot_or_path = false;
+                }
+                proc_macro2::TokenTree::Punct(p) => {
+                    after_dot_or_path = p.as_char() == '.' || p.as_char() == ':';
+                }
+                proc_macro2::TokenTree::Group(g) => {
+                    if walk(g.stream()) {
+                        return true;
+                    }
+                    after_dot_or_path = false;
+                }
+                proc_macro2::TokenTree::Literal(l) => {
+                    let s = l.to_string();
+                    if s.starts_with('"') && (s.contains("{ret}") || s.contains("{ret:")) {
+                        return true;
+                    }
+                    after_dot_or_path = false;
+                }
+            }
+        }
+        false
+    }
+    walk(quote::ToTokens::to_token_stream(expr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> syn::Result<AuditArgs> {
+        syn::parse_str(s)
+    }
+
+    fn err(s: &str) -> String {
+        args(s).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn parses_all_keys() {
+        let a = args("create, Document, id = doc.id, name = doc.title, description = \"x\", crate = ::observer,")
+            .expect("parses");
+        assert_eq!(a.action, "create");
+        assert_eq!(a.resource, "Document");
+        let keys: Vec<String> = a.keys.iter().map(|k| k.key().to_string()).collect();
+        assert_eq!(keys, ["id", "name", "description", "crate"]);
+    }
+
+    #[test]
+    fn keyword_action_is_parsed_for_the_vocabulary_check() {
+        assert_eq!(args("crate, Document").expect("parses").action, "crate");
+    }
+
+    #[test]
+    fn shape_errors() {
+        assert!(err("").contains("needs an action and a resource type"));
+        assert!(err("create").starts_with("missing resource type in `#[audit]`"));
+        assert!(err("create, id = 1").starts_with("missing resource type in `#[audit]`"));
+        assert!(err("id = 1").starts_with("missing action in `#[audit]`"));
+        assert_eq!(err("create, Document, id"), "missing value for `id` in `#[audit]`; write `id = <expr>`");
+        assert!(err("create, Document, crate = \"obs\"").contains("write `crate = obs`"));
+        assert!(err("create, Document, crate = 1").starts_with("expected a path for `crate`"));
+        assert!(err("create, Document, 1").contains("expected one of"));
+    }
+
+    #[test]
+    fn detects_ret() {
+        let m = |s: &str| mentions_ret(&syn::parse_str(s).expect("expr"));
+        assert!(m("ret.id"));
+        assert!(m("ret"));
+        assert!(m("format!(\"{}-{}\", a, ret.id)"));
+        assert!(m("format!(\"{ret}\")"));
+        assert!(m("f(&ret)"));
+        assert!(!m("doc.ret"));
+        assert!(!m("m::ret"));
+        assert!(!m("doc.id"));
+        assert!(!m("\"ret\""));
+    }
+}

@@ -1,0 +1,249 @@
+//! Checks of the parsed arguments against the vocabulary and against each other, and of the annotated item.
+//!
+//! Independent mistakes are gathered into one combined [`syn::Error`], so that a user sees all of them at once.
+
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+use syn::{Expr, Ident, Item, ItemFn, Path};
+
+use crate::attr::{AuditArgs, AuditKey, AUDIT_KEYS};
+use crate::vocab::{self, Entry};
+
+/// Collects independent errors.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    /// `Ok(())` when nothing was pushed, else every error combined.
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// `#[audit]` arguments after every check.
+pub(crate) struct Audit {
+    pub action: &'static Entry,
+    pub resource: &'static Entry,
+    pub id: Option<Expr>,
+    pub name: Option<Expr>,
+    pub description: Option<Expr>,
+    /// `crate = path`, default `::observer`.
+    pub krate: Path,
+}
+
+/// Checks the action and resource type against the vocabulary and the keys for typos and duplicates.
+pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
+    let mut errors = Errors::default();
+    let action = vocab::lookup(vocab::ACTIONS, &args.action.to_string());
+    let resource = vocab::lookup(vocab::RESOURCES, &args.resource.to_string());
+    let swapped = action.is_none()
+        && resource.is_none()
+        && vocab::lookup(vocab::RESOURCES, &args.action.to_string()).is_some()
+        && vocab::lookup(vocab::ACTIONS, &args.resource.to_string()).is_some();
+    if swapped {
+        let (a, r) = (&args.action, &args.resource);
+        errors.push(syn::Error::new_spanned(
+            quote::quote!(#a, #r),
+            format!("the action comes first in `#[audit]`: write `#[audit({r}, {a}, ..)]`"),
+        ));
+    } else {
+        if action.is_none() {
+            errors.push(unknown_name(&args.action, "action", vocab::ACTIONS));
+        }
+        if resource.is_none() {
+            errors.push(unknown_name(&args.resource, "resource type", vocab::RESOURCES));
+        }
+    }
+
+    let (mut id, mut name, mut description, mut krate) = (None, None, None, None);
+    let mut seen: Vec<String> = Vec::new();
+    for key in args.keys {
+        let k = key.key().to_string();
+        if seen.contains(&k) {
+            errors.push(syn::Error::new_spanned(
+                key.key(),
+                format!("duplicate key `{k}` in `#[audit]`; each key may be given once"),
+            ));
+            continue;
+        }
+        seen.push(k);
+        match key {
+            AuditKey::Id(_, e) => id = Some(e),
+            AuditKey::Name(_, e) => name = Some(e),
+            AuditKey::Description(_, e) => description = Some(e),
+            AuditKey::Crate(_, p) => krate = Some(p),
+            AuditKey::Unknown(k) => errors.push(unknown_key(&k)),
+        }
+    }
+    errors.finish()?;
+    match (action, resource) {
+        (Some(action), Some(resource)) => Ok(Audit {
+            action,
+            resource,
+            id,
+            name,
+            description,
+            krate: krate.unwrap_or_else(|| syn::parse_quote!(::observer)),
+        }),
+        // Unreachable: a missing entry pushed an error above.
+        _ => Err(syn::Error::new_spanned(&args.action, "invalid `#[audit]` arguments")),
+    }
+}
+
+fn unknown_name(ident: &Ident, what: &str, table: &'static [Entry]) -> syn::Error {
+    let name = ident.to_string();
+    let hint = vocab::suggest(table, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
+    syn::Error::new_spanned(
+        ident,
+        format!("unknown {what} `{name}` in `#[audit]`{hint} expected one of: {}", vocab::names(table)),
+    )
+}
+
+fn unknown_key(ident: &Ident) -> syn::Error {
+    let name = ident.to_string();
+    let hint =
+        vocab::closest(AUDIT_KEYS, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
+    syn::Error::new_spanned(
+        ident,
+        format!("unknown key `{name}` in `#[audit]`{hint} expected one of: {}", vocab::list(AUDIT_KEYS)),
+    )
+}
+
+/// The annotated item as a function with a body, or an error naming what it is instead.
+pub(crate) fn function(attr: &str, item: TokenStream) -> syn::Result<ItemFn> {
+    let parsed: Item = syn::parse2(item.clone())?;
+    let kind = match parsed {
+        Item::Fn(f) => {
+            if let Some(c) = &f.sig.constness {
+                return Err(syn::Error::new_spanned(
+                    c,
+                    format!("`#[{attr}]` cannot be applied to a `const fn`: it records at run time"),
+                ));
+            }
+            if let syn::ReturnType::Type(_, ty) = &f.sig.output {
+                if let syn::Type::Never(never) = &**ty {
+                    return Err(syn::Error::new_spanned(
+                        never,
+                        format!("`#[{attr}]` cannot be applied to a function that never returns (`-> !`)"),
+                    ));
+                }
+            }
+            return Ok(f);
+        }
+        Item::Verbatim(tokens) => {
+            if let Ok(f) = syn::parse2::<syn::TraitItemFn>(tokens) {
+                return Err(syn::Error::new_spanned(
+                    &f.sig,
+                    format!("`#[{attr}]` needs a function with a body; this one has none"),
+                ));
+            }
+            "this item"
+        }
+        Item::Struct(_) => "a struct",
+        Item::Enum(_) => "an enum",
+        Item::Union(_) => "a union",
+        Item::Impl(_) => "an impl block (put it on each method instead)",
+        Item::Trait(_) => "a trait (put it on each method with a body instead)",
+        Item::Mod(_) => "a module",
+        Item::Const(_) => "a constant",
+        Item::Static(_) => "a static",
+        Item::Type(_) => "a type alias",
+        Item::Use(_) => "a `use` declaration",
+        Item::ForeignMod(_) => "an extern block",
+        Item::Macro(_) => "a macro invocation",
+        _ => "this item",
+    };
+    Err(syn::Error::new_spanned(
+        item_head(item),
+        format!("`#[{attr}]` can only be applied to a function (`fn` or `async fn`), not to {kind}"),
+    ))
+}
+
+/// The tokens of an item before its body or generics, without its attributes: `pub struct Name`.
+fn item_head(item: TokenStream) -> TokenStream {
+    let mut head = TokenStream::new();
+    let mut tokens = item.clone().into_iter();
+    let (mut in_attrs, mut after_pub) = (true, false);
+    while let Some(tt) = tokens.next() {
+        match &tt {
+            TokenTree::Punct(p) if in_attrs && p.as_char() == '#' => {
+                tokens.next(); // the `[..]` of an outer attribute
+                continue;
+            }
+            // `pub(crate)` belongs to the head; any other group starts the body.
+            TokenTree::Group(g) if after_pub && g.delimiter() == Delimiter::Parenthesis => {}
+            TokenTree::Group(_) => break,
+            TokenTree::Punct(p) if matches!(p.as_char(), '<' | ';' | '=') => break,
+            _ => {}
+        }
+        in_attrs = false;
+        after_pub = matches!(&tt, TokenTree::Ident(i) if i == "pub");
+        head.extend([tt]);
+    }
+    if head.is_empty() {
+        item
+    } else {
+        head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &str) -> String {
+        syn::parse_str::<AuditArgs>(args).and_then(audit).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn accepts_the_vocabulary() {
+        for a in vocab::ACTIONS {
+            for r in vocab::RESOURCES {
+                assert_eq!(check(&format!("{}, {}", a.macro_name, r.macro_name)), "");
+            }
+        }
+    }
+
+    #[test]
+    fn suggests_the_nearest_name() {
+        assert!(check("crate, Document").starts_with("unknown action `crate` in `#[audit]`; did you mean `create`?"));
+        assert!(check("create, Documnet")
+            .starts_with("unknown resource type `Documnet` in `#[audit]`; did you mean `Document`?"));
+        assert!(check("create, document").contains("did you mean `Document`?"));
+        assert!(check("create, Document, idd = 1").starts_with("unknown key `idd` in `#[audit]`; did you mean `id`?"));
+        assert!(check("create, Document, zzzz = 1").starts_with("unknown key `zzzz` in `#[audit]`; expected one of"));
+        assert_eq!(
+            check("Document, create"),
+            "the action comes first in `#[audit]`: write `#[audit(create, Document, ..)]`"
+        );
+        assert_eq!(
+            check("create, Document, id = 1, id = 2"),
+            "duplicate key `id` in `#[audit]`; each key may be given once"
+        );
+    }
+
+    #[test]
+    fn gathers_independent_errors() {
+        let e = syn::parse_str::<AuditArgs>("craete, Documnet, idd = 1").and_then(audit).err().expect("errors");
+        assert_eq!(e.into_iter().count(), 3);
+    }
+
+    #[test]
+    fn names_the_item_kind() {
+        let e =
+            |s: &str| function("audit", s.parse().expect("tokens")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e("#[derive(Debug)] pub struct Doc { id: u32 }").ends_with("not to a struct"));
+        assert!(e("const fn f() {}").contains("`const fn`"));
+        assert!(e("fn f() -> ! { loop {} }").contains("never returns"));
+        assert!(e("fn f(&self);").contains("needs a function with a body"));
+        assert_eq!(e("pub(crate) async fn f() {}"), "");
+        let head = item_head("#[derive(Debug)] pub(crate) struct Doc<T> { id: T }".parse().expect("tokens"));
+        assert_eq!(head.to_string(), "pub (crate) struct Doc");
+    }
+}

@@ -1,0 +1,8 @@
+#[observer::audit(read, Configuration)]
+const fn limit() -> u32 {
+    10
+}
+
+fn main() {
+    let _ = limit();
+}

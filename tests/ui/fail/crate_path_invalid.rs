@@ -1,0 +1,8 @@
+#[observer::audit(create, Document, id = doc_id, crate = 1 + 2)]
+fn create_doc(doc_id: &str) {
+    let _ = doc_id;
+}
+
+fn main() {
+    create_doc("doc-1");
+}

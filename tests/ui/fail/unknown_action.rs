@@ -1,0 +1,8 @@
+#[observer::audit(crate, Document, id = doc_id)]
+fn create_doc(doc_id: &str) {
+    let _ = doc_id;
+}
+
+fn main() {
+    create_doc("doc-1");
+}
