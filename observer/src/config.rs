@@ -275,7 +275,21 @@ pub struct KafkaConfig {
     pub compression: Compression,
     /// Idempotent producer (no duplicates from producer retries). Default `true`.
     pub enable_idempotence: bool,
+    /// How long librdkafka keeps trying to deliver a message before reporting it failed (it then goes to the
+    /// spool). Default 30,000 ms. Env `KAFKA_MESSAGE_TIMEOUT_MS`.
+    pub message_timeout_ms: u64,
+    /// CA certificate file for SSL / SASL_SSL (PEM). Env `KAFKA_SSL_CA_LOCATION`.
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Directory of the durable spool for events the broker has not acknowledged. Default `observer-spool`
+    /// in the working directory. One process per directory (it is locked). Env `OBSERVER_SPOOL_DIR`.
+    pub spool_dir: Option<PathBuf>,
+    /// Size limit of the spool in bytes. Default 1 GiB. When reached, further undeliverable events are
+    /// written to stderr (`observer-kafka-fallback: …`), counted and reported as errors. Env `OBSERVER_SPOOL_MAX_BYTES`.
+    pub spool_max_bytes: u64,
 }
+
+/// The spool directory used when `KafkaConfig::spool_dir` is not set.
+pub const DEFAULT_SPOOL_DIR: &str = "observer-spool";
 
 impl Default for KafkaConfig {
     fn default() -> Self {
@@ -296,12 +310,20 @@ impl Default for KafkaConfig {
             linger_ms: 5,
             compression: Compression::None,
             enable_idempotence: true,
+            message_timeout_ms: 30_000,
+            ssl_ca_location: None,
+            spool_dir: None,
+            spool_max_bytes: 1 << 30,
         }
     }
 }
 
 /// The `KAFKA_*` variables [`KafkaConfig::apply_env_from`] reads.
-const KAFKA_ENV_VARS: [&str; 10] = [
+const KAFKA_ENV_VARS: [&str; 14] = [
+    "KAFKA_MESSAGE_TIMEOUT_MS",
+    "KAFKA_SSL_CA_LOCATION",
+    "OBSERVER_SPOOL_DIR",
+    "OBSERVER_SPOOL_MAX_BYTES",
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_CLIENT_ID",
     "KAFKA_AUDIT_TOPIC",
@@ -352,7 +374,8 @@ impl KafkaConfig {
 
     /// Applies `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_CLIENT_ID`, `KAFKA_AUDIT_TOPIC`, `KAFKA_TRACE_TOPIC`,
     /// `KAFKA_WORKFLOW_TOPIC`, `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
-    /// `KAFKA_SASL_PASSWORD` and `KAFKA_ACKS` from `lookup`.
+    /// `KAFKA_SASL_PASSWORD`, `KAFKA_ACKS`, `KAFKA_MESSAGE_TIMEOUT_MS`, `KAFKA_SSL_CA_LOCATION`,
+    /// `OBSERVER_SPOOL_DIR` and `OBSERVER_SPOOL_MAX_BYTES` from `lookup`.
     pub fn apply_env_from(&mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigurationError> {
         let strings: [(&str, &mut String); 6] = [
             ("KAFKA_BOOTSTRAP_SERVERS", &mut self.bootstrap_servers),
@@ -383,6 +406,18 @@ impl KafkaConfig {
         }
         if let Some(p) = lookup("KAFKA_SASL_PASSWORD") {
             self.sasl_password = Some(Secret::new(p));
+        }
+        if let Some(ms) = env_parse::<u64>(lookup, "KAFKA_MESSAGE_TIMEOUT_MS")? {
+            self.message_timeout_ms = ms;
+        }
+        if let Some(p) = lookup("KAFKA_SSL_CA_LOCATION") {
+            self.ssl_ca_location = Some(p.into());
+        }
+        if let Some(p) = lookup("OBSERVER_SPOOL_DIR") {
+            self.spool_dir = Some(p.into());
+        }
+        if let Some(n) = env_parse::<u64>(lookup, "OBSERVER_SPOOL_MAX_BYTES")? {
+            self.spool_max_bytes = n;
         }
         Ok(())
     }
@@ -419,6 +454,15 @@ impl KafkaConfig {
         }
         if self.batch_size == 0 {
             return Err(ConfigurationError::new("kafka.batch_size", "must be greater than zero"));
+        }
+        if self.enable_idempotence && self.retries == 0 {
+            return Err(ConfigurationError::new("kafka.retries", "the idempotent producer needs retries > 0"));
+        }
+        if !(1_000..=3_600_000).contains(&self.message_timeout_ms) {
+            return Err(ConfigurationError::new("kafka.message_timeout_ms", "must be between 1000 and 3600000"));
+        }
+        if self.spool_max_bytes < 1 << 20 {
+            return Err(ConfigurationError::new("kafka.spool_max_bytes", "must be at least 1 MiB"));
         }
         if self.linger_ms > 900_000 {
             return Err(ConfigurationError::new("kafka.linger_ms", "must be at most 900000"));

@@ -86,6 +86,9 @@ pub enum ExporterError {
     /// The exporter has been shut down.
     #[error("exporter is shut down")]
     ShutDown,
+    /// The Kafka topic does not exist on the cluster (and the cluster does not create topics on demand).
+    #[error("Kafka topic `{0}` does not exist; create it, or enable auto-creation on the cluster")]
+    UnknownTopic(String),
     /// Any other exporter failure.
     #[error("{0}")]
     Other(String),

@@ -18,8 +18,13 @@ pub(crate) struct Runtime {
     pub(crate) claim_mappings: ClaimMappings,
     service: ServiceFields,
     pipeline: Pipeline,
+    #[cfg(feature = "kafka")]
+    kafka: Option<crate::export::kafka::KafkaExporter>,
     sink_names: Vec<String>,
 }
+
+/// Extra time the guard waits beyond `flush_timeout` for sinks to move undelivered events somewhere durable.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 static RUNTIME: ArcSwapOption<Runtime> = ArcSwapOption::const_empty();
 static INIT_LOCK: Mutex<()> = Mutex::new(());
@@ -99,7 +104,9 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
     while Arc::strong_count(&rt) > 1 && Instant::now() < deadline {
         std::thread::yield_now();
     }
-    let res = rt.pipeline.shutdown(rt.config.flush_timeout);
+    // The sinks get `flush_timeout` to deliver; the grace covers the Kafka sink moving what is left into its
+    // spool after that.
+    let res = rt.pipeline.shutdown(rt.config.flush_timeout + SHUTDOWN_GRACE);
     let stats = rt.pipeline.stats();
     if stats.rejected_queue_full > 0 || stats.sink_errors > 0 || stats.pending > 0 {
         tracing::warn!(
@@ -142,13 +149,39 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
         sinks.push(sink);
     }
     sinks.extend(config.extra_sinks.iter().cloned());
+    #[cfg(feature = "kafka")]
+    let kafka = if config.kafka_enabled {
+        let kafka_config = config.kafka.clone().unwrap_or_default();
+        let exporter = crate::export::kafka::KafkaExporter::new(kafka_config)?;
+        exporter.initialize();
+        sinks.push(Arc::new(crate::export::kafka::KafkaSink::new(exporter.clone(), config.flush_timeout)));
+        Some(exporter)
+    } else {
+        None
+    };
+    #[cfg(not(feature = "kafka"))]
+    if config.kafka_enabled {
+        return Err(crate::ConfigurationError::new(
+            "kafka_enabled",
+            "this build of observer has no Kafka support; enable the `kafka` cargo feature",
+        )
+        .into());
+    }
     let sink_names = sinks.iter().map(|s| s.name()).collect();
     let pipeline = Pipeline::start(PipelineSettings { capacity: config.queue_capacity }, sinks)
         .map_err(|source| ExporterError::Io { sink: "dispatcher thread".into(), source })?;
     // Decoding the bundled price table takes ~150 ms: do it off the caller's path.
     let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(crate::cost::warm_up);
     let service = ServiceFields::new(&config);
-    let runtime = Arc::new(Runtime { config, claim_mappings, service, pipeline, sink_names });
+    let runtime = Arc::new(Runtime {
+        config,
+        claim_mappings,
+        service,
+        pipeline,
+        #[cfg(feature = "kafka")]
+        kafka,
+        sink_names,
+    });
     RUNTIME.store(Some(runtime.clone()));
     tracing::debug!(target: "observer", service = %runtime.config.service_name, sinks = ?runtime.sink_names, "observer initialised");
     Ok(ObserverGuard { runtime: Some(runtime), status: InitStatus::Initialized })
@@ -180,11 +213,26 @@ pub fn stats() -> Option<DispatchStats> {
 
 /// Waits until every audit event emitted so far is written and synced by every sink (at most `timeout`).
 /// Before [`init`] events are written synchronously, so there is nothing to wait for.
+///
+/// With Kafka enabled this also waits until the broker acknowledged them (or they were spooled).
 pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
-    match RUNTIME.load_full() {
-        Some(rt) => rt.pipeline.flush(timeout),
-        None => Ok(()),
+    let Some(rt) = RUNTIME.load_full() else { return Ok(()) };
+    let deadline = Instant::now() + timeout;
+    rt.pipeline.flush(timeout)?;
+    #[cfg(feature = "kafka")]
+    if let Some(k) = &rt.kafka {
+        k.flush(deadline.saturating_duration_since(Instant::now()))?;
     }
+    let _ = deadline;
+    Ok(())
+}
+
+/// The process's shared Kafka exporter (one producer per process), when `init` enabled Kafka. Tracers and
+/// direct exports should use it instead of creating producers of their own.
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub fn kafka_exporter() -> Option<crate::export::kafka::KafkaExporter> {
+    RUNTIME.load().as_ref().and_then(|r| r.kafka.clone())
 }
 
 /// The configured Keycloak claim mappings (the defaults before [`init`]).

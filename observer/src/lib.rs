@@ -52,6 +52,8 @@ pub use config::{AuditSink, KafkaConfig, ObserverConfig, Secret};
 pub use cost::{calculate_cost, calculate_cost_cached, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};
 pub use export::{DispatchStats, MemorySink, Sink};
+#[cfg(feature = "kafka")]
+pub use init::kafka_exporter;
 pub use init::{configure, flush, init, is_initialized, stats, InitStatus, ObserverGuard};
 #[doc(inline)]
 pub use observer_macros::audit;

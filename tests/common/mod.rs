@@ -7,6 +7,7 @@ use std::time::Duration;
 use observer::{AuditEvent, AuditSink, MemorySink, ObserverConfig, ObserverGuard};
 
 /// The memory sink of this test binary's process-wide `init` (tests in one binary share it).
+#[allow(dead_code)]
 pub fn memory_sink() -> &'static MemorySink {
     static SINK: OnceLock<(MemorySink, ObserverGuard)> = OnceLock::new();
     &SINK
@@ -33,3 +34,6 @@ pub fn recorded_json(event: &AuditEvent) -> serde_json::Value {
     sink.wait_for(Duration::from_secs(10), |e| e.event_id == id).expect("event reached the sink");
     sink.json().into_iter().find(|j| j["event_id"] == id.as_str()).expect("json of the event")
 }
+
+#[cfg(feature = "kafka")]
+pub mod kafka;

@@ -6,7 +6,11 @@
 //! the dispatcher already took.
 
 mod dispatcher;
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub mod kafka;
 mod sinks;
+pub mod spool;
 
 pub(crate) use dispatcher::fallback_to_stderr;
 pub use dispatcher::DispatchStats;

@@ -1,0 +1,836 @@
+//! Kafka export on `rdkafka`, with a durable disk [spool](super::spool) for whatever the broker has not
+//! acknowledged. Feature `kafka`.
+//!
+//! # Delivery guarantees
+//! * **Never blocks the caller.** Sending hands the message to librdkafka's in-memory queue; when that queue is
+//!   full the message goes straight to the spool.
+//! * **At least once, nothing dropped.** A message librdkafka reports as failed (broker down past
+//!   `message_timeout_ms`, unknown topic, queue full, purged at shutdown) is appended to the spool and fsynced,
+//!   then re-sent, oldest segment first, when the broker takes messages again — also by the next process that
+//!   opens the same spool directory. Re-sending after a purge or an unacknowledged attempt can duplicate an
+//!   event; every audit event carries a unique `event_id` (also a header) for consumers to de-duplicate on.
+//! * **Shutdown** ([`KafkaExporter::shutdown`], called by the init guard) waits up to its timeout for
+//!   acknowledgements, then purges what is still in flight into the spool, so an orderly exit loses nothing.
+//!   A hard crash (SIGKILL) loses what was only in librdkafka's memory (at most `message_timeout_ms` worth).
+//! * **Spool full** (`spool_max_bytes`): each further undeliverable message is written to stderr as
+//!   `observer-kafka-fallback: topic=… key=… <payload>`, counted in [`KafkaStats::spool_overflow`] and
+//!   reported as an error.
+//! * **Ordering**: one resource's audit events share a message key (`RESOURCE_TYPE:resource_id`), so they land
+//!   in one partition in order while the broker is up. Events that went through the spool are re-sent after
+//!   newer live events.
+//!
+//! ```no_run
+//! use observer::export::kafka::KafkaExporter;
+//! use observer::{AuditEvent, KafkaConfig};
+//! # fn main() -> Result<(), observer::ExporterError> {
+//! let exporter = KafkaExporter::new(KafkaConfig { bootstrap_servers: "kafka:9092".into(), ..Default::default() })?;
+//! exporter.initialize();
+//! # let event = observer::audit::log_create(observer::ResourceType::Document, "doc-123").emit().unwrap();
+//! let result = exporter.export_audit(&event);
+//! println!("Export success: {}", result.success);
+//! exporter.export_custom_event("custom-events", "my-key", &serde_json::json!({"event_type": "custom"}));
+//! exporter.flush(std::time::Duration::from_secs(5))?;
+//! exporter.shutdown(std::time::Duration::from_secs(5))?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
+use rdkafka::ClientContext;
+
+use super::spool::{Segment, Spool, SpoolError, SpoolRecord};
+use super::{Record, Sink};
+use crate::audit::{AuditEvent, SCHEMA_VERSION};
+use crate::config::{KafkaConfig, SecurityProtocol, DEFAULT_SPOOL_DIR};
+use crate::error::ExporterError;
+
+/// Delivery tag of a live message.
+const LIVE: usize = 0;
+/// Delivery tag of a message re-sent from the spool.
+const REPLAY: usize = 1;
+/// Most spooled messages handed to librdkafka at once during replay.
+const REPLAY_WINDOW: usize = 10_000;
+/// How often the background thread polls librdkafka for delivery reports.
+const POLL: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What one export call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportResult {
+    /// The message was accepted: queued for delivery, or (when librdkafka could not take it) spooled to disk.
+    pub success: bool,
+    /// The message went to the disk spool instead of librdkafka's queue.
+    pub spooled: bool,
+    /// The topic.
+    pub topic: String,
+    /// Why it failed (`success == false`): the spool was full or could not be written.
+    pub error: Option<String>,
+}
+
+/// Counters of a [`KafkaExporter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KafkaStats {
+    /// Messages handed to librdkafka (live and replayed).
+    pub produced: u64,
+    /// Messages the broker acknowledged.
+    pub acknowledged: u64,
+    /// Delivery failures reported by librdkafka (each was spooled or, if the spool was full, written to stderr).
+    pub delivery_failures: u64,
+    /// Messages appended to the spool.
+    pub spooled: u64,
+    /// Spooled messages acknowledged after being re-sent.
+    pub replayed: u64,
+    /// Messages that could not be spooled (spool full or unwritable) and went to stderr instead.
+    pub spool_overflow: u64,
+    /// Messages in librdkafka's queue or in flight.
+    pub in_flight: u64,
+    /// Messages currently in the spool (on disk).
+    pub spool_records: u64,
+    /// Bytes currently in the spool.
+    pub spool_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    produced: AtomicU64,
+    acknowledged: AtomicU64,
+    delivery_failures: AtomicU64,
+    spooled: AtomicU64,
+    replayed: AtomicU64,
+    spool_overflow: AtomicU64,
+}
+
+/// librdkafka callbacks: delivery reports, errors and logs. One per producer instance; all share [`Shared`].
+struct ExportContext {
+    shared: Arc<Shared>,
+}
+
+/// State shared by every producer instance of one exporter (a fenced producer is replaced by a new one).
+struct Shared {
+    counters: Counters,
+    /// Failed messages waiting to be appended to the spool by the background thread.
+    failed: Mutex<Vec<SpoolRecord>>,
+    /// Replayed messages not yet reported.
+    replay_outstanding: AtomicUsize,
+    /// Replayed messages that failed again in the current replay.
+    replay_failed: AtomicUsize,
+    reported_topics: Mutex<HashSet<String>>,
+    broker_down_reported: AtomicBool,
+    bootstrap: String,
+    /// The producer hit a fatal error (e.g. an idempotent producer fenced after a timeout) and must be replaced.
+    needs_new_producer: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ClientContext for ExportContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::debug!(target: "observer::kafka", facility = fac, "librdkafka: {log_message}")
+            }
+            _ => tracing::trace!(target: "observer::kafka", facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Broker connection errors repeat every reconnect attempt: report the outage once, and again only after
+        // a delivery succeeded in between.
+        let transport = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve
+            )
+        );
+        let shared = &self.shared;
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+            shared.needs_new_producer.store(true, Ordering::Release);
+        }
+        if transport {
+            if !shared.broker_down_reported.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    target: "observer::kafka",
+                    bootstrap_servers = %shared.bootstrap,
+                    "Kafka unreachable ({reason}); events are queued, then spooled, and delivered when it is back"
+                );
+            }
+        } else {
+            tracing::error!(target: "observer::kafka", error = %error, "Kafka client error: {reason}");
+        }
+    }
+}
+
+impl ProducerContext for ExportContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        self.shared.delivery(result, tag);
+    }
+}
+
+impl Shared {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        match result {
+            Ok(_) => {
+                self.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
+                if tag == REPLAY {
+                    self.counters.replayed.fetch_add(1, Ordering::Relaxed);
+                }
+                if self.broker_down_reported.swap(false, Ordering::Relaxed) {
+                    tracing::info!(target: "observer::kafka", "Kafka reachable again");
+                }
+            }
+            Err((err, msg)) => {
+                self.counters.delivery_failures.fetch_add(1, Ordering::Relaxed);
+                if tag == REPLAY {
+                    self.replay_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                let code = err.rdkafka_error_code();
+                if matches!(code, Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)) {
+                    self.report_unknown_topic(msg.topic());
+                }
+                if matches!(
+                    code,
+                    Some(
+                        RDKafkaErrorCode::ProducerFenced
+                            | RDKafkaErrorCode::InvalidProducerEpoch
+                            | RDKafkaErrorCode::Fatal
+                    )
+                ) {
+                    self.needs_new_producer.store(true, Ordering::Release);
+                }
+                let headers = msg
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                lock(&self.failed).push(SpoolRecord {
+                    topic: msg.topic().to_owned(),
+                    key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    headers,
+                    payload: msg.payload().unwrap_or_default().to_vec(),
+                });
+            }
+        }
+        if tag == REPLAY {
+            self.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Shared {
+    fn report_unknown_topic(&self, topic: &str) {
+        if lock(&self.reported_topics).insert(topic.to_owned()) {
+            tracing::error!(
+                target: "observer::kafka",
+                topic,
+                bootstrap_servers = %self.bootstrap,
+                "Kafka topic `{topic}` does not exist (and the cluster does not create it): its events are spooled until it is created"
+            );
+        }
+    }
+}
+
+/// Exports audit events and custom events to Kafka. Cheap to clone: clones share one producer, one spool and
+/// one background thread (one producer per process is the intended use; see `observer::kafka_exporter`).
+#[derive(Clone)]
+pub struct KafkaExporter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: KafkaConfig,
+    shared: Arc<Shared>,
+    producer: ArcSwap<BaseProducer<ExportContext>>,
+    spool: Spool,
+    shutdown: AtomicBool,
+    closed: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for KafkaExporter {
+    // Not derived: the librdkafka config holds the SASL password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaExporter")
+            .field("bootstrap_servers", &self.inner.config.bootstrap_servers)
+            .field("audit_topic", &self.inner.config.audit_topic)
+            .field("spool_dir", &self.inner.spool.dir())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The librdkafka properties for `config`. Holds the SASL password: never log it.
+pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", &config.client_id)
+        .set("acks", &config.acks)
+        .set("retries", config.retries.to_string())
+        .set("retry.backoff.ms", config.retry_backoff_ms.to_string())
+        .set("batch.size", config.batch_size.to_string())
+        .set("linger.ms", config.linger_ms.to_string())
+        .set("compression.type", config.compression.as_str())
+        .set("enable.idempotence", config.enable_idempotence.to_string())
+        .set("message.timeout.ms", config.message_timeout_ms.to_string())
+        .set("security.protocol", config.security_protocol.as_str());
+    if let Some(m) = config.sasl_mechanism {
+        c.set("sasl.mechanism", m.as_str());
+    }
+    if let Some(u) = &config.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(p) = &config.sasl_password {
+        c.set("sasl.password", p.expose());
+    }
+    if let Some(ca) = &config.ssl_ca_location {
+        c.set("ssl.ca.location", ca.to_string_lossy());
+    }
+    if matches!(config.security_protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+        c.set("ssl.endpoint.identification.algorithm", "https");
+    }
+    c
+}
+
+impl KafkaExporter {
+    /// Validates `config`, opens the spool directory and creates the producer. Does not contact the broker:
+    /// a broker that is down does not fail this (call [`initialize`](Self::initialize) to check it).
+    ///
+    /// # Errors
+    /// An invalid config ([`ExporterError::Other`] naming the field), a spool directory that cannot be opened or
+    /// is used by another process, or a librdkafka config it refuses.
+    pub fn new(config: KafkaConfig) -> Result<Self, ExporterError> {
+        config.validate().map_err(|e| ExporterError::Other(e.to_string()))?;
+        let dir = config.spool_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR));
+        let spool = Spool::open(&dir, config.spool_max_bytes).map_err(|e| match e {
+            SpoolError::Locked(p) => ExporterError::Other(format!(
+                "spool directory {} is in use by another exporter or process; give each its own `spool_dir`",
+                p.display()
+            )),
+            other => ExporterError::Other(format!("opening spool directory {}: {other}", dir.display())),
+        })?;
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            failed: Mutex::new(Vec::new()),
+            replay_outstanding: AtomicUsize::new(0),
+            replay_failed: AtomicUsize::new(0),
+            reported_topics: Mutex::new(HashSet::new()),
+            broker_down_reported: AtomicBool::new(false),
+            bootstrap: config.bootstrap_servers.clone(),
+            needs_new_producer: AtomicBool::new(false),
+        });
+        let producer = new_producer(&config, &shared)?;
+        if !spool.is_empty() {
+            tracing::info!(
+                target: "observer::kafka",
+                records = spool.records(),
+                dir = %spool.dir().display(),
+                "spooled events from an earlier run will be re-sent"
+            );
+        }
+        let inner = Arc::new(Inner {
+            config,
+            shared,
+            producer: ArcSwap::from_pointee(producer),
+            spool,
+            shutdown: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            thread: Mutex::new(None),
+        });
+        let worker = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("observer-kafka".into())
+            .spawn(move || worker.run())
+            .map_err(|e| ExporterError::Io { sink: "kafka thread".into(), source: e })?;
+        *lock(&inner.thread) = Some(thread);
+        Ok(Self { inner })
+    }
+
+    /// The guide's `exporter.initialize()`: checks, in the background, that the broker answers and that the
+    /// audit and trace topics exist, and reports what is wrong once (a missing topic is an error: its events
+    /// are spooled until it is created). Never fails and never blocks.
+    pub fn initialize(&self) {
+        let inner = self.inner.clone();
+        let _ = std::thread::Builder::new().name("observer-kafka-check".into()).spawn(move || {
+            let topics = [inner.config.audit_topic.clone(), inner.config.trace_topic.clone()];
+            for topic in topics {
+                if let Err(e) = check_topic(&inner.producer.load(), &topic, Duration::from_secs(10)) {
+                    match e {
+                        ExporterError::UnknownTopic(t) => inner.shared.report_unknown_topic(&t),
+                        other => tracing::warn!(target: "observer::kafka", error = %other, "Kafka check failed; will keep retrying"),
+                    }
+                    // One report is enough: the rest would fail the same way while the broker is down.
+                    if inner.shared.broker_down_reported.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Checks now (waiting at most `timeout`) that `topic` exists on the cluster.
+    ///
+    /// # Errors
+    /// [`ExporterError::UnknownTopic`] when the broker says it does not exist; [`ExporterError::Other`] when the
+    /// broker could not be asked.
+    pub fn check_topic(&self, topic: &str, timeout: Duration) -> Result<(), ExporterError> {
+        check_topic(&self.inner.producer.load(), topic, timeout)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.inner.config
+    }
+
+    /// Exports one audit event to the audit topic (JSON as in the guide; key `RESOURCE_TYPE:resource_id`;
+    /// headers `event_type`, `event_id`, `schema_version`, `content-type`). Never blocks.
+    pub fn export_audit(&self, event: &AuditEvent) -> ExportResult {
+        match serde_json::to_vec(event) {
+            Ok(json) => self.send_audit_json(event, &json),
+            Err(e) => self.result(&self.inner.config.audit_topic, false, Some(format!("serialising: {e}"))),
+        }
+    }
+
+    /// Exports any JSON value to `topic` with `key`. Never blocks.
+    pub fn export_custom_event(&self, topic: &str, key: &str, data: &serde_json::Value) -> ExportResult {
+        match serde_json::to_vec(data) {
+            Ok(json) => self.send(topic, Some(key), &[("content-type", "application/json")], &json),
+            Err(e) => self.result(topic, false, Some(format!("serialising: {e}"))),
+        }
+    }
+
+    pub(crate) fn send_audit_json(&self, event: &AuditEvent, json: &[u8]) -> ExportResult {
+        let mut key = String::with_capacity(event.resource_type.as_str().len() + 1 + event.resource_id.len());
+        key.push_str(event.resource_type.as_str());
+        key.push(':');
+        key.push_str(&event.resource_id);
+        let headers = [
+            ("event_type", event.audit_type.as_str()),
+            ("event_id", event.event_id.as_str()),
+            ("schema_version", SCHEMA_VERSION),
+            ("content-type", "application/json"),
+        ];
+        self.send(&self.inner.config.audit_topic, Some(&key), &headers, json)
+    }
+
+    /// Hands one message to librdkafka, or to the spool when librdkafka cannot take it.
+    pub fn send(&self, topic: &str, key: Option<&str>, headers: &[(&str, &str)], payload: &[u8]) -> ExportResult {
+        if self.inner.closed.load(Ordering::Acquire) {
+            let record = SpoolRecord {
+                topic: topic.to_owned(),
+                key: key.map(str::to_owned),
+                headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                payload: payload.to_vec(),
+            };
+            return match self.inner.spool_now(vec![record]) {
+                Ok(()) => ExportResult { success: true, spooled: true, topic: topic.to_owned(), error: None },
+                Err(e) => self.result(topic, false, Some(e)),
+            };
+        }
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (k, v) in headers {
+            owned = owned.insert(Header { key: k, value: Some(v.as_bytes()) });
+        }
+        let mut record = BaseRecord::with_opaque_to(topic, LIVE).payload(payload).headers(owned);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        match self.inner.producer.load().send(record) {
+            Ok(()) => {
+                self.inner.counters().produced.fetch_add(1, Ordering::Relaxed);
+                self.result(topic, true, None)
+            }
+            Err((err, record)) => {
+                // Queue full (or any other immediate refusal): keep it on disk instead.
+                tracing::debug!(target: "observer::kafka", error = %err, "librdkafka refused a message; spooling it");
+                let headers = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+                let spooled = SpoolRecord {
+                    topic: record.topic.to_owned(),
+                    key: key.map(str::to_owned),
+                    headers,
+                    payload: payload.to_vec(),
+                };
+                lock(&self.inner.shared.failed).push(spooled);
+                ExportResult { success: true, spooled: true, topic: topic.to_owned(), error: None }
+            }
+        }
+    }
+
+    fn result(&self, topic: &str, success: bool, error: Option<String>) -> ExportResult {
+        ExportResult { success, spooled: false, topic: topic.to_owned(), error }
+    }
+
+    /// Waits (at most `timeout`) until every message handed over so far is acknowledged, and whatever failed
+    /// meanwhile is safely in the spool.
+    ///
+    /// # Errors
+    /// [`ExporterError::FlushTimeout`] if messages are still in flight when the timeout passes (they stay
+    /// queued and are delivered or spooled later).
+    pub fn flush(&self, timeout: Duration) -> Result<(), ExporterError> {
+        let producer = self.inner.producer.load_full();
+        let res = producer.flush(timeout);
+        self.inner.drain_failed();
+        match res {
+            Ok(()) => Ok(()),
+            Err(_) if producer.in_flight_count() == 0 => Ok(()),
+            Err(_) => Err(ExporterError::FlushTimeout(timeout)),
+        }
+    }
+
+    /// Stops the exporter: waits up to `timeout` for acknowledgements, then purges what is still queued or in
+    /// flight into the spool, so nothing is lost. Later sends go straight to the spool. Idempotent.
+    ///
+    /// # Errors
+    /// Only when messages could not be spooled (they were written to stderr instead).
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), ExporterError> {
+        let inner = &self.inner;
+        if inner.shutdown.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(t) = lock(&inner.thread).take() {
+            let _ = t.join();
+        }
+        let producer = inner.producer.load_full();
+        let _ = producer.flush(timeout);
+        purge_into_spool(&producer);
+        drop(producer);
+        inner.closed.store(true, Ordering::Release);
+        inner.drain_failed();
+        let overflow = inner.counters().spool_overflow.load(Ordering::Relaxed);
+        if overflow > 0 {
+            return Err(ExporterError::Other(format!("{overflow} messages could not be spooled and went to stderr")));
+        }
+        Ok(())
+    }
+
+    /// Counters of this exporter.
+    pub fn stats(&self) -> KafkaStats {
+        let c = self.inner.counters();
+        KafkaStats {
+            produced: c.produced.load(Ordering::Relaxed),
+            acknowledged: c.acknowledged.load(Ordering::Relaxed),
+            delivery_failures: c.delivery_failures.load(Ordering::Relaxed),
+            spooled: c.spooled.load(Ordering::Relaxed),
+            replayed: c.replayed.load(Ordering::Relaxed),
+            spool_overflow: c.spool_overflow.load(Ordering::Relaxed),
+            in_flight: u64::try_from(self.inner.producer.load().in_flight_count()).unwrap_or(0),
+            spool_records: self.inner.spool.records(),
+            spool_bytes: self.inner.spool.bytes(),
+        }
+    }
+}
+
+fn new_producer(config: &KafkaConfig, shared: &Arc<Shared>) -> Result<BaseProducer<ExportContext>, ExporterError> {
+    client_config(config)
+        .set_log_level(RDKafkaLogLevel::Warning)
+        .create_with_context(ExportContext { shared: shared.clone() })
+        .map_err(|e| ExporterError::Other(format!("creating the Kafka producer: {e}")))
+}
+
+/// Purges what `producer` still holds; the purged messages come back as failed delivery reports and are
+/// collected for the spool.
+fn purge_into_spool(producer: &BaseProducer<ExportContext>) {
+    if producer.in_flight_count() > 0 {
+        producer.purge(PurgeConfig::default().queue().inflight());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while producer.in_flight_count() > 0 && Instant::now() < deadline {
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.poll(Duration::ZERO);
+}
+
+fn check_topic(producer: &BaseProducer<ExportContext>, topic: &str, timeout: Duration) -> Result<(), ExporterError> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| ExporterError::Other(format!("asking the Kafka cluster about topic `{topic}`: {e}")))?;
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+        _ => Err(ExporterError::UnknownTopic(topic.to_owned())),
+    }
+}
+
+/// A segment being re-sent.
+struct Replay {
+    segment: Segment,
+    records: Vec<SpoolRecord>,
+    next: usize,
+}
+
+impl Inner {
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Replaces a producer that hit a fatal error (an idempotent producer that was fenced, e.g. after a
+    /// timeout during an outage): what the old one held is purged into the spool and re-sent by the new one.
+    fn replace_producer(&self, retired: &mut Vec<Arc<BaseProducer<ExportContext>>>) {
+        let fatal = self.producer.load().client().fatal_error();
+        tracing::warn!(
+            target: "observer::kafka",
+            fatal = ?fatal,
+            "the Kafka producer was fenced or failed fatally; replacing it (undelivered events are spooled and re-sent)"
+        );
+        match new_producer(&self.config, &self.shared) {
+            Ok(p) => {
+                let old = self.producer.swap(Arc::new(p));
+                purge_into_spool(&old);
+                retired.push(old);
+            }
+            Err(e) => {
+                tracing::error!(target: "observer::kafka", error = %e, "could not create a new Kafka producer; retrying");
+                self.shared.needs_new_producer.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// The background loop: serve delivery reports, persist failures, re-send the spool.
+    fn run(&self) {
+        let mut replay: Option<Replay> = None;
+        let mut backoff = Duration::from_millis(500);
+        let mut next_attempt = Instant::now();
+        // Replaced producers, dropped here (not on a caller's thread) once nobody uses them any more.
+        let mut retired: Vec<Arc<BaseProducer<ExportContext>>> = Vec::new();
+        while !self.shutdown.load(Ordering::Acquire) {
+            self.producer.load().poll(POLL);
+            for old in &retired {
+                old.poll(Duration::ZERO);
+            }
+            retired.retain(|p| Arc::strong_count(p) > 1 || p.in_flight_count() > 0);
+            if self.shared.needs_new_producer.swap(false, Ordering::AcqRel) {
+                self.replace_producer(&mut retired);
+                next_attempt = Instant::now() + backoff;
+            }
+            self.drain_failed();
+            match replay.take() {
+                Some(mut r) => {
+                    self.replay_some(&mut r);
+                    let done = r.next >= r.records.len() && self.shared.replay_outstanding.load(Ordering::Acquire) == 0;
+                    if done {
+                        // Failures of this replay are already back in the spool (drained above).
+                        self.drain_failed();
+                        if let Err(e) = self.spool.remove(&r.segment) {
+                            tracing::error!(target: "observer::kafka", error = %e, "removing a replayed spool segment");
+                        }
+                        let failed = self.shared.replay_failed.swap(0, Ordering::AcqRel);
+                        if failed > 0 {
+                            next_attempt = Instant::now() + backoff;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        } else {
+                            backoff = Duration::from_millis(500);
+                        }
+                    } else {
+                        replay = Some(r);
+                    }
+                }
+                None if !self.spool.is_empty() && Instant::now() >= next_attempt => {
+                    replay = self.start_replay();
+                    if replay.is_none() {
+                        next_attempt = Instant::now() + backoff;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn start_replay(&self) -> Option<Replay> {
+        let segments = match self.spool.seal_and_list() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(target: "observer::kafka", error = %e, "listing the spool");
+                return None;
+            }
+        };
+        let segment = segments.into_iter().next()?;
+        match self.spool.read(&segment) {
+            Ok((records, skipped)) => {
+                if skipped > 0 {
+                    tracing::error!(target: "observer::kafka", skipped, segment = ?segment, "unreadable records in the spool were skipped");
+                }
+                Some(Replay { segment, records, next: 0 })
+            }
+            Err(e) => {
+                tracing::error!(target: "observer::kafka", error = %e, "reading a spool segment");
+                None
+            }
+        }
+    }
+
+    fn replay_some(&self, r: &mut Replay) {
+        let ctx = &*self.shared;
+        let producer = self.producer.load();
+        while r.next < r.records.len() && ctx.replay_outstanding.load(Ordering::Acquire) < REPLAY_WINDOW {
+            let rec = &r.records[r.next];
+            let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+            for (k, v) in &rec.headers {
+                headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+            }
+            let mut record = BaseRecord::with_opaque_to(&rec.topic, REPLAY).payload(&rec.payload).headers(headers);
+            if let Some(k) = &rec.key {
+                record = record.key(k);
+            }
+            ctx.replay_outstanding.fetch_add(1, Ordering::AcqRel);
+            match producer.send(record) {
+                Ok(()) => {
+                    self.counters().produced.fetch_add(1, Ordering::Relaxed);
+                    r.next += 1;
+                }
+                Err(_) => {
+                    // librdkafka's queue is full: let it drain and continue on the next turn.
+                    ctx.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Appends the failed messages collected by the delivery callback to the spool.
+    fn drain_failed(&self) {
+        let batch = std::mem::take(&mut *lock(&self.shared.failed));
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.spool_now(batch) {
+            tracing::error!(target: "observer::kafka", "{e}");
+        }
+    }
+
+    fn spool_now(&self, batch: Vec<SpoolRecord>) -> Result<(), String> {
+        let n = batch.len() as u64;
+        match self.spool.append(&batch) {
+            Ok(()) => {
+                self.counters().spooled.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters().spool_overflow.fetch_add(n, Ordering::Relaxed);
+                let mut err = std::io::stderr().lock();
+                for r in &batch {
+                    let _ = write!(
+                        err,
+                        "observer-kafka-fallback: topic={} key={} ",
+                        r.topic,
+                        r.key.as_deref().unwrap_or("")
+                    );
+                    let _ = err.write_all(&r.payload);
+                    let _ = err.write_all(b"\n");
+                }
+                Err(format!(
+                    "{n} undeliverable Kafka messages could not be spooled ({e}); they were written to stderr as `observer-kafka-fallback:` lines"
+                ))
+            }
+        }
+    }
+}
+
+/// The audit sink that exports every event to the audit topic through a shared [`KafkaExporter`].
+#[derive(Debug, Clone)]
+pub struct KafkaSink {
+    exporter: KafkaExporter,
+    shutdown_timeout: Duration,
+}
+
+impl KafkaSink {
+    /// A sink over `exporter`; shutting the pipeline down waits up to `shutdown_timeout` for acknowledgements.
+    pub fn new(exporter: KafkaExporter, shutdown_timeout: Duration) -> Self {
+        Self { exporter, shutdown_timeout }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn name(&self) -> String {
+        format!(
+            "kafka {} topic {}",
+            self.exporter.inner.config.bootstrap_servers, self.exporter.inner.config.audit_topic
+        )
+    }
+
+    fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
+        let r = self.exporter.send_audit_json(record.event, record.json);
+        match r.error {
+            None => Ok(()),
+            Some(e) => Err(ExporterError::Other(e)),
+        }
+    }
+
+    fn shutdown(&self) -> Result<(), ExporterError> {
+        self.exporter.shutdown(self.shutdown_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SaslMechanism, Secret};
+
+    #[test]
+    fn every_setting_reaches_librdkafka() {
+        let config = KafkaConfig {
+            bootstrap_servers: "k1:9093,k2:9093".into(),
+            client_id: "my-service-producer".into(),
+            security_protocol: SecurityProtocol::SaslSsl,
+            sasl_mechanism: Some(SaslMechanism::ScramSha512),
+            sasl_username: Some("user".into()),
+            sasl_password: Some(Secret::new("hunter2")),
+            ssl_ca_location: Some("/etc/ssl/ca.pem".into()),
+            acks: "all".into(),
+            retries: 7,
+            retry_backoff_ms: 250,
+            batch_size: 32_768,
+            linger_ms: 9,
+            compression: crate::config::Compression::Zstd,
+            ..Default::default()
+        };
+        let c = client_config(&config);
+        for (k, v) in [
+            ("bootstrap.servers", "k1:9093,k2:9093"),
+            ("client.id", "my-service-producer"),
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "user"),
+            ("sasl.password", "hunter2"),
+            ("ssl.ca.location", "/etc/ssl/ca.pem"),
+            ("acks", "all"),
+            ("retries", "7"),
+            ("retry.backoff.ms", "250"),
+            ("batch.size", "32768"),
+            ("linger.ms", "9"),
+            ("compression.type", "zstd"),
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "30000"),
+        ] {
+            assert_eq!(c.get(k), Some(v), "{k}");
+        }
+        // librdkafka accepts the whole set (SSL and SASL are compiled in).
+        let dir = std::env::temp_dir().join(format!("observer-kafka-unit-{}", std::process::id()));
+        let exporter =
+            KafkaExporter::new(KafkaConfig { spool_dir: Some(dir.clone()), ssl_ca_location: None, ..config })
+                .expect("producer");
+        let shown = format!("{exporter:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        exporter.shutdown(Duration::from_secs(1)).expect("shutdown");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,69 @@
+//! A child process that emits 50,000 audit events with Kafka enabled and exits right away (dropping the
+//! init guard) loses none of them.
+#![cfg(feature = "kafka")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::kafka::{bootstrap, consume_until};
+use observer::{audit, AuditSink, KafkaConfig, MemorySink, ObserverConfig, ResourceType};
+
+const TOPIC: &str = "observer-test-audit";
+const N: usize = 50_000;
+
+/// Runs only in the child (started by the test below with `--ignored --exact`).
+#[test]
+#[ignore = "run by child_process_exiting_immediately_loses_nothing"]
+fn child_emitter() {
+    let run = std::env::var("OBSERVER_CHILD_RUN").expect("run id");
+    let spool = std::env::var("OBSERVER_CHILD_SPOOL").expect("spool dir");
+    let guard = observer::init(ObserverConfig {
+        service_name: "child".into(),
+        audit_sink: AuditSink::Memory(MemorySink::new()),
+        kafka_enabled: true,
+        kafka: Some(KafkaConfig {
+            bootstrap_servers: bootstrap(),
+            audit_topic: TOPIC.into(),
+            spool_dir: Some(spool.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    for i in 0..N {
+        audit::log_create(ResourceType::Document, format!("{run}-{i}")).emit().unwrap();
+    }
+    drop(guard); // and exit at once
+}
+
+#[test]
+fn child_process_exiting_immediately_loses_nothing() {
+    let run = format!("child-{}", std::process::id());
+    let spool = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child_emitter", "--nocapture"])
+        .env("OBSERVER_CHILD_RUN", &run)
+        .env("OBSERVER_CHILD_SPOOL", spool.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "child failed: {status}");
+
+    let prefix = format!("{run}-");
+    let got = consume_until(&bootstrap(), TOPIC, Duration::from_secs(120), |msgs| {
+        msgs.iter().filter(|m| m.payload["resource_id"].as_str().is_some_and(|r| r.starts_with(&prefix))).count() >= N
+    });
+    let ids: HashSet<&str> = got
+        .iter()
+        .filter(|m| m.payload["resource_id"].as_str().is_some_and(|r| r.starts_with(&prefix)))
+        .filter_map(|m| m.payload["event_id"].as_str())
+        .collect();
+    let spooled: usize = std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .map(|t| t.lines().count())
+        .sum();
+    assert_eq!(ids.len() + spooled, N, "{} on the topic, {spooled} left in the spool", ids.len());
+    assert_eq!(ids.len(), N, "with the broker up, all of them were delivered before the child exited");
+}
