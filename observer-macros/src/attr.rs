@@ -17,6 +17,7 @@ mod kw {
     syn::custom_keyword!(id);
     syn::custom_keyword!(name);
     syn::custom_keyword!(description);
+    syn::custom_keyword!(fields);
 }
 
 /// `#[audit(action, Resource, key = expr, ..)]`.
@@ -259,5 +260,258 @@ mod tests {
         assert!(!m("m::ret"));
         assert!(!m("doc.id"));
         assert!(!m("\"ret\""));
+    }
+}
+
+// ---- #[workflow] and #[step] ------------------------------------------------------------------------------
+
+/// The keys `#[workflow]` accepts.
+pub(crate) const WORKFLOW_KEYS: &[&str] = &["name", "fields", "crate"];
+/// The keys `#[step]` accepts.
+pub(crate) const STEP_KEYS: &[&str] = &["name", "crate"];
+
+/// The arguments of `#[workflow(..)]` or `#[step(..)]`, in the order written; which keys are allowed is checked
+/// in `valid`.
+pub(crate) struct TraceArgs {
+    pub keys: Vec<TraceKey>,
+}
+
+/// One argument of `#[workflow]` / `#[step]`.
+pub(crate) enum TraceKey {
+    /// `name = expr`; a string literal is required, checked in `valid`.
+    Name(Ident, Expr),
+    /// `fields(key = expr, ..)`.
+    Fields(Ident, Vec<Field>),
+    /// `crate = path`.
+    Crate(Ident, Path),
+    /// Any other `ident = expr` or `ident(..)`, reported in `valid` with a suggestion.
+    Unknown(Ident),
+}
+
+impl TraceKey {
+    /// The key as written, for spans and duplicate checks.
+    pub(crate) fn key(&self) -> &Ident {
+        match self {
+            Self::Name(k, _) | Self::Fields(k, _) | Self::Crate(k, _) | Self::Unknown(k) => k,
+        }
+    }
+}
+
+/// One `key = expr` in `fields(..)`.
+pub(crate) struct Field {
+    /// The attribute key: `order_id`, `order.id` (dotted names are joined with `.`) or a string literal's value.
+    pub name: String,
+    /// The key's tokens, for error spans.
+    pub key: proc_macro2::TokenStream,
+    /// The value, evaluated before the body runs.
+    pub value: Expr,
+}
+
+impl TraceArgs {
+    /// Parses the arguments of `#[attr(..)]` (`attr` is `workflow` or `step`, for messages).
+    pub(crate) fn parse(attr: &'static str, tokens: proc_macro2::TokenStream) -> syn::Result<Self> {
+        syn::parse::Parser::parse2(|input: ParseStream<'_>| Self::parse_in(attr, input), tokens)
+    }
+
+    fn parse_in(attr: &'static str, input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut keys = Vec::new();
+        while !input.is_empty() {
+            keys.push(TraceKey::parse_in(attr, input)?);
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(Self { keys })
+    }
+}
+
+impl TraceKey {
+    fn parse_in(attr: &'static str, input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("expected `key = value` in `#[{attr}]`; to set the name write `name = {}`", lit.token()),
+            ));
+        }
+        let lookahead = input.lookahead1();
+        let is_known = lookahead.peek(kw::name)
+            || (attr == "workflow" && lookahead.peek(kw::fields))
+            || lookahead.peek(Token![crate]);
+        if !is_known && !input.peek(Ident::peek_any) {
+            return Err(lookahead.error());
+        }
+        let key = input.call(Ident::parse_any)?;
+        let name = key.to_string();
+        if name == "fields" || input.peek(syn::token::Paren) {
+            return Self::parse_list(attr, key, input);
+        }
+        if !input.peek(Token![=]) {
+            let example = match name.as_str() {
+                "crate" => "::observer",
+                "name" => "\"..\"",
+                _ => "<expr>",
+            };
+            return Err(syn::Error::new(
+                key.span(),
+                format!("missing value for `{key}` in `#[{attr}]`; write `{key} = {example}`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        Ok(match name.as_str() {
+            "name" => Self::Name(key, input.parse()?),
+            "crate" => Self::Crate(key, crate_path(attr, input)?),
+            _ => {
+                // Parse and drop the value so that the remaining keys are still checked.
+                let _: Expr = input.parse()?;
+                Self::Unknown(key)
+            }
+        })
+    }
+
+    /// `fields(..)`, or any other `key(..)` (an unknown key, or a known one written as a list).
+    fn parse_list(attr: &'static str, key: Ident, input: ParseStream<'_>) -> syn::Result<Self> {
+        let name = key.to_string();
+        if !input.peek(syn::token::Paren) {
+            // `fields = x` or a bare `fields`.
+            let mut tokens = quote::ToTokens::into_token_stream(key.clone());
+            if input.peek(Token![=]) {
+                let eq: Token![=] = input.parse()?;
+                let value: Expr = input.parse()?;
+                tokens.extend(quote::quote!(#eq #value));
+            }
+            return Err(syn::Error::new_spanned(
+                tokens,
+                format!("`fields` in `#[{attr}]` takes a list: write `fields(key = expr, ..)`"),
+            ));
+        }
+        let content;
+        syn::parenthesized!(content in input);
+        match name.as_str() {
+            "fields" => {
+                let mut fields = Vec::new();
+                while !content.is_empty() {
+                    fields.push(Field::parse_in(attr, &content)?);
+                    if content.is_empty() {
+                        break;
+                    }
+                    content.parse::<Token![,]>()?;
+                }
+                Ok(Self::Fields(key, fields))
+            }
+            "name" | "crate" => {
+                let example = if name == "crate" { "::observer" } else { "\"..\"" };
+                Err(syn::Error::new(key.span(), format!("expected `{key} = {example}` in `#[{attr}]`, not a list")))
+            }
+            _ => {
+                let _: proc_macro2::TokenStream = content.parse()?;
+                Ok(Self::Unknown(key))
+            }
+        }
+    }
+}
+
+/// The path of `crate = path`.
+fn crate_path(attr: &str, input: ParseStream<'_>) -> syn::Result<Path> {
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("expected a path for `crate` in `#[{attr}]`, not a string; write `crate = {}`", lit.value()),
+        ));
+    }
+    input.call(Path::parse_mod_style).map_err(|e| {
+        syn::Error::new(e.span(), format!("expected a path for `crate` in `#[{attr}]`, e.g. `crate = ::observer`"))
+    })
+}
+
+impl Field {
+    fn parse_in(attr: &str, input: ParseStream<'_>) -> syn::Result<Self> {
+        let (name, key) = if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            (lit.value(), quote::ToTokens::into_token_stream(lit))
+        } else if input.peek(Ident::peek_any) {
+            let first = input.call(Ident::parse_any)?;
+            let mut name = first.unraw().to_string();
+            let mut key = quote::ToTokens::into_token_stream(first);
+            while input.peek(Token![.]) {
+                let dot: Token![.] = input.parse()?;
+                let part = input.call(Ident::parse_any)?;
+                name = format!("{name}.{}", part.unraw());
+                key.extend(quote::quote!(#dot #part));
+            }
+            (name, key)
+        } else {
+            return Err(syn::Error::new(
+                input.span(),
+                format!("expected a field name in `fields(..)` of `#[{attr}]`, e.g. `fields(order_id = order.id)`"),
+            ));
+        };
+        if !input.peek(Token![=]) {
+            let shown = if key.to_string().starts_with('"') { key.to_string() } else { name.clone() };
+            return Err(syn::Error::new_spanned(
+                key,
+                format!("missing value for field `{name}` in `#[{attr}]`; write `fields({shown} = <expr>)`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        Ok(Self { name, key, value: input.parse()? })
+    }
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    fn args(attr: &'static str, s: &str) -> syn::Result<TraceArgs> {
+        TraceArgs::parse(attr, s.parse().expect("tokens"))
+    }
+
+    fn err(attr: &'static str, s: &str) -> String {
+        args(attr, s).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn parses_all_keys() {
+        let a = args("workflow", "name = \"x\", fields(a = 1, b.c = d, \"e-f\" = g, r#type = 2,), crate = ::obs,")
+            .expect("parses");
+        let keys: Vec<String> = a.keys.iter().map(|k| k.key().to_string()).collect();
+        assert_eq!(keys, ["name", "fields", "crate"]);
+        let TraceKey::Fields(_, fields) = &a.keys[1] else { panic!("fields") };
+        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a", "b.c", "e-f", "type"]);
+        assert!(args("step", "").expect("empty").keys.is_empty());
+        assert!(args("workflow", "fields()").is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_parsed_for_the_check() {
+        let a = args("step", "nmae = \"x\", other(1, 2), fields(a = 1)").expect("parses");
+        assert!(matches!(a.keys[0], TraceKey::Unknown(_)));
+        assert!(matches!(a.keys[1], TraceKey::Unknown(_)));
+        assert!(matches!(a.keys[2], TraceKey::Fields(..)));
+    }
+
+    #[test]
+    fn shape_errors() {
+        assert_eq!(
+            err("workflow", "fields(a)"),
+            "missing value for field `a` in `#[workflow]`; write `fields(a = <expr>)`"
+        );
+        assert_eq!(
+            err("workflow", "fields(\"a-b\")"),
+            "missing value for field `a-b` in `#[workflow]`; write `fields(\"a-b\" = <expr>)`"
+        );
+        assert!(err("workflow", "fields = x").starts_with("`fields` in `#[workflow]` takes a list"));
+        assert!(err("workflow", "fields").starts_with("`fields` in `#[workflow]` takes a list"));
+        assert!(err("workflow", "fields(1 = 2)").starts_with("expected a field name in `fields(..)`"));
+        assert_eq!(err("step", "name"), "missing value for `name` in `#[step]`; write `name = \"..\"`");
+        assert!(err("step", "name(\"x\")").starts_with("expected `name = \"..\"` in `#[step]`, not a list"));
+        assert!(err("step", "\"x\"").contains("to set the name write `name = \"x\"`"));
+        assert!(err("step", "crate = \"obs\"").contains("write `crate = obs`"));
+        assert!(err("step", "crate = 1").starts_with("expected a path for `crate` in `#[step]`"));
+        assert_eq!(err("step", "1"), "expected `name` or `crate`");
+        assert_eq!(err("workflow", "1"), "expected one of: `name`, `fields`, `crate`");
     }
 }

@@ -146,3 +146,191 @@ pub fn audit(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
     expand::audit::expand(args.into(), item.clone()).unwrap_or_else(|e| expand::with_error(item, e)).into()
 }
+
+/// Runs every call of the annotated function as a traced workflow (`observer::tracing::WorkflowTracer`).
+///
+/// ```text
+/// #[workflow]
+/// #[workflow([name = "LITERAL"] [, fields(KEY = EXPR, ..)] [, crate = PATH] [,])]
+/// ```
+///
+/// Keys in any order, each at most once. Each call starts a `WorkflowTracer` named after the function, adds the
+/// `fields(..)` as workflow attributes, runs the body with that workflow as the **current workflow**
+/// (`observer::tracing::current_workflow()`) — for an `async fn` task-scoped across its `.await`s
+/// (`WorkflowTracer::scope`), for a sync fn thread-scoped (`WorkflowTracer::scope_sync`) — and inside the
+/// workflow's span (so other `tracing` spans created in the body are its children), and finishes it when the
+/// body returns. `#[step]` functions called from the body, directly or through nested (sync or async)
+/// calls, become steps of the workflow; tasks spawned from it do not inherit it.
+///
+/// The function keeps its signature, visibility, generics, where-clause, attributes and docs, and returns what
+/// its body returns. It may be sync or `async`, a free function or a method, generic.
+///
+/// # Arguments
+///
+/// - `name = "literal"`: the workflow name (OTEL span `workflow:{name}`). Default: the function's name.
+/// - `fields(key = expr, ..)`: workflow attributes (`WorkflowTracer::attr`). A key is an identifier, a dotted
+///   name (`order.id`) or a string literal (`"order-id"`); each at most once. Default: none. Each `expr` may use
+///   the function's arguments (and `self`); it is evaluated by reference **before** the body runs, so the body
+///   may still move those arguments. Its value becomes JSON through `serde::Serialize` when its type has it
+///   (numbers stay numbers, `Option` is `null` or its value; `null` if serialisation fails), else its
+///   `Display` string; a type with neither is a compile error on the expression.
+/// - `crate = path`: where the `observer` crate is, for a renamed dependency. Default: `::observer`.
+///
+/// **`Result` functions.** When the return type's path ends in `Result` (`Result<T, E>`, `io::Result<T>`,
+/// `anyhow::Result<T>`; an alias with another name is not recognised), an `Err` is recorded as the workflow's
+/// error (`WorkflowTracer::record_error`) with `E`'s `Display` message (its `Debug` form when `E` has no
+/// `Display`) and returned unchanged.
+///
+/// Limits: a panic in the body, or an `async fn` future dropped before completion, does not call `finish()`
+/// (the workflow ends when the tracer is dropped); `const fn` and `-> !` are rejected; when the return type
+/// contains `impl Trait`, `?` in the body cannot use it to infer its error type.
+///
+/// # Examples
+///
+/// ```ignore
+/// use observer::{step, workflow};
+///
+/// #[workflow(name = "process-order", fields(order_id = order.id, items = order.items.len()))]
+/// async fn process(order: Order) -> Result<Receipt, OrderError> {
+///     validate(&order)?;                 // a step "validate"
+///     let paid = charge(&order).await?;  // a step "payment"
+///     Ok(ship(order, paid))              // not a step: plain code inside the workflow
+/// }
+///
+/// #[step]
+/// fn validate(order: &Order) -> Result<(), OrderError> { /* .. */ }
+///
+/// #[step(name = "payment")]
+/// async fn charge(order: &Order) -> Result<Payment, OrderError> { /* .. */ }
+///
+/// // Sync works the same way, and so do methods and renamed dependencies.
+/// impl Pipeline {
+///     #[obs::workflow(name = "data-pipeline", fields(source = self.source), crate = ::obs)]
+///     fn run(&mut self) -> usize { /* .. */ }
+/// }
+/// ```
+///
+/// # Expands roughly to
+///
+/// `#[workflow(name = "process-order", fields(order_id = order.id))]` on
+/// `async fn process(order: Order) -> Result<Receipt, OrderError>`:
+///
+/// ```ignore
+/// async fn process(order: Order) -> Result<Receipt, OrderError> {
+///     // fields: before the body, by reference; `Serialize`, else `Display`
+///     let __observer_workflow = ::observer::__private::workflow("process-order")
+///         .attr("order_id", ::serde_json::to_value(&(order.id)).unwrap_or_default());
+///     // the body, with `return` and `?` typed by the fn's return type, as the current workflow and in its span:
+///     // `wf.scope(body.instrument(wf.span()))`
+///     // (sync fn: `workflow_sync(&wf, typed_closure::<R, _>(move || { .. }))`: `in_scope` + `scope_sync`)
+///     let __observer_ret = ::observer::__private::workflow_async(
+///         &__observer_workflow,
+///         ::observer::__private::typed_future::<Result<Receipt, OrderError>, _>(async move {
+///             /* original body */
+///         }),
+///     )
+///     .await;
+///     // record the `Err` (Display, else Debug), then `finish()`
+///     ::observer::__private::finish_workflow(&__observer_workflow, match &__observer_ret {
+///         Ok(_) => None,
+///         Err(e) => Some(e.to_string()),
+///     });
+///     __observer_ret
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    expand::workflow::expand(args.into(), item.clone()).unwrap_or_else(|e| expand::with_error(item, e)).into()
+}
+
+/// Runs every call of the annotated function as a step of the current workflow (see [`macro@workflow`]), or, when
+/// no workflow is current, inside a plain `tracing` span.
+///
+/// ```text
+/// #[step]
+/// #[step([name = "LITERAL"] [, crate = PATH] [,])]
+/// ```
+///
+/// - **Inside a workflow** (`observer::tracing::current_workflow()` is `Some` — the body of a `#[workflow]` fn,
+///   a `WorkflowTracer::scope`/`scope_sync`, including nested sync and async calls): the call runs as
+///   `WorkflowTracer::run_step(name, ..)` (`run_step_async` for an `async fn`, timed across its `.await`s; the
+///   workflow is looked up when the future is first polled). It appears in the workflow's `steps()`/summary in
+///   start order, as an OTEL span `step:{name}` under the workflow's span.
+/// - **Outside any workflow**: the body runs inside `tracing::info_span!("step", otel.name = "step:{name}",
+///   step.name = name)` (the span name and fields of a workflow's steps, without a workflow parent). When no
+///   subscriber wants that span, the cost over a plain call is a thread-local check and `tracing`'s disabled-span
+///   fast path — a few nanoseconds.
+///
+/// The function keeps its signature, visibility, generics, where-clause, attributes and docs, and returns what
+/// its body returns. It may be sync or `async`, a free function or a method, generic.
+///
+/// # Arguments
+///
+/// - `name = "literal"`: the step name. Default: the function's name.
+/// - `crate = path`: where the `observer` crate is, for a renamed dependency. Default: `::observer`.
+///
+/// **`Result` functions.** When the return type's path ends in `Result` (as for [`macro@workflow`]), an `Err` is
+/// recorded as the step's error (`Step::record_error`) with `E`'s `Display` message (its `Debug` form when `E`
+/// has no `Display`) and returned unchanged, so the caller's `?` still sees it. Other return values are passed
+/// through untouched.
+///
+/// Limits: a sync fn that returns a future (`-> impl Future`) is a step only while it creates the future;
+/// `const fn` and `-> !` are rejected; when the return type contains `impl Trait`, `?` in the body cannot use
+/// it to infer its error type.
+///
+/// # Examples
+///
+/// ```ignore
+/// use observer::step;
+///
+/// #[step]
+/// fn validate(order: &Order) -> Result<(), OrderError> {
+///     if order.items.is_empty() {
+///         return Err(OrderError::Empty); // recorded on the step "validate", then returned
+///     }
+///     Ok(())
+/// }
+///
+/// #[step(name = "payment")]
+/// async fn charge(order: &Order) -> Result<Payment, OrderError> {
+///     gateway().charge(order.total).await
+/// }
+///
+/// impl Warehouse {
+///     #[step(name = "fulfillment")]
+///     fn ship(&self, order: &Order) -> TrackingId { /* .. */ }
+/// }
+/// ```
+///
+/// # Expands roughly to
+///
+/// `#[step]` on `fn validate(order: &Order) -> Result<(), OrderError>`:
+///
+/// ```ignore
+/// fn validate(order: &Order) -> Result<(), OrderError> {
+///     ::observer::__private::step_sync_result(
+///         "validate",
+///         // the span outside a workflow, built only then
+///         || ::observer::__private::tracing::info_span!("step", otel.name = "step:validate", step.name = "validate"),
+///         // the body, with `return` and `?` typed by the fn's return type
+///         ::observer::__private::typed_closure::<Result<(), OrderError>, _>(move || { /* original body */ }),
+///         // the `Err`'s message (Display, else Debug)
+///         |e| e.to_string(),
+///     )
+///     // async fn: `step_async_result(.., typed_future::<R, _>(async move { .. }), ..).await`;
+///     // a fn not returning `Result`: `step_sync(name, span, body)` / `step_async(..).await`
+/// }
+/// // where, in `observer::__private`:
+/// fn step_sync_result<T, E>(name, span, body, message) -> Result<T, E> {
+///     match current_workflow() {
+///         None => { let span = span(); let _entered = span.enter(); body() }
+///         Some(wf) => /* wf.run_step(name, |step| { let r = body(); record_error(message(&e)) on Err; r }) */,
+///     }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    expand::step::expand(args.into(), item.clone()).unwrap_or_else(|e| expand::with_error(item, e)).into()
+}

@@ -247,3 +247,146 @@ mod tests {
         assert_eq!(head.to_string(), "pub (crate) struct Doc");
     }
 }
+
+// ---- #[workflow] and #[step] ------------------------------------------------------------------------------
+
+/// `#[workflow]` / `#[step]` arguments after every check.
+pub(crate) struct Trace {
+    /// `name = ".."`; default: the fn's name.
+    pub name: Option<syn::LitStr>,
+    /// `fields(..)` (`#[workflow]` only), in the order written.
+    pub fields: Vec<crate::attr::Field>,
+    /// `crate = path`, default `::observer`.
+    pub krate: Path,
+}
+
+/// Checks the keys of `#[attr(..)]` (`workflow` or `step`): known to that attribute, each at most once, `name` a
+/// non-empty string literal, field names unique.
+pub(crate) fn trace(attr: &'static str, args: crate::attr::TraceArgs) -> syn::Result<Trace> {
+    use crate::attr::{TraceKey, STEP_KEYS, WORKFLOW_KEYS};
+
+    let allowed = if attr == "workflow" { WORKFLOW_KEYS } else { STEP_KEYS };
+    let mut errors = Errors::default();
+    let (mut name, mut fields, mut krate) = (None, Vec::new(), None);
+    let mut seen: Vec<String> = Vec::new();
+    for key in args.keys {
+        let k = key.key().to_string();
+        if seen.contains(&k) {
+            errors.push(syn::Error::new_spanned(
+                key.key(),
+                format!("duplicate key `{k}` in `#[{attr}]`; each key may be given once"),
+            ));
+            continue;
+        }
+        seen.push(k);
+        match key {
+            TraceKey::Name(_, value) => match &value {
+                Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), attrs }) if attrs.is_empty() => {
+                    if lit.value().trim().is_empty() {
+                        errors.push(syn::Error::new_spanned(lit, format!("`name` in `#[{attr}]` must not be empty")));
+                    }
+                    name = Some(lit.clone());
+                }
+                _ => errors.push(syn::Error::new_spanned(
+                    &value,
+                    format!(
+                        "expected a string literal for `name` in `#[{attr}]`, e.g. `name = \"{}\"`",
+                        if attr == "workflow" { "process-order" } else { "validate" }
+                    ),
+                )),
+            },
+            TraceKey::Fields(_, list) if allowed.contains(&"fields") => {
+                let mut names: Vec<&str> = Vec::new();
+                for field in &list {
+                    if names.contains(&field.name.as_str()) {
+                        errors.push(syn::Error::new_spanned(
+                            &field.key,
+                            format!(
+                                "duplicate field `{}` in `fields(..)` of `#[{attr}]`; each field may be given once",
+                                field.name
+                            ),
+                        ));
+                    } else {
+                        names.push(&field.name);
+                    }
+                }
+                fields = list;
+            }
+            TraceKey::Fields(key, _) => errors.push(syn::Error::new_spanned(
+                &key,
+                format!(
+                    "unknown key `fields` in `#[{attr}]`; expected one of: {} (`fields(..)` is for `#[workflow]`)",
+                    vocab::list(allowed)
+                ),
+            )),
+            TraceKey::Crate(_, path) => krate = Some(path),
+            TraceKey::Unknown(key) => {
+                let name = key.to_string();
+                let hint = vocab::closest(allowed, &name)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_else(|| ";".into());
+                errors.push(syn::Error::new_spanned(
+                    &key,
+                    format!("unknown key `{name}` in `#[{attr}]`{hint} expected one of: {}", vocab::list(allowed)),
+                ));
+            }
+        }
+    }
+    errors.finish()?;
+    Ok(Trace { name, fields, krate: krate.unwrap_or_else(|| syn::parse_quote!(::observer)) })
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    fn check(attr: &'static str, args: &str) -> String {
+        crate::attr::TraceArgs::parse(attr, args.parse().expect("tokens"))
+            .and_then(|a| trace(attr, a))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn accepts_the_keys() {
+        assert_eq!(check("workflow", "name = \"a\", fields(x = 1), crate = ::observer"), "");
+        assert_eq!(check("step", "name = \"a\", crate = ::observer"), "");
+        let t = crate::attr::TraceArgs::parse("workflow", quote::quote!()).and_then(|a| trace("workflow", a));
+        let Ok(t) = t else { panic!("no arguments is valid") };
+        assert!(t.name.is_none() && t.fields.is_empty());
+        assert_eq!(quote::ToTokens::to_token_stream(&t.krate).to_string(), ":: observer");
+    }
+
+    #[test]
+    fn reports_mistakes() {
+        assert_eq!(
+            check("workflow", "nmae = \"x\""),
+            "unknown key `nmae` in `#[workflow]`; did you mean `name`? expected one of: `name`, `fields`, `crate`"
+        );
+        assert_eq!(check("step", "zzz = 1"), "unknown key `zzz` in `#[step]`; expected one of: `name`, `crate`");
+        assert!(check("step", "fields(a = 1)").contains("(`fields(..)` is for `#[workflow]`)"));
+        assert_eq!(
+            check("step", "name = x"),
+            "expected a string literal for `name` in `#[step]`, e.g. `name = \"validate\"`"
+        );
+        assert_eq!(check("workflow", "name = \" \""), "`name` in `#[workflow]` must not be empty");
+        assert_eq!(
+            check("workflow", "name = \"a\", name = \"b\""),
+            "duplicate key `name` in `#[workflow]`; each key may be given once"
+        );
+        assert_eq!(
+            check("workflow", "fields(a = 1, a = 2)"),
+            "duplicate field `a` in `fields(..)` of `#[workflow]`; each field may be given once"
+        );
+    }
+
+    #[test]
+    fn gathers_independent_errors() {
+        let e = crate::attr::TraceArgs::parse("workflow", "nmae = 1, name = x, fields(a = 1, a = 2)".parse().unwrap())
+            .and_then(|a| trace("workflow", a))
+            .err()
+            .expect("errors");
+        assert_eq!(e.into_iter().count(), 3);
+    }
+}

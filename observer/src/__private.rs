@@ -2,8 +2,12 @@
 
 use crate::audit::{AuditAction, ResourceType};
 
-/// The trace and span id of the current OpenTelemetry span, when tracing with OpenTelemetry is set up.
+/// The trace and span id of the current OpenTelemetry span, when tracing with OpenTelemetry is set up (feature
+/// `otel`): `(trace_id, span_id)` in lower-case hex (32 and 16 digits), `None` outside a span or without the layer.
 pub fn current_trace_ids() -> Option<(String, String)> {
+    #[cfg(feature = "otel")]
+    return crate::tracing::otel::current_trace_ids();
+    #[cfg(not(feature = "otel"))]
     None
 }
 
@@ -104,4 +108,187 @@ impl<T: ::core::fmt::Debug + ?Sized> ErrorDebug for ErrorRef<'_, T> {
     fn __observer_error_message(&self) -> String {
         format!("{:?}", self.0)
     }
+}
+
+// ---- #[workflow] and #[step] ------------------------------------------------------------------------------
+
+/// `tracing`, for the `info_span!` that `#[step]` builds outside a workflow (the user's crate need not depend on
+/// it).
+pub use ::tracing;
+
+use crate::tracing::{current_workflow, WorkflowTracer};
+
+/// Starts the workflow of one `#[workflow]` call; the generated code adds its `fields(..)` with
+/// [`WorkflowTracer::attr`].
+#[inline]
+pub fn workflow(name: &'static str) -> WorkflowTracer {
+    WorkflowTracer::new(name)
+}
+
+/// A field value of `#[workflow(fields(..))]`, converted with `(&&FieldRef(&expr)).__observer_field_value()`
+/// and both [`FieldSerialize`] and [`FieldDisplay`] in scope: through `Serialize` when the type has it
+/// (numbers stay numbers, `Option` becomes `null` or its value), else its `Display` string.
+#[derive(Debug)]
+pub struct FieldRef<'a, T: ?Sized>(pub &'a T);
+
+/// A field value through `serde::Serialize` (preferred: implemented on `&FieldRef`).
+pub trait FieldSerialize {
+    /// The JSON value; `null` when serialisation fails (e.g. a map with non-string keys).
+    fn __observer_field_value(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize + ?Sized> FieldSerialize for &FieldRef<'_, T> {
+    fn __observer_field_value(&self) -> serde_json::Value {
+        serde_json::to_value(self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A field value through `Display`, for types without `Serialize`.
+pub trait FieldDisplay {
+    /// The `Display` string.
+    fn __observer_field_value(&self) -> serde_json::Value;
+}
+
+impl<T: ::core::fmt::Display + ?Sized> FieldDisplay for FieldRef<'_, T> {
+    fn __observer_field_value(&self) -> serde_json::Value {
+        serde_json::Value::String(self.0.to_string())
+    }
+}
+
+/// Runs the body of a sync `#[workflow]` fn: with `workflow` as the current workflow (thread-scoped) and inside
+/// its span, so that `#[step]`s find it and other spans created in the body are its children.
+#[inline]
+pub fn workflow_sync<R>(workflow: &WorkflowTracer, body: impl FnOnce() -> R) -> R {
+    workflow.span().in_scope(|| workflow.scope_sync(body))
+}
+
+/// The body of an async `#[workflow]` fn as a future that runs with `workflow` as the current workflow
+/// (task-scoped, across its `.await`s) and is instrumented with its span.
+#[inline]
+pub fn workflow_async<F: ::core::future::Future>(
+    workflow: &WorkflowTracer,
+    body: F,
+) -> crate::tracing::WorkflowScope<::tracing::instrument::Instrumented<F>> {
+    use ::tracing::Instrument as _;
+    workflow.scope(body.instrument(workflow.span()))
+}
+
+/// Ends the workflow of a `#[workflow]` call once its body has returned: records `error` (the `Err` message of
+/// a `Result` fn) and finishes it.
+#[inline]
+pub fn finish_workflow(workflow: &WorkflowTracer, error: Option<String>) {
+    if let Some(error) = error {
+        workflow.record_error(error);
+    }
+    workflow.finish();
+}
+
+/// Runs the body of a sync `#[step]` fn that does not return a `Result`: as a step of the current workflow, or,
+/// outside any workflow, inside the span `span()` builds (`info_span!("step", otel.name = ..)`, disabled and
+/// nearly free when no subscriber wants it).
+#[inline]
+pub fn step_sync<R>(name: &'static str, span: impl FnOnce() -> ::tracing::Span, body: impl FnOnce() -> R) -> R {
+    match current_workflow() {
+        None => {
+            let span = span();
+            let _entered = span.enter();
+            body()
+        }
+        Some(workflow) => {
+            match workflow.run_step(name, |_| ::core::result::Result::Ok::<R, ::core::convert::Infallible>(body())) {
+                Ok(value) => value,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
+/// [`step_sync`] for a fn returning `Result<T, E>`: an `Err` is recorded as the step's error, with the message
+/// `message` gives (`Display`, else `Debug`), and returned unchanged.
+#[inline]
+pub fn step_sync_result<T, E>(
+    name: &'static str,
+    span: impl FnOnce() -> ::tracing::Span,
+    body: impl FnOnce() -> Result<T, E>,
+    message: impl FnOnce(&E) -> String,
+) -> Result<T, E> {
+    match current_workflow() {
+        None => {
+            let span = span();
+            let _entered = span.enter();
+            body()
+        }
+        Some(workflow) => {
+            let ret = workflow.run_step(name, |step| {
+                let ret = body();
+                if let Err(e) = &ret {
+                    step.record_error(message(e));
+                }
+                ::core::result::Result::Ok::<_, ::core::convert::Infallible>(ret)
+            });
+            match ret {
+                Ok(ret) => ret,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
+/// Runs the body of an async `#[step]` fn that does not return a `Result`: as a step of the workflow current
+/// when it is first polled, timed across its `.await`s, or, outside any workflow, instrumented with the span
+/// `span()` builds.
+pub async fn step_async<R>(
+    name: &'static str,
+    span: impl FnOnce() -> ::tracing::Span,
+    body: impl ::core::future::Future<Output = R>,
+) -> R {
+    use ::tracing::Instrument as _;
+    match current_workflow() {
+        None => body.instrument(span()).await,
+        Some(workflow) => {
+            let ret = workflow
+                .run_step_async(name, |_| async move { Ok::<R, ::core::convert::Infallible>(body.await) })
+                .await;
+            match ret {
+                Ok(value) => value,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
+/// [`step_async`] for a fn returning `Result<T, E>`: an `Err` is recorded as the step's error, with the message
+/// `message` gives (`Display`, else `Debug`), and returned unchanged.
+pub async fn step_async_result<T, E>(
+    name: &'static str,
+    span: impl FnOnce() -> ::tracing::Span,
+    body: impl ::core::future::Future<Output = Result<T, E>>,
+    message: impl FnOnce(&E) -> String,
+) -> Result<T, E> {
+    use ::tracing::Instrument as _;
+    match current_workflow() {
+        None => body.instrument(span()).await,
+        Some(workflow) => {
+            let ret = workflow
+                .run_step_async(name, |mut step| async move {
+                    let ret = body.await;
+                    if let Err(e) = &ret {
+                        step.record_error(message(e));
+                    }
+                    Ok::<_, ::core::convert::Infallible>(ret)
+                })
+                .await;
+            match ret {
+                Ok(ret) => ret,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
+/// Types the body of a sync `#[workflow]`/`#[step]` fn as a closure returning `R`
+/// (`typed_closure::<R, _>(move || body)`), so that `?` and `return` in it get the fn's return type.
+#[inline(always)]
+pub fn typed_closure<R, F: FnOnce() -> R>(body: F) -> F {
+    body
 }

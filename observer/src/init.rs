@@ -107,6 +107,9 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
     // The sinks get `flush_timeout` to deliver; the grace covers the Kafka sink moving what is left into its
     // spool after that.
     let res = rt.pipeline.shutdown(rt.config.flush_timeout + SHUTDOWN_GRACE);
+    // Then the OpenTelemetry span exporter, if `configure_tracing` installed one (bounded by `flush_timeout`).
+    #[cfg(feature = "otel")]
+    let res = res.and(crate::tracing::shutdown_tracing_with_timeout(rt.config.flush_timeout));
     let stats = rt.pipeline.stats();
     if stats.rejected_queue_full > 0 || stats.sink_errors > 0 || stats.pending > 0 {
         tracing::warn!(
@@ -215,14 +218,20 @@ pub fn stats() -> Option<DispatchStats> {
 /// Before [`init`] events are written synchronously, so there is nothing to wait for.
 ///
 /// With Kafka enabled this also waits until the broker acknowledged them (or they were spooled).
+///
+/// With the `otel` feature this also exports the spans that have ended (see
+/// `observer::tracing::flush_tracing`), with or without `init`.
 pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
-    let Some(rt) = RUNTIME.load_full() else { return Ok(()) };
     let deadline = Instant::now() + timeout;
-    rt.pipeline.flush(timeout)?;
-    #[cfg(feature = "kafka")]
-    if let Some(k) = &rt.kafka {
-        k.flush(deadline.saturating_duration_since(Instant::now()))?;
+    if let Some(rt) = RUNTIME.load_full() {
+        rt.pipeline.flush(timeout)?;
+        #[cfg(feature = "kafka")]
+        if let Some(k) = &rt.kafka {
+            k.flush(deadline.saturating_duration_since(Instant::now()))?;
+        }
     }
+    #[cfg(feature = "otel")]
+    crate::tracing::flush_tracing(deadline.saturating_duration_since(Instant::now()))?;
     let _ = deadline;
     Ok(())
 }
@@ -248,8 +257,14 @@ pub(crate) fn submit(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditErro
         Some(rt) => {
             fill_service(&mut event, &rt.service);
             let event = Arc::new(event);
-            rt.pipeline.submit(event.clone())?;
-            Ok(event)
+            match rt.pipeline.submit(event.clone()) {
+                Ok(()) => Ok(event),
+                Err(AuditError::WriteFailed { source: ExporterError::ShutDown, event }) => {
+                    drop(guard);
+                    fallback::write(Arc::unwrap_or_clone(event))
+                }
+                Err(e) => Err(e),
+            }
         }
         None => {
             drop(guard);

@@ -36,6 +36,7 @@ pub mod cost;
 mod error;
 pub mod export;
 mod init;
+pub mod tracing;
 
 #[doc(hidden)]
 pub mod __private;
@@ -57,6 +58,8 @@ pub use init::kafka_exporter;
 pub use init::{configure, flush, init, is_initialized, stats, InitStatus, ObserverGuard};
 #[doc(inline)]
 pub use observer_macros::audit;
+#[doc(inline)]
+pub use observer_macros::{step, workflow};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

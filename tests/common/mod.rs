@@ -37,3 +37,5 @@ pub fn recorded_json(event: &AuditEvent) -> serde_json::Value {
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "otel")]
+pub mod otlp;

@@ -2,6 +2,8 @@
 //! its value can be inspected, and the error fallback.
 
 pub(crate) mod audit;
+pub(crate) mod step;
+pub(crate) mod workflow;
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -74,6 +76,57 @@ pub(crate) fn run_body(sig: &Signature, block: &Block, krate: &Path) -> TokenStr
         (true, Some(ty)) => quote! { #krate::__private::typed_future::<#ty, _>(async move #block).await },
         (true, None) => quote! { async move #block.await },
     }
+}
+
+/// The annotated fn's body as a value that has not run yet, with `return` and `?` in it behaving as in the
+/// original fn:
+///
+/// - sync: a closure, `krate::__private::typed_closure::<R, _>(move || block)`
+/// - async: a future, `krate::__private::typed_future::<R, _>(async move block)`
+///
+/// Naming `R` lets `?` and `return` infer their types; it is left out when `R` contains `impl Trait`.
+pub(crate) fn deferred_body(sig: &Signature, block: &Block, krate: &Path) -> TokenStream {
+    let hint = nameable_output(&sig.output);
+    match (sig.asyncness.is_some(), hint) {
+        (false, Some(ty)) => quote! { #krate::__private::typed_closure::<#ty, _>(move || #block) },
+        (false, None) => quote! { move || #block },
+        (true, Some(ty)) => quote! { #krate::__private::typed_future::<#ty, _>(async move #block) },
+        (true, None) => quote! { async move #block },
+    }
+}
+
+/// The message of the error `err` (an `&E` of the fn's `-> Result<T, E>`): its `Display`, else its `Debug`
+/// (autoref specialisation through `krate::__private::ErrorRef`). Spanned at `E`, where an error type with
+/// neither is reported.
+pub(crate) fn error_message(krate: &Path, err: &syn::Ident, output: &ReturnType) -> TokenStream {
+    let message = quote::quote_spanned! {error_type_span(output)=>
+        (&&#krate::__private::ErrorRef(#err)).__observer_error_message()
+    };
+    quote! {{
+        #[allow(unused_imports)]
+        use #krate::__private::{ErrorDebug as _, ErrorDisplay as _};
+        #message
+    }}
+}
+
+/// The span of the error type `E` in a `-> Result<T, E>` return type, else of the whole return type.
+fn error_type_span(output: &ReturnType) -> proc_macro2::Span {
+    use syn::spanned::Spanned;
+    let ReturnType::Type(_, ty) = output else { return output.span() };
+    if let Type::Path(p) = &**ty {
+        if let Some(syn::PathArguments::AngleBracketed(args)) = p.path.segments.last().map(|s| &s.arguments) {
+            if let Some(e) = args.args.iter().filter(|a| matches!(a, syn::GenericArgument::Type(_))).nth(1) {
+                return e.span();
+            }
+        }
+    }
+    ty.span()
+}
+
+/// The name of a `#[workflow]`/`#[step]`: `name = ".."` if given, else the fn's name (without `r#`).
+pub(crate) fn trace_name(name: Option<syn::LitStr>, sig: &Signature) -> syn::LitStr {
+    use syn::ext::IdentExt;
+    name.unwrap_or_else(|| syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span()))
 }
 
 #[cfg(test)]

@@ -95,9 +95,13 @@ impl Pipeline {
                 }
                 Err(AuditError::QueueFull { capacity: self.capacity, event })
             }
+            Err(TrySendError::Disconnected(Command::Event(event))) => {
+                // The dispatcher is gone (it only stops at shutdown): the caller writes the event synchronously.
+                Err(AuditError::WriteFailed { source: ExporterError::ShutDown, event })
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                // Only events are sent with try_send; a disconnected queue means the dispatcher is gone.
-                Err(AuditError::Invalid("audit pipeline is shut down".into()))
+                // Only events are sent with try_send.
+                Err(AuditError::Invalid("unexpected control message".into()))
             }
         }
     }

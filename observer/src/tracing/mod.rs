@@ -1,0 +1,42 @@
+//! Tracing: [`WorkflowTracer`] for step-timed workflows, and (feature `otel`) the OpenTelemetry set-up that
+//! exports `tracing` spans over OTLP — the guide's "LLM Tracing with Logfire" and "Workflow Tracing".
+//!
+//! With `otel`: `configure_tracing` (the guide's `configure_logfire`), `otel_layer` for your own subscriber,
+//! `flush_tracing` / `shutdown_tracing`; `TracingConfig` says where spans go.
+//!
+//! Custom spans are plain [`tracing`] spans: `tracing::info_span!("process-document", document_id = "doc-123")`.
+
+#[cfg(feature = "otel")]
+pub(crate) mod otel;
+pub mod workflow;
+
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub use otel::{
+    configure_tracing, flush_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout, OtlpProtocol,
+    TracingConfig,
+};
+
+pub use workflow::{
+    current_workflow, trace_workflow, Step, StepRecord, WorkflowScope, WorkflowSummary, WorkflowTracer,
+};
+
+/// A span attribute value.
+pub type AttrValue = serde_json::Value;
+
+/// Sets an attribute on `span`'s OpenTelemetry span (no-op without the `otel` feature or without an
+/// OpenTelemetry layer). Values: strings, numbers and booleans map to OTEL scalars; anything else to its JSON text.
+pub(crate) fn set_span_attribute(span: &::tracing::Span, key: &str, value: &AttrValue) {
+    #[cfg(feature = "otel")]
+    otel::set_span_attribute(span, key, value);
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, key, value);
+}
+
+/// Marks `span`'s OpenTelemetry span as failed with `message` (no-op without the `otel` feature).
+pub(crate) fn set_span_error(span: &::tracing::Span, message: &str) {
+    #[cfg(feature = "otel")]
+    otel::set_span_error(span, message);
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, message);
+}

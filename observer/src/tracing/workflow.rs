@@ -1,0 +1,640 @@
+//! [`WorkflowTracer`]: step-by-step timing of any multi-step process (the guide's "Workflow Tracing").
+//!
+//! A workflow is a value: create it with [`WorkflowTracer::new`] (or [`trace_workflow`]), time each step with a
+//! [`Step`] guard (the step ends when the guard is dropped or [`finish`](Step::finish)ed) or with
+//! [`run_step`](WorkflowTracer::run_step) / [`run_step_async`](WorkflowTracer::run_step_async), and end it with
+//! [`finish`](WorkflowTracer::finish), which returns the guide's summary. Where Python writes
+//! `with WorkflowTracer("process-order", order_id="123") as tracer:`, Rust writes:
+//!
+//! ```
+//! use observer::tracing::WorkflowTracer;
+//!
+//! let wf = WorkflowTracer::new("process-order").attr("order_id", "123");
+//! {
+//!     let mut step = wf.step("validate");
+//!     step.set("items_count", 5);
+//! } // the step ends (and is timed) here
+//! {
+//!     let mut step = wf.step("payment");
+//!     step.set("amount", 99.99).set("provider", "stripe");
+//! }
+//! wf.step("fulfillment").finish();
+//! wf.set("status", "completed");
+//!
+//! let summary = wf.finish();
+//! assert_eq!(summary.step_count, 3);
+//! assert_eq!(summary.steps[0].name, "validate");
+//! assert_eq!(summary.steps[0].attributes["items_count"], 5);
+//! assert_eq!(summary.attributes["status"], "completed");
+//! println!("Total duration: {:.2}ms", summary.duration_ms);
+//! for step in wf.steps() {
+//!     println!("{}: {:.2}ms", step.name, step.duration_ms);
+//! }
+//! ```
+//!
+//! Workflows and steps support chaining:
+//!
+//! ```
+//! use observer::tracing::trace_workflow;
+//!
+//! let wf = trace_workflow("order").attr("order_id", "123").attr("customer", "acme");
+//! wf.set("priority", "high").set("region", "us-west");
+//! {
+//!     let mut step = wf.step("process");
+//!     step.set("result", "ok").set("items", 5).log("Processing complete");
+//! }
+//! let summary = wf.get_summary();
+//! assert_eq!(summary["attributes"]["region"], "us-west");
+//! assert_eq!(summary["steps"][0]["attributes"]["items"], 5);
+//! ```
+//!
+//! Errors in steps are captured and returned unchanged (the guide's "captured but re-raised"):
+//!
+//! ```
+//! use observer::tracing::WorkflowTracer;
+//!
+//! let wf = WorkflowTracer::new("order-workflow");
+//! wf.run_step("validate", |_step| Ok::<_, String>(()))?;
+//! let paid = wf.run_step("payment", |_step| Err::<(), _>("Card declined".to_string()));
+//! assert!(paid.is_err());
+//! for step in wf.steps() {
+//!     if let Some(error) = &step.error {
+//!         println!("Step {} failed: {error}", step.name);
+//!     }
+//! }
+//! assert_eq!(wf.steps()[1].error.as_deref(), Some("Card declined"));
+//! # Ok::<(), String>(())
+//! ```
+//!
+//! # Spans
+//!
+//! Each workflow opens a `tracing` span named `workflow` with the fields `otel.name = "workflow:{name}"` (the span
+//! name under `tracing-opentelemetry`) and `workflow.name`; each step opens a span named `step`, whose parent is
+//! always the workflow span (also when the step starts on another thread or task), with the fields
+//! `otel.name = "step:{name}"`, `step.name` and `step.index` (0-based, in start order). Attributes set with `set` /
+//! `attr` and errors are also put on the OpenTelemetry span when an OpenTelemetry layer is installed.
+//! [`Step`] does not enter its span (a guard that entered a span could not move between threads);
+//! [`run_step`](WorkflowTracer::run_step) and [`run_step_async`](WorkflowTracer::run_step_async) do, so spans and
+//! events created inside them are children of the step span.
+//!
+//! # Concurrency
+//!
+//! [`WorkflowTracer`] is a cheap handle (`Clone + Send + Sync`, clones share one workflow) and [`Step`] is `Send`,
+//! so steps of one workflow may run concurrently on several threads or tasks. Steps appear in
+//! [`steps`](WorkflowTracer::steps) and in the summary once they have ended, in the order they *started*.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use ::tracing::Instrument;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::tracing::{set_span_attribute, set_span_error};
+
+/// The error recorded for a step that panicked.
+const PANICKED: &str = "panicked";
+/// The error recorded for a [`run_step_async`](WorkflowTracer::run_step_async) future dropped before it completed.
+const CANCELLED: &str = "cancelled";
+
+/// A traced workflow. Cheap to clone (clones share state); `Send + Sync`.
+///
+/// Dropping the last clone of a workflow that was not [`finish`](Self::finish)ed finishes it.
+#[derive(Clone)]
+pub struct WorkflowTracer {
+    inner: Arc<Handle>,
+}
+
+/// Owned by the [`WorkflowTracer`] clones only (not by steps): finishes the workflow when the last clone goes.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+/// The workflow itself, shared by the tracer handles and the running steps.
+struct Shared {
+    name: String,
+    start: Instant,
+    state: Mutex<State>,
+}
+
+struct State {
+    attributes: Map<String, Value>,
+    /// One slot per started step, in start order; `None` while the step runs.
+    steps: Vec<Option<StepRecord>>,
+    /// The workflow-level error (the last one recorded).
+    error: Option<String>,
+    /// The workflow span; taken (and dropped) by `finish`.
+    span: Option<::tracing::Span>,
+    /// The frozen duration, once finished.
+    finished_ms: Option<f64>,
+}
+
+/// One step in progress; ends (and is timed) when dropped or [`finish`](Step::finish)ed. `Send`.
+///
+/// When the thread is panicking while the step ends, the step records the error `"panicked"` (unless an error was
+/// already recorded). A `Step` held inside a future is dropped only after the runtime has caught a panic of that
+/// future, so it is then recorded without an error; [`WorkflowTracer::run_step_async`] records such panics.
+pub struct Step {
+    core: Arc<StepCore>,
+}
+
+/// A running step. The step ends when the last reference goes ([`Step`], or the guard of
+/// [`WorkflowTracer::run_step_async`]).
+struct StepCore {
+    workflow: Arc<Shared>,
+    slot: usize,
+    name: String,
+    start: Instant,
+    span: ::tracing::Span,
+    data: Mutex<StepData>,
+}
+
+#[derive(Default)]
+struct StepData {
+    attributes: Map<String, Value>,
+    error: Option<String>,
+}
+
+/// A finished step as it appears in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// Step name.
+    pub name: String,
+    /// Duration in milliseconds.
+    pub duration_ms: f64,
+    /// The error message, if the step failed.
+    pub error: Option<String>,
+    /// The step's attributes.
+    pub attributes: Map<String, Value>,
+}
+
+/// The guide's `get_summary()` shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkflowSummary {
+    /// Workflow name.
+    pub name: String,
+    /// Duration in milliseconds (so far, while running).
+    pub duration_ms: f64,
+    /// Number of steps.
+    pub step_count: usize,
+    /// The steps, in start order.
+    pub steps: Vec<StepRecord>,
+    /// The workflow's attributes.
+    pub attributes: Map<String, Value>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+impl Shared {
+    fn duration_ms(&self, state: &State) -> f64 {
+        state.finished_ms.unwrap_or_else(|| millis(self.start))
+    }
+
+    /// Freezes the duration and takes the span out (to be dropped by the caller, outside the lock).
+    fn finish(&self) -> Option<::tracing::Span> {
+        let mut state = lock(&self.state);
+        if state.finished_ms.is_some() {
+            return None;
+        }
+        state.finished_ms = Some(millis(self.start));
+        state.span.take()
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        drop(self.shared.finish());
+    }
+}
+
+impl WorkflowTracer {
+    /// Starts a workflow named `name` (OTEL span `workflow:{name}`).
+    pub fn new(name: impl Into<String>) -> Self {
+        let start = Instant::now();
+        let name = name.into();
+        let span = ::tracing::info_span!("workflow", otel.name = %format!("workflow:{name}"), workflow.name = %name);
+        let state =
+            State { attributes: Map::new(), steps: Vec::new(), error: None, span: Some(span), finished_ms: None };
+        let shared = Arc::new(Shared { name, start, state: Mutex::new(state) });
+        Self { inner: Arc::new(Handle { shared }) }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    fn insert_attribute(&self, key: String, value: Value) {
+        let span = self.span();
+        set_span_attribute(&span, &key, &value);
+        lock(&self.shared().state).attributes.insert(key, value);
+    }
+
+    /// Adds an attribute at creation (builder style).
+    pub fn attr(self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert_attribute(key.into(), value.into());
+        self
+    }
+
+    /// Sets an attribute; chainable.
+    pub fn set(&self, key: impl Into<String>, value: impl Into<Value>) -> &Self {
+        self.insert_attribute(key.into(), value.into());
+        self
+    }
+
+    /// Logs a message on the workflow span (an `INFO` event); chainable.
+    pub fn log(&self, message: impl AsRef<str>) -> &Self {
+        let span = self.span();
+        ::tracing::info!(parent: &span, "{}", message.as_ref());
+        self
+    }
+
+    /// Starts a step (OTEL span `step:{name}`, child of the workflow span).
+    ///
+    /// The step ends when the returned guard is dropped or [`finish`](Step::finish)ed. A step started after the
+    /// workflow [finished](Self::finish) is still timed and listed in [`steps`](Self::steps), but has no span.
+    pub fn step(&self, name: impl Into<String>) -> Step {
+        let name = name.into();
+        let shared = &self.inner.shared;
+        // Only the parent's id is taken under the lock (no span clone), and the span's fields are lazy
+        // `format_args!`, so that a step costs little more than the span itself.
+        let (slot, parent) = {
+            let mut state = lock(&shared.state);
+            state.steps.push(None);
+            (state.steps.len() - 1, state.span.as_ref().map(|s| s.id()))
+        };
+        let span = match parent {
+            Some(parent) => ::tracing::info_span!(
+                parent: parent,
+                "step",
+                otel.name = %format_args!("step:{name}"),
+                step.name = %name,
+                step.index = slot
+            ),
+            None => ::tracing::Span::none(),
+        };
+        let core = StepCore {
+            workflow: Arc::clone(shared),
+            slot,
+            name,
+            start: Instant::now(),
+            span,
+            data: Mutex::new(StepData::default()),
+        };
+        Step { core: Arc::new(core) }
+    }
+
+    /// Runs `f` as a step, inside the step's span; an `Err` is recorded as the step's error (its `Display` text)
+    /// and returned unchanged. A panic in `f` records the error `"panicked"` and propagates.
+    pub fn run_step<T, E: std::fmt::Display>(
+        &self,
+        name: impl Into<String>,
+        f: impl FnOnce(&mut Step) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut step = self.step(name);
+        let core = Arc::clone(&step.core);
+        let result = core.span.in_scope(|| f(&mut step));
+        if let Err(e) = &result {
+            step.record_error(e);
+        }
+        step.finish();
+        result
+    }
+
+    /// Runs the future `f(step)` as a step, timed across its `.await`s; an `Err` is recorded and returned.
+    ///
+    /// The step starts when the returned future is first polled and ends when it completes (or, if `f`'s future
+    /// keeps the [`Step`] beyond that, when the `Step` is dropped). The step span is entered while the future is
+    /// polled. A panic while polling records the error `"panicked"`; dropping the future before it completes
+    /// records `"cancelled"`. The future is `Send` when `f`, its future and `name` are.
+    pub async fn run_step_async<T, E, F, Fut>(&self, name: impl Into<String>, f: F) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: FnOnce(Step) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let step = self.step(name);
+        let core = Arc::clone(&step.core);
+        let span = core.span.clone();
+        StepFuture { inner: f(step).instrument(span), guard: Completion { core: Some(core) } }.await
+    }
+
+    /// The finished steps so far, in start order.
+    pub fn steps(&self) -> Vec<StepRecord> {
+        lock(&self.shared().state).steps.iter().flatten().cloned().collect()
+    }
+
+    /// Duration so far (or total, once finished), in milliseconds.
+    pub fn duration_ms(&self) -> f64 {
+        self.shared().duration_ms(&lock(&self.shared().state))
+    }
+
+    /// The guide's summary JSON: exactly the keys `name`, `duration_ms`, `step_count`, `steps` (each `name`,
+    /// `duration_ms`, `error`, `attributes`) and `attributes`.
+    pub fn get_summary(&self) -> Value {
+        serde_json::to_value(self.summary()).unwrap_or(Value::Null)
+    }
+
+    /// The typed summary: the finished steps so far and the duration so far (final once finished).
+    pub fn summary(&self) -> WorkflowSummary {
+        let shared = self.shared();
+        let state = lock(&shared.state);
+        let steps: Vec<StepRecord> = state.steps.iter().flatten().cloned().collect();
+        WorkflowSummary {
+            name: shared.name.clone(),
+            duration_ms: shared.duration_ms(&state),
+            step_count: steps.len(),
+            steps,
+            attributes: state.attributes.clone(),
+        }
+    }
+
+    /// Records an error of the workflow itself: marks the workflow span as failed and keeps the message for
+    /// [`error`](Self::error) (the last one recorded wins). It is not part of the summary.
+    pub fn record_error(&self, error: impl std::fmt::Display) {
+        let message = error.to_string();
+        let span = self.span();
+        set_span_error(&span, &message);
+        lock(&self.shared().state).error = Some(message);
+    }
+
+    /// The workflow-level error recorded with [`record_error`](Self::record_error), if any.
+    pub fn error(&self) -> Option<String> {
+        lock(&self.shared().state).error.clone()
+    }
+
+    /// The workflow's name.
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// Whether [`finish`](Self::finish) has been called.
+    pub fn is_finished(&self) -> bool {
+        lock(&self.shared().state).finished_ms.is_some()
+    }
+
+    /// Ends the workflow (and its span) and returns the summary. Idempotent: later calls return the summary with
+    /// the same duration.
+    ///
+    /// Steps still running at this point are not in the returned summary; they are timed and added to
+    /// [`steps`](Self::steps) (and later summaries) when they end. The workflow span closes once those steps' spans
+    /// have closed too.
+    pub fn finish(&self) -> WorkflowSummary {
+        drop(self.shared().finish());
+        self.summary()
+    }
+
+    /// The workflow's `tracing` span ([`Span::none`](::tracing::Span::none) once finished).
+    pub fn span(&self) -> ::tracing::Span {
+        lock(&self.shared().state).span.clone().unwrap_or_else(::tracing::Span::none)
+    }
+
+    /// Runs `fut` with this workflow as the [current workflow](current_workflow) (task-scoped: visible only while
+    /// `fut` is being polled, on whichever thread polls it, never to other tasks).
+    pub fn scope<F: Future>(&self, fut: F) -> WorkflowScope<F> {
+        WorkflowScope { wf: Some(self.clone()), inner: fut }
+    }
+
+    /// Runs `f` with this workflow as the current workflow (thread-scoped, for synchronous code); the previous
+    /// current workflow is restored afterwards, also on panic.
+    pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut slot = Some(self.clone());
+        let _guard = ScopeGuard::enter(&mut slot);
+        f()
+    }
+}
+
+impl fmt::Debug for WorkflowTracer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.shared();
+        let state = lock(&shared.state);
+        f.debug_struct("WorkflowTracer")
+            .field("name", &shared.name)
+            .field("duration_ms", &shared.duration_ms(&state))
+            .field("steps_started", &state.steps.len())
+            .field("finished", &state.finished_ms.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Step {
+    /// Sets an attribute; chainable.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) -> &mut Self {
+        let (key, value) = (key.into(), value.into());
+        set_span_attribute(&self.core.span, &key, &value);
+        lock(&self.core.data).attributes.insert(key, value);
+        self
+    }
+
+    /// Logs a message on the step span (an `INFO` event); chainable.
+    pub fn log(&mut self, message: impl AsRef<str>) -> &mut Self {
+        ::tracing::info!(parent: &self.core.span, "{}", message.as_ref());
+        self
+    }
+
+    /// Records the step's error (its `Display` text; the last one recorded wins); chainable.
+    pub fn record_error(&mut self, error: impl std::fmt::Display) -> &mut Self {
+        self.core.set_error(error.to_string());
+        self
+    }
+
+    /// Ends the step now (the same as dropping it).
+    pub fn finish(self) {}
+
+    /// The step's name.
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// The step's position in the workflow, 0-based, in start order (the span field `step.index`).
+    pub fn index(&self) -> usize {
+        self.core.slot
+    }
+
+    /// The step's `tracing` span.
+    pub fn span(&self) -> ::tracing::Span {
+        self.core.span.clone()
+    }
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("name", &self.core.name)
+            .field("index", &self.core.slot)
+            .field("workflow", &self.core.workflow.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepCore {
+    fn set_error(&self, message: String) {
+        set_span_error(&self.span, &message);
+        lock(&self.data).error = Some(message);
+    }
+
+    /// Records `message` unless an error was already recorded.
+    fn set_error_if_none(&self, message: &str) {
+        let mut data = lock(&self.data);
+        if data.error.is_none() {
+            data.error = Some(message.to_owned());
+            drop(data);
+            set_span_error(&self.span, message);
+        }
+    }
+}
+
+impl Drop for StepCore {
+    fn drop(&mut self) {
+        let duration_ms = millis(self.start);
+        if std::thread::panicking() {
+            self.set_error_if_none(PANICKED);
+        }
+        let data = std::mem::take(self.data.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let record = StepRecord {
+            name: std::mem::take(&mut self.name),
+            duration_ms,
+            error: data.error,
+            attributes: data.attributes,
+        };
+        let mut state = lock(&self.workflow.state);
+        if let Some(slot) = state.steps.get_mut(self.slot) {
+            *slot = Some(record);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The step of [`WorkflowTracer::run_step_async`]: records an `Err` output, a panic while polling, or
+    /// cancellation.
+    struct StepFuture<Fut> {
+        #[pin]
+        inner: ::tracing::instrument::Instrumented<Fut>,
+        guard: Completion,
+    }
+}
+
+/// Holds the step open until the future completes; records `"cancelled"` when dropped before that.
+struct Completion {
+    core: Option<Arc<StepCore>>,
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(core) = self.core.take() {
+            core.set_error_if_none(if std::thread::panicking() { PANICKED } else { CANCELLED });
+        }
+    }
+}
+
+/// Records `"panicked"` if dropped while still armed, i.e. when the inner poll unwound.
+struct PanicMark<'a> {
+    core: Option<&'a StepCore>,
+}
+
+impl Drop for PanicMark<'_> {
+    fn drop(&mut self) {
+        if let Some(core) = self.core {
+            core.set_error_if_none(PANICKED);
+        }
+    }
+}
+
+impl<Fut, T, E> Future for StepFuture<Fut>
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: fmt::Display,
+{
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut mark = PanicMark { core: this.guard.core.as_deref() };
+        let poll = this.inner.poll(cx);
+        mark.core = None;
+        drop(mark);
+        if let Poll::Ready(result) = &poll {
+            if let Some(core) = this.guard.core.take() {
+                if let Err(e) = result {
+                    core.set_error(e.to_string());
+                }
+                // Dropping the last reference ends the step now (unless the user kept the `Step`).
+                drop(core);
+            }
+        }
+        poll
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The current workflow: task scopes (`scope`) and thread scopes (`scope_sync`).
+
+thread_local! {
+    static CURRENT: RefCell<Option<WorkflowTracer>> = const { RefCell::new(None) };
+}
+
+pin_project_lite::pin_project! {
+    /// A future running with a current workflow; see [`WorkflowTracer::scope`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WorkflowScope<F> {
+        wf: Option<WorkflowTracer>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for WorkflowScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _guard = ScopeGuard::enter(this.wf);
+        this.inner.poll(cx)
+    }
+}
+
+/// Makes `slot`'s workflow the current one for one poll (or one closure call), and puts it back into `slot` and
+/// restores the previous current workflow when it ends, also on unwind.
+struct ScopeGuard<'a> {
+    slot: &'a mut Option<WorkflowTracer>,
+    previous: Option<WorkflowTracer>,
+}
+
+impl<'a> ScopeGuard<'a> {
+    fn enter(slot: &'a mut Option<WorkflowTracer>) -> Self {
+        let ours = slot.take();
+        let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ours));
+        Self { slot, previous }
+    }
+}
+
+impl Drop for ScopeGuard<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // `try_with`: never panic, even if this runs while the thread-local is being destroyed.
+        if let Ok(ours) = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous)) {
+            *self.slot = ours;
+        }
+    }
+}
+
+/// The workflow of the innermost current [`scope`](WorkflowTracer::scope) (of the running task) or
+/// [`scope_sync`](WorkflowTracer::scope_sync) (of the thread), if any.
+pub fn current_workflow() -> Option<WorkflowTracer> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// The guide's `trace_workflow("my-task", ..)`: the same as [`WorkflowTracer::new`].
+pub fn trace_workflow(name: impl Into<String>) -> WorkflowTracer {
+    WorkflowTracer::new(name)
+}

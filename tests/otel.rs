@@ -1,0 +1,211 @@
+//! OpenTelemetry export to a real OTLP/HTTP receiver: `configure_tracing` with an endpoint, spans with a parent
+//! link, attributes and the service resource; audit events carry the current span's ids.
+//!
+//! One process, one global subscriber: every test shares the set-up of [`setup`].
+#![cfg(feature = "otel")]
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::otlp::{OtlpReceiver, ReceivedSpan};
+use observer::tracing::{configure_tracing, TracingConfig};
+use observer::{audit, ResourceType};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The receiver every test exports to; the first call also initialises observer (memory sink) and tracing.
+fn setup() -> &'static OtlpReceiver {
+    static RECEIVER: OnceLock<OtlpReceiver> = OnceLock::new();
+    RECEIVER.get_or_init(|| {
+        for var in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+        {
+            assert!(std::env::var_os(var).is_none(), "unset {var} to run these tests");
+        }
+        let receiver = OtlpReceiver::start();
+        common::memory_sink();
+        configure_tracing(TracingConfig {
+            service_name: "otel-test-service".into(),
+            service_version: "2.3.4".into(),
+            environment: "test".into(),
+            otlp_endpoint: Some(receiver.endpoint()),
+            ..Default::default()
+        })
+        .expect("configure_tracing");
+        receiver
+    })
+}
+
+fn flush() {
+    observer::flush(Duration::from_secs(10)).expect("observer::flush exports the spans");
+}
+
+fn find<'a>(spans: &'a [ReceivedSpan], name: &str, test: &str) -> Option<&'a ReceivedSpan> {
+    spans.iter().find(|s| s.name == name && s.attr_str("test") == Some(test))
+}
+
+#[test]
+fn spans_reach_the_receiver_with_parent_link_attributes_and_resource() {
+    let receiver = setup();
+    const T: &str = "parent-child";
+    {
+        let parent = tracing::info_span!("process-document", document_id = "doc-123", test = T);
+        let _p = parent.enter();
+        let child = tracing::info_span!("extract-pages", pages = 10_i64, ratio = 0.5, ok = true, test = T);
+        let _c = child.enter();
+        tracing::info!(pages = 10, "Document processed");
+        // Below the exported level (INFO): not exported, and it does not break the parent link.
+        let _d = tracing::debug_span!("debug-detail", test = T).entered();
+    }
+    flush();
+    let spans = receiver
+        .wait_for(WAIT, |s| find(s, "process-document", T).is_some() && find(s, "extract-pages", T).is_some())
+        .expect("both spans reach the receiver");
+    let parent = find(&spans, "process-document", T).unwrap();
+    let child = find(&spans, "extract-pages", T).unwrap();
+    assert!(find(&spans, "debug-detail", T).is_none(), "debug spans are not exported");
+
+    assert_eq!(parent.trace_id.len(), 32);
+    assert_ne!(parent.trace_id, "0".repeat(32));
+    assert_eq!(child.trace_id, parent.trace_id, "one trace");
+    assert_eq!(child.parent_span_id.as_deref(), Some(parent.span_id.as_str()), "child → parent link");
+    assert_eq!(parent.parent_span_id, None, "root span");
+    assert_ne!(child.span_id, parent.span_id);
+
+    assert_eq!(parent.attr_str("document_id"), Some("doc-123"));
+    assert_eq!(child.attributes["pages"], 10);
+    assert_eq!(child.attributes["ratio"], 0.5);
+    assert_eq!(child.attributes["ok"], true);
+    assert_eq!(child.events, vec!["Document processed".to_owned()]);
+    assert!(parent.start_time_unix_nano <= child.start_time_unix_nano);
+    assert!(child.end_time_unix_nano <= parent.end_time_unix_nano);
+    assert!(parent.start_time_unix_nano > 0);
+
+    for span in [parent, child] {
+        assert_eq!(span.resource_str("service.name"), Some("otel-test-service"));
+        assert_eq!(span.resource_str("service.version"), Some("2.3.4"));
+        assert_eq!(span.resource_str("deployment.environment"), Some("test"));
+        assert_eq!(span.resource_str("deployment.environment.name"), Some("test"));
+        assert_eq!(span.scope, "observer");
+        assert_eq!(span.status_code, 0, "unset");
+    }
+    let requests = receiver.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.status), ("POST", "/v1/traces", 200), "{r:?}");
+        assert_eq!(r.headers.get("content-type").map(String::as_str), Some("application/x-protobuf"));
+        assert!(!r.headers.contains_key("content-encoding"), "uncompressed: {r:?}");
+    }
+}
+
+#[test]
+fn error_events_mark_the_span_failed() {
+    let receiver = setup();
+    const T: &str = "error-status";
+    {
+        let _s = tracing::info_span!("charge-card", test = T).entered();
+        tracing::error!("payment declined");
+    }
+    flush();
+    let spans = receiver.wait_for(WAIT, |s| find(s, "charge-card", T).is_some()).expect("span exported");
+    let span = find(&spans, "charge-card", T).unwrap();
+    assert_eq!(span.status_code, 2, "error: {span:?}");
+}
+
+#[test]
+fn audit_events_inside_a_span_carry_its_trace_and_span_ids() {
+    let receiver = setup();
+    const T: &str = "audit-correlation";
+    let (outer_event, inner_event) = {
+        let _outer = tracing::info_span!("handle-request", test = T).entered();
+        let outer_event = audit::log_read(ResourceType::Document, "doc-outer").emit().expect("emit");
+        let _inner = tracing::info_span!("load-document", test = T).entered();
+        let inner_event = audit::log_read(ResourceType::Document, "doc-inner").emit().expect("emit");
+        (outer_event, inner_event)
+    };
+    let outside = audit::log_read(ResourceType::Document, "doc-outside").emit().expect("emit");
+    assert_eq!((outside.trace_id.as_deref(), outside.span_id.as_deref()), (None, None), "no span, no ids");
+
+    flush();
+    let spans = receiver
+        .wait_for(WAIT, |s| find(s, "handle-request", T).is_some() && find(s, "load-document", T).is_some())
+        .expect("spans exported");
+    let outer = find(&spans, "handle-request", T).unwrap();
+    let inner = find(&spans, "load-document", T).unwrap();
+    assert_eq!(outer_event.trace_id.as_deref(), Some(outer.trace_id.as_str()));
+    assert_eq!(outer_event.span_id.as_deref(), Some(outer.span_id.as_str()));
+    assert_eq!(inner_event.trace_id.as_deref(), Some(inner.trace_id.as_str()));
+    assert_eq!(inner_event.span_id.as_deref(), Some(inner.span_id.as_str()));
+
+    // And the recorded JSON (what the sinks write) carries them too.
+    let json = common::recorded_json(&inner_event);
+    assert_eq!(json["trace_id"], inner.trace_id.as_str());
+    assert_eq!(json["span_id"], inner.span_id.as_str());
+}
+
+#[test]
+fn a_second_configure_is_ignored_and_a_second_exporter_refused() {
+    let receiver = setup();
+    let other = OtlpReceiver::start();
+    configure_tracing(TracingConfig { otlp_endpoint: Some(other.endpoint()), ..Default::default() })
+        .expect("a second configure_tracing is reported, not an error");
+    const T: &str = "second-configure";
+    drop(tracing::info_span!("after-second-configure", test = T).entered());
+    flush();
+    receiver.wait_for(WAIT, |s| find(s, "after-second-configure", T).is_some()).expect("still the first receiver");
+    assert!(other.requests().is_empty(), "the second config was ignored");
+
+    let err = observer::tracing::otel_layer::<tracing_subscriber::Registry>(&TracingConfig {
+        otlp_endpoint: Some(other.endpoint()),
+        ..Default::default()
+    })
+    .err()
+    .expect("only one exporter per process");
+    assert!(matches!(&err, observer::ObserverError::Configuration(c) if c.field == "tracing"), "{err}");
+    // Nothing to export → a no-op layer, fine.
+    assert!(observer::tracing::otel_layer::<tracing_subscriber::Registry>(&TracingConfig::default()).is_ok());
+}
+
+#[test]
+fn workflow_attributes_and_errors_reach_the_receiver() {
+    let receiver = setup();
+    let wf = observer::tracing::WorkflowTracer::new("otel-process-order").attr("order_id", "123");
+    {
+        let mut step = wf.step("validate");
+        step.set("items_count", 5).set("tags", serde_json::json!(["a", "b"]));
+    }
+    {
+        let mut step = wf.step("payment");
+        step.record_error("card declined");
+    }
+    wf.set("status", "completed").set("total", 9.5).set("rush", true);
+    wf.record_error("order failed");
+    let _summary = wf.finish();
+    flush();
+    let is_wf = |s: &ReceivedSpan| s.name == "workflow:otel-process-order";
+    let spans = receiver
+        .wait_for(WAIT, |spans| {
+            spans.iter().find(|s| is_wf(s)).is_some_and(|w| {
+                spans.iter().filter(|s| s.parent_span_id.as_deref() == Some(w.span_id.as_str())).count() == 2
+            })
+        })
+        .expect("workflow and steps exported");
+    let workflow = spans.iter().find(|s| is_wf(s)).unwrap();
+    let step = |name: &str| {
+        spans.iter().find(|s| s.name == name && s.parent_span_id.as_deref() == Some(workflow.span_id.as_str())).unwrap()
+    };
+    // set_span_attribute: strings, numbers, booleans as OTEL scalars; arrays as JSON text.
+    assert_eq!(workflow.attr_str("order_id"), Some("123"));
+    assert_eq!(workflow.attr_str("status"), Some("completed"));
+    assert_eq!(workflow.attributes["total"], 9.5);
+    assert_eq!(workflow.attributes["rush"], true);
+    let validate = step("step:validate");
+    assert_eq!(validate.attributes["items_count"], 5);
+    assert_eq!(validate.attr_str("tags"), Some(r#"["a","b"]"#));
+    assert_eq!(validate.status_code, 0);
+    // set_span_error: status error with the message.
+    let payment = step("step:payment");
+    assert_eq!((payment.status_code, payment.status_message.as_str()), (2, "card declined"));
+    assert_eq!((workflow.status_code, workflow.status_message.as_str()), (2, "order failed"));
+}

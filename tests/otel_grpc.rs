@@ -1,0 +1,50 @@
+//! OTLP over gRPC (feature `otel-grpc`) to a real tonic receiver, from a plain test thread (no Tokio runtime of
+//! the caller's): the exporter runs on observer's own small runtime.
+#![cfg(feature = "otel-grpc")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::otlp::OtlpReceiver;
+use observer::tracing::{configure_tracing, OtlpProtocol, TracingConfig};
+
+#[test]
+fn spans_are_exported_over_grpc() {
+    for var in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        assert!(std::env::var_os(var).is_none(), "unset {var} to run this test");
+    }
+    let receiver = OtlpReceiver::start_grpc();
+    let config = TracingConfig {
+        service_name: "grpc-service".into(),
+        otlp_endpoint: Some(receiver.endpoint()),
+        protocol: OtlpProtocol::Grpc,
+        ..Default::default()
+    };
+    assert_eq!(config.export_endpoint().as_deref(), Some(receiver.endpoint().as_str()));
+    configure_tracing(config).expect("configure_tracing over gRPC");
+    {
+        let _parent = tracing::info_span!("process-document", document_id = "doc-123").entered();
+        let _child = tracing::info_span!("extract-pages", pages = 3_i64).entered();
+    }
+    observer::flush(Duration::from_secs(10)).expect("flush over gRPC");
+    let spans = receiver
+        .wait_for(Duration::from_secs(15), |s| s.len() >= 2)
+        .unwrap_or_else(|| panic!("spans over gRPC, got {:?}", receiver.spans()));
+    let parent = spans.iter().find(|s| s.name == "process-document").unwrap();
+    let child = spans.iter().find(|s| s.name == "extract-pages").unwrap();
+    assert_eq!(child.parent_span_id.as_deref(), Some(parent.span_id.as_str()));
+    assert_eq!(parent.attr_str("document_id"), Some("doc-123"));
+    assert_eq!(child.attributes["pages"], 3);
+    assert_eq!(parent.resource_str("service.name"), Some("grpc-service"));
+    assert!(receiver.requests()[0].headers.get("content-type").is_some_and(|c| c.starts_with("application/grpc")));
+
+    // Inside a caller's Tokio runtime too, and shutdown (bounded) from there.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        drop(tracing::info_span!("inside-tokio").entered());
+        tokio::task::yield_now().await;
+        observer::tracing::shutdown_tracing().expect("shutdown over gRPC");
+    });
+    receiver.wait_for(Duration::from_secs(5), |s| s.iter().any(|s| s.name == "inside-tokio")).expect("inside-tokio");
+}

@@ -1,0 +1,8 @@
+#[observer::step]
+pub const fn validate() -> bool {
+    true
+}
+
+fn main() {
+    let _ = validate();
+}

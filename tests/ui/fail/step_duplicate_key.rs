@@ -1,0 +1,6 @@
+#[observer::step(crate = ::observer, name = "validate", crate = ::observer)]
+fn validate() {}
+
+fn main() {
+    validate();
+}

@@ -1,0 +1,6 @@
+#[observer::step(name = "")]
+fn validate() {}
+
+fn main() {
+    validate();
+}

@@ -1,0 +1,6 @@
+#[observer::step(name = validate)]
+fn validate() {}
+
+fn main() {
+    validate();
+}

@@ -1,0 +1,8 @@
+#[observer::step]
+enum Stage {
+    Validate,
+}
+
+fn main() {
+    let _ = Stage::Validate;
+}

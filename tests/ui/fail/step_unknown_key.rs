@@ -1,0 +1,6 @@
+#[observer::step(nam = "validate")]
+fn validate() {}
+
+fn main() {
+    validate();
+}

@@ -1,0 +1,6 @@
+#[observer::workflow(name = "process-order", name = "process")]
+fn process() {}
+
+fn main() {
+    process();
+}

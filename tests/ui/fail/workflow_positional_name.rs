@@ -1,0 +1,6 @@
+#[observer::workflow("process-order")]
+fn process() {}
+
+fn main() {
+    process();
+}

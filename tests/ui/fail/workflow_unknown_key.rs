@@ -1,0 +1,6 @@
+#[observer::workflow(nmae = "process-order")]
+fn process() {}
+
+fn main() {
+    process();
+}
