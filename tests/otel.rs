@@ -174,6 +174,7 @@ fn workflow_attributes_and_errors_reach_the_receiver() {
     {
         let mut step = wf.step("validate");
         step.set("items_count", 5).set("tags", serde_json::json!(["a", "b"]));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     {
         let mut step = wf.step("payment");
@@ -205,6 +206,14 @@ fn workflow_attributes_and_errors_reach_the_receiver() {
     assert_eq!(validate.attr_str("tags"), Some(r#"["a","b"]"#));
     assert_eq!(validate.status_code, 0);
     // set_span_error: status error with the message.
+    // Durations: the step's span covers its 20 ms sleep and lies within the workflow's span, which matches
+    // the summary's duration (with tolerance).
+    let nanos = |s: &ReceivedSpan| s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano);
+    assert!(nanos(validate) >= 20_000_000, "{} ns", nanos(validate));
+    assert!(validate.start_time_unix_nano >= workflow.start_time_unix_nano);
+    assert!(validate.end_time_unix_nano <= workflow.end_time_unix_nano);
+    let summary_ns = (_summary.duration_ms * 1e6) as u64;
+    assert!(nanos(workflow).abs_diff(summary_ns) < 5_000_000, "span {} ns vs summary {summary_ns} ns", nanos(workflow));
     let payment = step("step:payment");
     assert_eq!((payment.status_code, payment.status_message.as_str()), (2, "card declined"));
     assert_eq!((workflow.status_code, workflow.status_message.as_str()), (2, "order failed"));
