@@ -26,6 +26,19 @@ impl Errors {
     }
 }
 
+/// Both results, or every error of the two combined (so that the arguments' and the item's mistakes are
+/// reported together).
+pub(crate) fn both<A, B>(a: syn::Result<A>, b: syn::Result<B>) -> syn::Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(mut e), Err(other)) => {
+            e.combine(other);
+            Err(e)
+        }
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
 /// `#[audit]` arguments after every check.
 pub(crate) struct Audit {
     pub action: &'static Entry,

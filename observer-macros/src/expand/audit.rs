@@ -7,22 +7,14 @@ use syn::spanned::Spanned;
 use syn::{Expr, ItemFn};
 
 use crate::attr::{mentions_ret, AuditArgs};
-use crate::valid::{self, Audit, Errors};
+use crate::valid::{self, Audit};
 
 /// Parses and checks the arguments and the item, then generates the wrapped fn.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args = syn::parse2::<AuditArgs>(args).and_then(valid::audit);
     let func = valid::function("audit", item);
-    match (args, func) {
-        (Ok(args), Ok(func)) => Ok(generate(args, func)),
-        (args, func) => {
-            let mut errors = Errors::default();
-            for e in [args.err(), func.err()].into_iter().flatten() {
-                errors.push(e);
-            }
-            errors.finish().map(|()| TokenStream::new())
-        }
-    }
+    let (args, func) = valid::both(args, func)?;
+    Ok(generate(args, func))
 }
 
 fn generate(audit: Audit, func: ItemFn) -> TokenStream {

@@ -6,22 +6,14 @@ use quote::{format_ident, quote};
 use syn::ItemFn;
 
 use crate::attr::TraceArgs;
-use crate::valid::{self, Errors, Trace};
+use crate::valid::{self, Trace};
 
 /// Parses and checks the arguments and the item, then generates the wrapped fn.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let args = TraceArgs::parse("step", args).and_then(|a| valid::trace("step", a));
     let func = valid::function("step", item);
-    match (args, func) {
-        (Ok(args), Ok(func)) => Ok(generate(args, func)),
-        (args, func) => {
-            let mut errors = Errors::default();
-            for e in [args.err(), func.err()].into_iter().flatten() {
-                errors.push(e);
-            }
-            errors.finish().map(|()| TokenStream::new())
-        }
-    }
+    let (args, func) = valid::both(args, func)?;
+    Ok(generate(args, func))
 }
 
 fn generate(trace: Trace, func: ItemFn) -> TokenStream {
