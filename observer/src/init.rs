@@ -104,12 +104,15 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
     while Arc::strong_count(&rt) > 1 && Instant::now() < deadline {
         std::thread::yield_now();
     }
-    // The sinks get `flush_timeout` to deliver; the grace covers the Kafka sink moving what is left into its
-    // spool after that.
-    let res = rt.pipeline.shutdown(rt.config.flush_timeout + SHUTDOWN_GRACE);
-    // Then the OpenTelemetry span exporter, if `configure_tracing` installed one (bounded by `flush_timeout`).
+    // First the OpenTelemetry span exporter, if `configure_tracing` installed one (bounded by `flush_timeout`):
+    // spans exported to Kafka still find the shared producer alive.
     #[cfg(feature = "otel")]
-    let res = res.and(crate::tracing::shutdown_tracing_with_timeout(rt.config.flush_timeout));
+    let traced = crate::tracing::shutdown_tracing_with_timeout(rt.config.flush_timeout);
+    #[cfg(not(feature = "otel"))]
+    let traced = Ok(());
+    // Then the sinks: they get `flush_timeout` to deliver; the grace covers the Kafka sink moving what is left
+    // into its spool after that.
+    let res = rt.pipeline.shutdown(rt.config.flush_timeout + SHUTDOWN_GRACE).and(traced);
     let stats = rt.pipeline.stats();
     if stats.rejected_queue_full > 0 || stats.sink_errors > 0 || stats.pending > 0 {
         tracing::warn!(
@@ -223,17 +226,19 @@ pub fn stats() -> Option<DispatchStats> {
 /// `observer::tracing::flush_tracing`), with or without `init`.
 pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
     let deadline = Instant::now() + timeout;
+    // Spans first (they may be exported to Kafka), then audit events, then Kafka's acknowledgements of both.
+    #[cfg(feature = "otel")]
+    let traced = crate::tracing::flush_tracing(timeout);
+    #[cfg(not(feature = "otel"))]
+    let traced: Result<(), ExporterError> = Ok(());
     if let Some(rt) = RUNTIME.load_full() {
-        rt.pipeline.flush(timeout)?;
+        rt.pipeline.flush(deadline.saturating_duration_since(Instant::now()))?;
         #[cfg(feature = "kafka")]
         if let Some(k) = &rt.kafka {
             k.flush(deadline.saturating_duration_since(Instant::now()))?;
         }
     }
-    #[cfg(feature = "otel")]
-    crate::tracing::flush_tracing(deadline.saturating_duration_since(Instant::now()))?;
-    let _ = deadline;
-    Ok(())
+    traced
 }
 
 /// The process's shared Kafka exporter (one producer per process), when `init` enabled Kafka. Tracers and

@@ -2,10 +2,13 @@
 //! exports `tracing` spans over OTLP — the guide's "LLM Tracing with Logfire" and "Workflow Tracing".
 //!
 //! With `otel`: `configure_tracing` (the guide's `configure_logfire`), `otel_layer` for your own subscriber,
-//! `flush_tracing` / `shutdown_tracing`; `TracingConfig` says where spans go.
+//! `flush_tracing` / `shutdown_tracing`; `TracingConfig` says where spans go. With `otel-kafka`, also straight to
+//! Kafka as OTLP-JSON (`TracingConfig::kafka_topic`, `KafkaSpanExporter`), without a collector.
 //!
 //! Custom spans are plain [`tracing`] spans: `tracing::info_span!("process-document", document_id = "doc-123")`.
 
+#[cfg(feature = "otel-kafka")]
+pub(crate) mod kafka_otlp;
 #[cfg(feature = "otel")]
 pub(crate) mod otel;
 pub mod workflow;
@@ -16,6 +19,10 @@ pub use otel::{
     configure_tracing, flush_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout, OtlpProtocol,
     TracingConfig,
 };
+
+#[cfg(feature = "otel-kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]
+pub use kafka_otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
 pub use workflow::{
     current_workflow, trace_workflow, Step, StepRecord, WorkflowScope, WorkflowSummary, WorkflowTracer,

@@ -93,6 +93,9 @@ impl OtlpProtocol {
 /// * with no endpoint and `send_to_logfire == true` → the OTLP default endpoint, `http://localhost:4318`
 ///   (`http://localhost:4317` for gRPC): a collector next to the service. There is no vendor default.
 ///
+/// With [`kafka_topic`](Self::kafka_topic) set (feature `otel-kafka`), spans also go to that Kafka topic as
+/// OTLP-JSON, whatever the above says (and only there when no endpoint applies).
+///
 /// Spans are batched (the SDK's batch span processor on its own thread; the `OTEL_BSP_*` variables apply) and sent
 /// every 5 s, on [`observer::flush`](crate::flush) / [`flush_tracing`], on [`shutdown_tracing`] and when the
 /// [`ObserverGuard`](crate::ObserverGuard) is dropped.
@@ -128,6 +131,14 @@ pub struct TracingConfig {
     pub level: ::tracing::Level,
     /// Further resource attributes (e.g. `("service.namespace", "genesis")`). Env `OTEL_RESOURCE_ATTRIBUTES`.
     pub resource_attributes: Vec<(String, String)>,
+    /// Export spans as OTLP-JSON to this Kafka topic through the process's shared Kafka exporter; requires
+    /// `observer::init` with Kafka enabled first, or pass an exporter (build a `KafkaSpanExporter` from your own
+    /// `KafkaExporter` and add it to your own tracer provider). Each export batch is one message in the format
+    /// of the OpenTelemetry Collector's Kafka exporter with `encoding: otlp_json` (`genesis-otel` in the guide's
+    /// `otel-collector-config.yaml`), so no collector is needed. In addition to an OTLP endpoint when one is
+    /// configured, else instead of it; independent of `send_to_logfire`. The audit and trace stream topics are
+    /// refused. Needs the `otel-kafka` cargo feature. Default `None`.
+    pub kafka_topic: Option<String>,
 }
 
 impl Default for TracingConfig {
@@ -175,6 +186,7 @@ impl TracingConfig {
             console: false,
             level: ::tracing::Level::INFO,
             resource_attributes: Vec::new(),
+            kafka_topic: None,
         }
     }
 
@@ -268,6 +280,15 @@ impl TracingConfig {
         }
         if let Some((k, _)) = self.resource_attributes.iter().find(|(k, _)| k.trim().is_empty()) {
             return Err(ConfigurationError::new("resource_attributes", format!("empty attribute key `{k}`")));
+        }
+        if let Some(topic) = &self.kafka_topic {
+            #[cfg(feature = "otel-kafka")]
+            super::kafka_otlp::check_topic(topic)?;
+            #[cfg(not(feature = "otel-kafka"))]
+            return Err(ConfigurationError::new(
+                "kafka_topic",
+                format!("exporting spans to Kafka topic `{topic}` needs the `otel-kafka` cargo feature of observer"),
+            ));
         }
         Ok(())
     }
@@ -421,9 +442,36 @@ fn exporter_error(e: opentelemetry_otlp::ExporterBuildError) -> ObserverError {
     }
 }
 
-/// Builds the exporter and tracer provider for `endpoint` (already resolved).
-fn build(config: &TracingConfig, endpoint: &str) -> Result<Installed, ObserverError> {
+/// Whether `config` exports spans anywhere: an OTLP endpoint (resolved) or a Kafka topic.
+fn exports(config: &TracingConfig, endpoint: Option<&str>) -> bool {
+    endpoint.is_some() || config.kafka_topic.is_some()
+}
+
+/// Builds the exporters and tracer provider: OTLP to `endpoint` (already resolved) when set, and Kafka when
+/// [`TracingConfig::kafka_topic`] is set.
+fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<Installed, ObserverError> {
     let builder = SdkTracerProvider::builder().with_resource(config.resource());
+    #[cfg(feature = "otel-kafka")]
+    let builder = if let Some(topic) = &config.kafka_topic {
+        let kafka = crate::kafka_exporter().ok_or_else(|| {
+            ConfigurationError::new(
+                "kafka_topic",
+                "no shared Kafka exporter: call observer::init with `kafka_enabled: true` (and a Kafka config) before \
+                 configuring tracing, or add a KafkaSpanExporter built from your own KafkaExporter to your own tracer \
+                 provider",
+            )
+        })?;
+        builder.with_batch_exporter(super::kafka_otlp::KafkaSpanExporter::new(kafka, topic.as_str())?)
+    } else {
+        builder
+    };
+    let Some(endpoint) = endpoint else {
+        return Ok(Installed {
+            provider: builder.build(),
+            #[cfg(feature = "otel-grpc")]
+            runtime: None,
+        });
+    };
     let installed = match config.protocol {
         OtlpProtocol::HttpProtobuf => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -555,14 +603,15 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
     let config = config.apply_env()?;
     config.validate()?;
     let endpoint = config.export_endpoint();
-    if endpoint.is_some() && already_exporting() {
+    let exporting = exports(&config, endpoint.as_deref());
+    if exporting && already_exporting() {
         return Err(ConfigurationError::new(
             "tracing",
             "an OpenTelemetry exporter is already installed (observer::tracing::otel_layer); call shutdown_tracing first",
         )
         .into());
     }
-    let installed = endpoint.as_deref().map(|e| build(&config, e)).transpose()?;
+    let installed = exporting.then(|| build(&config, endpoint.as_deref())).transpose()?;
     let otel = installed.as_ref().map(|i| layer_for(tracer(&i.provider), config.export_filter()));
     let console = config.console.then(|| {
         let filter = tracing_subscriber::EnvFilter::builder()
@@ -586,7 +635,8 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
         Some(i) => {
             publish(i);
             ::tracing::debug!(target: "observer", endpoint = endpoint.as_deref().unwrap_or_default(),
-                protocol = config.protocol.as_str(), service = %config.service_name, "OpenTelemetry export configured");
+                kafka_topic = config.kafka_topic.as_deref().unwrap_or_default(), protocol = config.protocol.as_str(),
+                service = %config.service_name, "OpenTelemetry export configured");
         }
         None => {
             ::tracing::debug!(target: "observer", "tracing configured without export (no endpoint, send_to_logfire = false)");
@@ -626,9 +676,10 @@ where
 {
     let config = config.clone().apply_env()?;
     config.validate()?;
-    let Some(endpoint) = config.export_endpoint() else {
+    let endpoint = config.export_endpoint();
+    if !exports(&config, endpoint.as_deref()) {
         return Ok(None);
-    };
+    }
     let _configured = CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner);
     if already_exporting() {
         return Err(ConfigurationError::new(
@@ -637,7 +688,7 @@ where
         )
         .into());
     }
-    let installed = build(&config, &endpoint)?;
+    let installed = build(&config, endpoint.as_deref())?;
     let layer = layer_for(tracer(&installed.provider), config.export_filter());
     publish(installed);
     Ok(Some(layer))
