@@ -39,6 +39,19 @@ pub(crate) fn both<A, B>(a: syn::Result<A>, b: syn::Result<B>) -> syn::Result<(A
     }
 }
 
+/// Records `key` as seen; a second use of the same key is an error on that token.
+fn first_use(seen: &mut Vec<String>, key: &syn::Ident, attr: &str) -> syn::Result<()> {
+    let k = key.to_string();
+    if seen.contains(&k) {
+        return Err(syn::Error::new_spanned(
+            key,
+            format!("duplicate key `{k}` in `#[{attr}]`; each key may be given once"),
+        ));
+    }
+    seen.push(k);
+    Ok(())
+}
+
 /// `#[audit]` arguments after every check.
 pub(crate) struct Audit {
     pub action: &'static Entry,
@@ -77,15 +90,10 @@ pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
     let (mut id, mut name, mut description, mut krate) = (None, None, None, None);
     let mut seen: Vec<String> = Vec::new();
     for key in args.keys {
-        let k = key.key().to_string();
-        if seen.contains(&k) {
-            errors.push(syn::Error::new_spanned(
-                key.key(),
-                format!("duplicate key `{k}` in `#[audit]`; each key may be given once"),
-            ));
+        if let Err(e) = first_use(&mut seen, key.key(), "audit") {
+            errors.push(e);
             continue;
         }
-        seen.push(k);
         match key {
             AuditKey::Id(_, e) => id = Some(e),
             AuditKey::Name(_, e) => name = Some(e),
@@ -283,15 +291,10 @@ pub(crate) fn trace(attr: &'static str, args: crate::attr::TraceArgs) -> syn::Re
     let (mut name, mut fields, mut krate) = (None, Vec::new(), None);
     let mut seen: Vec<String> = Vec::new();
     for key in args.keys {
-        let k = key.key().to_string();
-        if seen.contains(&k) {
-            errors.push(syn::Error::new_spanned(
-                key.key(),
-                format!("duplicate key `{k}` in `#[{attr}]`; each key may be given once"),
-            ));
+        if let Err(e) = first_use(&mut seen, key.key(), attr) {
+            errors.push(e);
             continue;
         }
-        seen.push(k);
         match key {
             TraceKey::Name(_, value) => match &value {
                 Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), attrs }) if attrs.is_empty() => {

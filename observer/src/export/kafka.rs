@@ -436,21 +436,12 @@ impl KafkaExporter {
     /// Hands one message to librdkafka, or to the spool when librdkafka cannot take it.
     pub fn send(&self, topic: &str, key: Option<&str>, headers: &[(&str, &str)], payload: &[u8]) -> ExportResult {
         if self.inner.closed.load(Ordering::Acquire) {
-            let record = SpoolRecord {
-                topic: topic.to_owned(),
-                key: key.map(str::to_owned),
-                headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-                payload: payload.to_vec(),
-            };
-            return match self.inner.spool_now(vec![record]) {
+            return match self.inner.spool_now(vec![spool_record(topic, key, headers, payload)]) {
                 Ok(()) => ExportResult { success: true, spooled: true, topic: topic.to_owned(), error: None },
                 Err(e) => self.result(topic, false, Some(e)),
             };
         }
-        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-        for (k, v) in headers {
-            owned = owned.insert(Header { key: k, value: Some(v.as_bytes()) });
-        }
+        let owned = owned_headers(headers.iter().copied());
         let mut record = BaseRecord::with_opaque_to(topic, LIVE).payload(payload).headers(owned);
         if let Some(k) = key {
             record = record.key(k);
@@ -460,17 +451,10 @@ impl KafkaExporter {
                 self.inner.counters().produced.fetch_add(1, Ordering::Relaxed);
                 self.result(topic, true, None)
             }
-            Err((err, record)) => {
+            Err((err, _)) => {
                 // Queue full (or any other immediate refusal): keep it on disk instead.
                 tracing::debug!(target: "observer::kafka", error = %err, "librdkafka refused a message; spooling it");
-                let headers = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-                let spooled = SpoolRecord {
-                    topic: record.topic.to_owned(),
-                    key: key.map(str::to_owned),
-                    headers,
-                    payload: payload.to_vec(),
-                };
-                lock(&self.inner.shared.failed).push(spooled);
+                lock(&self.inner.shared.failed).push(spool_record(topic, key, headers, payload));
                 ExportResult { success: true, spooled: true, topic: topic.to_owned(), error: None }
             }
         }
@@ -537,6 +521,25 @@ impl KafkaExporter {
             spool_records: self.inner.spool.records(),
             spool_bytes: self.inner.spool.bytes(),
         }
+    }
+}
+
+/// librdkafka headers from `(name, value)` pairs.
+fn owned_headers<'a>(headers: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {
+    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+    for (key, value) in headers {
+        owned = owned.insert(Header { key, value: Some(value.as_bytes()) });
+    }
+    owned
+}
+
+/// The spool's copy of a message that librdkafka did not take.
+fn spool_record(topic: &str, key: Option<&str>, headers: &[(&str, &str)], payload: &[u8]) -> SpoolRecord {
+    SpoolRecord {
+        topic: topic.to_owned(),
+        key: key.map(str::to_owned),
+        headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        payload: payload.to_vec(),
     }
 }
 
@@ -683,10 +686,7 @@ impl Inner {
         let producer = self.producer.load();
         while r.next < r.records.len() && ctx.replay_outstanding.load(Ordering::Acquire) < REPLAY_WINDOW {
             let rec = &r.records[r.next];
-            let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
-            for (k, v) in &rec.headers {
-                headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
-            }
+            let headers = owned_headers(rec.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let mut record = BaseRecord::with_opaque_to(&rec.topic, REPLAY).payload(&rec.payload).headers(headers);
             if let Some(k) = &rec.key {
                 record = record.key(k);
