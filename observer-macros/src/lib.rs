@@ -334,3 +334,36 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
     expand::step::expand(args.into(), item.clone()).unwrap_or_else(|e| expand::with_error(item, e)).into()
 }
+
+/// Runs every call of the annotated function as a component of the current agent trace
+/// (`observer::tracing::AgentTracer`, made current with `tracer.scope(fut)` / `tracer.scope_sync(f)`), or inside a
+/// plain `tracing` span when no agent trace is current.
+///
+/// ```text
+/// #[agent_component]
+/// #[agent_component([name = "LITERAL"] [, kind = "KIND"] [, skip(ARG, ..)] [, crate = PATH] [,])]
+/// ```
+///
+/// - `name`: the component name (default: the fn's name).
+/// - `kind`: the component type, one of `llm`, `tool`, `agent`, `retrieval`, `memory`, `input`, `output`,
+///   `processing`, `component` (checked at compile time); inferred from the name and the outputs when left out.
+/// - `skip(arg, ..)`: arguments left out of the inputs. Every other named argument is serialised into
+///   `input_data` (its type must implement `serde::Serialize`; otherwise the error points at the argument — skip
+///   it). Arguments are serialised only when an agent trace is current.
+///
+/// The return value becomes `output_data` (through `Serialize` when its type has it, else `null`), so the tokens,
+/// model and cost of an LLM response returned by the fn are extracted. For `-> Result<T, E>`, `Ok(T)` is the
+/// output and an `Err` ends the component with the error's message (`Display`, else `Debug`). Components started
+/// inside the body (nested `#[agent_component]` calls) become its children; concurrent calls are siblings. A
+/// panic or a future dropped before completion ends the component with an error. The function keeps its
+/// signature and may be sync or `async`, a free function or a method.
+///
+/// ```ignore
+/// #[observer::agent_component(name = "QueryClassifier", kind = "llm")]
+/// async fn classify(query: &str) -> Result<serde_json::Value, MyError> { .. }
+/// ```
+#[proc_macro_attribute]
+pub fn agent_component(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    expand::agent::expand(args.into(), item.clone()).unwrap_or_else(|e| expand::with_error(item, e)).into()
+}

@@ -116,6 +116,9 @@ impl<T: ::core::fmt::Debug + ?Sized> ErrorDebug for ErrorRef<'_, T> {
 /// it).
 pub use ::tracing;
 
+/// `serde_json`, for the inputs `#[agent_component]` builds.
+pub use ::serde_json;
+
 use crate::tracing::{current_workflow, WorkflowTracer};
 
 /// Starts the workflow of one `#[workflow]` call; the generated code adds its `fields(..)` with
@@ -291,4 +294,145 @@ pub async fn step_async_result<T, E>(
 #[inline(always)]
 pub fn typed_closure<R, F: FnOnce() -> R>(body: F) -> F {
     body
+}
+
+// ---- #[agent_component] -----------------------------------------------------------------------------------
+
+/// An argument of an `#[agent_component]` fn, serialised for the component's `input_data`
+/// (`agent_input(&arg)`): the argument's type must implement `serde::Serialize`, or be left out with
+/// `skip(arg)`.
+#[inline]
+pub fn agent_input<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("<not serialisable: {e}>")))
+}
+
+/// The inputs of one `#[agent_component]` call, built by `inputs` only when an agent trace is current (the
+/// arguments are serialised before the body takes them).
+#[inline]
+pub fn agent_inputs(inputs: impl FnOnce() -> serde_json::Value) -> Option<serde_json::Value> {
+    crate::tracing::agent_scope::current().map(|_| inputs())
+}
+
+/// The return value of an `#[agent_component]` fn as its `output_data`:
+/// `(&&OutputRef(&value)).__observer_output()` with [`OutputSerialize`] and [`OutputOpaque`] in scope gives its
+/// JSON when the type implements `Serialize`, else `null`.
+#[derive(Debug)]
+pub struct OutputRef<'a, T: ?Sized>(pub &'a T);
+
+/// Output through `serde::Serialize` (preferred: implemented on `&OutputRef`).
+pub trait OutputSerialize {
+    /// The JSON value (`null` when serialisation fails).
+    fn __observer_output(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize + ?Sized> OutputSerialize for &OutputRef<'_, T> {
+    fn __observer_output(&self) -> serde_json::Value {
+        serde_json::to_value(self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Output of a type without `Serialize`: `null`.
+pub trait OutputOpaque {
+    /// `null`.
+    fn __observer_output(&self) -> serde_json::Value;
+}
+
+impl<T: ?Sized> OutputOpaque for OutputRef<'_, T> {
+    fn __observer_output(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// What an `#[agent_component]` call returned: its outputs, or its error message.
+#[derive(Debug)]
+pub struct ComponentOutcome {
+    /// `output_data`.
+    pub outputs: serde_json::Value,
+    /// The `Err` message of a `Result` fn.
+    pub error: Option<String>,
+}
+
+/// One running `#[agent_component]` call inside an agent trace. Ends the component when dropped without
+/// [`finish`](Self::finish) (the body panicked, or the future was dropped before it completed).
+#[derive(Debug)]
+pub struct ComponentCall {
+    tracer: crate::tracing::AgentTracer,
+    id: std::sync::Arc<str>,
+    name: &'static str,
+    done: bool,
+}
+
+impl ComponentCall {
+    fn start(name: &'static str, kind: &'static str, inputs: Option<serde_json::Value>) -> Option<Self> {
+        let current = crate::tracing::agent_scope::current()?;
+        let id: std::sync::Arc<str> = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
+        current.tracer.start_component(
+            id.to_string(),
+            name.to_owned(),
+            kind.to_owned(),
+            inputs.unwrap_or(serde_json::Value::Null),
+            serde_json::Value::Null,
+            current.component.as_deref().map(str::to_owned),
+        );
+        Some(Self { tracer: current.tracer, id, name, done: false })
+    }
+
+    fn finish(mut self, outcome: ComponentOutcome) {
+        self.done = true;
+        self.tracer.end_trace(&self.id, self.name, outcome.outputs, outcome.error.as_deref());
+    }
+}
+
+impl Drop for ComponentCall {
+    fn drop(&mut self) {
+        if !self.done {
+            let message =
+                if std::thread::panicking() { "the component panicked" } else { "the component was cancelled" };
+            self.tracer.end_trace(&self.id, self.name, serde_json::Value::Null, Some(message));
+        }
+    }
+}
+
+/// Runs the body of a sync `#[agent_component]` fn: as a component of the current agent trace (nested
+/// components become its children), or, outside any agent trace, inside a plain span.
+pub fn agent_component_sync<R>(
+    name: &'static str,
+    kind: &'static str,
+    inputs: Option<serde_json::Value>,
+    body: impl FnOnce() -> R,
+    outcome: impl FnOnce(&R) -> ComponentOutcome,
+) -> R {
+    match ComponentCall::start(name, kind, inputs) {
+        None => {
+            let span = ::tracing::info_span!("agent_component", otel.name = name);
+            let _entered = span.enter();
+            body()
+        }
+        Some(call) => {
+            let ret = crate::tracing::agent_scope::scope_sync(call.tracer.clone(), Some(call.id.clone()), body);
+            call.finish(outcome(&ret));
+            ret
+        }
+    }
+}
+
+/// Runs the body of an async `#[agent_component]` fn (see [`agent_component_sync`]); the component lasts from
+/// the first poll to completion, across `.await`s.
+pub async fn agent_component_async<R>(
+    name: &'static str,
+    kind: &'static str,
+    inputs: Option<serde_json::Value>,
+    body: impl ::core::future::Future<Output = R>,
+    outcome: impl FnOnce(&R) -> ComponentOutcome,
+) -> R {
+    use ::tracing::Instrument as _;
+    match ComponentCall::start(name, kind, inputs) {
+        None => body.instrument(::tracing::info_span!("agent_component", otel.name = name)).await,
+        Some(call) => {
+            let scoped = crate::tracing::agent_scope::AgentScope::new(call.tracer.clone(), Some(call.id.clone()), body);
+            let ret = scoped.await;
+            call.finish(outcome(&ret));
+            ret
+        }
+    }
 }

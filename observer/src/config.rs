@@ -40,6 +40,9 @@ pub struct ObserverConfig {
     pub instrument_openai: bool,
     /// Instrument Anthropic HTTP calls. Used by the LLM instrumentation.
     pub instrument_anthropic: bool,
+    /// Record an LLM interaction audit event (model, provider, tokens, cost) for every call traced by the LLM HTTP
+    /// instrumentation (feature `llm-http`). Default `false`. Env `OBSERVER_LOG_LLM_INTERACTIONS`.
+    pub log_llm_interactions: bool,
     /// Kafka settings. `None` with `kafka_enabled` takes them from the `KAFKA_*` environment variables.
     pub kafka: Option<KafkaConfig>,
     /// Export audit events to Kafka. Default `false`. Env `OBSERVER_KAFKA_ENABLED`.
@@ -69,6 +72,7 @@ impl Default for ObserverConfig {
             send_to_logfire: false,
             instrument_openai: false,
             instrument_anthropic: false,
+            log_llm_interactions: false,
             kafka: None,
             kafka_enabled: false,
             keycloak_claim_mappings: BTreeMap::new(),
@@ -532,6 +536,7 @@ impl ObserverConfig {
     /// | `OBSERVER_SERVICE_VERSION` | `service_version` |
     /// | `OBSERVER_ENVIRONMENT` | `environment` |
     /// | `OBSERVER_KAFKA_ENABLED` | `kafka_enabled` (`true`/`false`) |
+    /// | `OBSERVER_LOG_LLM_INTERACTIONS` | `log_llm_interactions` (`true`/`false`) |
     /// | `OBSERVER_AUDIT_FILE` | `audit_sink` = that JSON-lines file |
     /// | `OBSERVER_AUDIT_SINK` | `audit_sink` = `file`, `stdout` or `none` |
     /// | `OBSERVER_QUEUE_CAPACITY` | `queue_capacity` |
@@ -554,6 +559,9 @@ impl ObserverConfig {
         }
         if let Some(v) = env_bool(lookup, "OBSERVER_KAFKA_ENABLED")? {
             self.kafka_enabled = v;
+        }
+        if let Some(v) = env_bool(lookup, "OBSERVER_LOG_LLM_INTERACTIONS")? {
+            self.log_llm_interactions = v;
         }
         if let Some(kind) = lookup("OBSERVER_AUDIT_SINK") {
             self.audit_sink = match kind.trim().to_ascii_lowercase().as_str() {

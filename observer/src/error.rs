@@ -132,4 +132,8 @@ pub enum TokenError {
     /// A claim the mapping needs (e.g. the actor id) is missing or has the wrong type.
     #[error("claim `{0}` is missing or not a string")]
     MissingClaim(String),
+    /// No verification keys are available: the JWKS could not be fetched (and none were cached). A server-side
+    /// problem, not a bad token; the message says why (e.g. `HTTP 503`, `timed out`), never a URL's credentials.
+    #[error("verification keys unavailable: {0}")]
+    KeysUnavailable(String),
 }

@@ -249,6 +249,13 @@ pub fn kafka_exporter() -> Option<crate::export::kafka::KafkaExporter> {
     RUNTIME.load().as_ref().and_then(|r| r.kafka.clone())
 }
 
+/// `(instrument_openai, instrument_anthropic, log_llm_interactions)` of the running config, `None` before [`init`].
+#[cfg(feature = "llm-http")]
+pub(crate) fn llm_http_flags() -> Option<(bool, bool, bool)> {
+    let rt = RUNTIME.load();
+    rt.as_ref().map(|r| (r.config.instrument_openai, r.config.instrument_anthropic, r.config.log_llm_interactions))
+}
+
 /// The configured Keycloak claim mappings (the defaults before [`init`]).
 pub(crate) fn claim_mappings() -> ClaimMappings {
     RUNTIME.load().as_ref().map(|r| r.claim_mappings.clone()).unwrap_or_default()

@@ -36,7 +36,11 @@ pub mod cost;
 mod error;
 pub mod export;
 mod init;
+pub mod llm;
 pub mod tracing;
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web")))]
+pub mod web;
 
 #[doc(hidden)]
 pub mod __private;
@@ -59,7 +63,7 @@ pub use init::{configure, flush, init, is_initialized, stats, InitStatus, Observ
 #[doc(inline)]
 pub use observer_macros::audit;
 #[doc(inline)]
-pub use observer_macros::{step, workflow};
+pub use observer_macros::{agent_component, step, workflow};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

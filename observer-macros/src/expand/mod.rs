@@ -1,6 +1,7 @@
 //! Code generation, one file per macro, and the parts they share: running the body of the annotated fn so that
 //! its value can be inspected, and the error fallback.
 
+pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod step;
 pub(crate) mod workflow;

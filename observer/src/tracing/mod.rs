@@ -7,6 +7,10 @@
 //!
 //! Custom spans are plain [`tracing`] spans: `tracing::info_span!("process-document", document_id = "doc-123")`.
 
+pub mod agent;
+pub(crate) mod agent_scope;
+pub mod agent_stream;
+pub mod factory;
 #[cfg(feature = "otel-kafka")]
 pub(crate) mod kafka_otlp;
 #[cfg(feature = "otel")]
@@ -24,6 +28,13 @@ pub use otel::{
 #[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]
 pub use kafka_otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
+pub use agent::{AgentTotals, AgentTracer, AgentTracerConfig, ComponentStart};
+pub use agent_scope::{current_agent_tracer, AgentScope};
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub use agent_stream::KafkaTraceSink;
+pub use agent_stream::{MemoryTraceSink, TraceEvent, TraceEventType, TraceSink};
+pub use factory::{AgentTrace, TracerFactory};
 pub use workflow::{
     current_workflow, trace_workflow, Step, StepRecord, WorkflowScope, WorkflowSummary, WorkflowTracer,
 };

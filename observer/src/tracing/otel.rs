@@ -431,6 +431,11 @@ static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 /// Set once [`configure_tracing`] installed the global subscriber (it cannot be replaced in a process).
 static CONFIGURED: Mutex<bool> = Mutex::new(false);
 
+/// Whether [`configure_tracing`] has installed the OpenTelemetry pipeline.
+pub(crate) fn is_configured() -> bool {
+    *CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 const SCOPE: &str = "observer";
 
 fn exporter_error(e: opentelemetry_otlp::ExporterBuildError) -> ObserverError {

@@ -1,0 +1,237 @@
+//! LLM HTTP instrumentation (feature `llm-http`): the guide's `instrument_openai` / `instrument_anthropic`.
+//!
+//! - [`LlmMiddleware`] for `reqwest-middleware` clients,
+//! - [`LlmLayer`] for `tower` HTTP services (`http::Request<B>` or `reqwest::Request`, e.g. behind
+//!   `async-openai`'s `with_http_service`; see `examples/rag_agent.rs`),
+//! - [`record_llm_call`] for clients that take neither.
+//!
+//! # What is traced
+//!
+//! `POST` requests to OpenAI-compatible paths under any base path (`…/chat/completions`, `…/responses`,
+//! `…/completions`, `…/embeddings`) and to Anthropic's `…/v1/messages`. Everything else passes through untouched
+//! (no span, no body read).
+//!
+//! Each call gets a client span (`otel.kind = client`) named `"{operation} {model}"` (e.g. `chat gpt-4o`) with
+//! the GenAI attributes of [`semconv`](crate::llm::semconv): operation, provider (`gen_ai.provider.name` and
+//! `gen_ai.system`), request model, temperature, max tokens, top_p (from the JSON request body), response model,
+//! id and finish reasons, input / output / cache-read / cache-creation / reasoning tokens, `gen_ai.cost` (USD, by
+//! [`calculate_cost_cached`](crate::calculate_cost_cached): cache reads at the cache rate, counted once),
+//! `server.address`, `server.port`, `http.response.status_code` and, for streams,
+//! `gen_ai.response.time_to_first_chunk` (seconds). HTTP 4xx/5xx responses, transport errors and bodies that
+//! fail mid-way set the span's status to error with `error.type` (the HTTP status code, `transport` or
+//! `stream_error`); the caller still receives the response (e.g. the 429 body) unchanged.
+//!
+//! The span starts before the request is sent (the request runs inside it, so spans of the HTTP client nest
+//! under it) and ends when the response body ends, fails or is dropped.
+//!
+//! # Bodies
+//!
+//! The request body of an LLM call is read for its parameters: in place for `reqwest` requests, into memory for
+//! `http` requests (they are small). The response body is never buffered for the caller: it passes frame by
+//! frame, byte-identical, while a bounded copy of a JSON body (at most 16 MiB) or an incremental parse of an
+//! event stream (`text/event-stream`; events of at most 1 MiB) collects the usage: OpenAI's last chunk
+//! (`stream_options.include_usage`), the Responses API's `response.completed`, Anthropic's `message_start` and
+//! `message_delta`. A body the instrumentation cannot read only means fewer attributes; it never changes or fails
+//! the call.
+//!
+//! # Switches
+//!
+//! Read from the global config at every call: [`ObserverConfig::instrument_openai`] and
+//! [`instrument_anthropic`](crate::ObserverConfig::instrument_anthropic) switch the two providers on, and
+//! [`log_llm_interactions`](crate::ObserverConfig::log_llm_interactions) records an
+//! [`audit::log_llm_interaction`](crate::audit::log_llm_interaction) event per call (model, provider, tokens,
+//! cost, duration, status, prompt and response lengths). **Before [`init`](crate::init)** both providers are
+//! instrumented and nothing is audited: adding the middleware is the opt-in, and tracing needs no audit pipeline.
+//! Each middleware or layer can override the three switches, and [`content_summaries`](LlmMiddleware::content_summaries)
+//! adds the first characters of the last user input and of the output to the audit event (off by default:
+//! audit events never carry prompt text unless asked to).
+//!
+//! [`ObserverConfig::instrument_openai`]: crate::ObserverConfig::instrument_openai
+
+mod body;
+mod detect;
+mod extract;
+mod record;
+mod reqwest;
+mod sse;
+mod tower;
+
+use std::time::Duration;
+
+pub use self::body::LlmBody;
+pub use self::detect::Provider;
+pub use self::reqwest::LlmMiddleware;
+pub use self::tower::{BoxError, LlmLayer, LlmService, MAX_REQUEST_BYTES};
+use crate::llm::semconv::{
+    GEN_AI_REQUEST_MAX_TOKENS, GEN_AI_REQUEST_TEMPERATURE, GEN_AI_REQUEST_TOP_P, GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+};
+pub use crate::llm::usage::TokenUsage;
+use crate::CostResult;
+
+/// Per-middleware overrides of the global switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options {
+    openai: Option<bool>,
+    anthropic: Option<bool>,
+    audit: Option<bool>,
+    summary_chars: usize,
+}
+
+impl Options {
+    /// The settings of a call to `provider`, or `None` when it is not instrumented.
+    pub(crate) fn resolve(&self, provider: Provider) -> Option<record::Settings> {
+        record::resolve(provider, self.openai, self.anthropic, self.audit, self.summary_chars)
+    }
+}
+
+/// The builder methods shared by [`LlmMiddleware`] and [`LlmLayer`].
+macro_rules! options_builder {
+    ($ty:ty) => {
+        impl $ty {
+            /// Instruments the providers the global config switches on (see the [module docs](super)).
+            pub fn new() -> Self {
+                Self::default()
+            }
+
+            /// Instruments OpenAI-compatible calls or not, whatever `ObserverConfig::instrument_openai` says.
+            #[must_use]
+            pub fn instrument_openai(mut self, on: bool) -> Self {
+                self.options.openai = Some(on);
+                self
+            }
+
+            /// Instruments Anthropic calls or not, whatever `ObserverConfig::instrument_anthropic` says.
+            #[must_use]
+            pub fn instrument_anthropic(mut self, on: bool) -> Self {
+                self.options.anthropic = Some(on);
+                self
+            }
+
+            /// Records an LLM interaction audit event per call or not, whatever
+            /// `ObserverConfig::log_llm_interactions` says.
+            #[must_use]
+            pub fn log_llm_interactions(mut self, on: bool) -> Self {
+                self.options.audit = Some(on);
+                self
+            }
+
+            /// Adds the first `max_chars` characters of the last user input and of the output to the audit
+            /// event (`prompt_summary`, `response_summary`). `0` (the default) records lengths only.
+            #[must_use]
+            pub fn content_summaries(mut self, max_chars: usize) -> Self {
+                self.options.summary_chars = max_chars;
+                self
+            }
+        }
+    };
+}
+pub(crate) use options_builder;
+
+/// One LLM call made without the middleware, for [`record_llm_call`].
+///
+/// ```
+/// use std::time::Duration;
+/// use observer::llm::http::{record_llm_call, LlmCall, TokenUsage};
+///
+/// let cost = record_llm_call(&LlmCall {
+///     provider: "openai".into(),
+///     model: "gpt-4o".into(),
+///     usage: TokenUsage { input_tokens: 1000, output_tokens: 500, cached_tokens: 200, ..Default::default() },
+///     finish_reasons: vec!["stop".into()],
+///     duration: Duration::from_millis(850),
+///     ..Default::default()
+/// });
+/// assert!(cost.price_found);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LlmCall {
+    /// Provider, e.g. `openai`, `anthropic` (also used for pricing).
+    pub provider: String,
+    /// Operation; empty means `chat`.
+    pub operation: String,
+    /// The requested model.
+    pub model: String,
+    /// The model that answered, when the response says (used for pricing when set).
+    pub response_model: Option<String>,
+    /// The provider's response id.
+    pub response_id: Option<String>,
+    /// Finish reasons, one per choice.
+    pub finish_reasons: Vec<String>,
+    /// Token usage (cached and cache-creation tokens part of the input, reasoning part of the output).
+    pub usage: TokenUsage,
+    /// How long the call took.
+    pub duration: Duration,
+    /// Time to the first streamed chunk, for streamed calls.
+    pub time_to_first_chunk: Option<Duration>,
+    /// Requested temperature.
+    pub temperature: Option<f64>,
+    /// Requested maximum output tokens.
+    pub max_tokens: Option<u64>,
+    /// Requested `top_p`.
+    pub top_p: Option<f64>,
+    /// The API host (`server.address`).
+    pub server_address: Option<String>,
+    /// The API port (`server.port`).
+    pub server_port: Option<u16>,
+    /// The HTTP status of the response.
+    pub http_status: Option<u16>,
+    /// Set when the call failed: the `error.type` (e.g. `429`, `timeout`).
+    pub error: Option<String>,
+    /// Records an audit event or not; `None` follows `ObserverConfig::log_llm_interactions` (off before `init`).
+    pub log_interaction: Option<bool>,
+    /// A short summary of the prompt for the audit event (never the prompt itself).
+    pub prompt_summary: Option<String>,
+    /// A short summary of the response for the audit event.
+    pub response_summary: Option<String>,
+}
+
+/// Records a finished LLM call: the same span as the middleware's (as a child of the current span), its cost
+/// and, when enabled, the audit event. Returns the cost.
+///
+/// `tracing` spans cannot be back-dated, so this span starts and ends now; the call's real duration is its
+/// `gen_ai.client.operation.duration` attribute (seconds).
+pub fn record_llm_call(call: &LlmCall) -> CostResult {
+    let operation = if call.operation.is_empty() { crate::llm::semconv::operation::CHAT } else { &call.operation };
+    let model = (!call.model.is_empty()).then_some(call.model.as_str());
+    let span = record::new_span(&call.provider, operation, model);
+    if let Some(t) = call.temperature {
+        span.record(GEN_AI_REQUEST_TEMPERATURE, t);
+    }
+    if let Some(n) = call.max_tokens {
+        span.record(GEN_AI_REQUEST_MAX_TOKENS, record::int(n));
+    }
+    if let Some(p) = call.top_p {
+        span.record(GEN_AI_REQUEST_TOP_P, p);
+    }
+    if let Some(t) = call.time_to_first_chunk {
+        span.record(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, t.as_secs_f64());
+    }
+    if let Some(host) = &call.server_address {
+        span.record(record::SERVER_ADDRESS, host.as_str());
+    }
+    if let Some(port) = call.server_port {
+        span.record(record::SERVER_PORT, i64::from(port));
+    }
+    span.record(record::OPERATION_DURATION, call.duration.as_secs_f64());
+    let audit = call.log_interaction.unwrap_or_else(|| crate::init::llm_http_flags().is_some_and(|f| f.2));
+    let outcome = record::Outcome {
+        provider: &call.provider,
+        operation,
+        request_model: model,
+        response_model: call.response_model.as_deref(),
+        response_id: call.response_id.as_deref(),
+        finish_reasons: &call.finish_reasons,
+        usage: Some(call.usage),
+        error: call.error.clone().map(|e| (e, String::new())),
+        duration: call.duration,
+        audit,
+        prompt_summary: call.prompt_summary.clone(),
+        prompt_chars: None,
+        response_summary: call.response_summary.clone(),
+        response_chars: None,
+        status: call.http_status,
+    };
+    let cost = record::complete(&span, &outcome);
+    let model = call.response_model.as_deref().unwrap_or(&call.model);
+    cost.unwrap_or_else(|| crate::calculate_cost_cached(&call.provider, model, 0, 0, 0))
+}

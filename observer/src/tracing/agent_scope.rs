@@ -1,0 +1,88 @@
+//! The current agent trace (task or thread scoped) and the current component within it, for
+//! `#[agent_component]`.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::agent::AgentTracer;
+
+/// The agent trace a scope runs in, and the component it runs inside (the parent of components it starts).
+#[derive(Clone, Debug)]
+pub(crate) struct Current {
+    pub(crate) tracer: AgentTracer,
+    pub(crate) component: Option<Arc<str>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+}
+
+pin_project_lite::pin_project! {
+    /// A future running with a current agent trace; see [`AgentTracer::scope`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct AgentScope<F> {
+        current: Option<Current>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> AgentScope<F> {
+    pub(crate) fn new(tracer: AgentTracer, component: Option<Arc<str>>, inner: F) -> Self {
+        Self { current: Some(Current { tracer, component }), inner }
+    }
+}
+
+impl<F: Future> Future for AgentScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _guard = ScopeGuard::enter(this.current);
+        this.inner.poll(cx)
+    }
+}
+
+/// Runs `f` with `tracer` (and `component`) current on this thread.
+pub(crate) fn scope_sync<R>(tracer: AgentTracer, component: Option<Arc<str>>, f: impl FnOnce() -> R) -> R {
+    let mut slot = Some(Current { tracer, component });
+    let _guard = ScopeGuard::enter(&mut slot);
+    f()
+}
+
+/// Makes `slot`'s value current for one poll (or one closure call), and puts it back and restores the previous
+/// one when it ends, also on unwind.
+struct ScopeGuard<'a> {
+    slot: &'a mut Option<Current>,
+    previous: Option<Current>,
+}
+
+impl<'a> ScopeGuard<'a> {
+    fn enter(slot: &'a mut Option<Current>) -> Self {
+        let ours = slot.take();
+        let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ours));
+        Self { slot, previous }
+    }
+}
+
+impl Drop for ScopeGuard<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        if let Ok(ours) = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous)) {
+            *self.slot = ours;
+        }
+    }
+}
+
+/// The agent trace of the innermost current [`scope`](AgentTracer::scope) (task) or
+/// [`scope_sync`](AgentTracer::scope_sync) (thread), if any.
+pub fn current_agent_tracer() -> Option<AgentTracer> {
+    current().map(|c| c.tracer)
+}
+
+pub(crate) fn current() -> Option<Current> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}

@@ -1,0 +1,195 @@
+//! [`TracerFactory`]: one configuration (Kafka, OpenTelemetry, project) for every agent and workflow tracer of an
+//! application.
+
+use std::fmt;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::agent::{default_sink, ensure_otel, AgentTracer, AgentTracerConfig, DEFAULT_PROJECT_NAME};
+use super::agent_stream::TraceSink;
+use super::workflow::WorkflowTracer;
+use crate::config::ObserverConfig;
+use crate::error::ObserverError;
+use crate::llm::usage::Extractors;
+
+/// The identity of one flow run, for [`TracerFactory::create_agent_tracer`].
+#[derive(Debug, Clone)]
+pub struct AgentTrace {
+    /// The trace id; default a new random UUID.
+    pub trace_id: Uuid,
+    /// The flow id.
+    pub flow_id: String,
+    /// The trace (flow run) name.
+    pub trace_name: String,
+    /// The user who runs the flow.
+    pub user_id: Option<String>,
+    /// The session.
+    pub session_id: Option<String>,
+}
+
+impl Default for AgentTrace {
+    fn default() -> Self {
+        Self {
+            trace_id: Uuid::new_v4(),
+            flow_id: String::new(),
+            trace_name: String::new(),
+            user_id: None,
+            session_id: None,
+        }
+    }
+}
+
+/// Creates agent and workflow tracers that share one configuration, one Kafka producer and one OpenTelemetry
+/// pipeline. Create it once (it is cheap to clone) and a tracer per flow run (cheap: no connection, no thread).
+///
+/// ```
+/// use observer::tracing::{AgentTrace, TracerFactory};
+/// use observer::ObserverConfig;
+///
+/// let factory = TracerFactory::new(ObserverConfig { service_name: "ai-studio".into(), ..Default::default() })?;
+/// let tracer = factory.create_agent_tracer(AgentTrace {
+///     flow_id: "flow-123".into(),
+///     trace_name: "Customer Support Flow".into(),
+///     user_id: Some("user-456".into()),
+///     ..Default::default()
+/// });
+/// tracer.start_trace();
+/// tracer.add_trace("comp-1", "QueryClassifier", "llm", serde_json::json!({"query": "..."}));
+/// tracer.end_trace("comp-1", "QueryClassifier", serde_json::json!({"classification": "account"}), None);
+/// tracer.end(serde_json::json!({}), serde_json::json!({}), None, None);
+/// # Ok::<(), observer::ObserverError>(())
+/// ```
+#[derive(Clone)]
+pub struct TracerFactory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    service_name: String,
+    environment: String,
+    project_name: String,
+    enable_otel: bool,
+    extractors: Extractors,
+    sink: Option<Arc<dyn TraceSink>>,
+}
+
+impl TracerFactory {
+    /// A factory for `config`: with `kafka_enabled` and `kafka` set, agent tracers stream to `kafka.trace_topic`
+    /// through one producer — the one `observer::init` started when it is connected to the same cluster, else one
+    /// created now and shared by every tracer of this factory (and of other factories for the same cluster).
+    /// Without Kafka, tracers still compute totals and spans; [`with_sink`](Self::with_sink) sends events
+    /// elsewhere.
+    ///
+    /// # Errors
+    /// A Kafka config without the `kafka` feature, or the exporter's error (invalid config, spool in use).
+    pub fn new(config: ObserverConfig) -> Result<Self, ObserverError> {
+        let kafka = if config.kafka_enabled { config.kafka.as_ref() } else { None };
+        let sink = match kafka {
+            Some(k) => default_sink(Some(k))?,
+            None => default_sink(None)?,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                service_name: config.service_name,
+                environment: config.environment,
+                project_name: DEFAULT_PROJECT_NAME.into(),
+                enable_otel: config.send_to_logfire,
+                extractors: Extractors::default(),
+                sink,
+            }),
+        })
+    }
+
+    fn with_inner(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => Inner {
+                service_name: shared.service_name.clone(),
+                environment: shared.environment.clone(),
+                project_name: shared.project_name.clone(),
+                enable_otel: shared.enable_otel,
+                extractors: shared.extractors.clone(),
+                sink: shared.sink.clone(),
+            },
+        };
+        f(&mut inner);
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The `project_name` of every event (default `"GenesisStudio"`).
+    pub fn with_project_name(self, project_name: impl Into<String>) -> Self {
+        let project_name = project_name.into();
+        self.with_inner(|i| i.project_name = project_name)
+    }
+
+    /// Whether agent tracers also create OpenTelemetry spans (default: `ObserverConfig::send_to_logfire`). When
+    /// on and OpenTelemetry tracing is not configured yet (feature `otel`), it is configured with the config's
+    /// `service_name` when the first tracer is created.
+    pub fn with_otel(self, enable: bool) -> Self {
+        self.with_inner(|i| i.enable_otel = enable)
+    }
+
+    /// Adds extractors for your own output shapes (see [`Extractors`]).
+    pub fn with_extractors(self, extractors: Extractors) -> Self {
+        self.with_inner(|i| i.extractors = extractors)
+    }
+
+    /// Sends every tracer's events to `sink` instead of Kafka.
+    pub fn with_sink(self, sink: impl TraceSink) -> Self {
+        let sink: Arc<dyn TraceSink> = Arc::new(sink);
+        self.with_inner(|i| i.sink = Some(sink))
+    }
+
+    /// The guide's `create_agent_tracer(trace_id, flow_id, trace_name, user_id, session_id)`.
+    pub fn create_agent_tracer(&self, trace: AgentTrace) -> AgentTracer {
+        let i = &self.inner;
+        if i.enable_otel {
+            ensure_otel(Some(&i.service_name));
+        }
+        let config = AgentTracerConfig {
+            trace_name: trace.trace_name,
+            trace_id: trace.trace_id,
+            flow_id: trace.flow_id,
+            user_id: trace.user_id,
+            session_id: trace.session_id,
+            project_name: i.project_name.clone(),
+            environment: i.environment.clone(),
+            kafka: None,
+            enable_otel: i.enable_otel,
+            otel_service_name: None,
+            extractors: i.extractors.clone(),
+        };
+        AgentTracer::build(config, i.sink.clone())
+    }
+
+    /// A [`WorkflowTracer`] named `name` (its spans go to the same OpenTelemetry pipeline).
+    pub fn create_workflow_tracer(&self, name: impl Into<String>) -> WorkflowTracer {
+        if self.inner.enable_otel {
+            ensure_otel(Some(&self.inner.service_name));
+        }
+        WorkflowTracer::new(name)
+    }
+
+    /// Waits (at most `timeout`) until the events of every tracer of this factory are delivered.
+    ///
+    /// # Errors
+    /// The sink's flush error, e.g. [`ExporterError::FlushTimeout`](crate::ExporterError::FlushTimeout).
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), crate::ExporterError> {
+        match &self.inner.sink {
+            Some(s) => s.flush(timeout),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for TracerFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracerFactory")
+            .field("service_name", &self.inner.service_name)
+            .field("project_name", &self.inner.project_name)
+            .field("enable_otel", &self.inner.enable_otel)
+            .field("sink", &self.inner.sink.as_ref().map(|s| s.describe()))
+            .finish_non_exhaustive()
+    }
+}

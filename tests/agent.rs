@@ -1,0 +1,570 @@
+//! AgentTracer without a broker (events captured by a `MemoryTraceSink`): the event sequence and every field of
+//! each event type, tokens and cost from outputs, totals under concurrency, out-of-order calls, TracerFactory
+//! and `#[agent_component]`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use observer::tracing::{
+    AgentTrace, AgentTracer, AgentTracerConfig, MemoryTraceSink, TraceEvent, TraceEventType, TracerFactory,
+};
+use observer::{calculate_cost_cached, ObserverConfig};
+use serde_json::{json, Value};
+
+fn tracer(name: &str) -> (AgentTracer, MemoryTraceSink) {
+    let sink = MemoryTraceSink::new();
+    let tracer = AgentTracer::new(AgentTracerConfig {
+        trace_name: name.into(),
+        flow_id: "flow-123".into(),
+        user_id: Some("user-456".into()),
+        session_id: Some("session-789".into()),
+        project_name: "SupportProject".into(),
+        environment: "staging".into(),
+        ..Default::default()
+    })
+    .unwrap()
+    .with_sink(sink.clone());
+    (tracer, sink)
+}
+
+fn of_type(events: &[TraceEvent], t: TraceEventType) -> Vec<&TraceEvent> {
+    events.iter().filter(|e| e.event_type == t).collect()
+}
+
+fn json_of(sink: &MemoryTraceSink) -> Vec<Value> {
+    sink.json()
+}
+
+#[test]
+fn guide_flow_sends_four_events_with_every_field() {
+    let (tracer, sink) = tracer("Customer Support Flow");
+    tracer.start_trace();
+    tracer.add_trace("comp-1", "QueryClassifier", "llm", json!({"query": "How do I reset my password?"}));
+    tracer.end_trace(
+        "comp-1",
+        "QueryClassifier",
+        json!({"classification": "account", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 50}),
+        None,
+    );
+    tracer.add_tags(["support", "password"]);
+    tracer.set_param("temperature", 0.2);
+    tracer.set_metric("latency_budget_ms", 500);
+    tracer.end(json!({"question": "reset"}), json!({"answer": "Use the link"}), None, Some(json!({"run": 7})));
+
+    let events = json_of(&sink);
+    let types: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["trace_start", "span_start", "span_end", "trace_end"]);
+    let trace_id = tracer.trace_id();
+    assert_eq!(trace_id.len(), 36);
+    let mut ids = std::collections::HashSet::new();
+    for e in &events {
+        // Context on every event: the reference lost project_name after the first one.
+        assert_eq!(e["trace_id"], trace_id);
+        assert_eq!(e["project_name"], "SupportProject");
+        assert_eq!(e["flow_id"], "flow-123");
+        assert_eq!(e["flow_name"], "Customer Support Flow");
+        assert_eq!(e["user_id"], "user-456");
+        assert_eq!(e["session_id"], "session-789");
+        assert!(ids.insert(e["event_id"].as_str().unwrap().to_owned()), "unique event ids");
+        assert_eq!(e["event_id"].as_str().unwrap().len(), 36);
+        let ts = e["timestamp"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 27, "RFC 3339 µs UTC: {ts}");
+    }
+
+    let start = &events[0];
+    assert_eq!(start["metadata"], json!({"environment": "staging"}));
+    for absent in ["span_id", "component_name", "duration_ms", "input_data", "output_data", "error"] {
+        assert!(start.get(absent).is_none(), "trace_start has no {absent}");
+    }
+
+    let span_start = &events[1];
+    assert_eq!(span_start["span_id"], "comp-1");
+    assert_eq!(span_start["component_name"], "QueryClassifier");
+    assert_eq!(span_start["component_type"], "llm");
+    assert_eq!(span_start["component_index"], 0);
+    assert_eq!(span_start["input_data"], json!({"query": "How do I reset my password?"}));
+    assert!(span_start.get("parent_span_id").is_none());
+
+    let span_end = &events[2];
+    assert_eq!(span_end["span_id"], "comp-1");
+    assert_eq!(span_end["component_name"], "QueryClassifier");
+    assert!(span_end["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(span_end["output_data"]["classification"], "account");
+    assert!(span_end.get("error").is_none());
+    let m = &span_end["metadata"];
+    assert_eq!(m["component_name"], "QueryClassifier");
+    assert_eq!(m["status"], "success");
+    assert_eq!(m["component_type"], "llm");
+    assert_eq!(m["model"], "gpt-4o");
+    assert_eq!(m["provider"], "openai");
+    assert_eq!(m["input_tokens"], 100);
+    assert_eq!(m["output_tokens"], 50);
+    let expected = calculate_cost_cached("openai", "gpt-4o", 100, 50, 0);
+    assert!(expected.price_found);
+    assert_eq!(m["cost"].as_f64().unwrap(), expected.total_cost);
+
+    let end = &events[3];
+    assert!(end["duration_ms"].as_f64().unwrap() >= span_end["duration_ms"].as_f64().unwrap());
+    assert_eq!(end["input_data"], json!({"question": "reset"}), "end()'s inputs are kept");
+    assert_eq!(end["output_data"], json!({"answer": "Use the link"}), "end()'s outputs are kept");
+    assert!(end.get("error").is_none());
+    let m = &end["metadata"];
+    assert_eq!(m["flow_id"], "flow-123");
+    assert_eq!(m["flow_name"], "Customer Support Flow");
+    assert_eq!(m["total_spans"], 1);
+    assert_eq!(m["status"], "success");
+    assert_eq!(m["project_name"], "SupportProject");
+    assert_eq!(m["total_input_tokens"], 100);
+    assert_eq!(m["total_output_tokens"], 50);
+    assert_eq!(m["total_cost"].as_f64().unwrap(), expected.total_cost);
+    assert_eq!(m["tags"], json!(["support", "password"]));
+    assert_eq!(m["params"], json!({"temperature": 0.2}));
+    assert_eq!(m["metrics"], json!({"latency_budget_ms": 500}));
+    assert_eq!(m["run"], 7, "end()'s metadata is kept");
+    assert!(m.get("warnings").is_none());
+    assert!(tracer.warnings().is_empty());
+}
+
+#[test]
+fn cost_on_span_end_equals_the_cost_module_for_raw_dated_claude_ids() {
+    let (tracer, sink) = tracer("claude-costs");
+    tracer.start_trace();
+    // Anthropic Messages bodies: `input_tokens` excludes cache reads, which are priced at the cache rate.
+    let bodies = [
+        (
+            "sonnet",
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-3-5-sonnet-20241022",
+                   "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 500, "cache_read_input_tokens": 1500, "output_tokens": 500}}),
+            ("claude-3-5-sonnet-20241022", 2000, 500, 1500),
+        ),
+        (
+            "haiku",
+            json!({"message": {"model": "claude-3-haiku-20240307",
+                   "usage": {"input_tokens": 1000, "output_tokens": 500}}}),
+            ("claude-3-haiku-20240307", 1000, 500, 0),
+        ),
+    ];
+    let mut total = 0.0;
+    for (id, body, _) in &bodies {
+        tracer.add_trace(id, "Generator", "", json!({}));
+        tracer.end_trace(id, "Generator", body.clone(), None);
+    }
+    tracer.end(json!({}), json!({}), None, None);
+    let events = sink.events();
+    for (id, _, (model, input, output, cached)) in &bodies {
+        let end = events.iter().find(|e| e.event_type == TraceEventType::SpanEnd && e.span_id.as_deref() == Some(id));
+        let m = &end.unwrap().metadata;
+        let expected = calculate_cost_cached("anthropic", model, *input, *output, *cached);
+        assert!(expected.price_found, "{model} is priced");
+        assert_eq!(m["model"], *model);
+        assert_eq!(m["provider"], "anthropic");
+        assert_eq!(m["component_type"], "llm", "inferred from the model");
+        assert_eq!(m["input_tokens"], *input);
+        assert_eq!(m["cost"].as_f64().unwrap(), expected.total_cost, "{model}");
+        total += expected.total_cost;
+    }
+    // The guide's figure: 2000 in (1500 cached) / 500 out on claude-3-5-sonnet → input cost 0.00195.
+    assert!(
+        (calculate_cost_cached("anthropic", "claude-3-5-sonnet-20241022", 2000, 500, 1500).input_cost - 0.00195).abs()
+            < 1e-12
+    );
+    let trace_end = events.last().unwrap();
+    assert!((trace_end.metadata["total_cost"].as_f64().unwrap() - total).abs() < 1e-12);
+    assert_eq!(trace_end.metadata["total_input_tokens"], 3000);
+}
+
+#[test]
+fn nested_and_unpriced_usage_counts_toward_the_totals() {
+    let (tracer, sink) = tracer("nested");
+    tracer.start_trace();
+    // A LangChain message nested in the outputs.
+    tracer.add_trace("c1", "Agent", "", json!({}));
+    tracer.end_trace(
+        "c1",
+        "Agent",
+        json!({"result": {"message": {
+            "content": "done",
+            "response_metadata": {"model_name": "gpt-4o-mini", "token_usage": {"prompt_tokens": 30, "completion_tokens": 7}},
+            "usage_metadata": {"input_tokens": 30, "output_tokens": 7, "input_token_details": {"cache_read": 10}}
+        }}}),
+        None,
+    );
+    // Usage without any model: counted, not priced.
+    tracer.add_trace("c2", "Tool", "tool", json!({}));
+    tracer.end_trace("c2", "Tool", json!({"usage": {"prompt_tokens": 5, "completion_tokens": 5}}), None);
+    // A model no one prices: counted, no cost.
+    tracer.add_trace("c3", "Local", "", json!({}));
+    tracer.end_trace("c3", "Local", json!({"model": "my-finetune-xyz", "input_tokens": 1, "output_tokens": 2}), None);
+    tracer.end(json!({}), json!({}), None, None);
+
+    let totals = tracer.totals();
+    assert_eq!((totals.input_tokens, totals.output_tokens, totals.cached_tokens), (36, 14, 10));
+    let mini = calculate_cost_cached("openai", "gpt-4o-mini", 30, 7, 10);
+    assert!((totals.total_cost - mini.total_cost).abs() < 1e-12);
+    let events = sink.events();
+    let ends = of_type(&events, TraceEventType::SpanEnd);
+    assert_eq!(ends[0].metadata["model"], "gpt-4o-mini");
+    assert_eq!(ends[0].metadata["cached_tokens"], 10);
+    assert_eq!(ends[0].metadata["component_type"], "llm");
+    assert!(ends[1].metadata.get("model").is_none());
+    assert!(ends[1].metadata.get("cost").is_none());
+    assert_eq!(ends[1].metadata["input_tokens"], 5);
+    assert_eq!(ends[1].metadata["component_type"], "tool", "a given type is kept");
+    assert!(ends[2].metadata.get("cost").is_none(), "unknown model: no price, no made-up cost");
+}
+
+#[test]
+fn component_types_are_inferred_from_names() {
+    let (tracer, sink) = tracer("types");
+    let names = [
+        ("AgentExecutor", "agent"),
+        ("ChatInput", "input"),
+        ("ChatOutput", "output"),
+        ("VectorStoreRetriever", "retrieval"),
+        ("ConversationMemory", "memory"),
+        ("WeatherTool", "tool"),
+        ("ParseData", "processing"),
+        ("OpenAIModel", "llm"),
+        ("Something", "component"),
+    ];
+    for (i, (name, _)) in names.iter().enumerate() {
+        tracer.add_trace(&format!("c{i}"), name, "", json!({}));
+    }
+    let events = sink.events();
+    for (i, (name, kind)) in names.iter().enumerate() {
+        let e = of_type(&events, TraceEventType::SpanStart)[i];
+        assert_eq!(e.component_name.as_deref(), Some(*name));
+        assert_eq!(e.component_type.as_deref(), Some(*kind), "{name}");
+        assert_eq!(e.component_index, Some(i as u32));
+    }
+    // A model named in the component's metadata makes it an LLM and prices its output.
+    tracer.component("m1", "Generator").metadata(json!({"model": "gpt-4o"})).inputs(json!({"q": 1})).start();
+    tracer.end_trace("m1", "Generator", json!({"usage": {"prompt_tokens": 10, "completion_tokens": 10}}), None);
+    let events = sink.events();
+    let start = events.iter().rev().find(|e| e.event_type == TraceEventType::SpanStart).unwrap();
+    assert_eq!(start.component_type.as_deref(), Some("llm"));
+    assert_eq!(start.metadata["model"], "gpt-4o");
+    let end = events.last().unwrap();
+    assert_eq!(end.metadata["cost"].as_f64().unwrap(), calculate_cost_cached("openai", "gpt-4o", 10, 10, 0).total_cost);
+}
+
+#[test]
+fn concurrent_components_keep_exact_totals_and_per_component_order() {
+    let (tracer, sink) = tracer("concurrent");
+    tracer.start_trace();
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 200;
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let tracer = tracer.clone();
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let id = format!("t{t}-c{i}");
+                    tracer.add_trace(&id, "Classifier", "llm", json!({"i": i}));
+                    let error = (i % 10 == 0).then_some("model timeout");
+                    tracer.end_trace(
+                        &id,
+                        "Classifier",
+                        json!({"model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}),
+                        error,
+                    );
+                }
+            });
+        }
+    });
+    tracer.end(json!({}), json!({}), None, None);
+
+    let n = (THREADS * PER_THREAD) as u64;
+    let totals = tracer.totals();
+    assert_eq!(totals.spans, n);
+    assert_eq!(totals.failed_spans, n / 10);
+    assert_eq!((totals.input_tokens, totals.output_tokens), (3 * n, 2 * n));
+    let one = calculate_cost_cached("openai", "gpt-4o", 3, 2, 0).total_cost;
+    assert!((totals.total_cost - one * n as f64).abs() < 1e-9);
+
+    let events = sink.events();
+    assert_eq!(events.len(), 2 + 2 * n as usize);
+    assert_eq!(events.first().unwrap().event_type, TraceEventType::TraceStart);
+    assert_eq!(events.last().unwrap().event_type, TraceEventType::TraceEnd);
+    let mut position: HashMap<(&str, TraceEventType), usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if let Some(id) = e.span_id.as_deref() {
+            assert!(position.insert((id, e.event_type), i).is_none(), "one event of each kind per component");
+        }
+    }
+    for ((id, t), i) in &position {
+        if *t == TraceEventType::SpanEnd {
+            assert!(position[&(*id, TraceEventType::SpanStart)] < *i, "{id}: span_start before span_end");
+        }
+    }
+    let indexes: std::collections::HashSet<u32> =
+        of_type(&events, TraceEventType::SpanStart).iter().map(|e| e.component_index.unwrap()).collect();
+    assert_eq!(indexes.len(), n as usize, "component_index is unique");
+    let errors = of_type(&events, TraceEventType::SpanEnd).iter().filter(|e| e.error.is_some()).count();
+    assert_eq!(errors as u64, n / 10);
+    let end = events.last().unwrap();
+    assert_eq!(end.metadata["total_spans"], n);
+    assert_eq!(end.metadata["failed_spans"], n / 10);
+}
+
+#[test]
+fn out_of_order_calls_are_reported_and_recorded_not_panicking() {
+    let (tracer, sink) = tracer("out-of-order");
+    // Before start_trace: the trace is started first.
+    tracer.add_trace("a", "First", "tool", json!({}));
+    // Unknown component: a span_end without duration; its tokens still count.
+    tracer.end_trace("ghost", "Ghost", json!({"input_tokens": 4, "output_tokens": 1}), None);
+    tracer.end_trace("a", "First", json!({}), None);
+    // Twice: ignored.
+    tracer.end_trace("a", "First", json!({"input_tokens": 1000}), None);
+    // Starting a running id again: ignored.
+    tracer.add_trace("b", "Second", "tool", json!({}));
+    tracer.add_trace("b", "Second", "tool", json!({}));
+    tracer.start_trace(); // already started
+                          // "b" is still running at end: ended with an error.
+    tracer.end(json!({}), json!({}), Some("flow failed"), None);
+    tracer.end(json!({}), json!({}), None, None); // twice
+    tracer.add_trace("late", "Late", "tool", json!({})); // after end: still sent
+
+    let events = sink.events();
+    let types: Vec<TraceEventType> = events.iter().map(|e| e.event_type).collect();
+    use TraceEventType::*;
+    assert_eq!(types, [TraceStart, SpanStart, SpanEnd, SpanEnd, SpanStart, SpanEnd, TraceEnd, SpanStart]);
+    let ghost = &events[2];
+    assert_eq!(ghost.span_id.as_deref(), Some("ghost"));
+    assert!(ghost.duration_ms.is_none());
+    assert_eq!(ghost.metadata["input_tokens"], 4);
+    let b_end = &events[5];
+    assert_eq!(b_end.span_id.as_deref(), Some("b"));
+    assert_eq!(b_end.metadata["status"], "error");
+    assert!(b_end.error.as_deref().unwrap().contains("ended before the component finished"));
+    let end = &events[6];
+    assert_eq!(end.error.as_deref(), Some("flow failed"));
+    assert_eq!(end.metadata["status"], "error");
+    assert_eq!(end.metadata["total_spans"], 3);
+    assert_eq!(end.metadata["total_input_tokens"], 4, "the ignored second end_trace did not count");
+    let warnings = end.metadata["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 6, "{warnings:?}");
+    assert_eq!(tracer.warnings().len(), 8, "end twice and add after end are reported too");
+}
+
+#[test]
+fn a_tracer_dropped_without_end_ends_its_trace() {
+    let sink = MemoryTraceSink::new();
+    {
+        let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "dropped".into(), ..Default::default() })
+            .unwrap()
+            .with_sink(sink.clone());
+        tracer.start_trace();
+        tracer.add_trace("c", "Work", "tool", json!({}));
+        let clone = tracer.clone();
+        drop(tracer);
+        assert_eq!(sink.events().len(), 2, "a clone still holds the trace");
+        drop(clone);
+    }
+    let events = sink.events();
+    let types: Vec<TraceEventType> = events.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [TraceEventType::TraceStart, TraceEventType::SpanStart, TraceEventType::SpanEnd, TraceEventType::TraceEnd]
+    );
+    assert_eq!(events[3].metadata["status"], "error");
+    assert!(events[3].error.as_deref().unwrap().contains("not ended"));
+    assert_eq!(events[3].project_name, "GenesisStudio", "the default project");
+}
+
+#[test]
+fn custom_extractors_and_llm_call_and_custom_events() {
+    let sink = MemoryTraceSink::new();
+    let extractors = observer::llm::usage::Extractors::builtin().with(|node: &serde_json::Map<String, Value>| {
+        let n = node.get("my_tokens")?.as_u64()?;
+        Some(observer::llm::usage::LlmInfo {
+            usage: Some(observer::llm::usage::TokenUsage::new(n, n)),
+            model: Some("gpt-4o".into()),
+            provider: None,
+        })
+    });
+    let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "custom".into(), extractors, ..Default::default() })
+        .unwrap()
+        .with_sink(sink.clone());
+    tracer.start_trace();
+    tracer.add_trace("c", "Custom", "", json!({}));
+    tracer.llm_call_start("c", "gpt-4o", json!({"messages": [{"role": "user", "content": "hi"}]}));
+    tracer.llm_call_end("c", json!({"my_tokens": 9}), None);
+    tracer.custom_event("cache_hit", json!({"key": "k1"}));
+    tracer.end_trace("c", "Custom", json!({"payload": {"my_tokens": 9}}), None);
+    tracer.end(json!({}), json!({}), None, None);
+    let events = sink.events();
+    let call_end = of_type(&events, TraceEventType::LlmCallEnd)[0];
+    assert_eq!(call_end.metadata["input_tokens"], 9);
+    assert!(call_end.duration_ms.is_some());
+    assert_eq!(of_type(&events, TraceEventType::LlmCallStart)[0].metadata["model"], "gpt-4o");
+    let custom = of_type(&events, TraceEventType::Custom)[0];
+    assert_eq!(custom.metadata["name"], "cache_hit");
+    assert_eq!(custom.metadata["key"], "k1");
+    assert_eq!(tracer.totals().input_tokens, 9, "llm_call_end is informational; span_end counts once");
+}
+
+#[test]
+fn the_factory_shares_its_config_across_tracers() {
+    let sink = MemoryTraceSink::new();
+    let factory = TracerFactory::new(ObserverConfig { service_name: "ai-studio".into(), ..Default::default() })
+        .unwrap()
+        .with_project_name("Studio")
+        .with_sink(sink.clone());
+    let runs: Vec<AgentTracer> = (0..3)
+        .map(|i| {
+            factory.create_agent_tracer(AgentTrace {
+                flow_id: "flow-123".into(),
+                trace_name: format!("run-{i}"),
+                user_id: Some("user-456".into()),
+                ..Default::default()
+            })
+        })
+        .collect();
+    for t in &runs {
+        t.start_trace();
+        t.add_trace("comp-1", "QueryClassifier", "llm", json!({"query": "..."}));
+        t.end_trace("comp-1", "QueryClassifier", json!({"classification": "account"}), None);
+        t.end(json!({}), json!({}), None, None);
+    }
+    let events = sink.events();
+    assert_eq!(events.len(), 12);
+    let traces: std::collections::HashSet<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
+    assert_eq!(traces.len(), 3, "one trace id per tracer");
+    assert!(events.iter().all(|e| e.project_name == "Studio"));
+    let wf = factory.create_workflow_tracer("batch");
+    assert_eq!(wf.name(), "batch");
+    assert!(format!("{factory:?}").contains("memory"));
+}
+
+#[cfg(not(feature = "kafka"))]
+#[test]
+fn kafka_settings_without_the_kafka_feature_are_a_configuration_error() {
+    let err =
+        AgentTracer::new(AgentTracerConfig { kafka: Some(Default::default()), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("kafka"), "{err}");
+}
+
+// ---- #[agent_component] ---------------------------------------------------------------------------------
+
+#[derive(Debug, serde::Serialize)]
+struct Query {
+    text: String,
+}
+
+struct NotSerialisable;
+
+#[derive(Debug)]
+struct Failure;
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("retriever unavailable")
+    }
+}
+
+#[observer::agent_component(name = "QueryClassifier", kind = "llm")]
+async fn classify(query: &Query, _client: Arc<()>) -> Result<Value, Failure> {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let answer = generate(&query.text);
+    Ok(json!({"classification": answer, "model": "gpt-4o", "usage": {"prompt_tokens": 12, "completion_tokens": 3}}))
+}
+
+#[observer::agent_component(kind = "tool")]
+fn generate(prompt: &str) -> String {
+    format!("class-of-{}", prompt.len())
+}
+
+#[observer::agent_component(name = "Retriever", skip(handle))]
+async fn retrieve(top_k: u32, handle: NotSerialisable) -> Result<Vec<String>, Failure> {
+    let _ = handle;
+    if top_k == 0 {
+        return Err(Failure);
+    }
+    Ok((0..top_k).map(|i| format!("doc-{i}")).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_component_records_inputs_outputs_errors_and_nesting() {
+    let (tracer, sink) = tracer("macro-flow");
+    tracer.start_trace();
+    let q = Query { text: "reset password".into() };
+    let flow = async {
+        let (a, b, c) =
+            tokio::join!(classify(&q, Arc::new(())), retrieve(2, NotSerialisable), retrieve(0, NotSerialisable));
+        (a, b, c)
+    };
+    let (a, b, c) = tracer.scope(flow).await;
+    assert_eq!(a.unwrap()["classification"], "class-of-14");
+    assert_eq!(b.unwrap().len(), 2);
+    assert!(c.is_err());
+    tracer.end(json!({}), json!({}), None, None);
+
+    let events = sink.events();
+    let starts = of_type(&events, TraceEventType::SpanStart);
+    let ends = of_type(&events, TraceEventType::SpanEnd);
+    assert_eq!(starts.len(), 4);
+    assert_eq!(ends.len(), 4);
+    let by_name = |name: &str| starts.iter().filter(|e| e.component_name.as_deref() == Some(name)).collect::<Vec<_>>();
+    let classify_start = by_name("QueryClassifier")[0];
+    assert_eq!(classify_start.component_type.as_deref(), Some("llm"));
+    assert_eq!(
+        classify_start.input_data.as_ref().unwrap(),
+        &json!({"query": {"text": "reset password"}, "_client": null})
+    );
+    assert!(classify_start.parent_span_id.is_none(), "concurrent components are siblings");
+    let generate_start = by_name("generate")[0];
+    assert_eq!(generate_start.component_type.as_deref(), Some("tool"));
+    assert_eq!(generate_start.input_data.as_ref().unwrap(), &json!({"prompt": "reset password"}));
+    assert_eq!(generate_start.parent_span_id, classify_start.span_id, "nested: the caller is the parent");
+    for r in by_name("Retriever") {
+        assert_eq!(r.input_data.as_ref().unwrap().as_object().unwrap().keys().collect::<Vec<_>>(), ["top_k"]);
+        assert!(r.parent_span_id.is_none());
+    }
+    let end_of = |id: &Option<String>| ends.iter().find(|e| &e.span_id == id).unwrap();
+    let classify_end = end_of(&classify_start.span_id);
+    assert_eq!(classify_end.metadata["input_tokens"], 12);
+    assert_eq!(
+        classify_end.metadata["cost"].as_f64().unwrap(),
+        calculate_cost_cached("openai", "gpt-4o", 12, 3, 0).total_cost
+    );
+    assert!(classify_end.duration_ms.unwrap() >= 5.0);
+    assert_eq!(end_of(&generate_start.span_id).output_data.as_ref().unwrap(), "class-of-14");
+    let failed: Vec<_> = ends.iter().filter(|e| e.error.is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error.as_deref(), Some("retriever unavailable"));
+    assert_eq!(failed[0].metadata["status"], "error");
+    assert_eq!(tracer.totals().input_tokens, 12);
+}
+
+#[test]
+fn agent_component_outside_a_trace_is_a_plain_call() {
+    assert_eq!(generate("abc"), "class-of-3");
+    assert!(observer::tracing::current_agent_tracer().is_none());
+}
+
+#[test]
+fn agent_component_in_a_thread_scope_and_a_panicking_component() {
+    let (tracer, sink) = tracer("sync-scope");
+    tracer.start_trace();
+    tracer.scope_sync(|| {
+        assert_eq!(generate("xy"), "class-of-2");
+        let panicked = std::panic::catch_unwind(|| panicking_component(1));
+        assert!(panicked.is_err());
+    });
+    tracer.end(json!({}), json!({}), None, None);
+    let events = sink.events();
+    let ends = of_type(&events, TraceEventType::SpanEnd);
+    assert_eq!(ends.len(), 2);
+    assert_eq!(ends[1].component_name.as_deref(), Some("panicking_component"));
+    assert_eq!(ends[1].error.as_deref(), Some("the component panicked"));
+}
+
+#[observer::agent_component]
+fn panicking_component(x: u8) -> u8 {
+    if x == 1 {
+        panic!("boom");
+    }
+    x
+}
