@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::agent::AgentTracer;
+use super::scope::ScopeGuard;
 
 /// The agent trace a scope runs in, and the component it runs inside (the parent of components it starts).
 #[derive(Clone, Debug)]
@@ -41,7 +42,7 @@ impl<F: Future> Future for AgentScope<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _guard = ScopeGuard::enter(this.current);
+        let _guard = ScopeGuard::enter(&CURRENT, this.current);
         this.inner.poll(cx)
     }
 }
@@ -49,32 +50,8 @@ impl<F: Future> Future for AgentScope<F> {
 /// Runs `f` with `tracer` (and `component`) current on this thread.
 pub(crate) fn scope_sync<R>(tracer: AgentTracer, component: Option<Arc<str>>, f: impl FnOnce() -> R) -> R {
     let mut slot = Some(Current { tracer, component });
-    let _guard = ScopeGuard::enter(&mut slot);
+    let _guard = ScopeGuard::enter(&CURRENT, &mut slot);
     f()
-}
-
-/// Makes `slot`'s value current for one poll (or one closure call), and puts it back and restores the previous
-/// one when it ends, also on unwind.
-struct ScopeGuard<'a> {
-    slot: &'a mut Option<Current>,
-    previous: Option<Current>,
-}
-
-impl<'a> ScopeGuard<'a> {
-    fn enter(slot: &'a mut Option<Current>) -> Self {
-        let ours = slot.take();
-        let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ours));
-        Self { slot, previous }
-    }
-}
-
-impl Drop for ScopeGuard<'_> {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        if let Ok(ours) = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous)) {
-            *self.slot = ours;
-        }
-    }
 }
 
 /// The agent trace of the innermost current [`scope`](AgentTracer::scope) (task) or
@@ -84,5 +61,5 @@ pub fn current_agent_tracer() -> Option<AgentTracer> {
 }
 
 pub(crate) fn current() -> Option<Current> {
-    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+    super::scope::current(&CURRENT)
 }

@@ -15,6 +15,7 @@ pub mod factory;
 pub(crate) mod kafka_otlp;
 #[cfg(feature = "otel")]
 pub(crate) mod otel;
+mod scope;
 pub mod workflow;
 
 #[cfg(feature = "otel")]

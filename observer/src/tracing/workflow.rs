@@ -91,6 +91,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use super::scope::ScopeGuard;
 use ::tracing::Instrument;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -409,7 +410,7 @@ impl WorkflowTracer {
     /// current workflow is restored afterwards, also on panic.
     pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
         let mut slot = Some(self.clone());
-        let _guard = ScopeGuard::enter(&mut slot);
+        let _guard = ScopeGuard::enter(&CURRENT, &mut slot);
         f()
     }
 }
@@ -598,40 +599,15 @@ impl<F: Future> Future for WorkflowScope<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _guard = ScopeGuard::enter(this.wf);
+        let _guard = ScopeGuard::enter(&CURRENT, this.wf);
         this.inner.poll(cx)
-    }
-}
-
-/// Makes `slot`'s workflow the current one for one poll (or one closure call), and puts it back into `slot` and
-/// restores the previous current workflow when it ends, also on unwind.
-struct ScopeGuard<'a> {
-    slot: &'a mut Option<WorkflowTracer>,
-    previous: Option<WorkflowTracer>,
-}
-
-impl<'a> ScopeGuard<'a> {
-    fn enter(slot: &'a mut Option<WorkflowTracer>) -> Self {
-        let ours = slot.take();
-        let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), ours));
-        Self { slot, previous }
-    }
-}
-
-impl Drop for ScopeGuard<'_> {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        // `try_with`: never panic, even if this runs while the thread-local is being destroyed.
-        if let Ok(ours) = CURRENT.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous)) {
-            *self.slot = ours;
-        }
     }
 }
 
 /// The workflow of the innermost current [`scope`](WorkflowTracer::scope) (of the running task) or
 /// [`scope_sync`](WorkflowTracer::scope_sync) (of the thread), if any.
 pub fn current_workflow() -> Option<WorkflowTracer> {
-    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+    super::scope::current(&CURRENT)
 }
 
 /// The guide's `trace_workflow("my-task", ..)`: the same as [`WorkflowTracer::new`].
