@@ -385,9 +385,28 @@ pub(crate) fn resolve(
 ) -> Option<Settings> {
     let flags = crate::init::llm_http_flags();
     let (global_openai, global_anthropic, global_audit) = flags.unwrap_or((true, true, false));
-    let enabled = match provider {
-        Provider::OpenAi => openai.unwrap_or(global_openai),
-        Provider::Anthropic => anthropic.unwrap_or(global_anthropic),
+    let (enabled, by_config) = match provider {
+        Provider::OpenAi => (openai.unwrap_or(global_openai), openai.is_none()),
+        Provider::Anthropic => (anthropic.unwrap_or(global_anthropic), anthropic.is_none()),
     };
+    if !enabled && by_config {
+        notice_switched_off(provider);
+    }
     enabled.then_some(Settings { audit: audit.unwrap_or(global_audit), summary_chars })
+}
+
+/// Says once per provider and process that a call went untraced because the running config switches the
+/// provider off: a middleware that silently does nothing is hard to diagnose.
+fn notice_switched_off(provider: Provider) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static OPENAI: AtomicBool = AtomicBool::new(false);
+    static ANTHROPIC: AtomicBool = AtomicBool::new(false);
+    let (flag, field) = match provider {
+        Provider::OpenAi => (&OPENAI, "instrument_openai"),
+        Provider::Anthropic => (&ANTHROPIC, "instrument_anthropic"),
+    };
+    if !flag.swap(true, Ordering::Relaxed) {
+        tracing::info!(target: "observer::llm", provider = provider.as_str(),
+            "LLM call not traced: ObserverConfig::{field} is false (set it in `init`, or override it on the middleware)");
+    }
 }
