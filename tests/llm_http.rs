@@ -596,3 +596,47 @@ fn manual_record_llm_call() {
     assert_eq!(float(span, "gen_ai.cost"), Some(expected.total_cost));
     assert_eq!(float(span, "gen_ai.client.operation.duration"), Some(1.5));
 }
+
+/// The guide's `instrument_openai` with a real client library: `async-openai` sends its requests through
+/// `LlmLayer` (its `with_http_service` hook), parses the answer, and the call is traced with tokens and cost.
+#[tokio::test]
+async fn async_openai_client_through_the_layer() {
+    use async_openai::config::OpenAIConfig;
+    use async_openai::error::OpenAIError;
+    use async_openai::middleware::HttpRequestFactory;
+    use async_openai::types::chat::{ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs};
+
+    setup();
+    let api = FakeApi::start();
+    let traced = LlmLayer::new().layer(reqwest::Client::new());
+    let service = tower::service_fn(move |factory: HttpRequestFactory| {
+        let traced = traced.clone();
+        async move {
+            let request = factory.build().await?;
+            traced.oneshot(request).await.map_err(OpenAIError::Reqwest)
+        }
+    });
+    let config = OpenAIConfig::new().with_api_base(api.url("/v1")).with_api_key("test-key");
+    let client = async_openai::Client::with_config(config).with_http_service(service);
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("gpt-4o")
+        .temperature(0.7)
+        .messages([ChatCompletionRequestUserMessage::from("Hello!").into()])
+        .build()
+        .expect("request");
+    let parent = tracing::info_span!("test-async-openai");
+    let response = tracing::Instrument::instrument(client.chat().create(request), parent).await.expect("response");
+    assert_eq!(response.model, "gpt-4o-2024-08-06", "async-openai parsed the body that passed through");
+    assert_eq!(response.usage.as_ref().map(|u| u.prompt_tokens), Some(2019));
+    let sent: serde_json::Value = serde_json::from_slice(&api.received_body("/v1/chat/completions")).unwrap();
+    assert_eq!(sent["model"], "gpt-4o");
+
+    let spans = children("async-openai", 1);
+    let span = &spans[0];
+    assert_eq!(span.name, "chat gpt-4o");
+    assert_eq!(float(span, "gen_ai.request.temperature"), Some(0.7));
+    assert_eq!(int(span, "gen_ai.usage.input_tokens"), Some(2019));
+    assert_eq!(int(span, "gen_ai.usage.cache_read.input_tokens"), Some(1920));
+    let expected = observer::calculate_cost_cached("openai", "gpt-4o-2024-08-06", 2019, 10, 1920);
+    assert_eq!(float(span, "gen_ai.cost"), Some(expected.total_cost));
+}
