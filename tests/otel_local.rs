@@ -33,7 +33,11 @@ fn keep_data_local_exports_nothing() {
         "otlp_endpoint"
     );
     assert_eq!(
-        bad(TracingConfig { otlp_endpoint: Some("https://collector:4318".into()), ..Default::default() }),
+        bad(TracingConfig {
+            otlp_endpoint: Some("https://collector:4317".into()),
+            protocol: OtlpProtocol::Grpc,
+            ..Default::default()
+        }),
         "otlp_endpoint"
     );
     assert_eq!(bad(TracingConfig { traces_endpoint: Some("http://".into()), ..Default::default() }), "traces_endpoint");

@@ -272,6 +272,17 @@ impl TracingConfig {
         if let Some(e) = &self.traces_endpoint {
             check_endpoint("traces_endpoint", e)?;
         }
+        if self.protocol == OtlpProtocol::Grpc {
+            for (field, e) in [("otlp_endpoint", &self.otlp_endpoint), ("traces_endpoint", &self.traces_endpoint)] {
+                if e.as_deref().is_some_and(|e| e.trim().starts_with("https://")) {
+                    return Err(ConfigurationError::new(
+                        field,
+                        "OTLP gRPC over TLS is not built in: use `http/protobuf` for an https endpoint (TLS through \
+                         the system's OpenSSL), or a local collector over http://",
+                    ));
+                }
+            }
+        }
         if self.protocol == OtlpProtocol::Grpc && !cfg!(feature = "otel-grpc") {
             return Err(ConfigurationError::new(
                 "protocol",
@@ -380,15 +391,8 @@ fn percent_decode(field: &str, s: &str) -> Result<String, ConfigurationError> {
 fn check_endpoint(field: &str, url: &str) -> Result<(), ConfigurationError> {
     let url = url.trim();
     let bad = |msg: String| Err(ConfigurationError::new(field, msg));
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if url.starts_with("https://") {
-        return bad(format!(
-            "`{url}`: https endpoints are not supported by this build (no TLS in the OTLP exporter); send to an \
-             OpenTelemetry Collector over http:// and let it forward over TLS"
-        ));
-    } else {
-        return bad(format!("`{url}` is not an http:// URL (e.g. http://127.0.0.1:4318)"));
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return bad(format!("`{url}` is not an http:// or https:// URL (e.g. http://127.0.0.1:4318)"));
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -968,8 +972,11 @@ mod tests {
         assert_eq!(field(ep("http://")), "otlp_endpoint");
         assert_eq!(field(ep("http://host:99999")), "otlp_endpoint");
         assert_eq!(field(ep("http://ho st:4318")), "otlp_endpoint");
-        let err = ep("https://collector:4318").validate().unwrap_err();
-        assert!(err.message.contains("TLS"), "{err}");
+        ep("https://collector:4318").validate().unwrap();
+        let grpc_tls = TracingConfig { protocol: OtlpProtocol::Grpc, ..ep("https://collector:4317") };
+        let err = grpc_tls.validate().unwrap_err();
+        assert!(err.message.contains("TLS") && err.field == "otlp_endpoint", "{err}");
+        assert_eq!(field(ep("ftp://collector:4318")), "otlp_endpoint");
         ep("http://127.0.0.1:4318").validate().unwrap();
         ep("http://[::1]:4318/").validate().unwrap();
         ep("http://[::1]").validate().unwrap();
