@@ -101,8 +101,9 @@ impl OtlpProtocol {
 /// [`ObserverGuard`](crate::ObserverGuard) is dropped.
 ///
 /// Transports: OTLP HTTP/protobuf (uncompressed) always; OTLP gRPC with the `otel-grpc` cargo feature (tonic, run
-/// on a small dedicated Tokio runtime, so it works from a plain `fn main` as well as inside Tokio). Endpoints must
-/// be `http://`: the exporter is built without TLS; send to a collector nearby and let it forward over TLS.
+/// on a small dedicated Tokio runtime, so it works from a plain `fn main` as well as inside Tokio). HTTP endpoints
+/// may be `http://` or `https://` (TLS through the system's OpenSSL and its root certificates); gRPC is plaintext,
+/// so `https://` with gRPC is refused: send to a collector nearby and let it forward over TLS.
 #[derive(Debug, Clone)]
 pub struct TracingConfig {
     /// `service.name` of the resource. Default `"autonomize-service"`. Env `OTEL_SERVICE_NAME`.
@@ -201,6 +202,7 @@ impl TracingConfig {
     /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` |
     /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `traces_endpoint` |
     /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (the latter wins) | `protocol` |
+    /// | `OTEL_SDK_DISABLED=true` | exports nothing: clears `otlp_endpoint`, `traces_endpoint`, `kafka_topic`, `send_to_logfire` |
     ///
     /// The exporter itself also reads `OTEL_EXPORTER_OTLP_HEADERS` (HTTP only), `OTEL_EXPORTER_OTLP_TIMEOUT` and
     /// the batch processor's `OTEL_BSP_*`.
@@ -250,6 +252,24 @@ impl TracingConfig {
         for var in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
             if let Some(v) = get(var) {
                 self.protocol = OtlpProtocol::parse(var, &v)?;
+            }
+        }
+        if let Some(v) = get("OTEL_SDK_DISABLED") {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" => {
+                    // The specification's kill switch: nothing is exported, whatever code and the other variables say.
+                    self.otlp_endpoint = None;
+                    self.traces_endpoint = None;
+                    self.send_to_logfire = false;
+                    self.kafka_topic = None;
+                }
+                "false" => {}
+                _ => {
+                    return Err(ConfigurationError::new(
+                        "OTEL_SDK_DISABLED",
+                        format!("`{}` is not `true` or `false`", v.trim()),
+                    ))
+                }
             }
         }
         Ok(self)
@@ -962,6 +982,24 @@ mod tests {
             .apply_env_from(&env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://gw:8080/custom")]))
             .unwrap();
         assert_eq!(full.export_endpoint().as_deref(), Some("http://gw:8080/custom"));
+    }
+
+    #[test]
+    fn otel_sdk_disabled_exports_nothing() {
+        let config = TracingConfig {
+            otlp_endpoint: Some("http://collector:4318".into()),
+            send_to_logfire: true,
+            ..Default::default()
+        };
+        let on = config.clone().apply_env_from(&env(&[("OTEL_SDK_DISABLED", "false")])).unwrap();
+        assert_eq!(on.export_endpoint().as_deref(), Some("http://collector:4318/v1/traces"));
+        let off = config
+            .clone()
+            .apply_env_from(&env(&[("OTEL_SDK_DISABLED", "TRUE"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]))
+            .unwrap();
+        assert_eq!(off.export_endpoint(), None);
+        let err = config.apply_env_from(&env(&[("OTEL_SDK_DISABLED", "yes")])).unwrap_err();
+        assert_eq!(err.field, "OTEL_SDK_DISABLED");
     }
 
     #[test]
