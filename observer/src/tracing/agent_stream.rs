@@ -246,7 +246,12 @@ mod kafka {
         /// # Errors
         /// The [`KafkaExporter::new`] errors (invalid config, spool directory in use).
         pub fn new(config: &KafkaConfig) -> Result<Self, ExporterError> {
-            let topic: Arc<str> = config.trace_topic.as_str().into();
+            Self::on_topic(config, &config.trace_topic)
+        }
+
+        /// A sink writing to `topic` of `config`'s cluster, through the shared producer (as [`new`](Self::new)).
+        pub(crate) fn on_topic(config: &KafkaConfig, topic: &str) -> Result<Self, ExporterError> {
+            let topic: Arc<str> = topic.into();
             if let Some(global) = crate::kafka_exporter() {
                 if global.config().bootstrap_servers == config.bootstrap_servers {
                     return Ok(Self { exporter: Producer::Global(global), topic });

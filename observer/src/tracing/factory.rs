@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::agent::{default_sink, ensure_otel, AgentTracer, AgentTracerConfig, DEFAULT_PROJECT_NAME};
 use super::agent_stream::TraceSink;
 use super::workflow::WorkflowTracer;
+use super::workflow_stream::{default_workflow_sink, WorkflowSink};
 use crate::config::ObserverConfig;
 use crate::error::ObserverError;
 use crate::llm::usage::Extractors;
@@ -72,6 +73,7 @@ struct Inner {
     enable_otel: bool,
     extractors: Extractors,
     sink: Option<Arc<dyn TraceSink>>,
+    workflow_sink: Option<Arc<dyn WorkflowSink>>,
 }
 
 impl TracerFactory {
@@ -81,6 +83,11 @@ impl TracerFactory {
     /// Without Kafka, tracers still compute totals and spans; [`with_sink`](Self::with_sink) sends events
     /// elsewhere.
     ///
+    /// Workflow tracers ([`create_workflow_tracer`](Self::create_workflow_tracer)) stream their events the same
+    /// way, to `kafka.workflow_topic` through the same producer; [`with_workflow_sink`](Self::with_workflow_sink)
+    /// sends them elsewhere, [`without_workflow_stream`](Self::without_workflow_stream) turns them off. Without a
+    /// `kafka` config, both streams go to the topics of `observer::init`'s Kafka exporter when there is one.
+    ///
     /// # Errors
     /// A Kafka config without the `kafka` feature, or the exporter's error (invalid config, spool in use).
     pub fn new(config: ObserverConfig) -> Result<Self, ObserverError> {
@@ -89,6 +96,7 @@ impl TracerFactory {
             Some(k) => default_sink(Some(k))?,
             None => default_sink(None)?,
         };
+        let workflow_sink = default_workflow_sink(kafka)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 service_name: config.service_name,
@@ -97,6 +105,7 @@ impl TracerFactory {
                 enable_otel: config.send_to_logfire,
                 extractors: Extractors::default(),
                 sink,
+                workflow_sink,
             }),
         })
     }
@@ -111,6 +120,7 @@ impl TracerFactory {
                 enable_otel: shared.enable_otel,
                 extractors: shared.extractors.clone(),
                 sink: shared.sink.clone(),
+                workflow_sink: shared.workflow_sink.clone(),
             },
         };
         f(&mut inner);
@@ -135,10 +145,24 @@ impl TracerFactory {
         self.with_inner(|i| i.extractors = extractors)
     }
 
-    /// Sends every tracer's events to `sink` instead of Kafka.
+    /// Sends every agent tracer's events to `sink` instead of Kafka (workflow events: see
+    /// [`with_workflow_sink`](Self::with_workflow_sink)).
     pub fn with_sink(self, sink: impl TraceSink) -> Self {
         let sink: Arc<dyn TraceSink> = Arc::new(sink);
         self.with_inner(|i| i.sink = Some(sink))
+    }
+
+    /// Streams the events of every workflow tracer of this factory to `sink` (e.g. a
+    /// [`MemoryWorkflowSink`](super::MemoryWorkflowSink) in tests) instead of Kafka's `workflow_topic`. Independent
+    /// of [`with_sink`](Self::with_sink), which only redirects agent tracers.
+    pub fn with_workflow_sink(self, sink: impl WorkflowSink) -> Self {
+        let sink: Arc<dyn WorkflowSink> = Arc::new(sink);
+        self.with_inner(|i| i.workflow_sink = Some(sink))
+    }
+
+    /// Workflow tracers of this factory do not stream (agent tracers are not affected).
+    pub fn without_workflow_stream(self) -> Self {
+        self.with_inner(|i| i.workflow_sink = None)
     }
 
     /// The guide's `create_agent_tracer(trace_id, flow_id, trace_name, user_id, session_id)`.
@@ -164,20 +188,68 @@ impl TracerFactory {
     }
 
     /// A [`WorkflowTracer`] named `name` (its spans go to the same OpenTelemetry pipeline).
+    ///
+    /// When the factory has a workflow sink (Kafka's `workflow_topic`, or
+    /// [`with_workflow_sink`](Self::with_workflow_sink)), the workflow [streams](WorkflowTracer::with_stream) to
+    /// it with the config's `service_name`: `workflow_start` is sent now (use
+    /// [`create_workflow_tracer_with_attributes`](Self::create_workflow_tracer_with_attributes) for attributes
+    /// on it), then the step events and `workflow_end`. Otherwise it is exactly [`WorkflowTracer::new`].
+    ///
+    /// ```
+    /// use observer::tracing::{MemoryWorkflowSink, TracerFactory};
+    /// use observer::ObserverConfig;
+    ///
+    /// let events = MemoryWorkflowSink::new();
+    /// let factory = TracerFactory::new(ObserverConfig { service_name: "shop".into(), ..Default::default() })?
+    ///     .with_workflow_sink(events.clone());
+    /// let wf = factory.create_workflow_tracer("process-order");
+    /// wf.run_step("validate", |_step| Ok::<_, String>(())).unwrap();
+    /// wf.finish();
+    /// assert_eq!(events.events().len(), 4);
+    /// assert_eq!(events.json()[0]["service_name"], "shop");
+    /// # Ok::<(), observer::ObserverError>(())
+    /// ```
     pub fn create_workflow_tracer(&self, name: impl Into<String>) -> WorkflowTracer {
-        if self.inner.enable_otel {
-            ensure_otel(Some(&self.inner.service_name));
-        }
-        WorkflowTracer::new(name)
+        self.create_workflow_tracer_with_attributes(name, std::iter::empty::<(String, serde_json::Value)>())
     }
 
-    /// Waits (at most `timeout`) until the events of every tracer of this factory are delivered.
+    /// [`create_workflow_tracer`](Self::create_workflow_tracer) with workflow attributes set before streaming
+    /// starts, so that they are on `workflow_start` too.
+    pub fn create_workflow_tracer_with_attributes<K, V>(
+        &self,
+        name: impl Into<String>,
+        attributes: impl IntoIterator<Item = (K, V)>,
+    ) -> WorkflowTracer
+    where
+        K: Into<String>,
+        V: Into<serde_json::Value>,
+    {
+        let i = &self.inner;
+        if i.enable_otel {
+            ensure_otel(Some(&i.service_name));
+        }
+        let wf = WorkflowTracer::new(name);
+        for (k, v) in attributes {
+            wf.set(k, v);
+        }
+        match &i.workflow_sink {
+            Some(sink) => wf.stream_to(Arc::clone(sink), i.service_name.clone()),
+            None => wf,
+        }
+    }
+
+    /// Waits (at most `timeout`) until the events of every agent and workflow tracer of this factory are
+    /// delivered.
     ///
     /// # Errors
     /// The sink's flush error, e.g. [`ExporterError::FlushTimeout`](crate::ExporterError::FlushTimeout).
     pub fn flush(&self, timeout: std::time::Duration) -> Result<(), crate::ExporterError> {
-        match &self.inner.sink {
-            Some(s) => s.flush(timeout),
+        let deadline = std::time::Instant::now() + timeout;
+        if let Some(s) = &self.inner.sink {
+            s.flush(timeout)?;
+        }
+        match &self.inner.workflow_sink {
+            Some(s) => s.flush(deadline.saturating_duration_since(std::time::Instant::now())),
             None => Ok(()),
         }
     }
@@ -190,6 +262,7 @@ impl fmt::Debug for TracerFactory {
             .field("project_name", &self.inner.project_name)
             .field("enable_otel", &self.inner.enable_otel)
             .field("sink", &self.inner.sink.as_ref().map(|s| s.describe()))
+            .field("workflow_sink", &self.inner.workflow_sink.as_ref().map(|s| s.describe()))
             .finish_non_exhaustive()
     }
 }

@@ -17,6 +17,7 @@ pub(crate) mod kafka_otlp;
 pub(crate) mod otel;
 mod scope;
 pub mod workflow;
+pub mod workflow_stream;
 
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
@@ -39,6 +40,10 @@ pub use factory::{AgentTrace, TracerFactory};
 pub use workflow::{
     current_workflow, trace_workflow, Step, StepRecord, WorkflowScope, WorkflowSummary, WorkflowTracer,
 };
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub use workflow_stream::KafkaWorkflowSink;
+pub use workflow_stream::{MemoryWorkflowSink, WorkflowEvent, WorkflowEventType, WorkflowSink};
 
 /// A span attribute value.
 pub type AttrValue = serde_json::Value;

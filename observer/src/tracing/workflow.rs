@@ -82,6 +82,15 @@
 //! [`WorkflowTracer`] is a cheap handle (`Clone + Send + Sync`, clones share one workflow) and [`Step`] is `Send`,
 //! so steps of one workflow may run concurrently on several threads or tasks. Steps appear in
 //! [`steps`](WorkflowTracer::steps) and in the summary once they have ended, in the order they *started*.
+//!
+//! # Event stream
+//!
+//! A workflow can also stream its progress as [`WorkflowEvent`](super::WorkflowEvent)s (`workflow_start`,
+//! `step_start`, `step_end`, `workflow_end`) to a [`WorkflowSink`] — Kafka's `workflow_topic` for the workflows
+//! of a [`TracerFactory`](super::TracerFactory) with Kafka, or any sink given to
+//! [`with_stream`](WorkflowTracer::with_stream); see [`workflow_stream`](super::workflow_stream). Events are sent
+//! under the workflow's lock, so the events of one workflow reach the sink in order; sending never blocks (the
+//! Kafka sink hands the message to the shared producer). Without a stream, a step costs one extra branch.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -93,9 +102,10 @@ use std::time::Instant;
 
 use super::scope::ScopeGuard;
 use ::tracing::Instrument;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::workflow_stream::{Stream, WorkflowSink};
 use crate::tracing::{set_span_attribute, set_span_error};
 
 /// The error recorded for a step that panicked.
@@ -105,7 +115,8 @@ const CANCELLED: &str = "cancelled";
 
 /// A traced workflow. Cheap to clone (clones share state); `Send + Sync`.
 ///
-/// Dropping the last clone of a workflow that was not [`finish`](Self::finish)ed finishes it.
+/// Dropping the last clone of a workflow that was not [`finish`](Self::finish)ed finishes it (and, when it
+/// [streams](Self::with_stream), sends its `workflow_end`).
 #[derive(Clone)]
 pub struct WorkflowTracer {
     inner: Arc<Handle>,
@@ -133,6 +144,8 @@ struct State {
     span: Option<::tracing::Span>,
     /// The frozen duration, once finished.
     finished_ms: Option<f64>,
+    /// The event stream, once [`WorkflowTracer::with_stream`] (or a streaming factory) started it.
+    stream: Option<Box<Stream>>,
 }
 
 /// One step in progress; ends (and is timed) when dropped or [`finish`](Step::finish)ed. `Send`.
@@ -161,8 +174,8 @@ struct StepData {
     error: Option<String>,
 }
 
-/// A finished step as it appears in the summary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A finished step as it appears in the summary (and in the `steps` of a `workflow_end` event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// Step name.
     pub name: String,
@@ -202,20 +215,37 @@ impl Shared {
         state.finished_ms.unwrap_or_else(|| millis(self.start))
     }
 
-    /// Freezes the duration and takes the span out (to be dropped by the caller, outside the lock).
-    fn finish(&self) -> Option<::tracing::Span> {
-        let mut state = lock(&self.state);
+    /// Freezes the duration, sends `workflow_end` when streaming, and takes the span out (to be dropped by the
+    /// caller, outside the lock). Does nothing when already finished.
+    fn finish_locked(&self, state: &mut State) -> Option<::tracing::Span> {
         if state.finished_ms.is_some() {
             return None;
         }
-        state.finished_ms = Some(millis(self.start));
+        let duration_ms = millis(self.start);
+        state.finished_ms = Some(duration_ms);
+        if let Some(stream) = &state.stream {
+            let steps = state.steps.iter().flatten().cloned().collect();
+            stream.workflow_end(&self.name, duration_ms, state.error.as_deref(), &state.attributes, steps);
+        }
         state.span.take()
+    }
+
+    fn summary_locked(&self, state: &State) -> WorkflowSummary {
+        let steps: Vec<StepRecord> = state.steps.iter().flatten().cloned().collect();
+        WorkflowSummary {
+            name: self.name.clone(),
+            duration_ms: self.duration_ms(state),
+            step_count: steps.len(),
+            steps,
+            attributes: state.attributes.clone(),
+        }
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        drop(self.shared.finish());
+        let span = self.shared.finish_locked(&mut lock(&self.shared.state));
+        drop(span);
     }
 }
 
@@ -225,14 +255,84 @@ impl WorkflowTracer {
         let start = Instant::now();
         let name = name.into();
         let span = ::tracing::info_span!("workflow", otel.name = %format!("workflow:{name}"), workflow.name = %name);
-        let state =
-            State { attributes: Map::new(), steps: Vec::new(), error: None, span: Some(span), finished_ms: None };
+        let state = State {
+            attributes: Map::new(),
+            steps: Vec::new(),
+            error: None,
+            span: Some(span),
+            finished_ms: None,
+            stream: None,
+        };
         let shared = Arc::new(Shared { name, start, state: Mutex::new(state) });
         Self { inner: Arc::new(Handle { shared }) }
     }
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    /// Streams this workflow's events to `sink`, with `service_name` on every event: sends `workflow_start` now
+    /// (with the attributes set so far), then `step_start` / `step_end` for every step started from now on and
+    /// `workflow_end` once, on [`finish`](Self::finish) or when the last clone is dropped unfinished. A new
+    /// `workflow_id` (a UUID) identifies the run; see [`workflow_id`](Self::workflow_id).
+    ///
+    /// A workflow streams to one sink: when it already streams, or has already finished, this does nothing
+    /// (a `tracing` warning says so). Steps that end after `workflow_end` (still running at `finish`) still send
+    /// their `step_end`. [`TracerFactory::create_workflow_tracer`](super::TracerFactory::create_workflow_tracer)
+    /// calls this with the factory's sink and service name.
+    ///
+    /// ```
+    /// use observer::tracing::{MemoryWorkflowSink, WorkflowTracer};
+    ///
+    /// let events = MemoryWorkflowSink::new();
+    /// let wf = WorkflowTracer::new("order").attr("order_id", "123").with_stream(events.clone(), "shop");
+    /// wf.step("validate").finish();
+    /// wf.finish();
+    /// let json = events.json();
+    /// assert_eq!(json[0]["event_type"], "workflow_start");
+    /// assert_eq!(json[0]["attributes"]["order_id"], "123");
+    /// assert_eq!(json[3]["event_type"], "workflow_end");
+    /// ```
+    pub fn with_stream(self, sink: impl WorkflowSink, service_name: impl Into<String>) -> Self {
+        self.stream_to(Arc::new(sink), service_name.into())
+    }
+
+    /// [`with_stream`](Self::with_stream) with a shared sink.
+    pub(crate) fn stream_to(self, sink: Arc<dyn WorkflowSink>, service_name: String) -> Self {
+        let shared = self.shared();
+        let mut state = lock(&shared.state);
+        if state.stream.is_some() || state.finished_ms.is_some() {
+            let why = if state.stream.is_some() { "it already streams" } else { "it has finished" };
+            drop(state);
+            ::tracing::warn!(target: "observer::workflow", workflow = %shared.name, sink = %sink.describe(),
+                "with_stream ignored: {why}");
+            return self;
+        }
+        let stream = Stream::new(sink, service_name, state.steps.len());
+        stream.workflow_start(&shared.name, &state.attributes);
+        state.stream = Some(Box::new(stream));
+        drop(state);
+        self
+    }
+
+    /// The id of this workflow run on its event stream (a UUID string, also the Kafka key), or `None` when it
+    /// does not [stream](Self::with_stream).
+    pub fn workflow_id(&self) -> Option<String> {
+        lock(&self.shared().state).stream.as_ref().map(|s| s.workflow_id().to_owned())
+    }
+
+    /// Waits (at most `timeout`) until the events this workflow streamed so far are delivered by its sink
+    /// (immediately `Ok` when it does not stream). Not needed for delivery: the shared producer delivers on its
+    /// own and `observer::init`'s guard drains it at exit.
+    ///
+    /// # Errors
+    /// The sink's flush error, e.g. [`ExporterError::FlushTimeout`](crate::ExporterError::FlushTimeout).
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), crate::ExporterError> {
+        let sink = lock(&self.shared().state).stream.as_ref().map(|s| Arc::clone(s.sink()));
+        match sink {
+            Some(sink) => sink.flush(timeout),
+            None => Ok(()),
+        }
     }
 
     fn insert_attribute(&self, key: String, value: Value) {
@@ -272,7 +372,11 @@ impl WorkflowTracer {
         let (slot, parent) = {
             let mut state = lock(&shared.state);
             state.steps.push(None);
-            (state.steps.len() - 1, state.span.as_ref().map(|s| s.id()))
+            let slot = state.steps.len() - 1;
+            if let Some(stream) = &state.stream {
+                stream.step_start(&shared.name, &name, slot);
+            }
+            (slot, state.span.as_ref().map(|s| s.id()))
         };
         let span = match parent {
             Some(parent) => ::tracing::info_span!(
@@ -349,15 +453,7 @@ impl WorkflowTracer {
     /// The typed summary: the finished steps so far and the duration so far (final once finished).
     pub fn summary(&self) -> WorkflowSummary {
         let shared = self.shared();
-        let state = lock(&shared.state);
-        let steps: Vec<StepRecord> = state.steps.iter().flatten().cloned().collect();
-        WorkflowSummary {
-            name: shared.name.clone(),
-            duration_ms: shared.duration_ms(&state),
-            step_count: steps.len(),
-            steps,
-            attributes: state.attributes.clone(),
-        }
+        shared.summary_locked(&lock(&shared.state))
     }
 
     /// Records an error of the workflow itself: marks the workflow span as failed and keeps the message for
@@ -390,9 +486,17 @@ impl WorkflowTracer {
     /// Steps still running at this point are not in the returned summary; they are timed and added to
     /// [`steps`](Self::steps) (and later summaries) when they end. The workflow span closes once those steps' spans
     /// have closed too.
+    ///
+    /// When the workflow [streams](Self::with_stream), the first call sends `workflow_end`, whose `steps` are
+    /// exactly the returned summary's.
     pub fn finish(&self) -> WorkflowSummary {
-        drop(self.shared().finish());
-        self.summary()
+        let shared = self.shared();
+        let mut state = lock(&shared.state);
+        let span = shared.finish_locked(&mut state);
+        let summary = shared.summary_locked(&state);
+        drop(state);
+        drop(span);
+        summary
     }
 
     /// The workflow's `tracing` span ([`Span::none`](::tracing::Span::none) once finished).
@@ -424,6 +528,7 @@ impl fmt::Debug for WorkflowTracer {
             .field("duration_ms", &shared.duration_ms(&state))
             .field("steps_started", &state.steps.len())
             .field("finished", &state.finished_ms.is_some())
+            .field("stream", &state.stream)
             .finish_non_exhaustive()
     }
 }
@@ -509,6 +614,11 @@ impl Drop for StepCore {
             attributes: data.attributes,
         };
         let mut state = lock(&self.workflow.state);
+        if let Some(stream) = &state.stream {
+            if self.slot >= stream.first_slot {
+                stream.step_end(&self.workflow.name, self.slot, &record);
+            }
+        }
         if let Some(slot) = state.steps.get_mut(self.slot) {
             *slot = Some(record);
         }
