@@ -353,7 +353,7 @@ pub struct ComponentOutcome {
 }
 
 /// One running `#[agent_component]` call inside an agent trace. Ends the component when dropped without
-/// [`finish`](Self::finish) (the body panicked, or the future was dropped before it completed).
+/// `finish` (the body panicked, or the future was dropped before it completed).
 #[derive(Debug)]
 pub struct ComponentCall {
     tracer: crate::tracing::AgentTracer,
