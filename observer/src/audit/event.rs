@@ -79,6 +79,12 @@ fn schema_version() -> Cow<'static, str> {
     Cow::Borrowed(SCHEMA_VERSION)
 }
 
+/// A shared empty string: cloning it is a reference-count increment, where `Arc::from("")` allocates.
+fn empty_str() -> Arc<str> {
+    static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    EMPTY.clone()
+}
+
 fn is_empty(s: &Arc<str>) -> bool {
     s.is_empty()
 }
@@ -96,9 +102,9 @@ impl AuditEvent {
         Self {
             event_id: new_event_id(),
             timestamp: Utc::now().trunc_subsecs(6),
-            service_name: Arc::from(""),
-            service_version: Arc::from(""),
-            environment: Arc::from(""),
+            service_name: empty_str(),
+            service_version: empty_str(),
+            environment: empty_str(),
             audit_type,
             action,
             resource_type,
