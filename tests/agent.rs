@@ -568,3 +568,31 @@ fn panicking_component(x: u8) -> u8 {
     }
     x
 }
+
+#[test]
+fn huge_outputs_are_previewed_and_the_event_still_sent() {
+    let (tracer, sink) = tracer("huge");
+    tracer.start_trace();
+    tracer.add_trace("c", "Summariser", "llm", json!({"document": "d".repeat(600_000)}));
+    let outputs = json!({"text": "y".repeat(2_000_000), "model": "gpt-4o", "usage": {"prompt_tokens": 7, "completion_tokens": 3}});
+    tracer.end_trace("c", "Summariser", outputs, None);
+    tracer.end(json!({}), json!({}), None, Some(json!({"blob": "z".repeat(1_000_000)})));
+    let events = sink.events();
+    assert_eq!(events.len(), 4, "every event is sent");
+    for e in &events {
+        let bytes = serde_json::to_vec(e).unwrap().len();
+        assert!(bytes <= observer::tracing::agent::MAX_EVENT_BYTES, "{} is {bytes} bytes", e.event_type);
+    }
+    assert_eq!(events[1].input_data.as_ref().unwrap()["document"].as_str().unwrap().len(), 600_000, "fits: kept");
+    let end = &events[2];
+    let out = end.output_data.as_ref().unwrap();
+    assert_eq!(out["_truncated"], true);
+    assert!(out["original_bytes"].as_u64().unwrap() > 2_000_000);
+    assert!(out["preview"].as_str().unwrap().starts_with("{\""));
+    assert_eq!(end.metadata["data_truncated"], true);
+    assert_eq!(end.metadata["input_tokens"], 7, "tokens were taken before");
+    assert_eq!(end.metadata["cost"].as_f64().unwrap(), calculate_cost_cached("openai", "gpt-4o", 7, 3, 0).total_cost);
+    let trace_end = &events[3];
+    assert_eq!(trace_end.metadata["total_input_tokens"], 7);
+    assert_eq!(trace_end.metadata["user_metadata"]["_truncated"], true);
+}

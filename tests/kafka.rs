@@ -217,3 +217,33 @@ impl Drop for StopAt {
         let _ = broker_script().args(["stop-at", &self.0.to_string()]).status();
     }
 }
+
+#[test]
+fn a_message_larger_than_kafka_takes_is_refused_not_spooled_forever() {
+    let spool = tempfile::tempdir().unwrap();
+    let exporter = KafkaExporter::new(KafkaConfig {
+        bootstrap_servers: bootstrap(),
+        audit_topic: AUDIT_TOPIC.into(),
+        spool_dir: Some(spool.path().to_owned()),
+        ..Default::default()
+    })
+    .unwrap();
+    // librdkafka's default `message.max.bytes` is 1,000,000.
+    let huge = json!({"blob": "x".repeat(1_500_000)});
+    let result = exporter.export_custom_event(CUSTOM_TOPIC, "huge", &huge);
+    assert!(!result.success && !result.spooled, "{result:?}");
+    let error = result.error.unwrap();
+    assert!(error.contains("maximum message size") && error.contains("stderr"), "{error}");
+    let marker = format!("after-huge-{}", std::process::id());
+    let ok = exporter.export_custom_event(CUSTOM_TOPIC, "small", &json!({"marker": marker}));
+    assert!(ok.success && !ok.spooled, "{ok:?}");
+    exporter.flush(Duration::from_secs(30)).expect("the exporter is not stuck behind the refused message");
+    let stats = exporter.stats();
+    assert_eq!(stats.rejected, 1);
+    assert_eq!(stats.spool_records, 0, "nothing that can never be sent sits in the spool");
+    let got = consume_until(&bootstrap(), CUSTOM_TOPIC, Duration::from_secs(60), |msgs| {
+        msgs.iter().any(|m| m.payload["marker"] == marker.as_str())
+    });
+    assert!(got.iter().any(|m| m.payload["marker"] == marker.as_str()));
+    exporter.shutdown(Duration::from_secs(10)).unwrap();
+}

@@ -95,6 +95,9 @@ pub struct KafkaStats {
     pub replayed: u64,
     /// Messages that could not be spooled (spool full or unwritable) and went to stderr instead.
     pub spool_overflow: u64,
+    /// Messages Kafka can never take (larger than the producer's or the broker's maximum message size): not
+    /// spooled — they would be re-sent forever — but written to stderr as `observer-kafka-fallback:` lines.
+    pub rejected: u64,
     /// Messages in librdkafka's queue or in flight.
     pub in_flight: u64,
     /// Messages currently in the spool (on disk).
@@ -111,6 +114,7 @@ struct Counters {
     spooled: AtomicU64,
     replayed: AtomicU64,
     spool_overflow: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// librdkafka callbacks: delivery reports, errors and logs. One per producer instance; all share [`Shared`].
@@ -214,6 +218,7 @@ impl Shared {
                 ) {
                     self.needs_new_producer.store(true, Ordering::Release);
                 }
+                let permanent = is_permanent(code);
                 let headers = msg
                     .headers()
                     .map(|h| {
@@ -224,12 +229,17 @@ impl Shared {
                             .collect()
                     })
                     .unwrap_or_default();
-                lock(&self.failed).push(SpoolRecord {
+                let record = SpoolRecord {
                     topic: msg.topic().to_owned(),
                     key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     headers,
                     payload: msg.payload().unwrap_or_default().to_vec(),
-                });
+                };
+                if permanent {
+                    self.reject(&record, err);
+                } else {
+                    lock(&self.failed).push(record);
+                }
             }
         }
         if tag == REPLAY {
@@ -238,7 +248,38 @@ impl Shared {
     }
 }
 
+/// Whether librdkafka or the broker refused a message for good: re-sending it can never succeed.
+fn is_permanent(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(code, Some(RDKafkaErrorCode::MessageSizeTooLarge))
+}
+
+/// Writes messages that cannot be delivered or kept to stderr, one `observer-kafka-fallback:` line each, so that
+/// nothing disappears silently (log collectors keep stderr).
+fn write_fallback(records: &[SpoolRecord]) {
+    let mut err = std::io::stderr().lock();
+    for r in records {
+        let _ = write!(err, "observer-kafka-fallback: topic={} key={} ", r.topic, r.key.as_deref().unwrap_or(""));
+        let _ = err.write_all(&r.payload);
+        let _ = err.write_all(b"\n");
+    }
+}
+
 impl Shared {
+    /// A message Kafka can never take: counted, reported and written to stderr instead of the spool. Returns the
+    /// message for the caller.
+    fn reject(&self, record: &SpoolRecord, err: &KafkaError) -> String {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let message = format!(
+            "a {}-byte message for topic `{}` was refused by Kafka ({err}): larger than the maximum message size; \
+             written to stderr as an `observer-kafka-fallback:` line instead",
+            record.payload.len(),
+            record.topic
+        );
+        tracing::error!(target: "observer::kafka", topic = %record.topic, bytes = record.payload.len(), "{message}");
+        write_fallback(std::slice::from_ref(record));
+        message
+    }
+
     fn report_unknown_topic(&self, topic: &str) {
         if lock(&self.reported_topics).insert(topic.to_owned()) {
             tracing::error!(
@@ -451,6 +492,11 @@ impl KafkaExporter {
                 self.inner.counters().produced.fetch_add(1, Ordering::Relaxed);
                 self.result(topic, true, None)
             }
+            Err((err, _)) if is_permanent(err.rdkafka_error_code()) => {
+                let record = spool_record(topic, key, headers, payload);
+                let message = self.inner.shared.reject(&record, &err);
+                self.result(topic, false, Some(message))
+            }
             Err((err, _)) => {
                 // Queue full (or any other immediate refusal): keep it on disk instead.
                 tracing::debug!(target: "observer::kafka", error = %err, "librdkafka refused a message; spooling it");
@@ -517,6 +563,7 @@ impl KafkaExporter {
             spooled: c.spooled.load(Ordering::Relaxed),
             replayed: c.replayed.load(Ordering::Relaxed),
             spool_overflow: c.spool_overflow.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
             in_flight: u64::try_from(self.inner.producer.load().in_flight_count()).unwrap_or(0),
             spool_records: self.inner.spool.records(),
             spool_bytes: self.inner.spool.bytes(),
@@ -697,6 +744,12 @@ impl Inner {
                     self.counters().produced.fetch_add(1, Ordering::Relaxed);
                     r.next += 1;
                 }
+                Err((err, _)) if is_permanent(err.rdkafka_error_code()) => {
+                    // Spooled by an earlier version, or the limits changed: it can never be sent.
+                    ctx.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
+                    ctx.reject(rec, &err);
+                    r.next += 1;
+                }
                 Err(_) => {
                     // librdkafka's queue is full: let it drain and continue on the next turn.
                     ctx.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
@@ -726,17 +779,7 @@ impl Inner {
             }
             Err(e) => {
                 self.counters().spool_overflow.fetch_add(n, Ordering::Relaxed);
-                let mut err = std::io::stderr().lock();
-                for r in &batch {
-                    let _ = write!(
-                        err,
-                        "observer-kafka-fallback: topic={} key={} ",
-                        r.topic,
-                        r.key.as_deref().unwrap_or("")
-                    );
-                    let _ = err.write_all(&r.payload);
-                    let _ = err.write_all(b"\n");
-                }
+                write_fallback(&batch);
                 Err(format!(
                     "{n} undeliverable Kafka messages could not be spooled ({e}); they were written to stderr as `observer-kafka-fallback:` lines"
                 ))

@@ -35,6 +35,12 @@
 //! trace id, so a trace stays in one partition), whose spool keeps what the broker has not acknowledged;
 //! `observer::init`'s guard (or the last tracer of a standalone exporter) drains it at exit.
 //!
+//! ## Large data
+//! An event whose JSON would exceed [`MAX_EVENT_BYTES`] (900 KB, under Kafka's default 1 MB message limit) is still
+//! sent, with its `input_data`, then `output_data`, then user metadata replaced by
+//! `{"_truncated": true, "original_bytes": N, "preview": "<first 2,000 characters>"}` and `metadata.data_truncated`
+//! set; tokens, cost and totals are taken before and are exact.
+//!
 //! ## Out-of-order calls
 //! Never panic. Each is reported once as a `tracing` warning and listed under `metadata.warnings` of `trace_end`:
 //! a component call before [`start_trace`](AgentTracer::start_trace) starts the trace first; ending an unknown
@@ -710,7 +716,17 @@ impl AgentTracer {
         let sink = self.inner.sink.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let Some(sink) = sink else { return };
         match serde_json::to_vec(event) {
-            Ok(payload) => sink.send(event, &payload),
+            Ok(payload) if payload.len() <= MAX_EVENT_BYTES => sink.send(event, &payload),
+            Ok(payload) => {
+                // Larger than a Kafka message may be: the data fields give way, the event itself is kept.
+                let mut small = event.clone();
+                let replaced = shrink(&mut small, payload.len());
+                ::tracing::warn!(target: "observer::agent", event_type = %event.event_type, bytes = payload.len(),
+                    replaced = ?replaced, "agent trace event larger than {MAX_EVENT_BYTES} bytes; data fields replaced by a preview");
+                if let Ok(payload) = serde_json::to_vec(&small) {
+                    sink.send(&small, &payload);
+                }
+            }
             Err(e) => {
                 // Only a non-string map key inside user data can do this; send the event without that data.
                 ::tracing::error!(target: "observer::agent", error = %e, "agent trace event not serialisable; data dropped");
@@ -818,6 +834,73 @@ impl Drop for Inner {
         let error = Some("the trace was not ended (tracer dropped without end())".to_owned());
         tracer.end_locked(&mut st, Value::Null, Value::Null, error, None);
     }
+}
+
+/// The largest event sent as is: below librdkafka's default `message.max.bytes` (1,000,000) with room for the key
+/// and headers. Larger events have their data fields replaced by a preview (see [`shrink`]).
+pub const MAX_EVENT_BYTES: usize = 900_000;
+
+/// Characters of a replaced data field kept as its preview.
+const PREVIEW_CHARS: usize = 2_000;
+
+/// Replaces `input_data`, then `output_data`, then user metadata of an event that serialised to `bytes` bytes by
+/// `{"_truncated": true, "original_bytes": N, "preview": "<first characters of its JSON>"}` until it fits in
+/// [`MAX_EVENT_BYTES`]; returns the names of the replaced fields. Totals, tokens and cost are computed before
+/// and are never affected.
+fn shrink(event: &mut TraceEvent, bytes: usize) -> Vec<&'static str> {
+    fn preview(v: &Value) -> Value {
+        let json = serde_json::to_string(v).unwrap_or_default();
+        let cut: String = json.chars().take(PREVIEW_CHARS).collect();
+        serde_json::json!({"_truncated": true, "original_bytes": json.len(), "preview": cut})
+    }
+    let size = |e: &TraceEvent| serde_json::to_vec(e).map_or(usize::MAX, |v| v.len());
+    let mut replaced = Vec::new();
+    let mut current = bytes;
+    for field in ["input_data", "output_data"] {
+        if current <= MAX_EVENT_BYTES {
+            break;
+        }
+        let slot = if field == "input_data" { &mut event.input_data } else { &mut event.output_data };
+        if let Some(v) = slot.as_mut() {
+            *v = preview(v);
+            replaced.push(field);
+            current = size(event);
+        }
+    }
+    if current > MAX_EVENT_BYTES {
+        // User metadata (ours is small: status, model, tokens, totals): keep our keys, preview the rest.
+        const OURS: &[&str] = &[
+            "component_name",
+            "status",
+            "component_type",
+            "model",
+            "provider",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "cost",
+            "flow_id",
+            "flow_name",
+            "total_spans",
+            "failed_spans",
+            "project_name",
+            "total_input_tokens",
+            "total_output_tokens",
+            "total_cached_tokens",
+            "total_reasoning_tokens",
+            "total_cost",
+            "environment",
+            "name",
+        ];
+        let (ours, theirs): (Map<String, Value>, Map<String, Value>) =
+            std::mem::take(&mut event.metadata).into_iter().partition(|(k, _)| OURS.contains(&k.as_str()));
+        event.metadata = ours;
+        event.metadata.insert("user_metadata".into(), preview(&Value::Object(theirs)));
+        replaced.push("metadata");
+    }
+    event.metadata.insert("data_truncated".into(), Value::Bool(true));
+    replaced
 }
 
 /// Tokens, model, provider and cost of one output.
