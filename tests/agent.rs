@@ -596,3 +596,17 @@ fn huge_outputs_are_previewed_and_the_event_still_sent() {
     assert_eq!(trace_end.metadata["total_input_tokens"], 7);
     assert_eq!(trace_end.metadata["user_metadata"]["_truncated"], true);
 }
+
+#[test]
+fn a_flood_of_out_of_order_calls_is_counted_not_kept() {
+    let (tracer, sink) = tracer("flood");
+    tracer.start_trace();
+    for i in 0..1_000 {
+        tracer.end_trace(&format!("ghost-{i}"), "Ghost", Value::Null, None);
+    }
+    tracer.end(json!({}), json!({}), None, None);
+    let end = sink.events().pop().unwrap();
+    assert_eq!(end.metadata["warnings"].as_array().unwrap().len(), observer::tracing::agent::MAX_WARNINGS);
+    assert_eq!(end.metadata["warnings_total"], 1_000);
+    assert_eq!(end.metadata["total_spans"], 1_000, "the unknown components still count");
+}

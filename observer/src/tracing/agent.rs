@@ -42,7 +42,8 @@
 //! set; tokens, cost and totals are taken before and are exact.
 //!
 //! ## Out-of-order calls
-//! Never panic. Each is reported once as a `tracing` warning and listed under `metadata.warnings` of `trace_end`:
+//! Never panic. Each is reported once as a `tracing` warning and listed under `metadata.warnings` of `trace_end`
+//! (the first [`MAX_WARNINGS`]; `metadata.warnings_total` counts all when there were more):
 //! a component call before [`start_trace`](AgentTracer::start_trace) starts the trace first; ending an unknown
 //! component sends a `span_end` without duration (its tokens still count); ending a component twice or
 //! starting an id that is already running is ignored; components still running at [`end`](AgentTracer::end)
@@ -63,6 +64,9 @@ use crate::config::KafkaConfig;
 use crate::error::ObserverError;
 use crate::llm::semconv;
 use crate::llm::usage::{Extractors, LlmInfo, TokenUsage};
+
+/// Out-of-order calls kept (and logged) per trace; further ones are only counted (`metadata.warnings_total`).
+pub const MAX_WARNINGS: usize = 100;
 
 /// The default `project_name`.
 pub const DEFAULT_PROJECT_NAME: &str = "GenesisStudio";
@@ -188,6 +192,7 @@ struct State {
     params: Map<String, Value>,
     metrics: Map<String, Value>,
     warnings: Vec<String>,
+    warnings_total: u64,
     llm_calls: HashMap<String, Instant>,
 }
 
@@ -500,8 +505,14 @@ impl AgentTracer {
     }
 
     fn warn(&self, state: &mut State, message: String) {
-        ::tracing::warn!(target: "observer::agent", trace_id = %self.inner.trace_id, "{message}");
-        state.warnings.push(message);
+        state.warnings_total += 1;
+        if state.warnings.len() < MAX_WARNINGS {
+            ::tracing::warn!(target: "observer::agent", trace_id = %self.inner.trace_id, "{message}");
+            state.warnings.push(message);
+        } else if state.warnings_total == MAX_WARNINGS as u64 + 1 {
+            ::tracing::warn!(target: "observer::agent", trace_id = %self.inner.trace_id,
+                "more than {MAX_WARNINGS} out-of-order calls in this trace; further ones are only counted");
+        }
     }
 
     fn ensure_started(&self, state: &mut State, call: &str) {
@@ -679,6 +690,9 @@ impl AgentTracer {
         m.insert("metrics".into(), Value::Object(state.metrics.clone()));
         if !state.warnings.is_empty() {
             m.insert("warnings".into(), state.warnings.clone().into());
+        }
+        if state.warnings_total > state.warnings.len() as u64 {
+            m.insert("warnings_total".into(), state.warnings_total.into());
         }
         event.metadata = m;
         if let Some(span) = state.trace_span.take() {
