@@ -94,8 +94,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let layer = ObserverLayer::new(keys)
         .on_invalid_token(InvalidTokenPolicy::Reject)
-        .client_ip(ClientIp::custom(|_, ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())));
-    let app = Router::new().route("/documents/{id}", get(read_document)).route("/whoami", get(whoami)).layer(layer);
+        .client_ip(ClientIp::custom(|_, ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        // Span names by route template (`GET /documents/{id}`), not one per document id.
+        .route(|parts| parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned()));
+    // `route_layer`: the layer runs once a route matched (unmatched paths get axum's plain 404).
+    let app =
+        Router::new().route("/documents/{id}", get(read_document)).route("/whoami", get(whoami)).route_layer(layer);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}  (audit log: {audit_log})", listener.local_addr()?);

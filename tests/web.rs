@@ -577,3 +577,35 @@ async fn server_spans_follow_the_http_conventions() {
     })
     .await;
 }
+
+#[cfg(feature = "otel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_named_by_route_template_when_the_route_is_known() {
+    let receiver = otlp();
+    bounded(async {
+        let realm = Realm::start().await;
+        let layer = ObserverLayer::new(realm.cache())
+            .route(|parts| parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned()));
+        // `route_layer`: the layer runs after routing, where axum has put the matched route template.
+        let app = Router::new()
+            .route("/routed/{id}", get(read_document))
+            .route_layer(layer)
+            .with_state(Arc::<AtomicUsize>::default());
+        let addr = serve(app).await;
+        let client = client();
+        for id in ["doc-1", "doc-2"] {
+            let (status, _) = get_json(&client, format!("http://{addr}/routed/{id}"), Some(&realm.token())).await;
+            assert_eq!(status, 200);
+        }
+        tokio::task::spawn_blocking(|| observer::flush(WAIT).expect("flush")).await.expect("flush task");
+        let spans = receiver
+            .wait_for(WAIT, |spans| spans.iter().filter(|s| s.name == "GET /routed/{id}").count() >= 2)
+            .expect("two spans named by the route template");
+        let routed: Vec<_> = spans.iter().filter(|s| s.name == "GET /routed/{id}").collect();
+        assert_eq!(routed[0].attr_str("http.route"), Some("/routed/{id}"));
+        let paths: std::collections::HashSet<_> = routed.iter().filter_map(|s| s.attr_str("url.path")).collect();
+        assert_eq!(paths, ["/routed/doc-1", "/routed/doc-2"].into_iter().collect(), "the path is still recorded");
+        assert!(!spans.iter().any(|s| s.name.starts_with("GET /routed/doc")), "no per-document span names");
+    })
+    .await;
+}

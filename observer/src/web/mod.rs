@@ -55,4 +55,4 @@ mod auth;
 mod layer;
 
 pub use auth::{BearerVerifier, ClientIp, ClientIpFn, InvalidTokenPolicy, VerifyFuture};
-pub use layer::{ObserverLayer, ObserverService, ResponseFuture};
+pub use layer::{ObserverLayer, ObserverService, ResponseFuture, RouteFn};
