@@ -88,6 +88,10 @@ impl TracerFactory {
     /// sends them elsewhere, [`without_workflow_stream`](Self::without_workflow_stream) turns them off. Without a
     /// `kafka` config, both streams go to the topics of `observer::init`'s Kafka exporter when there is one.
     ///
+    /// Delivery at exit: `observer::init`'s guard drains its exporter. A producer created here is drained when the
+    /// last factory and tracer using it are dropped (what the broker has not acknowledged within 10 s stays in
+    /// its spool for the next start); if they live in a `static`, call [`flush`](Self::flush) before exiting.
+    ///
     /// # Errors
     /// A Kafka config without the `kafka` feature, or the exporter's error (invalid config, spool in use).
     pub fn new(config: ObserverConfig) -> Result<Self, ObserverError> {
