@@ -851,7 +851,7 @@ impl Drop for Inner {
 }
 
 /// The largest event sent as is: below librdkafka's default `message.max.bytes` (1,000,000) with room for the key
-/// and headers. Larger events have their data fields replaced by a preview (see [`shrink`]).
+/// and headers. Larger events have their data fields replaced by a preview (see the [module docs](self)).
 pub const MAX_EVENT_BYTES: usize = 900_000;
 
 /// Characters of a replaced data field kept as its preview.
