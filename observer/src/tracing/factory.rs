@@ -92,14 +92,16 @@ impl TracerFactory {
     /// last factory and tracer using it are dropped (what the broker has not acknowledged within 10 s stays in
     /// its spool for the next start); if they live in a `static`, call [`flush`](Self::flush) before exiting.
     ///
+    /// The [environment overrides](ObserverConfig::apply_env) of `init` apply to `config` first.
+    ///
     /// # Errors
-    /// A Kafka config without the `kafka` feature, or the exporter's error (invalid config, spool in use).
+    /// An invalid environment variable, a Kafka config without the `kafka` feature, or the exporter's error
+    /// (invalid config, spool in use).
     pub fn new(config: ObserverConfig) -> Result<Self, ObserverError> {
+        // The same environment overrides as `init` (e.g. `KAFKA_*` fill in a missing `kafka` config).
+        let config = config.apply_env()?;
         let kafka = if config.kafka_enabled { config.kafka.as_ref() } else { None };
-        let sink = match kafka {
-            Some(k) => default_sink(Some(k))?,
-            None => default_sink(None)?,
-        };
+        let sink = default_sink(kafka)?;
         let workflow_sink = default_workflow_sink(kafka)?;
         Ok(Self {
             inner: Arc::new(Inner {
