@@ -610,3 +610,27 @@ fn a_flood_of_out_of_order_calls_is_counted_not_kept() {
     assert_eq!(end.metadata["warnings_total"], 1_000);
     assert_eq!(end.metadata["total_spans"], 1_000, "the unknown components still count");
 }
+
+#[observer::agent_component(name = "Dispatcher", kind = "agent")]
+async fn dispatch(n: u32) -> u32 {
+    // A spawned task keeps the trace and its parent component only when wrapped.
+    let joined = tokio::spawn(observer::tracing::with_current_agent(async move { generate("spawned").len() as u32 }));
+    let plain = tokio::spawn(async move { generate("not traced").len() as u32 });
+    n + joined.await.unwrap() + plain.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_tasks_join_the_trace_with_with_current_agent() {
+    let (tracer, sink) = tracer("spawn");
+    tracer.start_trace();
+    let n = tracer.scope(dispatch(1)).await;
+    assert_eq!(n, 1 + "class-of-7".len() as u32 + "class-of-10".len() as u32);
+    tracer.end(json!({}), json!({}), None, None);
+    let events = sink.events();
+    let starts = of_type(&events, TraceEventType::SpanStart);
+    assert_eq!(starts.len(), 2, "the unwrapped spawn is not part of the trace");
+    let (parent, child) = (starts[0], starts[1]);
+    assert_eq!(parent.component_name.as_deref(), Some("Dispatcher"));
+    assert_eq!(child.component_name.as_deref(), Some("generate"));
+    assert_eq!(child.parent_span_id, parent.span_id, "the spawned component is the caller's child");
+}

@@ -356,7 +356,8 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
 /// output and an `Err` ends the component with the error's message (`Display`, else `Debug`). Components started
 /// inside the body (nested `#[agent_component]` calls) become its children; concurrent calls are siblings. A
 /// panic or a future dropped before completion ends the component with an error. The function keeps its
-/// signature and may be sync or `async`, a free function or a method.
+/// signature and may be sync or `async`, a free function or a method. A task spawned from a component joins the
+/// trace when wrapped: `tokio::spawn(observer::tracing::with_current_agent(fut))`.
 ///
 /// ```ignore
 /// #[observer::agent_component(name = "QueryClassifier", kind = "llm")]

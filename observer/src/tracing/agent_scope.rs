@@ -54,6 +54,14 @@ pub(crate) fn scope_sync<R>(tracer: AgentTracer, component: Option<Arc<str>>, f:
     f()
 }
 
+/// Wraps `fut` to run in the agent trace — and under the component — current now, wherever it is polled: for
+/// `tokio::spawn(with_current_agent(fut))` from inside a component, so that the spawned task's
+/// `#[agent_component]` calls join the trace as children of that component. Outside an agent trace, `fut` runs
+/// outside one too.
+pub fn with_current_agent<F: Future>(fut: F) -> AgentScope<F> {
+    AgentScope { current: current(), inner: fut }
+}
+
 /// The agent trace of the innermost current [`scope`](AgentTracer::scope) (task) or
 /// [`scope_sync`](AgentTracer::scope_sync) (thread), if any.
 pub fn current_agent_tracer() -> Option<AgentTracer> {

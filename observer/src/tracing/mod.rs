@@ -31,7 +31,7 @@ pub use otel::{
 pub use kafka_otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
 pub use agent::{AgentTotals, AgentTracer, AgentTracerConfig, ComponentStart};
-pub use agent_scope::{current_agent_tracer, AgentScope};
+pub use agent_scope::{current_agent_tracer, with_current_agent, AgentScope};
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use agent_stream::KafkaTraceSink;
