@@ -6,52 +6,21 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until, Consumed};
 use observer::tracing::{AgentTrace, AgentTracer, AgentTracerConfig, KafkaTraceSink, TracerFactory};
-use observer::{calculate_cost_cached, AuditSink, KafkaConfig, MemorySink, ObserverConfig};
+use observer::{calculate_cost_cached, KafkaConfig, ObserverConfig};
 use serde_json::json;
 
 const TRACE_TOPIC: &str = "genesis-traces-streaming";
 
-fn config(spool: &std::path::Path) -> ObserverConfig {
-    ObserverConfig {
-        service_name: "agent-kafka-test".into(),
-        audit_sink: AuditSink::Memory(MemorySink::new()),
-        kafka_enabled: true,
-        kafka: Some(KafkaConfig {
-            bootstrap_servers: bootstrap(),
-            audit_topic: "observer-test-audit".into(),
-            trace_topic: TRACE_TOPIC.into(),
-            spool_dir: Some(spool.to_owned()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// This binary's init: Kafka to the test broker (its exporter is the process's producer).
 fn init() -> &'static ObserverConfig {
-    static INIT: OnceLock<(ObserverConfig, observer::ObserverGuard, tempfile::TempDir)> = OnceLock::new();
-    &INIT
-        .get_or_init(|| {
-            let spool = tempfile::tempdir().unwrap();
-            let config = config(spool.path());
-            let guard = observer::init(config.clone()).unwrap();
-            (config, guard, spool)
-        })
-        .0
+    common::kafka::init_observer("agent-kafka-test")
 }
 
-fn consume_trace(trace_id: &str, expected: usize) -> Vec<Consumed> {
-    let got = consume_until(&bootstrap(), TRACE_TOPIC, Duration::from_secs(60), |msgs| {
-        msgs.iter().filter(|m| m.key.as_deref() == Some(trace_id)).count() >= expected
-    });
-    let mut mine: Vec<Consumed> = got.into_iter().filter(|m| m.key.as_deref() == Some(trace_id)).collect();
-    mine.sort_by_key(|m| m.offset);
-    mine
+fn consume_trace(key: &str, expected: usize) -> Vec<Consumed> {
+    common::kafka::consume_key(TRACE_TOPIC, key, expected)
 }
 
 #[test]

@@ -5,54 +5,23 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::kafka::{bootstrap, consume_until, Consumed};
+use common::kafka::Consumed;
 use observer::tracing::{
     KafkaWorkflowSink, MemoryWorkflowSink, TracerFactory, WorkflowEvent, WorkflowSink, WorkflowTracer,
 };
-use observer::{AuditSink, KafkaConfig, MemorySink, ObserverConfig};
+use observer::ObserverConfig;
 use serde_json::{json, Value};
 
 const WORKFLOW_TOPIC: &str = "workflow-traces";
 
-fn config(spool: &std::path::Path) -> ObserverConfig {
-    ObserverConfig {
-        service_name: "workflow-kafka-test".into(),
-        audit_sink: AuditSink::Memory(MemorySink::new()),
-        kafka_enabled: true,
-        kafka: Some(KafkaConfig {
-            bootstrap_servers: bootstrap(),
-            audit_topic: "observer-test-audit".into(),
-            workflow_topic: WORKFLOW_TOPIC.into(),
-            spool_dir: Some(spool.to_owned()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// This binary's init: Kafka to the test broker (its exporter is the process's producer).
 fn init() -> &'static ObserverConfig {
-    static INIT: OnceLock<(ObserverConfig, observer::ObserverGuard, tempfile::TempDir)> = OnceLock::new();
-    &INIT
-        .get_or_init(|| {
-            let spool = tempfile::tempdir().unwrap();
-            let config = config(spool.path());
-            let guard = observer::init(config.clone()).unwrap();
-            (config, guard, spool)
-        })
-        .0
+    common::kafka::init_observer("workflow-kafka-test")
 }
 
-fn consume_workflow(workflow_id: &str, expected: usize) -> Vec<Consumed> {
-    let got = consume_until(&bootstrap(), WORKFLOW_TOPIC, Duration::from_secs(60), |msgs| {
-        msgs.iter().filter(|m| m.key.as_deref() == Some(workflow_id)).count() >= expected
-    });
-    let mut mine: Vec<Consumed> = got.into_iter().filter(|m| m.key.as_deref() == Some(workflow_id)).collect();
-    mine.sort_by_key(|m| m.offset);
-    mine
+fn consume_workflow(key: &str, expected: usize) -> Vec<Consumed> {
+    common::kafka::consume_key(WORKFLOW_TOPIC, key, expected)
 }
 
 fn keys(v: &Value) -> Vec<&str> {

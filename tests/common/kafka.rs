@@ -114,3 +114,42 @@ fn uuid_like() -> String {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
+
+/// This test binary's `observer::init` with Kafka to the test broker (audit topic `observer-test-audit`, default
+/// trace and workflow topics, spool in a temporary directory), and the config it was given: its exporter is the
+/// process's shared producer.
+#[allow(dead_code)]
+pub fn init_observer(service_name: &str) -> &'static observer::ObserverConfig {
+    use std::sync::OnceLock;
+    static INIT: OnceLock<(observer::ObserverConfig, observer::ObserverGuard, tempfile::TempDir)> = OnceLock::new();
+    &INIT
+        .get_or_init(|| {
+            let spool = tempfile::tempdir().expect("spool dir");
+            let config = observer::ObserverConfig {
+                service_name: service_name.into(),
+                audit_sink: observer::AuditSink::Memory(observer::MemorySink::new()),
+                kafka_enabled: true,
+                kafka: Some(observer::KafkaConfig {
+                    bootstrap_servers: bootstrap(),
+                    audit_topic: "observer-test-audit".into(),
+                    spool_dir: Some(spool.path().to_owned()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let guard = observer::init(config.clone()).expect("init");
+            (config, guard, spool)
+        })
+        .0
+}
+
+/// The messages of `topic` with key `key` (at least `expected` of them, waiting up to 60 s), in offset order.
+#[allow(dead_code)]
+pub fn consume_key(topic: &str, key: &str, expected: usize) -> Vec<Consumed> {
+    let got = consume_until(&bootstrap(), topic, Duration::from_secs(60), |msgs| {
+        msgs.iter().filter(|m| m.key.as_deref() == Some(key)).count() >= expected
+    });
+    let mut mine: Vec<Consumed> = got.into_iter().filter(|m| m.key.as_deref() == Some(key)).collect();
+    mine.sort_by_key(|m| m.offset);
+    mine
+}
