@@ -66,6 +66,7 @@ pub struct TracerFactory {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     service_name: String,
     environment: String,
@@ -117,18 +118,7 @@ impl TracerFactory {
     }
 
     fn with_inner(self, f: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner,
-            Err(shared) => Inner {
-                service_name: shared.service_name.clone(),
-                environment: shared.environment.clone(),
-                project_name: shared.project_name.clone(),
-                enable_otel: shared.enable_otel,
-                extractors: shared.extractors.clone(),
-                sink: shared.sink.clone(),
-                workflow_sink: shared.workflow_sink.clone(),
-            },
-        };
+        let mut inner = Arc::unwrap_or_clone(self.inner);
         f(&mut inner);
         Self { inner: Arc::new(inner) }
     }
