@@ -233,12 +233,23 @@ pub fn clear_actor_providers() {
 /// threads, and is visible only while this future is being polled, never to other tasks on the same thread.
 /// To carry it into a spawned task, wrap that task too: `tokio::spawn(fut.with_current_actor())`.
 pub fn with_actor<F: Future>(actor: ActorContext, fut: F) -> WithActor<F> {
-    WithActor { actor: Some(Arc::new(actor)), inner: fut }
+    scoped_actor(Some(actor), fut)
 }
 
 /// Runs the closure `f` synchronously with `actor` as the current actor, restoring the previous state after.
 pub fn with_actor_sync<R>(actor: ActorContext, f: impl FnOnce() -> R) -> R {
-    let mut slot = Some(Arc::new(actor));
+    scoped_actor_sync(Some(actor), f)
+}
+
+/// [`with_actor`] for an actor that may be absent: a scope with no actor still shadows the thread's actor (and
+/// keeps `set_actor_context` inside it), so one request never sees another's.
+pub(crate) fn scoped_actor<F: Future>(actor: Option<ActorContext>, fut: F) -> WithActor<F> {
+    WithActor { actor: actor.map(Arc::new), inner: fut }
+}
+
+/// [`with_actor_sync`] for an actor that may be absent (see [`scoped_actor`]).
+pub(crate) fn scoped_actor_sync<R>(actor: Option<ActorContext>, f: impl FnOnce() -> R) -> R {
+    let mut slot = actor.map(Arc::new);
     let _guard = ScopeGuard::enter(&mut slot);
     f()
 }

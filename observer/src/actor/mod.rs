@@ -1,6 +1,6 @@
 //! Actor context: who did it. [`ActorContext`], task/thread scopes, providers, and Keycloak JWT claims.
 
-mod context;
+pub(crate) mod context;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub mod jwks;

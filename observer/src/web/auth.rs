@@ -10,8 +10,9 @@ use http::header::{AUTHORIZATION, USER_AGENT};
 use http::{HeaderMap, Method};
 use serde_json::Value;
 
+use crate::actor::context::scoped_actor_sync;
 use crate::actor::jwks::JwksCache;
-use crate::actor::{set_actor_context, with_actor_sync, ActorContext, TokenVerifier};
+use crate::actor::{ActorContext, TokenVerifier};
 use crate::audit::{get_audit_logger, AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 use crate::error::TokenError;
 
@@ -231,8 +232,7 @@ pub(crate) fn audit_failure(info: &RequestInfo, failure: &Failure, rejected: boo
         Failure::Missing => "no bearer token".to_owned(),
         Failure::Token(e) => e.to_string(),
     };
-    let result = with_actor_sync(ActorContext::default(), || {
-        set_actor_context(None);
+    let result = scoped_actor_sync(None, || {
         let mut builder = get_audit_logger()
             .log(AuditEventType::Authentication, AuditAction::Login, ResourceType::Api, info.path.clone())
             .outcome(AuditOutcome::Failure)

@@ -13,7 +13,8 @@ use tracing::{Instrument as _, Span};
 
 use super::auth::{audit_failure, credential, Credential, Failure, RequestInfo};
 use super::{BearerVerifier, ClientIp, InvalidTokenPolicy};
-use crate::actor::{set_actor_context, with_actor, ActorContext, ClaimMappings};
+use crate::actor::context::scoped_actor;
+use crate::actor::{ActorContext, ClaimMappings};
 use crate::error::TokenError;
 
 #[derive(Clone)]
@@ -299,13 +300,9 @@ where
     };
 
     let req = Request::from_parts(parts, body);
-    // An actor scope for the whole request, also when there is no actor: then the scope is emptied first, so a
-    // thread-level actor never shows through and `set_actor_context` in a handler stays within this request.
-    let result = with_actor(ActorContext::default(), async move {
-        set_actor_context(actor);
-        inner.call(req).await
-    })
-    .await;
+    // An actor scope for the whole request, also when there is no actor: a thread-level actor never shows
+    // through and `set_actor_context` in a handler stays within this request.
+    let result = scoped_actor(actor, inner.call(req)).await;
     match &result {
         Ok(response) => record_status(response.status()),
         Err(_) => {
