@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until, Consumed};
+use observer::config::SecurityProtocol;
 use observer::tracing::{AgentTrace, AgentTracer, AgentTracerConfig, KafkaTraceSink, TracerFactory};
-use observer::{calculate_cost_cached, KafkaConfig, ObserverConfig};
+use observer::{calculate_cost_cached, KafkaConfig, ObserverConfig, Secret};
 use serde_json::json;
 
 const TRACE_TOPIC: &str = "genesis-traces-streaming";
@@ -216,4 +217,37 @@ fn tracers_with_their_own_kafka_settings_share_one_producer() {
     let msgs = consume_trace(tracer.trace_id(), 2);
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0].payload["project_name"], "GenesisStudio");
+}
+
+/// The guide's Kafka settings as written: an AgentTracer with only a username and password, a TracerFactory with
+/// SASL_SSL and no mechanism. Both are accepted as SASL_SSL with PLAIN, the reference SDK's defaults.
+#[test]
+fn the_guides_sasl_settings_work_as_written() {
+    let (spool_a, spool_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Nobody listens there; creating a tracer does not contact the cluster.
+    let kafka = KafkaConfig {
+        bootstrap_servers: "127.0.0.1:9".into(),
+        trace_topic: TRACE_TOPIC.into(),
+        sasl_username: Some("user".into()),
+        sasl_password: Some(Secret::new("pass")),
+        spool_dir: Some(spool_a.path().to_owned()),
+        ..Default::default()
+    };
+    let tracer = AgentTracer::new(AgentTracerConfig {
+        trace_name: "guide".into(),
+        kafka: Some(kafka.clone()),
+        ..Default::default()
+    });
+    assert!(tracer.is_ok(), "AgentTracer with username and password: {:?}", tracer.err());
+    let factory = TracerFactory::new(ObserverConfig {
+        service_name: "ai-studio".into(),
+        kafka: Some(KafkaConfig {
+            security_protocol: SecurityProtocol::SaslSsl,
+            spool_dir: Some(spool_b.path().to_owned()),
+            ..kafka
+        }),
+        kafka_enabled: true,
+        ..Default::default()
+    });
+    assert!(factory.is_ok(), "TracerFactory with SASL_SSL and no mechanism: {:?}", factory.err());
 }

@@ -257,9 +257,12 @@ pub struct KafkaConfig {
     pub trace_topic: String,
     /// Topic for workflow events. Default `"workflow-traces"`. Env `KAFKA_WORKFLOW_TOPIC`.
     pub workflow_topic: String,
-    /// Security protocol. Default PLAINTEXT. Env `KAFKA_SECURITY_PROTOCOL`.
+    /// Security protocol. Default PLAINTEXT; PLAINTEXT together with a SASL username or password means
+    /// SASL_SSL, as in the reference SDK (set `SaslPlaintext` for SASL without TLS). See
+    /// [`effective_security_protocol`](Self::effective_security_protocol). Env `KAFKA_SECURITY_PROTOCOL`.
     pub security_protocol: SecurityProtocol,
-    /// SASL mechanism, required with a SASL protocol. Env `KAFKA_SASL_MECHANISM`.
+    /// SASL mechanism used with a SASL protocol; `None` means PLAIN (as in the reference SDK). See
+    /// [`effective_sasl_mechanism`](Self::effective_sasl_mechanism). Env `KAFKA_SASL_MECHANISM`.
     pub sasl_mechanism: Option<SaslMechanism>,
     /// SASL user name. Env `KAFKA_SASL_USERNAME`.
     pub sasl_username: Option<String>,
@@ -427,7 +430,32 @@ impl KafkaConfig {
         Ok(())
     }
 
-    /// Checks every field; the error names the first invalid one (`kafka.<field>`).
+    /// The protocol the producer uses: [`security_protocol`](Self::security_protocol), except that PLAINTEXT
+    /// (the default) with a SASL username or password set becomes SASL_SSL, as in the reference SDK: credentials
+    /// are never sent in clear text, and the guide's settings (username and password only) work as written.
+    pub fn effective_security_protocol(&self) -> SecurityProtocol {
+        let credentials = self.sasl_username.is_some() || self.sasl_password.is_some();
+        match self.security_protocol {
+            SecurityProtocol::Plaintext if credentials => SecurityProtocol::SaslSsl,
+            p => p,
+        }
+    }
+
+    /// The SASL mechanism the producer uses: `None` when the
+    /// [effective protocol](Self::effective_security_protocol) is not a SASL one; otherwise
+    /// [`sasl_mechanism`](Self::sasl_mechanism), PLAIN when it is not set (as in the reference SDK).
+    pub fn effective_sasl_mechanism(&self) -> Option<SaslMechanism> {
+        match self.effective_security_protocol() {
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                Some(self.sasl_mechanism.unwrap_or(SaslMechanism::Plain))
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks every field; the error names the first invalid one (`kafka.<field>`). The SASL settings are
+    /// checked as the producer uses them ([`effective_security_protocol`](Self::effective_security_protocol),
+    /// [`effective_sasl_mechanism`](Self::effective_sasl_mechanism)).
     pub fn validate(&self) -> Result<(), ConfigurationError> {
         let servers: Vec<&str> = self.bootstrap_servers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         if servers.is_empty() {
@@ -472,33 +500,18 @@ impl KafkaConfig {
         if self.linger_ms > 900_000 {
             return Err(ConfigurationError::new("kafka.linger_ms", "must be at most 900000"));
         }
-        let sasl = matches!(self.security_protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl);
-        if sasl {
-            if self.sasl_mechanism.is_none() {
-                return Err(ConfigurationError::new(
-                    "kafka.sasl_mechanism",
-                    format!("required with {}", self.security_protocol),
-                ));
-            }
+        let protocol = self.effective_security_protocol();
+        if self.effective_sasl_mechanism().is_some() {
             if self.sasl_username.as_deref().is_none_or(|u| u.is_empty()) {
-                return Err(ConfigurationError::new(
-                    "kafka.sasl_username",
-                    format!("required with {}", self.security_protocol),
-                ));
+                return Err(ConfigurationError::new("kafka.sasl_username", format!("required with {protocol}")));
             }
             if self.sasl_password.as_ref().is_none_or(|p| p.expose().is_empty()) {
-                return Err(ConfigurationError::new(
-                    "kafka.sasl_password",
-                    format!("required with {}", self.security_protocol),
-                ));
+                return Err(ConfigurationError::new("kafka.sasl_password", format!("required with {protocol}")));
             }
         } else if self.sasl_mechanism.is_some() || self.sasl_username.is_some() || self.sasl_password.is_some() {
             return Err(ConfigurationError::new(
                 "kafka.security_protocol",
-                format!(
-                    "SASL credentials are set but the protocol is {}; use SASL_PLAINTEXT or SASL_SSL",
-                    self.security_protocol
-                ),
+                format!("SASL settings are set but the protocol is {protocol}; use SASL_PLAINTEXT or SASL_SSL"),
             ));
         }
         Ok(())
@@ -699,8 +712,16 @@ mod tests {
         assert_eq!(bad(|k| k.audit_topic = "audit events".into()), "kafka.audit_topic");
         assert_eq!(bad(|k| k.acks = "most".into()), "kafka.acks");
         assert_eq!(bad(|k| k.batch_size = 0), "kafka.batch_size");
-        assert_eq!(bad(|k| k.security_protocol = SecurityProtocol::SaslSsl), "kafka.sasl_mechanism");
-        assert_eq!(bad(|k| k.sasl_username = Some("u".into())), "kafka.security_protocol");
+        assert_eq!(bad(|k| k.security_protocol = SecurityProtocol::SaslSsl), "kafka.sasl_username");
+        assert_eq!(bad(|k| k.sasl_username = Some("u".into())), "kafka.sasl_password");
+        assert_eq!(bad(|k| k.sasl_mechanism = Some(SaslMechanism::Plain)), "kafka.security_protocol");
+        assert_eq!(
+            bad(|k| {
+                k.security_protocol = SecurityProtocol::Ssl;
+                k.sasl_username = Some("u".into());
+            }),
+            "kafka.security_protocol"
+        );
         let k = KafkaConfig {
             security_protocol: SecurityProtocol::SaslSsl,
             sasl_mechanism: Some(SaslMechanism::ScramSha512),
@@ -713,6 +734,45 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("REDACTED"));
         assert_eq!("scram-sha-256".parse::<SaslMechanism>().unwrap(), SaslMechanism::ScramSha256);
+    }
+
+    #[test]
+    fn sasl_credentials_imply_sasl_ssl_with_plain_as_in_the_reference() {
+        let creds = |k: KafkaConfig| KafkaConfig {
+            sasl_username: Some("user".into()),
+            sasl_password: Some(Secret::new("pass")),
+            ..k
+        };
+        // The guide's AgentTracer settings: username and password only.
+        let k = creds(KafkaConfig::default());
+        k.validate().unwrap();
+        assert_eq!(k.effective_security_protocol(), SecurityProtocol::SaslSsl);
+        assert_eq!(k.effective_sasl_mechanism(), Some(SaslMechanism::Plain));
+        // The guide's TracerFactory settings: SASL_SSL without a mechanism.
+        let k = creds(KafkaConfig { security_protocol: SecurityProtocol::SaslSsl, ..Default::default() });
+        k.validate().unwrap();
+        assert_eq!(k.effective_sasl_mechanism(), Some(SaslMechanism::Plain));
+        // What is set explicitly wins.
+        let k = creds(KafkaConfig {
+            security_protocol: SecurityProtocol::SaslPlaintext,
+            sasl_mechanism: Some(SaslMechanism::ScramSha256),
+            ..Default::default()
+        });
+        k.validate().unwrap();
+        assert_eq!(k.effective_security_protocol(), SecurityProtocol::SaslPlaintext);
+        assert_eq!(k.effective_sasl_mechanism(), Some(SaslMechanism::ScramSha256));
+        // The same from the environment.
+        let c = ObserverConfig::default()
+            .apply_env_from(&env(&[("KAFKA_SASL_USERNAME", "user"), ("KAFKA_SASL_PASSWORD", "pass")]))
+            .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.kafka.unwrap().effective_security_protocol(), SecurityProtocol::SaslSsl);
+        // No credentials: plain PLAINTEXT, no SASL.
+        let k = KafkaConfig::default();
+        assert_eq!(
+            (k.effective_security_protocol(), k.effective_sasl_mechanism()),
+            (SecurityProtocol::Plaintext, None)
+        );
     }
 
     #[test]

@@ -334,8 +334,8 @@ pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
         .set("compression.type", config.compression.as_str())
         .set("enable.idempotence", config.enable_idempotence.to_string())
         .set("message.timeout.ms", config.message_timeout_ms.to_string())
-        .set("security.protocol", config.security_protocol.as_str());
-    if let Some(m) = config.sasl_mechanism {
+        .set("security.protocol", config.effective_security_protocol().as_str());
+    if let Some(m) = config.effective_sasl_mechanism() {
         c.set("sasl.mechanism", m.as_str());
     }
     if let Some(u) = &config.sasl_username {
@@ -347,7 +347,7 @@ pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
     if let Some(ca) = &config.ssl_ca_location {
         c.set("ssl.ca.location", ca.to_string_lossy());
     }
-    if matches!(config.security_protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+    if matches!(config.effective_security_protocol(), SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
         c.set("ssl.endpoint.identification.algorithm", "https");
     }
     c
@@ -866,6 +866,16 @@ mod tests {
         ] {
             assert_eq!(c.get(k), Some(v), "{k}");
         }
+        // The guide's settings (username and password only) reach librdkafka as SASL_SSL with PLAIN.
+        let guide = client_config(&KafkaConfig {
+            sasl_username: Some("user".into()),
+            sasl_password: Some(Secret::new("pass")),
+            ..Default::default()
+        });
+        assert_eq!(guide.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(guide.get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(guide.get("ssl.endpoint.identification.algorithm"), Some("https"));
+        assert_eq!(client_config(&KafkaConfig::default()).get("sasl.mechanism"), None);
         // librdkafka accepts the whole set (SSL and SASL are compiled in).
         let dir = std::env::temp_dir().join(format!("observer-kafka-unit-{}", std::process::id()));
         let exporter =

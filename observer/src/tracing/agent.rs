@@ -77,8 +77,8 @@ pub const DEFAULT_TRACE_TOPIC: &str = "genesis-traces-streaming";
 /// Settings of one [`AgentTracer`]: the guide's constructor arguments.
 ///
 /// `kafka` carries the guide's `kafka_bootstrap_servers`, `kafka_topic` (`trace_topic`), `kafka_username` and
-/// `kafka_password`. When it is `None`, events go to the Kafka exporter of `observer::init` if Kafka is enabled
-/// there (its `trace_topic`), else nowhere (the tracer still computes totals and OTEL spans); a sink set with
+/// `kafka_password` (`sasl_username`, `sasl_password`: alone they mean SASL_SSL with PLAIN, as in the reference).
+/// When it is `None`, events go to the Kafka exporter of `observer::init` if Kafka is enabled there (its `trace_topic`), else nowhere (the tracer still computes totals and OTEL spans); a sink set with
 /// [`AgentTracer::with_sink`] replaces either.
 #[derive(Clone)]
 pub struct AgentTracerConfig {

@@ -230,7 +230,7 @@ mod kafka {
         format!(
             "{}|{}|{}|{}",
             config.bootstrap_servers,
-            config.security_protocol.as_str(),
+            config.effective_security_protocol().as_str(),
             config.sasl_username.as_deref().unwrap_or(""),
             config.client_id
         )
@@ -251,6 +251,9 @@ mod kafka {
 
         /// A sink writing to `topic` of `config`'s cluster, through the shared producer (as [`new`](Self::new)).
         pub(crate) fn on_topic(config: &KafkaConfig, topic: &str) -> Result<Self, ExporterError> {
+            // The one place Kafka settings are checked (and SASL defaults applied), also when the exporter
+            // of `observer::init` is reused.
+            config.validate().map_err(|e| ExporterError::Other(e.to_string()))?;
             let topic: Arc<str> = topic.into();
             if let Some(global) = crate::kafka_exporter() {
                 if global.config().bootstrap_servers == config.bootstrap_servers {
