@@ -158,6 +158,109 @@ thread_local! {
     static THREAD_ACTOR: RefCell<Option<Arc<ActorContext>>> = const { RefCell::new(None) };
 }
 
+/// The actors set with [`set_actor_context`] outside any scope, inside Tokio tasks, by task id.
+static TASK_ACTORS: std::sync::LazyLock<TaskActors> = std::sync::LazyLock::new(|| TaskActors::new(MAX_TASK_ACTORS));
+
+/// How many task actors are kept before the oldest (most likely left behind by tasks that ended without
+/// clearing them) are dropped.
+const MAX_TASK_ACTORS: usize = 65_536;
+
+/// Task id → actor, sharded to keep concurrent requests from contending on one lock.
+///
+/// Tokio does not say when a task ends, so an entry a task never cleared stays until the map holds more than
+/// `cap` entries; then every entry older than the newest `cap / 2` is dropped (so at most `cap / 2` remain) and
+/// a warning says how many. Tokio task ids are not reused while a task runs (and in practice never: they come from a
+/// process-wide counter), so a left-behind entry is not read by another task.
+struct TaskActors {
+    shards: Box<[std::sync::Mutex<std::collections::HashMap<tokio::task::Id, TaskActor>>]>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Number of entries over all shards (read without a lock: no entry, no lookup).
+    len: std::sync::atomic::AtomicUsize,
+    /// Incremented by every `set(Some)`: the age of an entry.
+    generation: std::sync::atomic::AtomicU64,
+    cap: usize,
+}
+
+struct TaskActor {
+    actor: Arc<ActorContext>,
+    generation: u64,
+}
+
+const TASK_ACTOR_SHARDS: usize = 16;
+
+impl TaskActors {
+    fn new(cap: usize) -> Self {
+        Self {
+            shards: (0..TASK_ACTOR_SHARDS).map(|_| std::sync::Mutex::default()).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            len: std::sync::atomic::AtomicUsize::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            cap: cap.max(2),
+        }
+    }
+
+    fn shard(
+        &self,
+        task: tokio::task::Id,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<tokio::task::Id, TaskActor>> {
+        use std::hash::BuildHasher;
+        let i = (self.hasher.hash_one(task) % self.shards.len() as u64) as usize;
+        self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, task: tokio::task::Id) -> Option<Arc<ActorContext>> {
+        if self.len.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.shard(task).get(&task).map(|e| e.actor.clone())
+    }
+
+    fn set(&self, task: tokio::task::Id, actor: Option<Arc<ActorContext>>) {
+        use std::sync::atomic::Ordering;
+        // The count changes under the shard's lock, with the entry, so that it never goes below the entries.
+        let Some(actor) = actor else {
+            let mut shard = self.shard(task);
+            if shard.remove(&task).is_some() {
+                self.len.fetch_sub(1, Ordering::AcqRel);
+            }
+            return;
+        };
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let len = {
+            let mut shard = self.shard(task);
+            match shard.insert(task, TaskActor { actor, generation }) {
+                None => self.len.fetch_add(1, Ordering::AcqRel) + 1,
+                Some(_) => 0,
+            }
+        };
+        if len > self.cap {
+            self.drop_oldest(generation);
+        }
+    }
+
+    /// Drops every entry older than the newest `cap / 2` and reports how many.
+    fn drop_oldest(&self, newest: u64) -> usize {
+        use std::sync::atomic::Ordering;
+        let keep_from = newest.saturating_sub((self.cap / 2) as u64 - 1);
+        let mut dropped = 0;
+        for shard in self.shards.iter() {
+            let mut map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = map.len();
+            map.retain(|_, e| e.generation >= keep_from);
+            let removed = before - map.len();
+            self.len.fetch_sub(removed, Ordering::AcqRel);
+            dropped += removed;
+        }
+        if dropped > 0 {
+            tracing::warn!(target: "observer::actor", dropped, kept = self.cap / 2,
+                "more than {} actors set with set_actor_context(Some(..)) in Tokio tasks were never cleared with \
+                 set_actor_context(None); the {dropped} oldest were dropped (a task still running among them now has \
+                 no actor). Clear the actor when a request ends, or use observer::with_actor", self.cap);
+        }
+        dropped
+    }
+}
+
 type Provider = Arc<dyn Fn() -> Option<ActorContext> + Send + Sync>;
 
 static PROVIDERS: std::sync::LazyLock<ArcSwap<Vec<Provider>>> =
@@ -165,10 +268,18 @@ static PROVIDERS: std::sync::LazyLock<ArcSwap<Vec<Provider>>> =
 
 /// Sets the current actor.
 ///
-/// Inside a [`with_actor`] / [`ActorScopeExt`] scope this replaces the scope's actor (task-local, like
-/// Python's `contextvars`); outside any scope it sets the actor of the current thread, for synchronous code.
-/// `None` clears it. On a multi-threaded async runtime always prefer a scope: a thread-level actor is seen by
-/// every task that later runs on that worker thread.
+/// * Inside a [`with_actor`] / [`ActorScopeExt`] scope: replaces the scope's actor (task-local, like Python's
+///   `contextvars`).
+/// * Outside any scope, inside a Tokio task (e.g. an async middleware that sets the actor at the start of a
+///   request and clears it with `None` at the end): sets the actor of **that task** only. Other tasks, also on the
+///   same worker thread, never see it.
+/// * Outside any scope and outside any Tokio task (plain threads, synchronous code): sets the actor of the
+///   current thread. Tokio tasks never read a thread's actor.
+///
+/// `None` clears it. Clear a task's actor when the request ends (as the guide's middleware does): an actor left
+/// behind by a task that ended without clearing it is kept until more than 65,536 such actors pile up; then the
+/// oldest are dropped and a `tracing` warning (target `observer::actor`) says how many (a task still running whose
+/// actor was dropped then has none, never another task's). A scope ([`with_actor`]) needs no clean-up.
 pub fn set_actor_context(actor: Option<ActorContext>) {
     let actor = actor.map(Arc::new);
     let in_scope = SCOPE.with(|s| match &mut *s.borrow_mut() {
@@ -179,14 +290,18 @@ pub fn set_actor_context(actor: Option<ActorContext>) {
         Slot::NoScope => false,
     });
     if !in_scope {
-        THREAD_ACTOR.with(|t| *t.borrow_mut() = actor);
+        match tokio::task::try_id() {
+            Some(task) => TASK_ACTORS.set(task, actor),
+            None => THREAD_ACTOR.with(|t| *t.borrow_mut() = actor),
+        }
     }
 }
 
 /// The current actor, resolved in this order:
 /// 1. the innermost [`with_actor`] scope of the running task (even if it holds no actor: a scope never falls
-///    back to the thread-level actor, so one request's actor cannot leak into another's);
-/// 2. outside any scope, the actor set on this thread by [`set_actor_context`];
+///    back to a task's or thread's actor, so one request's actor cannot leak into another's);
+/// 2. outside any scope, inside a Tokio task: the actor [`set_actor_context`] set in this task;
+///    outside any Tokio task: the actor set on this thread;
 /// 3. the registered [providers](register_actor_provider), in registration order; the first `Some` wins.
 pub fn get_actor_context() -> Option<ActorContext> {
     current_actor().map(Arc::unwrap_or_clone)
@@ -200,7 +315,10 @@ pub(crate) fn current_actor() -> Option<Arc<ActorContext>> {
     });
     let explicit = match scoped {
         Some(a) => a,
-        None => THREAD_ACTOR.with(|t| t.borrow().clone()),
+        None => match tokio::task::try_id() {
+            Some(task) => TASK_ACTORS.get(task),
+            None => THREAD_ACTOR.with(|t| t.borrow().clone()),
+        },
     };
     explicit.or_else(from_providers)
 }
@@ -330,6 +448,55 @@ mod tests {
         assert_eq!(get_actor_context().map(|a| a.actor_id), Some("thread".into()));
         set_actor_context(None);
         assert_eq!(get_actor_context(), None);
+    }
+
+    #[test]
+    fn task_actors_are_bounded_and_drop_the_oldest() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let map = Arc::new(TaskActors::new(8));
+        // 20 tasks set an actor and end without clearing it.
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let map = map.clone();
+            let task = async move {
+                let id = tokio::task::id();
+                map.set(id, Some(Arc::new(ActorContext::new(format!("left-{i}")))));
+                assert_eq!(map.get(id).unwrap().actor_id, format!("left-{i}"));
+                id
+            };
+            ids.push(rt.block_on(async { tokio::spawn(task).await.unwrap() }));
+        }
+        let len = map.len.load(std::sync::atomic::Ordering::Acquire);
+        let live: usize = map.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert_eq!(len, live, "the count matches the entries");
+        assert!(len <= 8, "bounded by the cap: {len}");
+        // the newest are kept, the oldest dropped
+        assert_eq!(map.get(ids[19]).unwrap().actor_id, "left-19");
+        assert!(map.get(ids[0]).is_none());
+        // clearing removes and counts down
+        map.set(ids[19], None);
+        assert!(map.get(ids[19]).is_none());
+        assert_eq!(map.len.load(std::sync::atomic::Ordering::Acquire), len - 1);
+    }
+
+    #[test]
+    fn a_task_never_reads_the_threads_actor() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        set_actor_context(Some(ActorContext::new("thread-actor")));
+        let in_task =
+            rt.block_on(async { tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }).await.unwrap() });
+        assert_eq!(in_task, None);
+        let task = async {
+            set_actor_context(Some(ActorContext::new("task-actor")));
+            tokio::task::yield_now().await;
+            let mine = get_actor_context().map(|a| a.actor_id);
+            set_actor_context(None);
+            mine
+        };
+        let in_task = rt.block_on(async { tokio::spawn(task).await.unwrap() });
+        assert_eq!(in_task.as_deref(), Some("task-actor"));
+        assert_eq!(get_actor_context().map(|a| a.actor_id).as_deref(), Some("thread-actor"), "the thread's is kept");
+        set_actor_context(None);
     }
 
     #[test]
