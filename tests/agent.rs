@@ -634,3 +634,67 @@ async fn spawned_tasks_join_the_trace_with_with_current_agent() {
     assert_eq!(child.component_name.as_deref(), Some("generate"));
     assert_eq!(child.parent_span_id, parent.span_id, "the spawned component is the caller's child");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Durations measure only the user's work (not the SDK's price table), in a fresh process.
+
+/// Child of `first_component_duration_excludes_the_price_table_load`: prints one measurement of a fresh process,
+/// selected by `OBSERVER_COLD_MEASURE`: `load` (decoding the price table) or `component` (the duration of the
+/// first component of the process, a priced no-op).
+#[test]
+#[ignore = "run by first_component_duration_excludes_the_price_table_load in a fresh process"]
+fn cold_process_measurement() {
+    let Ok(what) = std::env::var("OBSERVER_COLD_MEASURE") else { return };
+    let ms = match what.as_str() {
+        "load" => {
+            let t = std::time::Instant::now();
+            observer::cost::warm_up();
+            t.elapsed().as_secs_f64() * 1000.0
+        }
+        "component" => {
+            let (tracer, sink) = tracer("Cold Flow");
+            tracer.start_trace();
+            tracer.add_trace("cold-1", "Generator", "", json!({}));
+            tracer.end_trace(
+                "cold-1",
+                "Generator",
+                json!({"model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}),
+                None,
+            );
+            let events = json_of(&sink);
+            let end = events.iter().find(|e| e["event_type"] == "span_end").expect("span_end");
+            assert!(end["metadata"]["cost"].as_f64().is_some_and(|c| c > 0.0), "the component was priced: {end}");
+            end["duration_ms"].as_f64().expect("duration_ms")
+        }
+        other => panic!("unknown measurement {other}"),
+    };
+    println!("OBSERVER_COLD_MS={ms}");
+}
+
+fn cold_measure(what: &str) -> f64 {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "cold_process_measurement", "--nocapture", "--test-threads=1"])
+        .env("OBSERVER_COLD_MEASURE", what)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child ({what}) failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("OBSERVER_COLD_MS=").map(|(_, v)| v))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no measurement in {stdout}"))
+}
+
+/// The first component of a process used to report the time the SDK spent decoding the price table (~0.5 s)
+/// as its own duration. Compared with the table's load time measured in another fresh process, a no-op
+/// component's duration must be far smaller.
+#[test]
+fn first_component_duration_excludes_the_price_table_load() {
+    let load_ms = cold_measure("load");
+    let component_ms = cold_measure("component");
+    assert!(
+        component_ms * 10.0 < load_ms,
+        "the first no-op component took {component_ms:.3} ms; loading the price table takes {load_ms:.3} ms"
+    );
+}

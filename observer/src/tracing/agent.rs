@@ -41,6 +41,13 @@
 //! `{"_truncated": true, "original_bytes": N, "preview": "<first 2,000 characters>"}` and `metadata.data_truncated`
 //! set; tokens, cost and totals are taken before and are exact.
 //!
+//! ## Durations
+//! `duration_ms` measures only the caller's work: a component's runs from when [`add_trace`](AgentTracer::add_trace)
+//! returns (its event sent) to when [`end_trace`](AgentTracer::end_trace) is called (extraction and pricing come
+//! after); the trace's from when `trace_start` was sent to when [`end`](AgentTracer::end) is called.
+//! [`AgentTracer::new`] decodes the price table on a background thread (once per process) so that the first
+//! `end_trace` does not wait for it.
+//!
 //! ## Out-of-order calls
 //! Never panic. Each is reported once as a `tracing` warning and listed under `metadata.warnings` of `trace_end`
 //! (the first [`MAX_WARNINGS`]; `metadata.warnings_total` counts all when there were more):
@@ -260,6 +267,7 @@ impl AgentTracer {
     /// With `kafka` set: [`ConfigurationError`](crate::ConfigurationError) without the `kafka` feature, or the
     /// exporter's error (invalid Kafka config, spool directory in use).
     pub fn new(config: AgentTracerConfig) -> Result<Self, ObserverError> {
+        warm_up_prices_in_background();
         let sink = default_sink(config.kafka.as_ref())?;
         if config.enable_otel {
             ensure_otel(config.otel_service_name.as_deref());
@@ -344,6 +352,8 @@ impl AgentTracer {
     /// The guide's `end_trace(trace_id, trace_name, outputs, error)`: ends component `component_id`, sends
     /// `span_end` with the tokens, model and cost found in `outputs`, and adds them to the totals.
     pub fn end_trace(&self, component_id: &str, name: &str, outputs: impl Into<Value>, error: Option<&str>) {
+        // The component's work ended when this was called: extraction and pricing below are not part of it.
+        let ended = Instant::now();
         let outputs = outputs.into();
         // Extraction and pricing happen outside the lock: other components go on meanwhile.
         let info = self.inner.extractors.extract(&outputs);
@@ -366,7 +376,8 @@ impl AgentTracer {
             }
         }
         state.finished.insert(component_id.to_owned());
-        self.finish_component(&mut state, component_id, name, component, outputs, priced, error.map(str::to_owned));
+        let error = error.map(str::to_owned);
+        self.finish_component(&mut state, component_id, name, component, outputs, priced, error, ended);
     }
 
     /// The guide's `end(inputs, outputs, error, metadata)`: ends the trace and sends `trace_end` with the totals,
@@ -412,17 +423,19 @@ impl AgentTracer {
     pub fn llm_call_start(&self, component_id: &str, model: &str, inputs: impl Into<Value>) {
         let mut state = self.lock();
         self.ensure_started(&mut state, "llm_call_start");
-        state.llm_calls.insert(component_id.to_owned(), Instant::now());
         let mut event = self.event(TraceEventType::LlmCallStart);
         event.span_id = Some(component_id.to_owned());
         event.input_data = Some(inputs.into());
         event.metadata.insert("model".into(), model.into());
         self.send(&event);
+        // The call starts once the SDK's own work is done.
+        state.llm_calls.insert(component_id.to_owned(), Instant::now());
     }
 
     /// Sends `llm_call_end` with the tokens, model and cost found in `outputs` (see
     /// [`llm_call_start`](Self::llm_call_start)).
     pub fn llm_call_end(&self, component_id: &str, outputs: impl Into<Value>, error: Option<&str>) {
+        let ended = Instant::now();
         let outputs = outputs.into();
         let info = self.inner.extractors.extract(&outputs);
         let priced = Priced::new(&info, None, None);
@@ -431,7 +444,7 @@ impl AgentTracer {
         let started = state.llm_calls.remove(component_id);
         let mut event = self.event(TraceEventType::LlmCallEnd);
         event.span_id = Some(component_id.to_owned());
-        event.duration_ms = started.map(elapsed_ms);
+        event.duration_ms = started.map(|s| elapsed_ms(s, ended));
         event.error = error.map(str::to_owned);
         priced.write(&mut event.metadata);
         event.output_data = Some(outputs);
@@ -523,13 +536,14 @@ impl AgentTracer {
     }
 
     fn begin(&self, state: &mut State) {
-        state.started = Some(Instant::now());
         if self.inner.enable_otel {
             state.trace_span = Some(self.trace_span());
         }
         let mut event = self.event(TraceEventType::TraceStart);
         event.metadata.insert("environment".into(), self.inner.environment.clone().into());
         self.send(&event);
+        // The trace's time starts once the SDK's own work is done.
+        state.started = Some(Instant::now());
     }
 
     pub(crate) fn start_component(
@@ -599,6 +613,7 @@ impl AgentTracer {
         outputs: Value,
         priced: Priced,
         error: Option<String>,
+        ended: Instant,
     ) {
         let kind = match &component {
             Some(c) if c.kind_given || priced.model.is_none() => c.kind.clone(),
@@ -627,7 +642,7 @@ impl AgentTracer {
         event.component_name = Some(component_name.clone());
         event.component_type = Some(kind.clone());
         event.component_index = component.as_ref().map(|c| c.index);
-        event.duration_ms = component.as_ref().map(|c| elapsed_ms(c.started));
+        event.duration_ms = component.as_ref().map(|c| elapsed_ms(c.started, ended));
         event.error = error.clone();
         let m = &mut event.metadata;
         m.insert("component_name".into(), component_name.into());
@@ -651,6 +666,7 @@ impl AgentTracer {
         error: Option<String>,
         metadata: Option<Value>,
     ) {
+        let ended = Instant::now();
         // Components still running: ended with an error, in start order.
         let mut unfinished: Vec<(String, Component)> = state.open.drain().collect();
         unfinished.sort_by_key(|(_, c)| c.index);
@@ -660,12 +676,12 @@ impl AgentTracer {
             state.finished.insert(id.clone());
             let message = "the trace ended before the component finished".to_owned();
             let priced = Priced::new(&LlmInfo::default(), None, None);
-            self.finish_component(state, &id, &name, Some(c), Value::Null, priced, Some(message));
+            self.finish_component(state, &id, &name, Some(c), Value::Null, priced, Some(message), ended);
         }
         state.ended = true;
         let totals = state.totals;
         let mut event = self.event(TraceEventType::TraceEnd);
-        event.duration_ms = state.started.map(elapsed_ms);
+        event.duration_ms = state.started.map(|s| elapsed_ms(s, ended));
         event.error = error.clone();
         event.input_data = Some(inputs);
         event.output_data = Some(outputs);
@@ -917,6 +933,15 @@ fn shrink(event: &mut TraceEvent, bytes: usize) -> Vec<&'static str> {
     replaced
 }
 
+/// Decodes the price table on a background thread, once per process, so that the first component's `end_trace`
+/// finds it ready (decoding takes a few hundred milliseconds; `observer::init` does the same).
+fn warm_up_prices_in_background() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(crate::cost::warm_up);
+    });
+}
+
 /// Tokens, model, provider and cost of one output.
 struct Priced {
     usage: Option<TokenUsage>,
@@ -1090,8 +1115,10 @@ fn string_at(m: &Map<String, Value>, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| m.get(*k).and_then(Value::as_str)).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-fn elapsed_ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
+/// Milliseconds from `start` to `end`, both taken around the user's work only (never around the SDK's own work,
+/// such as pricing).
+fn elapsed_ms(start: Instant, end: Instant) -> f64 {
+    end.saturating_duration_since(start).as_secs_f64() * 1000.0
 }
 
 fn now_rfc3339() -> String {
