@@ -640,3 +640,59 @@ async fn async_openai_client_through_the_layer() {
     let expected = observer::calculate_cost_cached("openai", "gpt-4o-2024-08-06", 2019, 10, 1920);
     assert_eq!(float(span, "gen_ai.cost"), Some(expected.total_cost));
 }
+
+/// Runs only in a child process (started by `default_init_keeps_installed_middleware_tracing`): a process whose
+/// only `init` is `ObserverConfig::default()` plus the audit switch.
+#[test]
+#[ignore = "run by default_init_keeps_installed_middleware_tracing"]
+fn child_default_init_with_middleware() {
+    let Ok(file) = std::env::var("OBSERVER_LLM_CHILD_FILE") else { return };
+    let _guard = observer::init(ObserverConfig {
+        audit_sink: AuditSink::file(&file),
+        log_llm_interactions: true,
+        ..Default::default()
+    })
+    .expect("init");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let api = FakeApi::start();
+        let client = client(LlmMiddleware::new());
+        let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"default-init-marker"}]}"#;
+        let (status, _) = post(&client, &api.url("/v1/chat/completions"), body).await;
+        assert_eq!(status, 200);
+        let service = LlmLayer::new().layer(http_service());
+        let request = http::Request::post(api.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::from(ANTHROPIC_REQUEST))
+            .expect("request");
+        let response = service.oneshot(request).await.expect("anthropic call");
+        assert_eq!(response.status(), 200);
+        read_http_body(response.into_body()).await;
+    });
+}
+
+/// Installed middleware traces after a default `init` (the instrument switches default to on): both providers'
+/// calls are recorded as `LLM_INTERACTION` audit events.
+#[test]
+fn default_init_keeps_installed_middleware_tracing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("audit.jsonl");
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "child_default_init_with_middleware", "--nocapture", "--test-threads=1"])
+        .env("OBSERVER_LLM_CHILD_FILE", &file)
+        .env_remove("OBSERVER_INSTRUMENT_OPENAI")
+        .env_remove("OBSERVER_INSTRUMENT_ANTHROPIC")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 passed"), "child failed: {stdout}");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let providers: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["audit_type"] == "AI_INTERACTION")
+        .filter_map(|e| e["metadata"]["provider"].as_str().map(str::to_owned))
+        .collect();
+    assert!(providers.iter().any(|p| p == "openai"), "OpenAI call recorded after a default init: {providers:?}");
+    assert!(providers.iter().any(|p| p == "anthropic"), "Anthropic call recorded after a default init: {providers:?}");
+}

@@ -36,9 +36,11 @@ pub struct ObserverConfig {
     /// Whether traces may be sent to a remote backend (the guide's Logfire switch). Default `false`: keep data
     /// local. Used by the tracing set-up.
     pub send_to_logfire: bool,
-    /// Instrument OpenAI-compatible HTTP calls. Used by the LLM instrumentation.
+    /// Trace OpenAI-compatible calls through the LLM HTTP middleware (feature `llm-http`). Default `true`:
+    /// installing the middleware is the opt-in; set `false` to switch it off. Env `OBSERVER_INSTRUMENT_OPENAI`.
     pub instrument_openai: bool,
-    /// Instrument Anthropic HTTP calls. Used by the LLM instrumentation.
+    /// Trace Anthropic calls through the LLM HTTP middleware (feature `llm-http`). Default `true`; set `false` to
+    /// switch it off. Env `OBSERVER_INSTRUMENT_ANTHROPIC`.
     pub instrument_anthropic: bool,
     /// Record an LLM interaction audit event (model, provider, tokens, cost) for every call traced by the LLM HTTP
     /// instrumentation (feature `llm-http`). Default `false`. Env `OBSERVER_LOG_LLM_INTERACTIONS`.
@@ -70,8 +72,8 @@ impl Default for ObserverConfig {
             service_version: "1.0.0".into(),
             environment: "production".into(),
             send_to_logfire: false,
-            instrument_openai: false,
-            instrument_anthropic: false,
+            instrument_openai: true,
+            instrument_anthropic: true,
             log_llm_interactions: false,
             kafka: None,
             kafka_enabled: false,
@@ -549,6 +551,8 @@ impl ObserverConfig {
     /// | `OBSERVER_SERVICE_VERSION` | `service_version` |
     /// | `OBSERVER_ENVIRONMENT` | `environment` |
     /// | `OBSERVER_KAFKA_ENABLED` | `kafka_enabled` (`true`/`false`) |
+    /// | `OBSERVER_INSTRUMENT_OPENAI` | `instrument_openai` (`true`/`false`) |
+    /// | `OBSERVER_INSTRUMENT_ANTHROPIC` | `instrument_anthropic` (`true`/`false`) |
     /// | `OBSERVER_LOG_LLM_INTERACTIONS` | `log_llm_interactions` (`true`/`false`) |
     /// | `OBSERVER_AUDIT_FILE` | `audit_sink` = that JSON-lines file |
     /// | `OBSERVER_AUDIT_SINK` | `audit_sink` = `file`, `stdout` or `none` |
@@ -572,6 +576,12 @@ impl ObserverConfig {
         }
         if let Some(v) = env_bool(lookup, "OBSERVER_KAFKA_ENABLED")? {
             self.kafka_enabled = v;
+        }
+        if let Some(v) = env_bool(lookup, "OBSERVER_INSTRUMENT_OPENAI")? {
+            self.instrument_openai = v;
+        }
+        if let Some(v) = env_bool(lookup, "OBSERVER_INSTRUMENT_ANTHROPIC")? {
+            self.instrument_anthropic = v;
         }
         if let Some(v) = env_bool(lookup, "OBSERVER_LOG_LLM_INTERACTIONS")? {
             self.log_llm_interactions = v;

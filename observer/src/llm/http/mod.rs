@@ -37,7 +37,8 @@
 //! # Switches
 //!
 //! Read from the global config at every call: [`ObserverConfig::instrument_openai`] and
-//! [`instrument_anthropic`](crate::ObserverConfig::instrument_anthropic) switch the two providers on, and
+//! [`instrument_anthropic`](crate::ObserverConfig::instrument_anthropic) (both `true` by default, before and
+//! after [`init`](crate::init): an installed middleware traces unless switched off) switch the two providers, and
 //! [`log_llm_interactions`](crate::ObserverConfig::log_llm_interactions) records an
 //! [`audit::log_llm_interaction`](crate::audit::log_llm_interaction) event per call (model, provider, tokens,
 //! cost, duration, status, prompt and response lengths). **Before [`init`](crate::init)** both providers are
