@@ -22,7 +22,8 @@
 //! - `PORT` (optional): the port on 127.0.0.1; `0` or unset picks a free one (printed at start-up).
 //! - `AUDIT_LOG` (optional): the JSON-lines audit file, default `audit.jsonl`.
 //!
-//! Stop it with Ctrl-C; pending audit events are flushed when the observer guard drops.
+//! Stop it with Ctrl-C or SIGTERM (`docker stop`, Kubernetes): `observer::shutdown_signal()` ends axum's
+//! graceful shutdown, `main` returns and the observer guard drains every pending audit event.
 //!
 //! [`ObserverLayer`]: observer::web::ObserverLayer
 
@@ -104,9 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}  (audit log: {audit_log})", listener.local_addr()?);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(observer::shutdown_signal())
         .await?;
-    Ok(())
+    Ok(()) // `_guard` drops here: every queued audit event is written before the process ends
 }

@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         flush_timeout: Duration::from_secs(10),
         ..Default::default()
     })?;
+    // SIGTERM / Ctrl-C while a large N is emitted: drain (acknowledged or spooled) before exiting.
+    observer::shutdown_on_signals()?;
     let exporter = observer::kafka_exporter().ok_or("Kafka is enabled, so there is an exporter")?;
     let before = exporter.stats();
     println!(

@@ -235,15 +235,18 @@ pub fn warm_up() {
 
 /// The bundled calculator, or `None` if its data failed to decode (a broken `genai-prices` release), in which
 /// case every price is unknown rather than every call panicking.
-static CALCULATOR: LazyLock<Option<&'static Calculator>> = LazyLock::new(|| {
-    match std::panic::catch_unwind(Calculator::bundled) {
+static CALCULATOR: LazyLock<Option<&'static Calculator>> =
+    LazyLock::new(|| match std::panic::catch_unwind(Calculator::bundled) {
         Ok(calculator) => Some(calculator),
         Err(_) => {
-            tracing::error!(target: "observer::cost", "the bundled genai-prices data failed to decode; all costs are 0");
+            crate::diag::report!(
+                ERROR,
+                "prices-broken",
+                "the bundled genai-prices data failed to decode; all costs are 0"
+            );
             None
         }
-    }
-});
+    });
 
 /// Why a price was not found.
 #[derive(Debug)]
@@ -340,19 +343,17 @@ static WARNED: LazyLock<Mutex<WarnedPairs>> = LazyLock::new(|| Mutex::new(Warned
 fn warn_unknown_once(provider: &str, model: &str, reason: &NotFound) {
     let first = WARNED.lock().unwrap_or_else(PoisonError::into_inner).first_time(provider, model);
     match first {
-        First::Yes => tracing::warn!(
-            target: "observer::cost",
-            provider,
-            model,
-            reason = %reason,
-            "no price for this provider/model; its cost is recorded as 0 (warned once per pair)"
+        First::Yes => crate::diag::report!(
+            WARN,
+            "price-unknown",
+            "no price for provider `{provider}`, model `{model}` ({reason}); its cost is recorded as 0 (warned once \
+             per pair)"
         ),
-        First::CapacityReached => tracing::warn!(
-            target: "observer::cost",
-            provider,
-            model,
-            max = MAX_WARNED_PAIRS,
-            "no price for this provider/model; too many unpriced pairs, further ones are not reported"
+        First::CapacityReached => crate::diag::report!(
+            WARN,
+            "price-unknown",
+            "no price for provider `{provider}`, model `{model}`; more than {MAX_WARNED_PAIRS} unpriced pairs, \
+             further ones are not reported"
         ),
         First::No => {}
     }

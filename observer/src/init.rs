@@ -1,6 +1,6 @@
 //! [`init`] / [`configure`], the process-wide pipeline, and the [`ObserverGuard`] that drains it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -49,12 +49,23 @@ pub enum InitStatus {
 ///     Ok(())
 /// } // events are flushed here
 /// ```
+///
+/// `let _ = observer::init(..)` drops it at once: the SDK then says so on stderr. Where `main` does not return
+/// normally, use [`observer::exit`](crate::exit) instead of `std::process::exit`, and
+/// [`shutdown_on_signals`](crate::shutdown_on_signals) or [`shutdown_signal`](crate::shutdown_signal) for
+/// SIGTERM / SIGINT: they drain the same way.
 #[must_use = "dropping the guard immediately shuts the audit pipeline down; bind it: `let _guard = observer::init(..)?;`"]
 #[derive(Debug)]
 pub struct ObserverGuard {
-    runtime: Option<Arc<Runtime>>,
+    /// Weak, so that [`shutdown`] can stop the pipeline while the guard lives on in `main`.
+    runtime: Option<Weak<Runtime>>,
+    sink_names: Vec<String>,
     status: InitStatus,
+    created: Instant,
 }
+
+/// A guard dropped sooner than this after `init`, with no event emitted, was most likely not bound.
+const DROPPED_AT_ONCE: Duration = Duration::from_millis(100);
 
 impl ObserverGuard {
     /// Whether this guard's [`init`] call initialised the SDK or was ignored.
@@ -64,7 +75,7 @@ impl ObserverGuard {
 
     /// Where audit events go, e.g. `["file observer-audit.jsonl"]` (empty for an ignored init).
     pub fn sink_names(&self) -> &[String] {
-        self.runtime.as_ref().map_or(&[], |r| &r.sink_names)
+        &self.sink_names
     }
 
     /// Waits until every event emitted so far has been written and synced (at most `timeout`).
@@ -75,7 +86,7 @@ impl ObserverGuard {
     /// Drains and stops the pipeline now, returning any error instead of reporting it on drop.
     pub fn shutdown(mut self) -> Result<(), ExporterError> {
         match self.runtime.take() {
-            Some(rt) => shutdown_runtime(rt),
+            Some(rt) => stop(Some(&rt)),
             None => Ok(()),
         }
     }
@@ -83,23 +94,61 @@ impl ObserverGuard {
 
 impl Drop for ObserverGuard {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            if let Err(e) = shutdown_runtime(rt) {
-                tracing::error!(target: "observer", error = %e, "observer shutdown did not complete");
-                eprintln!("observer: shutdown did not complete: {e}");
-            }
+        let Some(rt) = self.runtime.take() else { return };
+        if self.created.elapsed() < DROPPED_AT_ONCE && rt.upgrade().is_some_and(|r| r.pipeline.stats().accepted == 0) {
+            crate::diag::report_loud(
+                "guard-dropped",
+                format_args!(
+                    "the ObserverGuard was dropped right after observer::init, so the audit pipeline is shut down \
+                     again and later events go to the pre-init writer (default service name and file). Keep the \
+                     guard alive in `main`: `let _guard = observer::init(..)?;` (`let _ = ..` drops it at once)"
+                ),
+            );
+        }
+        if let Err(e) = stop(Some(&rt)) {
+            crate::diag::report!(ERROR, "shutdown-incomplete", "shutdown did not complete: {e}");
         }
     }
 }
 
-fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
-    // Unpublish the runtime (if it is still ours) so that new events take the synchronous path, then wait
-    // until emitters that loaded it before have handed their events over.
-    let current = RUNTIME.load_full();
-    if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &rt)) {
-        RUNTIME.store(None);
+/// Drains and stops the audit pipeline now, exactly as dropping the [`ObserverGuard`] does (waiting at most
+/// `ObserverConfig::flush_timeout` for the sinks, plus a grace period for moving undelivered Kafka events into
+/// the spool; spans are exported first with the `otel` feature). The guard's later drop does nothing. Events
+/// emitted afterwards are written synchronously (as before [`init`]). A no-op when the SDK is not initialised.
+///
+/// For code paths that end the process without returning from `main`; see also [`exit`].
+///
+/// # Errors
+/// [`ExporterError`] when events could not all be delivered in time (they went to the fallbacks the sinks
+/// document: stderr, the Kafka spool).
+pub fn shutdown() -> Result<(), ExporterError> {
+    stop(None)
+}
+
+/// [`shutdown`], then [`std::process::exit`]`(code)`: use it instead of `std::process::exit`, which skips the
+/// guard's drop and loses the events still queued. A shutdown error is reported on stderr.
+pub fn exit(code: i32) -> ! {
+    if let Err(e) = shutdown() {
+        crate::diag::report!(ERROR, "shutdown-incomplete", "shutdown before exit did not complete: {e}");
     }
-    drop(current);
+    std::process::exit(code)
+}
+
+/// Stops the running pipeline: any (`None`), or only the one `ours` belongs to.
+fn stop(ours: Option<&Weak<Runtime>>) -> Result<(), ExporterError> {
+    // Serialised with `init` and with other stops: a second caller waits until the first finished draining.
+    let _lock = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(rt) = RUNTIME.load_full() else { return Ok(()) };
+    if ours.is_some_and(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(&rt))) {
+        return Ok(());
+    }
+    shutdown_runtime(rt)
+}
+
+fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
+    // Unpublish the runtime so that new events take the synchronous path, then wait until emitters that loaded
+    // it before have handed their events over.
+    RUNTIME.store(None);
     let deadline = Instant::now() + Duration::from_secs(1);
     while Arc::strong_count(&rt) > 1 && Instant::now() < deadline {
         std::thread::yield_now();
@@ -115,12 +164,14 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
     let res = rt.pipeline.shutdown(rt.config.flush_timeout + SHUTDOWN_GRACE).and(traced);
     let stats = rt.pipeline.stats();
     if stats.rejected_queue_full > 0 || stats.sink_errors > 0 || stats.pending > 0 {
-        tracing::warn!(
-            target: "observer",
-            rejected_queue_full = stats.rejected_queue_full,
-            sink_errors = stats.sink_errors,
-            pending = stats.pending,
-            "observer shut down with problems"
+        crate::diag::report!(
+            WARN,
+            "shutdown-problems",
+            "shut down with problems: {} events rejected because the queue was full, {} sink errors, {} events \
+             still pending",
+            stats.rejected_queue_full,
+            stats.sink_errors,
+            stats.pending
         );
     }
     res
@@ -139,13 +190,20 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
 pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     let _lock = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(existing) = RUNTIME.load_full() {
-        tracing::warn!(
-            target: "observer",
-            running = %existing.config.service_name,
-            ignored = %config.service_name,
-            "observer::init called again; already initialised, the new config is ignored"
+        crate::diag::report!(
+            WARN,
+            "init-ignored",
+            "observer::init called again while already initialised (service `{}`); the new config (service `{}`) \
+             is ignored",
+            existing.config.service_name,
+            config.service_name
         );
-        return Ok(ObserverGuard { runtime: None, status: InitStatus::AlreadyInitialized });
+        return Ok(ObserverGuard {
+            runtime: None,
+            sink_names: Vec::new(),
+            status: InitStatus::AlreadyInitialized,
+            created: Instant::now(),
+        });
     }
     let config = config.apply_env()?;
     config.validate()?;
@@ -190,7 +248,12 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     });
     RUNTIME.store(Some(runtime.clone()));
     tracing::debug!(target: "observer", service = %runtime.config.service_name, sinks = ?runtime.sink_names, "observer initialised");
-    Ok(ObserverGuard { runtime: Some(runtime), status: InitStatus::Initialized })
+    Ok(ObserverGuard {
+        runtime: Some(Arc::downgrade(&runtime)),
+        sink_names: runtime.sink_names.clone(),
+        status: InitStatus::Initialized,
+        created: Instant::now(),
+    })
 }
 
 /// The guide's `configure(config)`: the same as [`init`].

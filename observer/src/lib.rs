@@ -33,10 +33,13 @@ pub mod actor;
 pub mod audit;
 pub mod config;
 pub mod cost;
+mod diag;
 mod error;
 pub mod export;
 mod init;
 pub mod llm;
+#[cfg(unix)]
+mod signals;
 pub mod tracing;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
@@ -59,11 +62,13 @@ pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, To
 pub use export::{DispatchStats, MemorySink, Sink};
 #[cfg(feature = "kafka")]
 pub use init::kafka_exporter;
-pub use init::{configure, flush, init, is_initialized, stats, InitStatus, ObserverGuard};
+pub use init::{configure, exit, flush, init, is_initialized, shutdown, stats, InitStatus, ObserverGuard};
 #[doc(inline)]
 pub use observer_macros::audit;
 #[doc(inline)]
 pub use observer_macros::{agent_component, step, workflow};
+#[cfg(unix)]
+pub use signals::{shutdown_on_signals, shutdown_signal, ShutdownSignal};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

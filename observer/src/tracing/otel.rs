@@ -625,8 +625,13 @@ fn already_exporting() -> bool {
 pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
     let mut configured = CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner);
     if *configured {
-        ::tracing::warn!(target: "observer", ignored = %config.service_name,
-            "observer::tracing::configure_tracing called again; already configured, the new config is ignored");
+        crate::diag::report!(
+            WARN,
+            "tracing-ignored",
+            "observer::tracing::configure_tracing called again; already configured, the new config (service `{}`) \
+             is ignored",
+            config.service_name
+        );
         return Ok(());
     }
     let config = config.apply_env()?;

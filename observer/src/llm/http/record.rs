@@ -406,7 +406,11 @@ fn notice_switched_off(provider: Provider) {
         Provider::Anthropic => (&ANTHROPIC, "instrument_anthropic"),
     };
     if !flag.swap(true, Ordering::Relaxed) {
-        tracing::info!(target: "observer::llm", provider = provider.as_str(),
-            "LLM call not traced: ObserverConfig::{field} is false (set it in `init`, or override it on the middleware)");
+        crate::diag::report!(
+            INFO,
+            "llm-provider-off",
+            "{} call not traced: ObserverConfig::{field} is false (set it in `init`, or override it on the middleware)",
+            provider.as_str()
+        );
     }
 }
