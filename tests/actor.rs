@@ -102,7 +102,9 @@ fn explicit_actor_wins_and_system_service_actors_serialise() {
     let j = serde_json::to_value(&e).unwrap();
     assert_eq!(
         j["actor"],
-        serde_json::json!({"actor_id": "service:scheduler", "actor_type": "service", "name": "scheduler"})
+        serde_json::json!({"actor_id": "service:scheduler", "actor_type": "service", "name": "scheduler",
+            "email": null, "username": null, "roles": [], "groups": [], "session_id": null, "ip_address": null,
+            "user_agent": null, "tenant_id": null, "organization_id": null})
     );
     let sys = serde_json::to_value(ActorContext::system()).unwrap();
     assert_eq!(sys["actor_type"], "system");

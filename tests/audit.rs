@@ -60,12 +60,15 @@ fn log_create_matches_the_guide() {
     assert_eq!(j["description"], "Created new project proposal document");
     assert_eq!(
         j["actor"],
-        json!({"actor_id": "user-123", "actor_type": "user", "email": "user@example.com", "roles": ["admin"]})
+        json!({"actor_id": "user-123", "actor_type": "user", "email": "user@example.com", "roles": ["admin"],
+               "name": null, "username": null, "groups": [], "session_id": null, "ip_address": null,
+               "user_agent": null, "tenant_id": null, "organization_id": null})
     );
     assert_eq!(j["outcome"], "SUCCESS");
     assert_eq!(j["severity"], "INFO");
     assert_eq!(j["metadata"], json!({}));
-    assert!(j.get("changes").is_none(), "empty changes are left out");
+    assert_eq!(j["changes"], json!([]), "every field is present, empty changes too");
+    assert_eq!((&j["trace_id"], &j["span_id"]), (&json!(null), &json!(null)), "unknown is null");
     // the returned event is the recorded one
     assert_eq!(serde_json::to_value(&event).unwrap(), j);
 }
@@ -240,4 +243,119 @@ fn huge_metadata_is_kept_and_vocabulary_parses() {
     assert_eq!("VECTOR_STORE".parse::<ResourceType>().unwrap(), ResourceType::VectorStore);
     let err = "Documnet".parse::<ResourceType>().unwrap_err().to_string();
     assert!(err.contains("DOCUMENT"), "{err}");
+}
+
+/// The JSON type of a value: `"null"`, `"string"`, `"number"`, `"bool"`, `"array"`, `"object"`.
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Every event has the same keys (top level and in `actor`), each key one JSON type (or `null` when unknown),
+/// and no value is an empty string: a consumer with a fixed schema reads every event the same way.
+#[test]
+fn every_kind_of_event_has_one_shape_and_no_empty_strings() {
+    use std::collections::{BTreeMap, BTreeSet};
+    memory_sink();
+    let full_actor = ActorContext {
+        email: Some("user@example.com".into()),
+        roles: vec!["admin".into()],
+        ..ActorContext::new("shape-user")
+    };
+    let events = [
+        with_actor(|| {
+            audit::log_create(ResourceType::Document, "shape-doc-1")
+                .resource_name("Project Proposal")
+                .description("Created")
+                .changes([ChangeRecord::new("title", "a", "b")])
+                .emit()
+                .unwrap()
+        }),
+        audit::log_read(ResourceType::Document, "shape-doc-2").emit().unwrap(),
+        // unknown id and an empty name (what a failed `#[audit(create, .., id = ret.id)]` records)
+        audit::log_create(ResourceType::Document, "").resource_name("").description("shape-no-id").emit().unwrap(),
+        audit::log_login("shape-login").success(false).reason("bad password").emit().unwrap(),
+        audit::log_logout("shape-logout").actor(full_actor.clone()).emit().unwrap(),
+        audit::log_llm_interaction("gpt-4o", "openai").input_tokens(3).output_tokens(2).emit().unwrap(),
+        audit::log_data_export(ResourceType::Database, "shape-db").record_count(1).emit().unwrap(),
+        get_audit_logger()
+            .log(AuditEventType::SecurityEvent, AuditAction::Execute, ResourceType::Api, "shape-api")
+            .actor(ActorContext::new(""))
+            .emit()
+            .unwrap(),
+        get_audit_logger()
+            .log_event(observer::AuditEvent::new(
+                AuditEventType::DataAccess,
+                AuditAction::Read,
+                ResourceType::File,
+                "shape-raw",
+            ))
+            .unwrap(),
+    ];
+    let jsons: Vec<serde_json::Value> = events.iter().map(|e| recorded_json(e)).collect();
+
+    // key -> the non-null types seen; per event the key sets must be equal
+    let mut top_types: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut actor_types: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut key_sets = BTreeSet::new();
+    let mut actor_key_sets = BTreeSet::new();
+    for j in &jsons {
+        let o = j.as_object().unwrap();
+        key_sets.insert(o.keys().cloned().collect::<Vec<_>>());
+        for (k, v) in o {
+            assert_ne!(v, &json!(""), "{k} is an empty string in {j}");
+            let t = top_types.entry(k.clone()).or_default();
+            if !v.is_null() {
+                t.insert(json_type(v));
+            }
+        }
+        if let Some(a) = o.get("actor").and_then(|a| a.as_object()) {
+            actor_key_sets.insert(a.keys().cloned().collect::<Vec<_>>());
+            for (k, v) in a {
+                assert_ne!(v, &json!(""), "actor.{k} is an empty string in {j}");
+                let t = actor_types.entry(k.clone()).or_default();
+                if !v.is_null() {
+                    t.insert(json_type(v));
+                }
+            }
+        }
+    }
+    assert_eq!(key_sets.len(), 1, "events of different kinds have different keys: {key_sets:#?}");
+    assert_eq!(actor_key_sets.len(), 1, "actors have different keys: {actor_key_sets:#?}");
+    for (k, t) in top_types.iter().chain(actor_types.iter()) {
+        assert!(t.len() <= 1, "{k} has several types: {t:?}");
+    }
+    // The guide's fields are all there, and the actor's.
+    let keys = key_sets.into_iter().next().unwrap();
+    for k in [
+        "event_id",
+        "timestamp",
+        "service_name",
+        "audit_type",
+        "action",
+        "resource_type",
+        "resource_id",
+        "resource_name",
+        "actor",
+        "outcome",
+        "severity",
+        "metadata",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+    }
+    let actor_keys = actor_key_sets.into_iter().next().unwrap();
+    for k in ["actor_id", "email", "roles"] {
+        assert!(actor_keys.iter().any(|x| x == k), "actor.{k} missing from {actor_keys:?}");
+    }
+    // unknown is null, not left out and not ""
+    let no_id = jsons.iter().find(|j| j["description"] == "shape-no-id").unwrap();
+    assert_eq!((&no_id["resource_id"], &no_id["resource_name"]), (&json!(null), &json!(null)));
+    // the event returned by emit serialises like the recorded one
+    assert_eq!(serde_json::to_value(&*events[2]).unwrap(), *no_id);
 }

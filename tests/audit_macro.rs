@@ -151,7 +151,7 @@ fn err_is_recorded_as_failure_and_returned() {
     let j = recorded(|e| e.resource_name.as_deref() == Some("bad-am-title"));
     assert_eq!(j["outcome"], "FAILURE");
     assert_eq!(j["metadata"]["error"], "cannot create document: invalid title bad-am-title");
-    assert!(j.get("resource_id").is_none(), "`id = ret.id` has no value on Err: {j}");
+    assert_eq!(j.get("resource_id"), Some(&Value::Null), "`id = ret.id` has no value on Err: null, not left out: {j}");
     assert_eq!(j["action"], "CREATE");
 }
 

@@ -89,7 +89,9 @@ fn every_helper_event_arrives_with_the_guides_json() {
     assert_eq!(create["audit_type"], "DATA_MODIFICATION");
     assert_eq!(
         create["actor"],
-        json!({"actor_id": "kafka-user", "actor_type": "user", "email": "user@example.com", "roles": ["admin"]})
+        json!({"actor_id": "kafka-user", "actor_type": "user", "email": "user@example.com", "roles": ["admin"],
+               "name": null, "username": null, "groups": [], "session_id": null, "ip_address": null,
+               "user_agent": null, "tenant_id": null, "organization_id": null})
     );
     // one resource's events share a key, hence a partition, in order
     let key = format!("DOCUMENT:{doc}");

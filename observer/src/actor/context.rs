@@ -9,44 +9,48 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-/// Who performed an audited action. Serialised as the `actor` object of an audit event; optional
-/// fields that are unset are left out of the JSON.
+use crate::audit::event::nullable;
+
+/// Who performed an audited action. Serialised as the `actor` object of an audit event, always with every field:
+/// unknown ones are `null` (an empty string is written as `null` too) and `roles` / `groups` are `[]` when empty,
+/// so that every event has the same shape.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorContext {
     /// Stable identifier of the actor (Keycloak `sub` by default).
+    #[serde(serialize_with = "nullable::str", deserialize_with = "nullable::string")]
     pub actor_id: String,
     /// `"user"` (default), `"service"`, `"system"`, or any other kind the application uses.
-    #[serde(default = "default_actor_type")]
+    #[serde(default = "default_actor_type", serialize_with = "nullable::str", deserialize_with = "nullable::string")]
     pub actor_type: String,
     /// E-mail address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub email: Option<String>,
     /// Display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub name: Option<String>,
     /// Login name (Keycloak `preferred_username`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub username: Option<String>,
     /// Roles (Keycloak `realm_access.roles` by default).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub roles: Vec<String>,
     /// Groups (Keycloak `groups`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub groups: Vec<String>,
     /// Session identifier (Keycloak `session_state`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub session_id: Option<String>,
     /// Client IP address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub ip_address: Option<String>,
     /// Client user agent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub user_agent: Option<String>,
     /// Tenant identifier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub tenant_id: Option<String>,
     /// Organisation identifier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, serialize_with = "nullable::opt")]
     pub organization_id: Option<String>,
 }
 

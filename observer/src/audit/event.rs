@@ -15,7 +15,11 @@ pub const SCHEMA_VERSION: &str = "1.0";
 
 /// One audit record. Its JSON is the guide's "Event Format" plus the additions of the wire-format notes:
 /// `description`, `changes`, `service_version`, `environment`, `trace_id`/`span_id` and `schema_version`.
-/// Optional fields that are unset are left out of the JSON.
+///
+/// **One shape for every event**: every field is always present, each with one JSON type; what is unknown is `null`
+/// (never left out, never `""`: an empty string is written as `null`), `changes` is `[]` when there are none, and
+/// the `actor` object (or `null`) always has all its fields too. A consumer with a fixed schema reads every event
+/// the same way.
 ///
 /// Usually built by the [`audit`](mod@crate::audit) helpers; construct one directly with [`AuditEvent::new`]
 /// for the exporter API.
@@ -27,12 +31,13 @@ pub struct AuditEvent {
     #[serde(with = "timestamp")]
     pub timestamp: DateTime<Utc>,
     /// The emitting service (`ObserverConfig::service_name`; shared, so filling it in does not allocate).
+    #[serde(serialize_with = "nullable::str", deserialize_with = "nullable::arc")]
     pub service_name: Arc<str>,
-    /// The emitting service's version.
-    #[serde(default, skip_serializing_if = "is_empty")]
+    /// The emitting service's version (`null` when not configured).
+    #[serde(default = "empty_str", serialize_with = "nullable::str", deserialize_with = "nullable::arc")]
     pub service_version: Arc<str>,
-    /// The deployment environment (`ObserverConfig::environment`).
-    #[serde(default, skip_serializing_if = "is_empty")]
+    /// The deployment environment (`ObserverConfig::environment`; `null` when not configured).
+    #[serde(default = "empty_str", serialize_with = "nullable::str", deserialize_with = "nullable::arc")]
     pub environment: Arc<str>,
     /// The event category.
     pub audit_type: AuditEventType,
@@ -40,17 +45,18 @@ pub struct AuditEvent {
     pub action: AuditAction,
     /// The kind of resource.
     pub resource_type: ResourceType,
-    /// The resource's id (left out when unknown, e.g. a failed create whose id would have come from its result).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// The resource's id; empty when unknown (e.g. a failed create whose id would have come from its result),
+    /// written as `null`.
+    #[serde(default, serialize_with = "nullable::str", deserialize_with = "nullable::string")]
     pub resource_id: String,
-    /// A human-readable resource name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A human-readable resource name (`null` when unknown or empty).
+    #[serde(default, serialize_with = "nullable::opt")]
     pub resource_name: Option<String>,
-    /// What happened, in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What happened, in words (`null` when unknown or empty).
+    #[serde(default, serialize_with = "nullable::opt")]
     pub description: Option<String>,
-    /// Who did it (from the actor context when not given explicitly).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Who did it (from the actor context when not given explicitly; `null` when nobody is known).
+    #[serde(default)]
     pub actor: Option<Arc<ActorContext>>,
     /// Whether it succeeded.
     #[serde(default)]
@@ -58,17 +64,17 @@ pub struct AuditEvent {
     /// How severe it is.
     #[serde(default)]
     pub severity: AuditSeverity,
-    /// Field-level changes of an update.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Field-level changes of an update (`[]` when none).
+    #[serde(default)]
     pub changes: Vec<ChangeRecord>,
     /// Free-form details.
     #[serde(default)]
     pub metadata: Map<String, Value>,
-    /// Trace id (32 hex digits) of the OpenTelemetry span current when the event was created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Trace id (32 hex digits) of the OpenTelemetry span current when the event was created (`null` without one).
+    #[serde(default, serialize_with = "nullable::opt")]
     pub trace_id: Option<String>,
-    /// Span id (16 hex digits) of the OpenTelemetry span current when the event was created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Span id (16 hex digits) of the OpenTelemetry span current when the event was created (`null` without one).
+    #[serde(default, serialize_with = "nullable::opt")]
     pub span_id: Option<String>,
     /// Version of this JSON schema ([`SCHEMA_VERSION`]).
     #[serde(default = "schema_version")]
@@ -85,8 +91,37 @@ fn empty_str() -> Arc<str> {
     EMPTY.clone()
 }
 
-fn is_empty(s: &Arc<str>) -> bool {
-    s.is_empty()
+/// Serde helpers for the one-shape JSON: an empty string is written as `null`, and `null` reads back as empty.
+pub(crate) mod nullable {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// A string, `null` when empty.
+    pub(crate) fn str<T: AsRef<str>, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        match value.as_ref() {
+            "" => s.serialize_none(),
+            v => s.serialize_str(v),
+        }
+    }
+
+    /// An optional string, `null` when absent or empty.
+    pub(crate) fn opt<S: Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        match value.as_deref() {
+            None | Some("") => s.serialize_none(),
+            Some(v) => s.serialize_str(v),
+        }
+    }
+
+    /// A string that may be `null` (read as empty).
+    pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Option::<String>::deserialize(d).map(Option::unwrap_or_default)
+    }
+
+    /// A shared string that may be `null` (read as empty).
+    pub(crate) fn arc<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        string(d).map(Arc::from)
+    }
 }
 
 impl AuditEvent {
@@ -197,10 +232,23 @@ mod tests {
         assert_eq!(v["resource_type"], "DOCUMENT");
         assert_eq!(v["outcome"], "SUCCESS");
         assert_eq!(v["changes"][0]["old_value"], "Draft");
-        assert!(v.get("actor").is_none() && v.get("resource_name").is_none());
+        assert_eq!((&v["actor"], &v["resource_name"]), (&Value::Null, &Value::Null));
+        assert_eq!(v["service_version"], Value::Null, "empty is written as null");
         let ts = v["timestamp"].as_str().unwrap();
         assert!(ts.ends_with('Z') && DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
         let back: AuditEvent = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+
+        // unknown is null, never "" nor left out; it reads back as unknown
+        let mut unknown =
+            AuditEvent::new(AuditEventType::DataModification, AuditAction::Create, ResourceType::Document, "");
+        unknown.service_name = "svc".into();
+        unknown.resource_name = Some(String::new());
+        let v = unknown.to_json();
+        for key in ["resource_id", "resource_name", "description", "actor", "trace_id", "span_id", "environment"] {
+            assert_eq!(v.get(key), Some(&Value::Null), "{key}");
+        }
+        let back: AuditEvent = serde_json::from_value(v).unwrap();
+        assert_eq!((back.resource_id.as_str(), back.resource_name), ("", None));
     }
 }

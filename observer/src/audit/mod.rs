@@ -20,7 +20,7 @@
 //! ```
 
 mod builder;
-mod event;
+pub(crate) mod event;
 mod vocabulary;
 
 pub use builder::{
