@@ -22,7 +22,7 @@ fn multi_agent_pipeline(topic: &str) -> Result<String, Box<dyn std::error::Error
     let research = wf.run_step("research-agent", |step| {
         let (text, input, output) = llm("gpt-4o", &format!("Research: {topic}"));
         let cost = observer::calculate_cost("openai", "gpt-4o", input, output);
-        audit::log_llm_interaction("gpt-4o", "openai")
+        audit::log_llm_interaction("openai", "gpt-4o")
             .flow_id("multi-agent-pipeline")
             .input_tokens(input)
             .output_tokens(output)
@@ -36,7 +36,7 @@ fn multi_agent_pipeline(topic: &str) -> Result<String, Box<dyn std::error::Error
     let analysis = wf.run_step("analysis-agent", |step| {
         let (text, input, output) = llm("claude-3-5-sonnet-20241022", &format!("Analyze: {research}"));
         let cost = observer::calculate_cost("anthropic", "claude-3-5-sonnet-20241022", input, output);
-        audit::log_llm_interaction("claude-3-5-sonnet-20241022", "anthropic")
+        audit::log_llm_interaction("anthropic", "claude-3-5-sonnet-20241022")
             .flow_id("multi-agent-pipeline")
             .input_tokens(input)
             .output_tokens(output)

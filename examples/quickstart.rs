@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // An LLM call, priced with genai-prices
     let cost = observer::calculate_cost("openai", "gpt-4o", 150, 75);
-    let llm = audit::log_llm_interaction("gpt-4o", "openai")
+    let llm = audit::log_llm_interaction("openai", "gpt-4o")
         .flow_id("customer-support-flow")
         .input_tokens(150)
         .output_tokens(75)

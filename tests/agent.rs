@@ -46,7 +46,7 @@ fn guide_flow_sends_four_events_with_every_field() {
         json!({"classification": "account", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 50}),
         None,
     );
-    tracer.add_tags(["support", "password"]);
+    tracer.add_tags([("team", "support"), ("topic", "password")]);
     tracer.set_param("temperature", 0.2);
     tracer.set_metric("latency_budget_ms", 500);
     tracer.end(json!({"question": "reset"}), json!({"answer": "Use the link"}), None, Some(json!({"run": 7})));
@@ -117,9 +117,10 @@ fn guide_flow_sends_four_events_with_every_field() {
     assert_eq!(m["total_input_tokens"], 100);
     assert_eq!(m["total_output_tokens"], 50);
     assert_eq!(m["total_cost"].as_f64().unwrap(), expected.total_cost);
-    assert_eq!(m["tags"], json!(["support", "password"]));
-    assert_eq!(m["params"], json!({"temperature": 0.2}));
-    assert_eq!(m["metrics"], json!({"latency_budget_ms": 500}));
+    // Tags, params and metrics flattened into metadata, as the reference writes them.
+    assert_eq!((&m["team"], &m["topic"]), (&json!("support"), &json!("password")));
+    assert_eq!(m["temperature"], 0.2);
+    assert_eq!(m["latency_budget_ms"], 500);
     assert_eq!(m["run"], 7, "end()'s metadata is kept");
     assert!(m.get("warnings").is_none());
     assert!(tracer.warnings().is_empty());
@@ -697,4 +698,69 @@ fn first_component_duration_excludes_the_price_table_load() {
         component_ms * 10.0 < load_ms,
         "the first no-op component took {component_ms:.3} ms; loading the price table takes {load_ms:.3} ms"
     );
+}
+
+#[test]
+fn flow_name_drops_the_langflow_id_suffix() {
+    let (tracer, sink) = tracer("Customer Support Flow - 6f1c1f3e-9a1b-4c62-8f1e-0d2b7c9a1e55");
+    tracer.start_trace();
+    tracer.add_trace("comp-1", "QueryClassifier", "llm", json!({}));
+    tracer.end_trace("comp-1", "QueryClassifier", json!({}), None);
+    tracer.end(json!({}), json!({}), None, None);
+    let events = json_of(&sink);
+    assert_eq!(events.len(), 4);
+    for e in &events {
+        assert_eq!(e["flow_name"], "Customer Support Flow", "{}", e["event_type"]);
+    }
+    assert_eq!(events[3]["metadata"]["flow_name"], "Customer Support Flow");
+}
+
+#[test]
+fn trace_end_flattens_params_and_metrics_like_the_reference() {
+    let (tracer, sink) = tracer("Flat");
+    tracer.start_trace();
+    tracer.set_param("temperature", 0.2);
+    tracer.set_metric("latency_budget_ms", 500);
+    tracer.end(json!({}), json!({}), None, None);
+    let events = json_of(&sink);
+    let m = &events.last().expect("trace_end")["metadata"];
+    assert_eq!(m["temperature"], 0.2, "{m}");
+    assert_eq!(m["latency_budget_ms"], 500, "{m}");
+    assert!(m.get("params").is_none() && m.get("metrics").is_none(), "{m}");
+}
+
+#[test]
+fn absurd_token_counts_are_bounded_and_their_cost_marked_untrusted() {
+    let (tracer, sink) = tracer("Absurd");
+    tracer.start_trace();
+    tracer.add_trace("comp-1", "Generator", "llm", json!({}));
+    tracer.end_trace(
+        "comp-1",
+        "Generator",
+        json!({"model": "gpt-4o", "prompt_tokens": 1e300, "completion_tokens": 1}),
+        None,
+    );
+    tracer.add_trace("comp-2", "Summariser", "llm", json!({}));
+    tracer.end_trace(
+        "comp-2",
+        "Summariser",
+        json!({"model": "gpt-4o-mini", "prompt_tokens": 1500, "completion_tokens": 1500}),
+        None,
+    );
+    tracer.end(json!({}), json!({}), None, None);
+    let events = json_of(&sink);
+    let ends: Vec<&Value> = events.iter().filter(|e| e["event_type"] == "span_end").collect();
+    let absurd = &ends[0]["metadata"];
+    // Whatever the ceiling, no count of one call reaches u64::MAX and no call costs millions.
+    assert!(absurd["input_tokens"].as_u64().unwrap() < u64::MAX / 2, "{absurd}");
+    assert!(absurd["cost"].as_f64().unwrap() < 1e6, "{absurd}");
+    assert_eq!(absurd["cost_trusted"], false, "{absurd}");
+    let sane = &ends[1]["metadata"];
+    assert!(sane.get("cost_trusted").is_none(), "{sane}");
+    // Money without float noise, totals included.
+    let end = &events.last().unwrap()["metadata"];
+    assert_eq!(end["cost_trusted"], false, "{end}");
+    for cost in [sane["cost"].as_f64().unwrap(), end["total_cost"].as_f64().unwrap()] {
+        assert_eq!(format!("{cost:.10}").parse::<f64>().unwrap(), cost, "more than 10 decimals");
+    }
 }

@@ -151,7 +151,7 @@ fn login_success_failure_and_logout() {
 #[test]
 fn llm_interaction_keeps_everything() {
     memory_sink();
-    let e = audit::log_llm_interaction("gpt-4o", "openai")
+    let e = audit::log_llm_interaction("openai", "gpt-4o")
         .flow_id("customer-support-flow")
         .input_tokens(150)
         .output_tokens(75)
@@ -176,7 +176,7 @@ fn llm_interaction_keeps_everything() {
     );
 
     // Without an explicit cost it is computed with the cost module.
-    let e = audit::log_llm_interaction("gpt-4o", "openai").input_tokens(1000).output_tokens(500).emit().unwrap();
+    let e = audit::log_llm_interaction("openai", "gpt-4o").input_tokens(1000).output_tokens(500).emit().unwrap();
     let j = recorded_json(&e);
     let expected = observer::calculate_cost("openai", "gpt-4o", 1000, 500).total_cost;
     assert_eq!(j["metadata"]["cost_usd"].as_f64(), Some(expected));
@@ -282,7 +282,7 @@ fn every_kind_of_event_has_one_shape_and_no_empty_strings() {
         audit::log_create(ResourceType::Document, "").resource_name("").description("shape-no-id").emit().unwrap(),
         audit::log_login("shape-login").success(false).reason("bad password").emit().unwrap(),
         audit::log_logout("shape-logout").actor(full_actor.clone()).emit().unwrap(),
-        audit::log_llm_interaction("gpt-4o", "openai").input_tokens(3).output_tokens(2).emit().unwrap(),
+        audit::log_llm_interaction("openai", "gpt-4o").input_tokens(3).output_tokens(2).emit().unwrap(),
         audit::log_data_export(ResourceType::Database, "shape-db").record_count(1).emit().unwrap(),
         get_audit_logger()
             .log(AuditEventType::SecurityEvent, AuditAction::Execute, ResourceType::Api, "shape-api")
@@ -358,4 +358,40 @@ fn every_kind_of_event_has_one_shape_and_no_empty_strings() {
     assert_eq!((&no_id["resource_id"], &no_id["resource_name"]), (&json!(null), &json!(null)));
     // the event returned by emit serialises like the recorded one
     assert_eq!(serde_json::to_value(&*events[2]).unwrap(), *no_id);
+}
+
+#[test]
+fn llm_interaction_takes_provider_then_model_like_calculate_cost() {
+    memory_sink();
+    // The order of `calculate_cost(provider, model, ..)`.
+    let e = audit::log_llm_interaction("openai", "gpt-4o").input_tokens(1000).output_tokens(500).emit().unwrap();
+    let j = recorded_json(&e);
+    assert_eq!(j["metadata"]["provider"], "openai");
+    assert_eq!(j["metadata"]["model"], "gpt-4o");
+    assert_eq!(j["resource_id"], "gpt-4o");
+    let expected = observer::calculate_cost("openai", "gpt-4o", 1000, 500);
+    assert!(expected.price_found && expected.total_cost > 0.0);
+    assert_eq!(j["metadata"]["cost_usd"].as_f64(), Some(expected.total_cost));
+}
+
+#[test]
+fn llm_interaction_cost_is_written_without_float_noise() {
+    memory_sink();
+    // 0.1 + 0.2 is 0.30000000000000004 in binary floating point: money is written rounded to 1e-10 USD.
+    let given = 0.1 + 0.2;
+    assert_ne!(given.to_string(), "0.3");
+    let e = audit::log_llm_interaction("openai", "gpt-4o").cost(given).emit().unwrap();
+    let j = recorded_json(&e);
+    assert_eq!(j["metadata"]["cost_usd"].to_string(), "0.3");
+    // Computed costs too: at most 10 decimals whatever the token counts.
+    for (input, output) in [(1500, 1500), (333, 777), (1, 3), (12_345, 6_789)] {
+        let e = audit::log_llm_interaction("openai", "gpt-4o-mini")
+            .input_tokens(input)
+            .output_tokens(output)
+            .emit()
+            .unwrap();
+        let cost = recorded_json(&e)["metadata"]["cost_usd"].as_f64().expect("cost_usd");
+        assert!(cost > 0.0);
+        assert_eq!(format!("{cost:.10}").parse::<f64>().unwrap(), cost, "{input}/{output}: more than 10 decimals");
+    }
 }

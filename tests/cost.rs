@@ -219,7 +219,10 @@ fn huge_token_counts_do_not_panic() {
     let result = calculate_cost_cached("anthropic", "claude-3-5-sonnet-20241022", u64::MAX, u64::MAX, u64::MAX);
     assert!(result.price_found);
     assert!(result.total_cost.is_finite() && result.total_cost > 0.0, "{result:?}");
-    assert_eq!((result.input_tokens, result.output_tokens, result.cached_tokens), (u64::MAX, u64::MAX, u64::MAX));
+    // Priced at the ceiling, and marked not trustworthy.
+    let ceiling = observer::cost::MAX_TOKEN_COUNT;
+    assert_eq!((result.input_tokens, result.output_tokens, result.cached_tokens), (ceiling, ceiling, ceiling));
+    assert!(!result.trusted);
     let result = calculate_cost("google", "gemini-1.5-pro", u64::MAX, u64::MAX);
     assert!(result.total_cost.is_finite() && result.total_cost > 0.0, "{result:?}");
     assert_unpriced(&calculate_cost_cached("nope", "nope", u64::MAX, u64::MAX, u64::MAX));
@@ -275,4 +278,93 @@ fn concurrent_first_use_is_safe() {
     for handle in handles {
         assert_close(handle.join().expect("no panic"), 0.0075, "concurrent gpt-4o");
     }
+}
+
+/// Python: `show('bedrock', 'anthropic.claude-3-haiku-20240307-v1:0', 1000, 500)` → 0.00025 0.000625 0.000875.
+#[test]
+fn bedrock_model_ids_are_priced_as_bedrock_whatever_the_provider_says() {
+    for (provider, model) in [
+        ("anthropic", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("", "us.anthropic.claude-3-haiku-20240307-v1:0"),
+        ("anthropic", "eu.anthropic.claude-3-haiku-20240307-v1:0"),
+        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0"),
+    ] {
+        assert_python(&calculate_cost(provider, model, 1000, 500), 0.00025, 0.000625, 0.000875);
+        assert_eq!(resolve_model(provider, model).map(|r| r.provider_id).as_deref(), Some("aws"), "{provider} {model}");
+    }
+}
+
+/// `vendor/model` ids (LiteLLM, proxies) are priced as that vendor's model.
+#[test]
+fn vendor_prefixed_model_ids_are_priced_by_the_vendor() {
+    let plain = calculate_cost("openai", "gpt-4o", 1000, 500);
+    for (provider, model) in
+        [("", "azure/gpt-4o"), ("", "openai/gpt-4o"), ("azure", "azure/gpt-4o"), ("custom", "openai/gpt-4o")]
+    {
+        let result = calculate_cost(provider, model, 1000, 500);
+        assert_python(&result, plain.input_cost, plain.output_cost, plain.total_cost);
+    }
+    assert_eq!(resolve_model("", "azure/gpt-4o").map(|r| r.provider_id).as_deref(), Some("azure"));
+    assert_unpriced(&calculate_cost("", "nobody/gpt-4o-nope", 1000, 500));
+}
+
+/// Every amount is rounded to 1e-10 USD: no binary float noise such as `0.0011250000000000001`.
+#[test]
+fn amounts_have_at_most_ten_decimals() {
+    // Equal to itself written with 10 decimals: nothing beyond the 10th decimal (no float noise).
+    let ten_decimals = |x: f64| format!("{x:.10}").parse::<f64>().unwrap() == x;
+    for model in ["gpt-4o-mini", "gpt-4o", "claude-3-haiku-20240307", "gemini-2.0-flash"] {
+        for (input, output, cached) in [(1500, 1500, 0), (333, 777, 100), (1, 3, 0), (12_345, 6_789, 4_321)] {
+            let r = calculate_cost_cached("", model, input, output, cached);
+            assert!(r.price_found, "{model}");
+            for x in [r.input_cost, r.output_cost, r.total_cost] {
+                assert!(ten_decimals(x), "{model} {input}/{output}/{cached}: {x}");
+            }
+        }
+    }
+    assert_eq!(observer::cost::round_usd(0.1 + 0.2).to_string(), "0.3");
+}
+
+/// Cache writes, reasoning and audio tokens are priced at their own rates, as genai-prices prices them.
+/// Python: `calc_price(Usage(input_tokens=2000, cache_write_tokens=1000, cache_read_tokens=500, output_tokens=500),
+/// 'claude-3-5-sonnet-20241022', provider_id='anthropic')` → 0.00540 0.0075 0.01290 (500×3 + 1000×3.75 + 500×0.30
+/// per M input tokens); `calc_price(Usage(input_tokens=1000, output_tokens=1000, input_audio_tokens=400,
+/// output_audio_tokens=600), 'gpt-audio', provider_id='openai')` → 0.0143 0.0424 0.0567 (genai-prices 0.2.3; the
+/// rates of these two models are the same in the crate's data).
+#[test]
+fn every_usage_kind_is_priced_at_its_rate() {
+    use observer::cost::{calculate_cost_usage, TokenUsage};
+    let usage = TokenUsage {
+        input_tokens: 2000,
+        output_tokens: 500,
+        cached_tokens: 500,
+        cache_creation_tokens: 1000,
+        ..TokenUsage::default()
+    };
+    let r = calculate_cost_usage("anthropic", "claude-3-5-sonnet-20241022", &usage);
+    assert_python(&r, 0.0054, 0.0075, 0.0129);
+    assert_eq!(r.cache_creation_tokens, 1000);
+    let audio = TokenUsage {
+        input_tokens: 1000,
+        output_tokens: 1000,
+        input_audio_tokens: 400,
+        output_audio_tokens: 600,
+        ..TokenUsage::default()
+    };
+    assert_python(&calculate_cost_usage("openai", "gpt-audio", &audio), 0.0143, 0.0424, 0.0567);
+}
+
+/// Counts above the documented ceiling are priced at the ceiling, and the result says it is not trustworthy.
+#[test]
+fn absurd_counts_are_bounded_and_not_trusted() {
+    use observer::cost::MAX_TOKEN_COUNT;
+    let sane = calculate_cost("openai", "gpt-4o", 1000, 500);
+    assert!(sane.trusted);
+    let absurd = calculate_cost("openai", "gpt-4o", u64::MAX, 500);
+    assert!(!absurd.trusted, "{absurd:?}");
+    assert_eq!(absurd.input_tokens, MAX_TOKEN_COUNT);
+    let ceiling = calculate_cost("openai", "gpt-4o", MAX_TOKEN_COUNT, 500);
+    assert!(ceiling.trusted);
+    assert_eq!(absurd.total_cost, ceiling.total_cost);
 }

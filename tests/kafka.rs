@@ -60,7 +60,7 @@ fn every_helper_event_arrives_with_the_guides_json() {
             audit::log_delete(ResourceType::Document, doc.as_str()).emit().unwrap(),
             audit::log_login("kafka-user").success(false).reason("Invalid password").emit().unwrap(),
             audit::log_logout("kafka-user").emit().unwrap(),
-            audit::log_llm_interaction("gpt-4o", "openai").input_tokens(150).output_tokens(75).emit().unwrap(),
+            audit::log_llm_interaction("openai", "gpt-4o").input_tokens(150).output_tokens(75).emit().unwrap(),
             audit::log_data_export(ResourceType::Database, "kafka-customers")
                 .export_format("CSV")
                 .record_count(1500)

@@ -460,7 +460,15 @@ async fn anthropic_stream_through_the_http_layer() {
     assert_eq!(int(span, "gen_ai.usage.cache_read.input_tokens"), Some(400));
     assert_eq!(int(span, "gen_ai.usage.cache_creation.input_tokens"), Some(100));
     assert!(float(span, "gen_ai.response.time_to_first_chunk").is_some());
-    let cost = observer::calculate_cost_cached("anthropic", "claude-3-5-sonnet-20241022", 525, 15, 400);
+    // The 100 cache-creation tokens at the cache-write rate, the 400 cache reads at the cache-read rate.
+    let usage = TokenUsage {
+        input_tokens: 525,
+        output_tokens: 15,
+        cached_tokens: 400,
+        cache_creation_tokens: 100,
+        ..Default::default()
+    };
+    let cost = observer::cost::calculate_cost_usage("anthropic", "claude-3-5-sonnet-20241022", &usage);
     assert_eq!(float(span, "gen_ai.cost"), Some(cost.total_cost));
 }
 
@@ -695,4 +703,56 @@ fn default_init_keeps_installed_middleware_tracing() {
         .collect();
     assert!(providers.iter().any(|p| p == "openai"), "OpenAI call recorded after a default init: {providers:?}");
     assert!(providers.iter().any(|p| p == "anthropic"), "Anthropic call recorded after a default init: {providers:?}");
+}
+
+#[test]
+fn cache_writes_are_priced_at_the_cache_write_rate() {
+    setup();
+    // Anthropic: 500 uncached input tokens, 1,000 written to the cache, 500 read from it.
+    let usage = TokenUsage {
+        input_tokens: 2000,
+        output_tokens: 500,
+        cached_tokens: 500,
+        cache_creation_tokens: 1000,
+        ..Default::default()
+    };
+    let cost = {
+        let _parent = tracing::info_span!("test-cache-write").entered();
+        record_llm_call(&LlmCall {
+            provider: "anthropic".into(),
+            model: "claude-3-5-sonnet-20241022".into(),
+            usage,
+            log_interaction: Some(false),
+            ..Default::default()
+        })
+    };
+    // $3/M uncached, $3.75/M cache writes, $0.30/M cache reads (genai-prices' claude-3-5-sonnet).
+    let expected_input = (500.0 * 3.0 + 1000.0 * 3.75 + 500.0 * 0.30) / 1e6;
+    assert!((cost.input_cost - expected_input).abs() < 1e-12, "{cost:?}");
+    let spans = children("cache-write", 1);
+    assert_eq!(float(&spans[0], "gen_ai.cost"), Some(cost.total_cost));
+}
+
+#[tokio::test]
+async fn transport_errors_never_record_query_strings_or_credentials() {
+    let setup = setup();
+    // A port nobody listens on: the connection is refused.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://alice:hunter2pw@127.0.0.1:{port}/openai/deployments/x/chat/completions?api-key=SECRETKEY123&api-version=1");
+    let client = client(LlmMiddleware::new());
+    let parent = tracing::info_span!("test-transport-secret");
+    let result = tracing::Instrument::instrument(client.post(&url).body(CHAT_REQUEST).send(), parent).await;
+    assert!(result.is_err(), "nobody listens on {port}");
+    let spans = children("transport-secret", 1);
+    let span = &spans[0];
+    assert_eq!(span.attr_str("error.type"), Some("transport"));
+    let everything = format!("{} {:?}", span.status_message, span.attributes);
+    for secret in ["SECRETKEY123", "hunter2pw", "api-version", "alice"] {
+        assert!(!everything.contains(secret), "{secret} recorded: {everything}");
+    }
+    observer::flush(Duration::from_secs(10)).expect("flush");
+    for event in setup.sink.events() {
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(!json.contains("SECRETKEY123") && !json.contains("hunter2pw"), "{json}");
+    }
 }

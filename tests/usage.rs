@@ -22,6 +22,7 @@ fn usage(input: u64, output: u64, cached: u64, creation: u64, reasoning: u64) ->
         cached_tokens: cached,
         cache_creation_tokens: creation,
         reasoning_tokens: reasoning,
+        ..TokenUsage::default()
     }
 }
 
@@ -297,4 +298,39 @@ proptest! {
             prop_assert!(found.provider.as_deref().is_none_or(|p| !p.is_empty()));
         }
     }
+}
+
+#[test]
+fn distinct_sibling_usages_are_summed() {
+    let value = json!({
+        "step1": {"model": "gpt-4o", "usage": {"prompt_tokens": 100, "completion_tokens": 50}},
+        "step2": {"model": "gpt-4o", "usage": {"prompt_tokens": 30, "completion_tokens": 10}},
+    });
+    let found = extract_llm_info(&value).usage.expect("usage");
+    assert_eq!((found.input_tokens, found.output_tokens), (130, 60));
+    // The same usage reported twice on one object (a LangChain message) still counts once.
+    let message = json!({
+        "response_metadata": {"token_usage": {"prompt_tokens": 100, "completion_tokens": 20}},
+        "usage_metadata": {"input_tokens": 100, "output_tokens": 20},
+    });
+    let found = extract_llm_info(&message).usage.expect("usage");
+    assert_eq!((found.input_tokens, found.output_tokens), (100, 20));
+}
+
+#[test]
+fn absurd_counts_are_capped_and_flagged() {
+    use observer::llm::usage::MAX_TOKEN_COUNT;
+    let found = extract_llm_info(&json!({"prompt_tokens": 1e300, "completion_tokens": 5})).usage.expect("usage");
+    assert_eq!(found.input_tokens, MAX_TOKEN_COUNT);
+    assert!(found.capped);
+    let found = extract_llm_info(&json!({"prompt_tokens": 10, "completion_tokens": 5})).usage.expect("usage");
+    assert!(!found.capped);
+}
+
+#[test]
+fn bedrock_and_vendor_prefixed_ids_get_the_provider_that_prices_them() {
+    assert_eq!(detect_provider("anthropic.claude-3-haiku-20240307-v1:0").as_deref(), Some("aws"));
+    assert_eq!(detect_provider("us.anthropic.claude-3-haiku-20240307-v1:0").as_deref(), Some("aws"));
+    assert_eq!(detect_provider("us.anthropic.claude-99-future-v1:0").as_deref(), Some("aws"));
+    assert_eq!(detect_provider("azure/gpt-4o").as_deref(), Some("azure"));
 }

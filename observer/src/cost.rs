@@ -1,11 +1,11 @@
 //! LLM cost calculation, backed by the price data bundled with the [`genai_prices`] crate.
 //!
-//! Every price comes from the data embedded in `genai-prices` 0.2.1 (the same data as the Python `genai-prices`
-//! package 0.2.1), so the numbers equal what `genai_prices.calc_price` computes for the same model and usage.
-//! All amounts are US dollars (`currency` is always `"USD"`).
+//! All amounts are US dollars (`currency` is always `"USD"`), rounded to [`USD_DECIMALS`] (10) decimal places
+//! by [`round_usd`], so that they are written without binary float noise (`0.001125`, not
+//! `0.0011250000000000001`) and add up like the bill.
 //!
 //! ```
-//! use observer::cost::{calculate_cost, calculate_cost_cached, get_price};
+//! use observer::cost::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, TokenUsage};
 //!
 //! // result = calculate_cost(provider="openai", model="gpt-4o", input_tokens=1000, output_tokens=500)
 //! let result = calculate_cost("openai", "gpt-4o", 1000, 500);
@@ -16,7 +16,12 @@
 //! //                         input_tokens=2000, output_tokens=500, cached_tokens=1500)
 //! let result = calculate_cost_cached("anthropic", "claude-3-5-sonnet-20241022", 2000, 500, 1500);
 //! // 500 uncached input tokens at $3/M plus 1,500 cache reads at $0.30/M (0.006 without the cache).
-//! assert!((result.input_cost - 0.00195).abs() < 1e-12);
+//! assert_eq!(result.input_cost, 0.00195);
+//!
+//! // Every usage kind at its own rate: here 1,000 of the input tokens were written to the cache ($3.75/M).
+//! let usage = TokenUsage { input_tokens: 2000, output_tokens: 500, cache_creation_tokens: 1000, ..Default::default() };
+//! let result = calculate_cost_usage("anthropic", "claude-3-5-sonnet-20241022", &usage);
+//! assert_eq!(result.input_cost, 0.00675);
 //!
 //! // price = get_price("openai", "gpt-4o")  # provider, model, input_price_per_1k, output_price_per_1k, or None
 //! let price = get_price("openai", "gpt-4o").expect("gpt-4o is priced");
@@ -28,13 +33,30 @@
 //! assert!(!unknown.price_found && unknown.total_cost == 0.0);
 //! ```
 //!
+//! # Price data
+//!
+//! Every price comes from the data embedded in the Rust `genai-prices` crate 0.2.1, which is the data of the
+//! Python `genai-prices` package 0.2.1: for the same model and usage the numbers equal what that Python release's
+//! `calc_price` computes (up to the rounding above). They are **not** necessarily what the Python
+//! `autonomize-observer` package computes today: it prices with whichever Python `genai-prices` release is
+//! installed, and newer releases have newer data (in November 2026, Python `genai-prices` 0.2.3 knew 63 models
+//! this data lacks and priced about 65 others differently). When reconciling costs across services, compare the
+//! `genai-prices` versions first; [`resolve_model`] shows which entry of this data a model id matched.
+//!
 //! # Models
 //!
-//! The model id is passed to `genai-prices` exactly as given (matched case-insensitively by its rules), so a
-//! dated id such as `claude-3-5-sonnet-20241022` is priced as the model whose rule it matches
-//! (`claude-3-5-sonnet`), never mapped by this module to another model. [`resolve_model`] shows what an id
-//! matched. Prices in effect *now* are used (some models have prices that change on a date); request-specific
-//! variants (OpenAI service tiers, batch processing) are not applied.
+//! The model id is passed to `genai-prices` as given (matched case-insensitively by its rules), so a dated id such
+//! as `claude-3-5-sonnet-20241022` is priced as the model whose rule it matches (`claude-3-5-sonnet`), never mapped
+//! by this module to another model. Two id shapes are routed first:
+//!
+//! - **Bedrock model ids** (`anthropic.claude-3-haiku-20240307-v1:0`, region-prefixed
+//!   `us.anthropic.claude-…`, `amazon.nova-pro-v1:0`, `meta.llama3-…`: `[region.]vendor.model`) are priced as
+//!   Bedrock's (`genai-prices` provider `aws`), whatever provider is given: no other provider serves those ids.
+//! - **`vendor/model` ids** (LiteLLM and proxies: `azure/gpt-4o`, `openai/gpt-4o`) that the given provider does not
+//!   price are priced as `model` of `vendor`, when `vendor` is a provider of the data (after the aliases below).
+//!
+//! [`resolve_model`] shows what an id matched. Prices in effect *now* are used (some models have prices that
+//! change on a date); request-specific variants (OpenAI service tiers, batch processing) are not applied.
 //!
 //! # Providers
 //!
@@ -70,21 +92,32 @@
 //! 4. A provider `genai-prices` does not know (e.g. `ollama`, `custom`) is treated like an empty one: the model id
 //!    alone selects the provider when it can (`gpt-…` is OpenAI's, `claude…` Anthropic's, `gemini…` Google's, …).
 //!
-//! A provider that is known but does not price the model is not second-guessed: the price is not found. Some
-//! providers fall back to others' models themselves (`azure` to OpenAI's and Anthropic's, `google` to
-//! Anthropic's).
+//! A provider that is known but does not price the model is not second-guessed (except for the two id shapes
+//! above): the price is not found. Some providers fall back to others' models themselves (`azure` to OpenAI's and
+//! Anthropic's, `google` to Anthropic's).
 //!
-//! # Cached tokens
+//! # Usage kinds
 //!
-//! `cached_tokens` are the part of `input_tokens` read from the provider's prompt cache. They are charged at the
-//! model's cache-read rate and the rest of the input at the input rate; a model without a cache-read price
-//! charges them at the input rate. `cached_tokens` larger than `input_tokens` are clamped to `input_tokens`.
+//! [`calculate_cost_usage`] prices every kind of [`TokenUsage`] at the model's own rate for it, as `genai-prices`
+//! does: cache reads (`cached_tokens`), cache writes (`cache_creation_tokens`), input and output audio tokens, and
+//! reasoning tokens (at the output rate unless the model has a reasoning rate). All of them are parts of
+//! `input_tokens` / `output_tokens` (see [`TokenUsage`]); a part the model has no rate for is charged at the
+//! input or output rate. [`calculate_cost_cached`] is the common case of cache reads only; `cached_tokens` larger
+//! than `input_tokens` are clamped to `input_tokens`.
+//!
+//! # Absurd counts
+//!
+//! A token count above [`MAX_TOKEN_COUNT`] (one billion, far beyond any model's context) is priced as
+//! `MAX_TOKEN_COUNT` and the result has `trusted: false`; so is a usage marked
+//! [`capped`](TokenUsage::capped) by the extraction. Events carry the flag as `cost_trusted: false`. Price
+//! multi-call totals call by call, not as one sum above the ceiling.
 //!
 //! # Unknown models
 //!
 //! An unknown provider/model pair costs `0.0` with `price_found: false`; it is never an error and never panics.
 //! One `tracing` warning (target `observer::cost`) is logged per distinct pair, not per call; after
-//! [`MAX_WARNED_PAIRS`] distinct pairs, one last warning says that further ones are not reported.
+//! [`MAX_WARNED_PAIRS`] distinct pairs, one last warning says that further ones are not reported. When the model
+//! looks like a provider and the provider like a model (swapped arguments), the warning says so.
 //!
 //! # Performance
 //!
@@ -98,28 +131,56 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use genai_prices::{Calculator, ErrorKind, PriceCalculation, PriceRequest, Usage, UsageKey};
 use serde::{Deserialize, Serialize};
 
+pub use crate::llm::usage::{TokenUsage, MAX_TOKEN_COUNT};
+
 /// The currency of every amount in this module.
 pub const CURRENCY: &str = "USD";
 
 /// How many distinct unknown provider/model pairs are remembered to warn about each one only once.
 pub const MAX_WARNED_PAIRS: usize = 1024;
 
+/// Decimal places of every amount of money the crate computes or writes (1e-10 USD).
+pub const USD_DECIMALS: i32 = 10;
+
+/// `usd` rounded to [`USD_DECIMALS`] decimal places (half away from zero): the one rounding of money in the
+/// crate, applied to every cost in results, audit events, agent trace events and span attributes.
+///
+/// The result is the `f64` nearest to a decimal with at most 10 decimal places, so it is written as that decimal
+/// (`0.1 + 0.2` becomes `0.3`). Not finite values become `0.0`; amounts too large to hold 10 decimals in an `f64`
+/// (above about 900,000 USD) are returned unchanged.
+#[must_use]
+pub fn round_usd(usd: f64) -> f64 {
+    const SCALE: f64 = 1e10;
+    if !usd.is_finite() {
+        return 0.0;
+    }
+    let scaled = usd * SCALE;
+    // Beyond 2^53 an f64 has no fraction left to round.
+    if scaled.abs() >= 9_007_199_254_740_992.0 {
+        return usd;
+    }
+    scaled.round() / SCALE
+}
+
 /// The cost of one LLM call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostResult {
-    /// Cost of the input tokens in USD, cached ones included (at the cache-read rate).
+    /// Cost of the input tokens in USD, cached, cache-write and audio ones included (each at its rate).
     pub input_cost: f64,
     /// Cost of the output tokens in USD.
     pub output_cost: f64,
     /// `input_cost + output_cost`, plus any per-request fee the price data has (only Perplexity's `sonar` models
     /// have one); equals `total_price` of `genai-prices`.
     pub total_cost: f64,
-    /// Input tokens (cached ones included).
+    /// Input tokens (cached ones included), as priced (at most [`MAX_TOKEN_COUNT`]).
     pub input_tokens: u64,
-    /// Output tokens.
+    /// Output tokens, as priced (at most [`MAX_TOKEN_COUNT`]).
     pub output_tokens: u64,
     /// Cached input tokens (a subset of `input_tokens`; clamped to it).
     pub cached_tokens: u64,
+    /// Input tokens written to the cache (a subset of `input_tokens`; clamped to it).
+    #[serde(default)]
+    pub cache_creation_tokens: u64,
     /// Provider, as given by the caller.
     pub provider: String,
     /// Model id, as given by the caller.
@@ -128,6 +189,14 @@ pub struct CostResult {
     pub currency: String,
     /// Whether a price was found; when false every cost is zero.
     pub price_found: bool,
+    /// `false` when a token count was above [`MAX_TOKEN_COUNT`] (priced as the ceiling) or the usage was marked
+    /// [`capped`](TokenUsage::capped): the cost is not trustworthy (see the [module docs](self#absurd-counts)).
+    #[serde(default = "yes")]
+    pub trusted: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Per-1K-token prices of a model.
@@ -156,7 +225,7 @@ pub struct ResolvedModel {
 ///
 /// Never fails: an unknown provider/model costs `0.0` with `price_found: false` (see the [module docs](self)).
 pub fn calculate_cost(provider: &str, model: &str, input_tokens: u64, output_tokens: u64) -> CostResult {
-    calculate_cost_cached(provider, model, input_tokens, output_tokens, 0)
+    calculate_cost_usage(provider, model, &TokenUsage::new(input_tokens, output_tokens))
 }
 
 /// Cost of a call where `cached_tokens` of the `input_tokens` were read from the provider's cache.
@@ -171,10 +240,20 @@ pub fn calculate_cost_cached(
     output_tokens: u64,
     cached_tokens: u64,
 ) -> CostResult {
-    let cached_tokens = cached_tokens.min(input_tokens);
-    let usage = token_usage(input_tokens, output_tokens, cached_tokens);
-    let (input_cost, output_cost, total_cost, price_found) = match price(provider, model, &usage) {
-        Ok(price) => (price.input_price, price.output_price, price.total_price, true),
+    let usage = TokenUsage { cached_tokens, ..TokenUsage::new(input_tokens, output_tokens) };
+    calculate_cost_usage(provider, model, &usage)
+}
+
+/// Cost of a call with every kind of usage `genai-prices` prices: cache reads and writes, audio input and output,
+/// reasoning (see the [module docs](self#usage-kinds)).
+///
+/// The usage is normalised first (parts clamped to their totals); counts above [`MAX_TOKEN_COUNT`] are priced as
+/// the ceiling and the result is marked `trusted: false`. Never fails: an unknown provider/model costs `0.0` with
+/// `price_found: false`.
+pub fn calculate_cost_usage(provider: &str, model: &str, usage: &TokenUsage) -> CostResult {
+    let (usage, within_bounds) = bounded(usage);
+    let (input_cost, output_cost, total_cost, price_found) = match price(provider, model, &genai_usage(&usage)) {
+        Ok(price) => (round_usd(price.input_price), round_usd(price.output_price), round_usd(price.total_price), true),
         Err(reason) => {
             warn_unknown_once(provider, model, &reason);
             (0.0, 0.0, 0.0, false)
@@ -184,13 +263,15 @@ pub fn calculate_cost_cached(
         input_cost,
         output_cost,
         total_cost,
-        input_tokens,
-        output_tokens,
-        cached_tokens,
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cached_tokens: usage.cached_tokens,
+        cache_creation_tokens: usage.cache_creation_tokens,
         provider: provider.into(),
         model: model.into(),
         currency: CURRENCY.into(),
         price_found,
+        trusted: within_bounds && !usage.capped,
     }
 }
 
@@ -207,15 +288,17 @@ pub fn get_price(provider: &str, model: &str) -> Option<ModelPrice> {
     Some(ModelPrice {
         provider: provider.into(),
         model: model.into(),
-        input_price_per_1k: price.input_price,
-        output_price_per_1k: price.output_price,
+        input_price_per_1k: round_usd(price.input_price),
+        output_price_per_1k: round_usd(price.output_price),
     })
 }
 
 /// The provider and model of the price data that `provider`/`model` resolve to, or `None` when unknown.
 ///
 /// Shows what a raw model id is priced as, e.g. `("anthropic", "claude-3-5-sonnet-20241022")` resolves to
-/// provider `anthropic`, model `claude-3-5-sonnet`, and `("", "gpt-4o")` to provider `openai`.
+/// provider `anthropic`, model `claude-3-5-sonnet`, `("", "gpt-4o")` to provider `openai`, a Bedrock id such as
+/// `("anthropic", "anthropic.claude-3-haiku-20240307-v1:0")` to provider `aws`, and `("", "azure/gpt-4o")` to
+/// provider `azure`.
 pub fn resolve_model(provider: &str, model: &str) -> Option<ResolvedModel> {
     let price = price(provider, model, &Usage::new()).ok()?;
     Some(ResolvedModel { provider_id: price.provider_id, model_id: price.model_id })
@@ -266,22 +349,140 @@ impl std::fmt::Display for NotFound {
     }
 }
 
-/// The usage `genai-prices` prices: cache reads are a part of `input_tokens` there too.
-fn token_usage(input_tokens: u64, output_tokens: u64, cached_tokens: u64) -> Usage {
-    // u64 → f64 rounds above 2^53 tokens, far beyond any real call; the price stays finite.
-    #[allow(clippy::cast_precision_loss)]
-    let count = |tokens: u64| tokens as f64;
-    let mut usage =
-        Usage::from([(UsageKey::INPUT_TOKENS, count(input_tokens)), (UsageKey::OUTPUT_TOKENS, count(output_tokens))]);
-    if cached_tokens > 0 {
-        usage.insert(UsageKey::CACHE_READ_TOKENS, count(cached_tokens));
-    }
-    usage
+/// `usage` normalised, every count at most [`MAX_TOKEN_COUNT`]; and whether every count already was.
+fn bounded(usage: &TokenUsage) -> (TokenUsage, bool) {
+    let mut within = true;
+    let mut bound = |n: u64| {
+        if n > MAX_TOKEN_COUNT {
+            within = false;
+        }
+        n.min(MAX_TOKEN_COUNT)
+    };
+    let usage = TokenUsage {
+        input_tokens: bound(usage.input_tokens),
+        output_tokens: bound(usage.output_tokens),
+        cached_tokens: bound(usage.cached_tokens),
+        cache_creation_tokens: bound(usage.cache_creation_tokens),
+        reasoning_tokens: bound(usage.reasoning_tokens),
+        input_audio_tokens: bound(usage.input_audio_tokens),
+        output_audio_tokens: bound(usage.output_audio_tokens),
+        capped: usage.capped,
+    };
+    (usage.normalised(), within)
 }
 
-/// Prices `usage` for the caller's provider/model, resolving the provider as the module docs describe.
+/// The usage `genai-prices` prices: the parts are parts of `input_tokens` / `output_tokens` there too.
+fn genai_usage(usage: &TokenUsage) -> Usage {
+    // Counts are at most MAX_TOKEN_COUNT (1e9): exact in an f64.
+    #[allow(clippy::cast_precision_loss)]
+    let count = |tokens: u64| tokens as f64;
+    let mut out = Usage::from([
+        (UsageKey::INPUT_TOKENS, count(usage.input_tokens)),
+        (UsageKey::OUTPUT_TOKENS, count(usage.output_tokens)),
+    ]);
+    for (key, tokens) in [
+        (UsageKey::CACHE_READ_TOKENS, usage.cached_tokens),
+        (UsageKey::CACHE_WRITE_TOKENS, usage.cache_creation_tokens),
+        (UsageKey::INPUT_AUDIO_TOKENS, usage.input_audio_tokens),
+        (UsageKey::OUTPUT_REASONING_TOKENS, usage.reasoning_tokens),
+        (UsageKey::OUTPUT_AUDIO_TOKENS, usage.output_audio_tokens),
+    ] {
+        if tokens > 0 {
+            out.insert(key, count(tokens));
+        }
+    }
+    out
+}
+
+/// Bedrock's model vendors (the `vendor.` of `[region.]vendor.model` ids).
+const BEDROCK_VENDORS: &[&str] = &[
+    "anthropic",
+    "amazon",
+    "meta",
+    "mistral",
+    "cohere",
+    "ai21",
+    "deepseek",
+    "openai",
+    "qwen",
+    "writer",
+    "twelvelabs",
+    "stability",
+    "luma",
+    "moonshot",
+    "moonshotai",
+    "minimax",
+    "google",
+    "nvidia",
+];
+
+/// Bedrock's cross-region inference prefixes (the `region.` of `region.vendor.model` ids).
+const BEDROCK_REGIONS: &[&str] = &["us", "eu", "apac", "au", "jp", "ca", "us-gov", "global"];
+
+/// Whether `model` is an Amazon Bedrock model id: `[region.]vendor.model`, e.g.
+/// `anthropic.claude-3-haiku-20240307-v1:0` or `us.anthropic.claude-3-5-sonnet-20240620-v1:0`.
+pub(crate) fn is_bedrock_model_id(model: &str) -> bool {
+    let lower = model.trim().to_ascii_lowercase();
+    let after_region = match lower.split_once('.') {
+        Some((region, rest)) if BEDROCK_REGIONS.contains(&region) => rest,
+        _ => lower.as_str(),
+    };
+    match after_region.split_once('.') {
+        Some((vendor, rest)) => BEDROCK_VENDORS.contains(&vendor) && !rest.is_empty() && !rest.starts_with('.'),
+        None => false,
+    }
+}
+
+/// Prices `usage` for the caller's provider/model, resolving the provider and routing Bedrock and `vendor/model`
+/// ids as the module docs describe.
 fn price(provider: &str, model: &str, usage: &Usage) -> Result<PriceCalculation, NotFound> {
     let calculator = (*CALCULATOR).ok_or(NotFound::NoData)?;
+    if is_bedrock_model_id(model) {
+        if let Ok(price) = calculator.calculate(&PriceRequest::new(model.trim(), usage).with_provider_id("aws")) {
+            return Ok(price);
+        }
+    }
+    let direct = price_as_given(calculator, provider, model, usage);
+    if direct.is_ok() {
+        return direct;
+    }
+    // `vendor/model`: priced as the vendor's model when the vendor is a provider of the data.
+    if let Some((vendor, rest)) = model.trim().split_once('/') {
+        let vendor_id = provider_id(vendor);
+        let known = vendor_id
+            .and_then(|id| calculator.find_provider(Some(id), None).ok().flatten())
+            .is_some_and(|p| !p.id().is_empty());
+        if known && !rest.trim().is_empty() {
+            if let Ok(price) = price_inner(calculator, vendor, rest.trim(), usage) {
+                return Ok(price);
+            }
+        }
+    }
+    direct
+}
+
+/// [`price`] of the part after a `vendor/`: Bedrock routing and the provider as given, no further split.
+fn price_inner(
+    calculator: &Calculator,
+    provider: &str,
+    model: &str,
+    usage: &Usage,
+) -> Result<PriceCalculation, NotFound> {
+    if is_bedrock_model_id(model) {
+        if let Ok(price) = calculator.calculate(&PriceRequest::new(model, usage).with_provider_id("aws")) {
+            return Ok(price);
+        }
+    }
+    price_as_given(calculator, provider, model, usage)
+}
+
+/// The provider as given (after this module's aliases), falling back to the model alone for unknown providers.
+fn price_as_given(
+    calculator: &Calculator,
+    provider: &str,
+    model: &str,
+    usage: &Usage,
+) -> Result<PriceCalculation, NotFound> {
     let request = PriceRequest::new(model, usage);
     let result = match provider_id(provider) {
         None => calculator.calculate(&request),
@@ -343,6 +544,12 @@ static WARNED: LazyLock<Mutex<WarnedPairs>> = LazyLock::new(|| Mutex::new(Warned
 fn warn_unknown_once(provider: &str, model: &str, reason: &NotFound) {
     let first = WARNED.lock().unwrap_or_else(PoisonError::into_inner).first_time(provider, model);
     match first {
+        First::Yes if looks_swapped(provider, model) => crate::diag::report!(
+            WARN,
+            "price-unknown",
+            "no price for provider `{provider}`, model `{model}` ({reason}), but the swapped pair has one: the \
+             arguments are (provider, model); its cost is recorded as 0 (warned once per pair)"
+        ),
         First::Yes => crate::diag::report!(
             WARN,
             "price-unknown",
@@ -357,6 +564,11 @@ fn warn_unknown_once(provider: &str, model: &str, reason: &NotFound) {
         ),
         First::No => {}
     }
+}
+
+/// Whether `model`/`provider` (swapped) is priced while `provider`/`model` is not: the arguments were swapped.
+fn looks_swapped(provider: &str, model: &str) -> bool {
+    !provider.trim().is_empty() && price(model, provider, &Usage::new()).is_ok()
 }
 
 /// Whether a pair is seen for the first time.
@@ -451,11 +663,55 @@ mod tests {
 
     #[test]
     fn cached_tokens_are_clamped() {
-        let usage = token_usage(10, 5, 10);
-        assert_eq!(usage.get(UsageKey::CACHE_READ_TOKENS), Some(10.0));
+        let (usage, within) = bounded(&TokenUsage { cached_tokens: 50, ..TokenUsage::new(10, 5) });
+        assert!(within);
+        assert_eq!(genai_usage(&usage).get(UsageKey::CACHE_READ_TOKENS), Some(10.0));
         let result = calculate_cost_cached("anthropic", "claude-3-haiku-20240307", 10, 5, 50);
         assert_eq!(result.cached_tokens, 10);
         assert!(result.price_found);
+    }
+
+    #[test]
+    fn bedrock_ids() {
+        for id in [
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "US-GOV.anthropic.claude-x",
+            "amazon.nova-pro-v1:0",
+            "meta.llama3-70b-instruct-v1:0",
+            " global.anthropic.claude-sonnet-4-20250514-v1:0 ",
+        ] {
+            assert!(is_bedrock_model_id(id), "{id}");
+        }
+        for id in [
+            "claude-3-haiku-20240307",
+            "gpt-3.5-turbo",
+            "anthropic/claude-3",
+            "us.",
+            "anthropic.",
+            "meta-llama.x",
+            "o1",
+        ] {
+            assert!(!is_bedrock_model_id(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn money_rounding() {
+        assert_eq!(round_usd(0.1 + 0.2), 0.3);
+        assert_eq!(round_usd(0.001_125_000_000_000_000_1), 0.001125);
+        assert_eq!(round_usd(-0.000_000_000_05), -0.000_000_000_1);
+        assert_eq!(round_usd(f64::NAN), 0.0);
+        assert_eq!(round_usd(f64::INFINITY), 0.0);
+        assert_eq!(round_usd(1e300), 1e300);
+        assert_eq!(round_usd(0.0), 0.0);
+    }
+
+    #[test]
+    fn swapped_arguments_are_recognised() {
+        assert!(looks_swapped("gpt-4o", "openai"));
+        assert!(!looks_swapped("openai", "gpt-4o-nope"));
+        assert!(!looks_swapped("", "openai"));
     }
 
     #[test]

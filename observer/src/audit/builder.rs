@@ -43,20 +43,36 @@ pub mod kind {
     impl Kind for Auth {}
     impl Kind for DataExport {}
     impl Kind for LlmInteraction {
-        /// Completes `total_tokens` and, when no cost was given, `cost_usd` from the cost module.
+        /// Completes `total_tokens` and, when no cost was given, `cost_usd` from the cost module; rounds
+        /// `cost_usd` to 1e-10 USD ([`round_usd`](crate::cost::round_usd)).
         fn complete(event: &mut crate::AuditEvent) {
             use serde_json::Value;
             let m = &mut event.metadata;
             let tokens = |m: &serde_json::Map<String, Value>, k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
-            let (input, output, cached) =
-                (tokens(m, "input_tokens"), tokens(m, "output_tokens"), tokens(m, "cached_tokens"));
-            m.entry("input_tokens").or_insert(Value::from(input));
-            m.entry("output_tokens").or_insert(Value::from(output));
-            m.insert("total_tokens".into(), Value::from(input.saturating_add(output)));
-            if !m.contains_key("cost_usd") {
-                let provider = m.get("provider").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let cost = crate::cost::calculate_cost_cached(&provider, &event.resource_id, input, output, cached);
-                event.metadata.insert("cost_usd".into(), Value::from(cost.total_cost));
+            let usage = crate::cost::TokenUsage {
+                input_tokens: tokens(m, "input_tokens"),
+                output_tokens: tokens(m, "output_tokens"),
+                cached_tokens: tokens(m, "cached_tokens"),
+                cache_creation_tokens: tokens(m, "cache_creation_tokens"),
+                reasoning_tokens: tokens(m, "reasoning_tokens"),
+                ..crate::cost::TokenUsage::default()
+            };
+            m.entry("input_tokens").or_insert(Value::from(usage.input_tokens));
+            m.entry("output_tokens").or_insert(Value::from(usage.output_tokens));
+            m.insert("total_tokens".into(), Value::from(usage.total_tokens()));
+            match m.get("cost_usd").map(Value::as_f64) {
+                Some(Some(given)) => {
+                    m.insert("cost_usd".into(), Value::from(crate::cost::round_usd(given)));
+                }
+                Some(None) => {}
+                None => {
+                    let provider = m.get("provider").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let cost = crate::cost::calculate_cost_usage(&provider, &event.resource_id, &usage);
+                    event.metadata.insert("cost_usd".into(), Value::from(cost.total_cost));
+                    if !cost.trusted {
+                        event.metadata.insert("cost_trusted".into(), Value::Bool(false));
+                    }
+                }
             }
         }
     }
@@ -274,8 +290,10 @@ impl AuditBuilder<kind::LlmInteraction> {
         self.metadata("cached_tokens", n)
     }
 
-    /// The cost in USD (metadata `cost_usd`). When not given it is computed from the tokens with
-    /// [`calculate_cost_cached`](crate::calculate_cost_cached).
+    /// The cost in USD (metadata `cost_usd`, rounded to 1e-10 USD). When not given it is computed from the
+    /// tokens (input, output, cached, `cache_creation_tokens` and `reasoning_tokens` metadata) with
+    /// [`calculate_cost_usage`](crate::cost::calculate_cost_usage); a cost from absurd token counts adds
+    /// `cost_trusted: false`.
     pub fn cost(self, usd: f64) -> Self {
         self.metadata("cost_usd", usd)
     }
@@ -364,9 +382,12 @@ pub fn log_logout(user_id: impl Into<String>) -> AuditBuilder<kind::Auth> {
 
 /// Records an LLM call (AI_INTERACTION / EXECUTE on LLM_MODEL `model`), with metadata `model`, `provider`,
 /// `input_tokens`, `output_tokens`, `total_tokens`, `cost_usd` and whatever else is set.
+///
+/// The arguments are `(provider, model)`, the order of [`calculate_cost`](crate::calculate_cost) and of
+/// `genai-prices`. When the pair cannot be priced but the swapped pair can, the cost module's warning says so.
 pub fn log_llm_interaction(
-    model: impl Into<String>,
     provider: impl Into<String>,
+    model: impl Into<String>,
 ) -> AuditBuilder<kind::LlmInteraction> {
     let model = model.into();
     AuditBuilder::new(AuditEventType::AiInteraction, AuditAction::Execute, ResourceType::LlmModel, model.clone())

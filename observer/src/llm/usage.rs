@@ -22,17 +22,17 @@
 //!
 //! | Shape | Keys | Normalisation |
 //! |---|---|---|
-//! | OpenAI chat | `prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens` (also DeepSeek's `prompt_cache_hit_tokens`) | as is |
-//! | OpenAI Responses, LangChain `usage_metadata` | `input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`, `output_tokens_details.reasoning_tokens`, `input_token_details.cache_read`/`cache_creation`, `output_token_details.reasoning` | as is |
+//! | OpenAI chat | `prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`/`audio_tokens`, `completion_tokens_details.reasoning_tokens`/`audio_tokens` (also DeepSeek's `prompt_cache_hit_tokens`) | as is |
+//! | OpenAI Responses, LangChain `usage_metadata` | `input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`/`audio_tokens`, `output_tokens_details.reasoning_tokens`/`audio_tokens`, `input_token_details.cache_read`/`cache_creation`/`audio`, `output_token_details.reasoning`/`audio` | as is |
 //! | Anthropic | `input_tokens`, `output_tokens` with `cache_read_input_tokens` and/or `cache_creation_input_tokens` | input = input + cache read + cache creation |
 //! | Gemini | `promptTokenCount`, `candidatesTokenCount`, `cachedContentTokenCount`, `thoughtsTokenCount`, `toolUsePromptTokenCount` | input = prompt + tool-use prompt, output = candidates + thoughts |
 //! | Bedrock Converse | `inputTokens`, `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens` | input = input + cache read + cache write |
 //!
 //! An object is an Anthropic usage when it has a `cache_read_input_tokens` or `cache_creation_input_tokens` key
 //! (Anthropic's `input_tokens` excludes cache reads and writes); without them the Anthropic and Responses shapes
-//! mean the same. Every result is normalised to the [`TokenUsage`] invariant: cached and cache-creation tokens
-//! are part of `input_tokens` and reasoning tokens part of `output_tokens`; inconsistent data is clamped (the
-//! parts are lowered to fit their totals, never the totals raised).
+//! mean the same. Every result is normalised to the [`TokenUsage`] invariant: cached, cache-creation and audio
+//! tokens are parts of `input_tokens`, reasoning and audio tokens parts of `output_tokens`; inconsistent data is
+//! clamped (the parts are lowered to fit their totals, never the totals raised).
 //!
 //! Counts may be non-negative integers, non-negative finite floats (truncated) or strings holding either;
 //! negative numbers, NaN, booleans and other types are ignored as if the key were absent. A usage whose keys are
@@ -40,13 +40,23 @@
 //!
 //! # Merge rule
 //!
-//! - Shapes found on the same object, the results of custom extractors on that object, and the object's own
-//!   usage together with the usages found in its members merge **field-wise by maximum**: they are views of the
-//!   same response (a LangChain `AIMessage` carries both `response_metadata.token_usage` and `usage_metadata`, and
-//!   the cached tokens may be in only one of them).
+//! - Shapes found on the same object, the results of custom extractors on that object, and the usages found
+//!   under its **view members** (`usage`, `usage_metadata`, `usageMetadata`, `token_usage`, `response_metadata`,
+//!   `llm_output`, `generation_info`) merge **field-wise by maximum**: they are views of the same response (a
+//!   LangChain `AIMessage` carries both `response_metadata.token_usage` and `usage_metadata`, and the cached
+//!   tokens may be in only one of them).
+//! - The usages found under an object's **other members** (e.g. `{"step1": {..}, "step2": {..}}`) are distinct
+//!   calls and are **summed** (saturating), except that a usage with the same input and output totals as one
+//!   already found among them is the same usage reported twice and merges with it by maximum. The sum then merges
+//!   by maximum with the object's own usage (an object that reports the total of its members is not counted twice).
 //! - The usages found in the elements of an **array** are **summed** (saturating): a list of messages or calls.
 //! - Each JSON node is visited once. The detail objects read as part of a recognised shape
 //!   (`prompt_tokens_details`, `input_token_details`, …) are not searched again.
+//!
+//! # Bounds
+//!
+//! A count above [`MAX_TOKEN_COUNT`] (one billion) is not believed: it is lowered to that ceiling and the usage is
+//! marked [`capped`](TokenUsage::capped), which marks any cost computed from it as not trustworthy.
 //!
 //! # Model and provider
 //!
@@ -76,19 +86,27 @@ pub const MAX_DEPTH: usize = 64;
 /// At most this many objects and arrays are visited by one extraction.
 pub const MAX_NODES: usize = 100_000;
 
+/// The largest token count believed for one key of one usage (one billion tokens, a hundred times the largest
+/// context window of any model). A larger count (e.g. `1e300`, which would otherwise become `u64::MAX`) is lowered
+/// to this ceiling and the usage marked [`capped`](TokenUsage::capped); its cost is then marked not trustworthy
+/// ([`CostResult::trusted`](crate::cost::CostResult::trusted)).
+pub const MAX_TOKEN_COUNT: u64 = 1_000_000_000;
+
 /// Token counts of one or more LLM calls.
 ///
-/// Invariant (normalised): `cached_tokens` and `cache_creation_tokens` are part of `input_tokens`;
-/// `reasoning_tokens` are part of `output_tokens`. Everything this module returns holds it; [`merge_max`] and
-/// [`add`] restore it on their results.
+/// Invariant (normalised): `cached_tokens`, `cache_creation_tokens` and `input_audio_tokens` are parts of
+/// `input_tokens` (together at most `input_tokens`); `reasoning_tokens` and `output_audio_tokens` are parts of
+/// `output_tokens` (together at most `output_tokens`). Everything this module returns holds it; [`merge_max`] and
+/// [`add`] restore it on their results. [`calculate_cost_usage`](crate::cost::calculate_cost_usage) prices each
+/// part at its own rate.
 ///
 /// [`merge_max`]: TokenUsage::merge_max
 /// [`add`]: TokenUsage::add
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TokenUsage {
-    /// Input (prompt) tokens, cached and cache-creation tokens included.
+    /// Input (prompt) tokens, cached, cache-creation and audio tokens included.
     pub input_tokens: u64,
-    /// Output (completion) tokens, reasoning tokens included.
+    /// Output (completion) tokens, reasoning and audio tokens included.
     pub output_tokens: u64,
     /// Input tokens read from the provider's cache.
     pub cached_tokens: u64,
@@ -96,6 +114,22 @@ pub struct TokenUsage {
     pub cache_creation_tokens: u64,
     /// Output tokens spent on reasoning.
     pub reasoning_tokens: u64,
+    /// Input tokens that are audio (not read from the cache).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_audio_tokens: u64,
+    /// Output tokens that are audio (not reasoning).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_audio_tokens: u64,
+    /// A count above [`MAX_TOKEN_COUNT`] was found and lowered to it: the counts (and any cost computed from
+    /// them) are not trustworthy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capped: bool,
+}
+
+// `serde(skip_serializing_if)` takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TokenUsage {
@@ -114,7 +148,7 @@ impl TokenUsage {
     /// Whether every count is zero.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        Self { capped: false, ..*self } == Self::default()
     }
 
     /// Field-wise maximum with `other`: combines two views of the same call. The result is normalised (parts
@@ -125,6 +159,9 @@ impl TokenUsage {
         self.cached_tokens = self.cached_tokens.max(other.cached_tokens);
         self.cache_creation_tokens = self.cache_creation_tokens.max(other.cache_creation_tokens);
         self.reasoning_tokens = self.reasoning_tokens.max(other.reasoning_tokens);
+        self.input_audio_tokens = self.input_audio_tokens.max(other.input_audio_tokens);
+        self.output_audio_tokens = self.output_audio_tokens.max(other.output_audio_tokens);
+        self.capped |= other.capped;
         self.normalise();
     }
 
@@ -136,20 +173,34 @@ impl TokenUsage {
         self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
         self.cache_creation_tokens = self.cache_creation_tokens.saturating_add(other.cache_creation_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
+        self.input_audio_tokens = self.input_audio_tokens.saturating_add(other.input_audio_tokens);
+        self.output_audio_tokens = self.output_audio_tokens.saturating_add(other.output_audio_tokens);
+        self.capped |= other.capped;
         self.normalise();
     }
 
-    /// Clamps the parts to their totals: cached tokens first, then cache-creation tokens, to the input tokens;
-    /// reasoning tokens to the output tokens.
+    /// Clamps the parts to their totals: cached tokens first, then cache-creation tokens, then audio tokens, to
+    /// the input tokens; reasoning tokens, then audio tokens, to the output tokens.
     fn normalise(&mut self) {
         self.cached_tokens = self.cached_tokens.min(self.input_tokens);
-        self.cache_creation_tokens = self.cache_creation_tokens.min(self.input_tokens - self.cached_tokens);
+        let rest = self.input_tokens - self.cached_tokens;
+        self.cache_creation_tokens = self.cache_creation_tokens.min(rest);
+        self.input_audio_tokens = self.input_audio_tokens.min(rest - self.cache_creation_tokens);
         self.reasoning_tokens = self.reasoning_tokens.min(self.output_tokens);
+        self.output_audio_tokens = self.output_audio_tokens.min(self.output_tokens - self.reasoning_tokens);
     }
 
-    fn normalised(mut self) -> Self {
+    /// This usage with the [`TokenUsage`] invariant restored (parts lowered to fit their totals, never the totals
+    /// raised).
+    #[must_use]
+    pub fn normalised(mut self) -> Self {
         self.normalise();
         self
+    }
+
+    /// Whether this is the same usage as `other` reported again: equal input and output totals.
+    fn same_totals(&self, other: &TokenUsage) -> bool {
+        self.input_tokens == other.input_tokens && self.output_tokens == other.output_tokens
     }
 }
 
@@ -248,8 +299,8 @@ pub fn extract_llm_info(value: &Value) -> LlmInfo {
 /// otherwise by the model's family: `gpt-`, `o1`, `o3`, `o4`, `chatgpt`, `text-embedding`, … → `openai`; `claude` →
 /// `anthropic`; `gemini`, `gemma` → `google`; `mistral`, `mixtral`, `codestral`, … → `mistral`; `llama` →
 /// `meta`; `command` → `cohere`; `grok` → `x-ai`; `deepseek` → `deepseek`. The family is matched at the
-/// start of the id, after a `vendor/` path, or after a `.` (Bedrock ids such as
-/// `us.anthropic.claude-3-5-sonnet-20240620-v1:0`).
+/// start of the id or after a `vendor/` path. A Bedrock model id (`anthropic.claude-3-haiku-20240307-v1:0`,
+/// region-prefixed `us.anthropic.…`, `amazon.nova-…`, `meta.llama…`) is `aws`'s, the provider that prices it.
 #[must_use]
 pub fn detect_provider(model: &str) -> Option<String> {
     let model = model.trim();
@@ -305,6 +356,9 @@ const FAMILIES: &[(&str, &str)] = &[
 ];
 
 fn provider_by_family(model: &str) -> Option<&'static str> {
+    if crate::cost::is_bedrock_model_id(model) {
+        return Some("aws");
+    }
     let lower = model.to_ascii_lowercase();
     let base = lower.rsplit('/').next().unwrap_or(&lower);
     // The id itself, then what follows each `.` (Bedrock's `region.vendor.model`).
@@ -336,6 +390,9 @@ fn family_matches(id: &str, prefix: &str) -> bool {
 const MODEL_KEYS: &[&str] = &["model", "model_name", "model_id", "modelId", "modelVersion", "ls_model_name"];
 /// Provider keys, in priority order.
 const PROVIDER_KEYS: &[&str] = &["provider", "ls_provider"];
+/// Members that hold the usage of the object's own response (another view of it, merged by maximum).
+const VIEW_KEYS: &[&str] =
+    &["usage", "usage_metadata", "usageMetadata", "token_usage", "response_metadata", "llm_output", "generation_info"];
 /// Detail objects read as part of a recognised shape (not searched again).
 const DETAIL_KEYS: &[&str] = &[
     "prompt_tokens_details",
@@ -357,11 +414,6 @@ struct Found<'v> {
 }
 
 impl<'v> Found<'v> {
-    fn merge_max(&mut self, other: Found<'v>) {
-        merge_usage(&mut self.usage, other.usage, TokenUsage::merge_max);
-        self.merge_names(other.model, other.provider);
-    }
-
     fn add(&mut self, other: Found<'v>) {
         merge_usage(&mut self.usage, other.usage, TokenUsage::add);
         self.merge_names(other.model, other.provider);
@@ -438,6 +490,9 @@ impl Search<'_> {
                 let model = first_string(map, MODEL_KEYS).map(|m| (depth, Cow::Borrowed(m)));
                 let provider = first_string(map, PROVIDER_KEYS).map(|p| (depth, Cow::Borrowed(p)));
                 found.merge_names(model, provider);
+                // Members: views of this object's own response merge with it by maximum; the others are
+                // distinct calls, summed, unless one repeats a usage already found (same totals).
+                let mut calls: Vec<TokenUsage> = Vec::new();
                 for (key, child) in map {
                     if !matches!(child, Value::Object(_) | Value::Array(_))
                         || (builtin.is_some() && DETAIL_KEYS.contains(&key.as_str()))
@@ -445,8 +500,22 @@ impl Search<'_> {
                         continue;
                     }
                     let child = self.visit(child, depth + 1);
-                    found.merge_max(child);
+                    found.merge_names(child.model, child.provider);
+                    let Some(usage) = child.usage else { continue };
+                    if VIEW_KEYS.contains(&key.as_str()) {
+                        found.usage = merged(found.usage, Some(usage));
+                    } else if let Some(same) = calls.iter_mut().find(|c| c.same_totals(&usage)) {
+                        same.merge_max(&usage);
+                    } else {
+                        calls.push(usage);
+                    }
                 }
+                let sum = calls.into_iter().reduce(|mut sum, call| {
+                    sum.add(&call);
+                    sum
+                });
+                // An object that reports the total of its members: the larger of the two.
+                found.usage = merged(found.usage, sum);
             }
             _ => {}
         }
@@ -494,36 +563,58 @@ fn float_count(value: f64) -> Option<u64> {
     (value.is_finite() && value >= 0.0).then(|| value.trunc() as u64)
 }
 
-fn num(map: &Map<String, Value>, key: &str) -> Option<u64> {
-    map.get(key).and_then(count)
+/// Reads the counts of one object, lowering each above [`MAX_TOKEN_COUNT`] to it and remembering that it did.
+struct Counts<'m> {
+    map: &'m Map<String, Value>,
+    capped: std::cell::Cell<bool>,
 }
 
-fn nested(map: &Map<String, Value>, outer: &str, key: &str) -> Option<u64> {
-    map.get(outer)?.as_object()?.get(key).and_then(count)
+impl Counts<'_> {
+    fn bounded(&self, value: Option<&Value>) -> Option<u64> {
+        let n = count(value?)?;
+        if n > MAX_TOKEN_COUNT {
+            self.capped.set(true);
+            return Some(MAX_TOKEN_COUNT);
+        }
+        Some(n)
+    }
+
+    fn num(&self, key: &str) -> Option<u64> {
+        self.bounded(self.map.get(key))
+    }
+
+    fn nested(&self, outer: &str, key: &str) -> Option<u64> {
+        self.bounded(self.map.get(outer)?.as_object()?.get(key))
+    }
 }
 
-/// The usage of the built-in shapes on one object (merged by maximum), normalised.
-fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
+/// The usage of the built-in shapes on one usage object (merged by maximum), normalised; `None` when it holds
+/// no token count. The one normaliser of the crate: the LLM HTTP instrumentation reads provider responses with
+/// it too.
+pub(crate) fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
+    let c = Counts { map, capped: std::cell::Cell::new(false) };
     let mut usage = None;
 
-    // OpenAI chat completions (and LangChain's `token_usage`, which copies it).
-    let (prompt, completion) = (num(map, "prompt_tokens"), num(map, "completion_tokens"));
+    // OpenAI chat completions (and LangChain's `token_usage`, which copies it; DeepSeek's cache hits).
+    let (prompt, completion) = (c.num("prompt_tokens"), c.num("completion_tokens"));
     if prompt.is_some() || completion.is_some() {
-        let cached = max_of(nested(map, "prompt_tokens_details", "cached_tokens"), num(map, "prompt_cache_hit_tokens"));
+        let cached = max_of(c.nested("prompt_tokens_details", "cached_tokens"), c.num("prompt_cache_hit_tokens"));
         let shape = TokenUsage {
             input_tokens: prompt.unwrap_or(0),
             output_tokens: completion.unwrap_or(0),
             cached_tokens: cached,
-            cache_creation_tokens: 0,
-            reasoning_tokens: nested(map, "completion_tokens_details", "reasoning_tokens").unwrap_or(0),
+            reasoning_tokens: c.nested("completion_tokens_details", "reasoning_tokens").unwrap_or(0),
+            input_audio_tokens: c.nested("prompt_tokens_details", "audio_tokens").unwrap_or(0),
+            output_audio_tokens: c.nested("completion_tokens_details", "audio_tokens").unwrap_or(0),
+            ..TokenUsage::default()
         };
         usage = merged(usage, Some(shape.normalised()));
     }
 
     // OpenAI Responses, LangChain `usage_metadata`, Anthropic.
-    let (input, output) = (num(map, "input_tokens"), num(map, "output_tokens"));
+    let (input, output) = (c.num("input_tokens"), c.num("output_tokens"));
     if map.contains_key("cache_read_input_tokens") || map.contains_key("cache_creation_input_tokens") {
-        let (read, creation) = (num(map, "cache_read_input_tokens"), num(map, "cache_creation_input_tokens"));
+        let (read, creation) = (c.num("cache_read_input_tokens"), c.num("cache_creation_input_tokens"));
         if input.is_some() || output.is_some() || read.is_some() || creation.is_some() {
             let (read, creation) = (read.unwrap_or(0), creation.unwrap_or(0));
             let shape = TokenUsage {
@@ -531,7 +622,7 @@ fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
                 output_tokens: output.unwrap_or(0),
                 cached_tokens: read,
                 cache_creation_tokens: creation,
-                reasoning_tokens: 0,
+                ..TokenUsage::default()
             };
             usage = merged(usage, Some(shape.normalised()));
         }
@@ -540,25 +631,34 @@ fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
             input_tokens: input.unwrap_or(0),
             output_tokens: output.unwrap_or(0),
             cached_tokens: max_of(
-                nested(map, "input_tokens_details", "cached_tokens"),
-                nested(map, "input_token_details", "cache_read"),
+                c.nested("input_tokens_details", "cached_tokens"),
+                c.nested("input_token_details", "cache_read"),
             ),
-            cache_creation_tokens: nested(map, "input_token_details", "cache_creation").unwrap_or(0),
+            cache_creation_tokens: c.nested("input_token_details", "cache_creation").unwrap_or(0),
             reasoning_tokens: max_of(
-                nested(map, "output_tokens_details", "reasoning_tokens"),
-                nested(map, "output_token_details", "reasoning"),
+                c.nested("output_tokens_details", "reasoning_tokens"),
+                c.nested("output_token_details", "reasoning"),
             ),
+            input_audio_tokens: max_of(
+                c.nested("input_tokens_details", "audio_tokens"),
+                c.nested("input_token_details", "audio"),
+            ),
+            output_audio_tokens: max_of(
+                c.nested("output_tokens_details", "audio_tokens"),
+                c.nested("output_token_details", "audio"),
+            ),
+            ..TokenUsage::default()
         };
         usage = merged(usage, Some(shape.normalised()));
     }
 
     // Gemini: the prompt count includes the cached content; thoughts are counted apart from the candidates.
     let gemini = [
-        num(map, "promptTokenCount"),
-        num(map, "candidatesTokenCount"),
-        num(map, "cachedContentTokenCount"),
-        num(map, "thoughtsTokenCount"),
-        num(map, "toolUsePromptTokenCount"),
+        c.num("promptTokenCount"),
+        c.num("candidatesTokenCount"),
+        c.num("cachedContentTokenCount"),
+        c.num("thoughtsTokenCount"),
+        c.num("toolUsePromptTokenCount"),
     ];
     if gemini.iter().any(Option::is_some) {
         let [prompt, candidates, cached, thoughts, tool_use] = gemini.map(|n| n.unwrap_or(0));
@@ -566,19 +666,15 @@ fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
             input_tokens: prompt.saturating_add(tool_use),
             output_tokens: candidates.saturating_add(thoughts),
             cached_tokens: cached,
-            cache_creation_tokens: 0,
             reasoning_tokens: thoughts,
+            ..TokenUsage::default()
         };
         usage = merged(usage, Some(shape.normalised()));
     }
 
     // Bedrock Converse: cache reads and writes are not part of `inputTokens`.
-    let bedrock = [
-        num(map, "inputTokens"),
-        num(map, "outputTokens"),
-        num(map, "cacheReadInputTokens"),
-        num(map, "cacheWriteInputTokens"),
-    ];
+    let bedrock =
+        [c.num("inputTokens"), c.num("outputTokens"), c.num("cacheReadInputTokens"), c.num("cacheWriteInputTokens")];
     if bedrock.iter().any(Option::is_some) {
         let [input, output, read, write] = bedrock.map(|n| n.unwrap_or(0));
         let shape = TokenUsage {
@@ -586,11 +682,16 @@ fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
             output_tokens: output,
             cached_tokens: read,
             cache_creation_tokens: write,
-            reasoning_tokens: 0,
+            ..TokenUsage::default()
         };
         usage = merged(usage, Some(shape.normalised()));
     }
 
+    if c.capped.get() {
+        if let Some(u) = usage.as_mut() {
+            u.capped = true;
+        }
+    }
     usage
 }
 
@@ -614,6 +715,7 @@ mod tests {
             cached_tokens: cached,
             cache_creation_tokens: creation,
             reasoning_tokens: reasoning,
+            ..TokenUsage::default()
         }
     }
 
@@ -676,14 +778,16 @@ mod tests {
         assert_eq!(usage(langchain), Some(full(10, 5, 6, 4, 0)));
         let anthropic =
             json!({"input_tokens": u64::MAX, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 5});
-        assert_eq!(usage(anthropic), Some(full(u64::MAX, 0, 5, 5, 0)));
+        let capped = TokenUsage { capped: true, ..full(MAX_TOKEN_COUNT + 10, 0, 5, 5, 0) };
+        assert_eq!(usage(anthropic), Some(capped));
     }
 
     #[test]
     fn numbers_are_lenient() {
         assert_eq!(usage(json!({"input_tokens": "12", "output_tokens": " 7 "})), Some(TokenUsage::new(12, 7)));
         assert_eq!(usage(json!({"input_tokens": 12.9, "output_tokens": "7.5"})), Some(TokenUsage::new(12, 7)));
-        assert_eq!(usage(json!({"input_tokens": "1e3", "output_tokens": 1e30})), Some(TokenUsage::new(1000, u64::MAX)));
+        let capped = TokenUsage { capped: true, ..TokenUsage::new(1000, MAX_TOKEN_COUNT) };
+        assert_eq!(usage(json!({"input_tokens": "1e3", "output_tokens": 1e30})), Some(capped));
         assert_eq!(usage(json!({"input_tokens": -0.0, "output_tokens": "-0"})), Some(TokenUsage::new(0, 0)));
         // Negative, non-numeric and non-finite values are ignored like absent keys.
         assert_eq!(usage(json!({"input_tokens": -5, "output_tokens": 3})), Some(TokenUsage::new(0, 3)));
@@ -712,8 +816,17 @@ mod tests {
         assert_eq!(usage(message.clone()), Some(full(100, 20, 64, 0, 8)));
         let list = json!([message, {"usage": {"prompt_tokens": 1, "completion_tokens": 2}}, "text", null]);
         assert_eq!(usage(list), Some(full(101, 22, 64, 0, 8)));
+        // Members that are not views of the object's own response are distinct calls: summed.
         let both = json!({"a": {"input_tokens": 5, "output_tokens": 1}, "b": {"input_tokens": 3, "output_tokens": 9}});
-        assert_eq!(usage(both), Some(TokenUsage::new(5, 9)));
+        assert_eq!(usage(both), Some(TokenUsage::new(8, 10)));
+        // Unless one repeats a usage already found (same totals): counted once, details merged.
+        let twice = json!({"a": {"input_tokens": 5, "output_tokens": 1}, "b": {"prompt_tokens": 5, "completion_tokens": 1,
+            "prompt_tokens_details": {"cached_tokens": 2}}});
+        assert_eq!(usage(twice), Some(full(5, 1, 2, 0, 0)));
+        // An object that reports the total of its members next to them: the larger, not the sum.
+        let total = json!({"usage": {"input_tokens": 8, "output_tokens": 10},
+            "a": {"input_tokens": 5, "output_tokens": 1}, "b": {"input_tokens": 3, "output_tokens": 9}});
+        assert_eq!(usage(total), Some(TokenUsage::new(8, 10)));
     }
 
     #[test]
@@ -751,8 +864,8 @@ mod tests {
         assert_eq!(provider_by_family("o1"), Some("openai"));
         assert_eq!(provider_by_family("o1x"), None);
         assert_eq!(provider_by_family("Claude-Future-9"), Some("anthropic"));
-        assert_eq!(provider_by_family("us.anthropic.claude-9-sonnet-v1:0"), Some("anthropic"));
-        assert_eq!(provider_by_family("meta.llama9-70b-instruct-v1:0"), Some("meta"));
+        assert_eq!(provider_by_family("us.anthropic.claude-9-sonnet-v1:0"), Some("aws"));
+        assert_eq!(provider_by_family("meta.llama9-70b-instruct-v1:0"), Some("aws"));
         assert_eq!(provider_by_family("meta-llama/Llama-9-70B"), Some("meta"));
         assert_eq!(provider_by_family("gemini-9-ultra"), Some("google"));
         assert_eq!(provider_by_family("mixtral-99x7b"), Some("mistral"));

@@ -89,7 +89,8 @@ pub const DEFAULT_TRACE_TOPIC: &str = "genesis-traces-streaming";
 /// [`AgentTracer::with_sink`] replaces either.
 #[derive(Clone)]
 pub struct AgentTracerConfig {
-    /// The trace (flow run) name, sent as `flow_name`.
+    /// The trace (flow run) name. Sent as `flow_name` without Langflow's `" - <flow id>"` suffix (what comes
+    /// before the first `" - "`, as the Python package does, so dashboards group runs by flow); empty is `"unknown"`.
     pub trace_name: String,
     /// The trace id; also the Kafka message key. Default: a new random UUID.
     pub trace_id: Uuid,
@@ -162,8 +163,13 @@ pub struct AgentTotals {
     pub cached_tokens: u64,
     /// Reasoning output tokens.
     pub reasoning_tokens: u64,
-    /// USD, of the components whose model has a price.
+    /// USD, of the components whose model has a price (rounded to 1e-10 USD, see
+    /// [`round_usd`](crate::cost::round_usd)).
     pub total_cost: f64,
+    /// Components whose cost is not trustworthy (a token count above
+    /// [`MAX_TOKEN_COUNT`](crate::cost::MAX_TOKEN_COUNT), priced at that ceiling); `trace_end` then says
+    /// `cost_trusted: false`.
+    pub untrusted_costs: u64,
 }
 
 /// Traces one flow run; see the [module docs](self). Cheap to clone: clones share the trace.
@@ -195,7 +201,7 @@ struct State {
     finished: HashSet<String>,
     next_index: u32,
     totals: AgentTotals,
-    tags: Vec<String>,
+    tags: Map<String, Value>,
     params: Map<String, Value>,
     metrics: Map<String, Value>,
     warnings: Vec<String>,
@@ -279,7 +285,7 @@ impl AgentTracer {
         Self {
             inner: Arc::new(Inner {
                 trace_id: config.trace_id.hyphenated().to_string(),
-                trace_name: config.trace_name,
+                trace_name: clean_flow_name(&config.trace_name),
                 flow_id: config.flow_id,
                 user_id: config.user_id,
                 session_id: config.session_id,
@@ -304,7 +310,7 @@ impl AgentTracer {
         &self.inner.trace_id
     }
 
-    /// The trace name.
+    /// The flow name sent as `flow_name`: the configured trace name without Langflow's `" - <id>"` suffix.
     pub fn trace_name(&self) -> &str {
         &self.inner.trace_name
     }
@@ -383,6 +389,11 @@ impl AgentTracer {
     /// The guide's `end(inputs, outputs, error, metadata)`: ends the trace and sends `trace_end` with the totals,
     /// tags, params and metrics. Returns at once (delivery is the exporter's job). Components still running are
     /// ended with an error first. A second call is ignored (and reported).
+    ///
+    /// `trace_end`'s `metadata` is, as the Python package writes it: the tags, params and metrics as top-level keys
+    /// (a later kind wins on a clash), then the keys of `metadata`, then the trace's own keys (`flow_id`,
+    /// `flow_name`, `total_spans`, `failed_spans`, `status`, `project_name`, `total_*_tokens`, `total_cost`,
+    /// `cost_trusted: false` when a component's cost is not trustworthy, `warnings`), which win over all others.
     pub fn end(
         &self,
         inputs: impl Into<Value>,
@@ -399,21 +410,26 @@ impl AgentTracer {
         self.end_locked(&mut state, inputs.into(), outputs.into(), error.map(str::to_owned), metadata);
     }
 
-    /// Adds tags, sent in `trace_end`'s `metadata.tags`.
-    pub fn add_tags<I, S>(&self, tags: I)
+    /// Adds tags (key → value, like the Python package's `add_tags(dict)`), sent as top-level keys of `trace_end`'s
+    /// `metadata` (see [`end`](Self::end)).
+    pub fn add_tags<I, K, V>(&self, tags: I)
     where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
     {
-        self.lock().tags.extend(tags.into_iter().map(Into::into));
+        let mut state = self.lock();
+        for (key, value) in tags {
+            state.tags.insert(key.into(), Value::String(value.into()));
+        }
     }
 
-    /// Sets a parameter, sent in `trace_end`'s `metadata.params`.
+    /// Sets a parameter, sent as a top-level key of `trace_end`'s `metadata` (see [`end`](Self::end)).
     pub fn set_param(&self, key: impl Into<String>, value: impl Into<Value>) {
         self.lock().params.insert(key.into(), value.into());
     }
 
-    /// Sets a metric, sent in `trace_end`'s `metadata.metrics`.
+    /// Sets a metric, sent as a top-level key of `trace_end`'s `metadata` (see [`end`](Self::end)).
     pub fn set_metric(&self, key: impl Into<String>, value: impl Into<Value>) {
         self.lock().metrics.insert(key.into(), value.into());
     }
@@ -633,7 +649,8 @@ impl AgentTracer {
                 t.cached_tokens = t.cached_tokens.saturating_add(u.cached_tokens);
                 t.reasoning_tokens = t.reasoning_tokens.saturating_add(u.reasoning_tokens);
             }
-            t.total_cost += priced.cost.unwrap_or(0.0);
+            t.total_cost = crate::cost::round_usd(t.total_cost + priced.cost.unwrap_or(0.0));
+            t.untrusted_costs += u64::from(!priced.trusted);
         }
 
         let mut event = self.event(TraceEventType::SpanEnd);
@@ -685,10 +702,14 @@ impl AgentTracer {
         event.error = error.clone();
         event.input_data = Some(inputs);
         event.output_data = Some(outputs);
-        let mut m = match metadata {
-            Some(v) => into_map(v),
-            None => Map::new(),
-        };
+        // As the Python package: tags, params and metrics flattened into `metadata` (later ones win on a clash), then
+        // the caller's metadata; the trace's own keys below win over all of them.
+        let mut m = state.tags.clone();
+        m.extend(state.params.clone());
+        m.extend(state.metrics.clone());
+        if let Some(v) = metadata {
+            m.extend(into_map(v));
+        }
         let status = if error.is_some() { "error" } else { "success" };
         m.insert("flow_id".into(), self.inner.flow_id.clone().into());
         m.insert("flow_name".into(), self.inner.trace_name.clone().into());
@@ -701,9 +722,9 @@ impl AgentTracer {
         m.insert("total_cached_tokens".into(), totals.cached_tokens.into());
         m.insert("total_reasoning_tokens".into(), totals.reasoning_tokens.into());
         m.insert("total_cost".into(), totals.total_cost.into());
-        m.insert("tags".into(), state.tags.clone().into());
-        m.insert("params".into(), Value::Object(state.params.clone()));
-        m.insert("metrics".into(), Value::Object(state.metrics.clone()));
+        if totals.untrusted_costs > 0 {
+            m.insert("cost_trusted".into(), Value::Bool(false));
+        }
         if !state.warnings.is_empty() {
             m.insert("warnings".into(), state.warnings.clone().into());
         }
@@ -920,6 +941,7 @@ fn shrink(event: &mut TraceEvent, bytes: usize) -> Vec<&'static str> {
             "total_cached_tokens",
             "total_reasoning_tokens",
             "total_cost",
+            "cost_trusted",
             "environment",
             "name",
         ];
@@ -948,6 +970,8 @@ struct Priced {
     model: Option<String>,
     provider: Option<String>,
     cost: Option<f64>,
+    /// False when the cost comes from a count above the ceiling (see `CostResult::trusted`).
+    trusted: bool,
 }
 
 impl Priced {
@@ -958,20 +982,15 @@ impl Priced {
             .clone()
             .or_else(|| provider_hint.map(str::to_owned))
             .or_else(|| model.as_deref().and_then(crate::llm::usage::detect_provider));
-        let cost = match (&info.usage, &model) {
+        let (cost, trusted) = match (&info.usage, &model) {
             (Some(u), Some(m)) => {
-                let c = crate::cost::calculate_cost_cached(
-                    provider.as_deref().unwrap_or(""),
-                    m,
-                    u.input_tokens,
-                    u.output_tokens,
-                    u.cached_tokens,
-                );
-                c.price_found.then_some(c.total_cost)
+                let c = crate::cost::calculate_cost_usage(provider.as_deref().unwrap_or(""), m, u);
+                (c.price_found.then_some(c.total_cost), c.trusted)
             }
-            _ => None,
+            (Some(u), None) => (None, !u.capped),
+            _ => (None, true),
         };
-        Self { usage: info.usage, model, provider, cost }
+        Self { usage: info.usage, model, provider, cost, trusted }
     }
 
     fn write(&self, m: &mut Map<String, Value>) {
@@ -993,6 +1012,9 @@ impl Priced {
         }
         if let Some(c) = self.cost {
             m.insert("cost".into(), c.into());
+        }
+        if !self.trusted {
+            m.insert("cost_trusted".into(), Value::Bool(false));
         }
     }
 }
@@ -1101,6 +1123,16 @@ pub fn infer_component_type(name: &str, has_model: bool) -> &'static str {
         (&["llm", "model", "chat", "completion"], "llm"),
     ];
     RULES.iter().find(|(words, _)| words.iter().any(|w| n.contains(w))).map_or("component", |(_, kind)| kind)
+}
+
+/// The flow name of a trace name: Langflow names traces `"<flow name> - <flow id>"`; the name
+/// is what comes before the first `" - "` (trimmed, as the Python package does), and an empty name is `"unknown"`.
+fn clean_flow_name(trace_name: &str) -> String {
+    let name = trace_name.split(" - ").next().unwrap_or("").trim();
+    if trace_name.trim().is_empty() {
+        return "unknown".into();
+    }
+    name.to_owned()
 }
 
 fn into_map(v: Value) -> Map<String, Value> {

@@ -4,10 +4,11 @@
 //! Nothing here fails: a body of an unexpected shape just yields less.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::detect::Endpoint;
 use super::TokenUsage;
+use crate::llm::usage::builtin_usage;
 
 /// Request parameters read from the JSON request body.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -121,37 +122,6 @@ pub(crate) fn truncate(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// Usage counts as a response reports them, before normalisation.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RawUsage {
-    /// Input tokens as reported (OpenAI: cached included; Anthropic: cache reads and writes excluded).
-    pub(crate) input: Option<u64>,
-    pub(crate) output: Option<u64>,
-    pub(crate) cache_read: Option<u64>,
-    pub(crate) cache_creation: Option<u64>,
-    pub(crate) reasoning: Option<u64>,
-}
-
-impl RawUsage {
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// Later values replace earlier ones field by field (streamed usage arrives in parts).
-    fn merge(&mut self, other: RawUsage) {
-        let pick = |a: &mut Option<u64>, b: Option<u64>| {
-            if b.is_some() {
-                *a = b;
-            }
-        };
-        pick(&mut self.input, other.input);
-        pick(&mut self.output, other.output);
-        pick(&mut self.cache_read, other.cache_read);
-        pick(&mut self.cache_creation, other.cache_creation);
-        pick(&mut self.reasoning, other.reasoning);
-    }
-}
-
 /// What the response said so far.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ResponseInfo {
@@ -159,7 +129,9 @@ pub(crate) struct ResponseInfo {
     pub(crate) model: Option<String>,
     /// One per choice (by index), or the single stop reason.
     pub(crate) finish_reasons: Vec<String>,
-    pub(crate) usage: RawUsage,
+    /// The response's usage object(s), merged key by key (streamed usage arrives in parts; later values replace
+    /// earlier ones). Normalised at the end by the crate's one usage normaliser.
+    pub(crate) usage: Map<String, Value>,
     /// The start of the output text (only when summaries are enabled), and the characters seen.
     pub(crate) text: String,
     pub(crate) text_chars: usize,
@@ -170,31 +142,21 @@ pub(crate) struct ResponseInfo {
 }
 
 impl ResponseInfo {
-    /// The usage normalised: input includes cache reads and writes, output includes reasoning.
-    pub(crate) fn token_usage(&self, endpoint: Endpoint) -> Option<TokenUsage> {
+    /// The usage normalised (input includes cache reads and writes, output includes reasoning) by
+    /// [`builtin_usage`], the normaliser of `observer::llm::usage`: the same shapes, lenient counts (strings,
+    /// floats), DeepSeek's cache hits and the [`MAX_TOKEN_COUNT`](crate::llm::usage::MAX_TOKEN_COUNT) ceiling.
+    pub(crate) fn token_usage(&self) -> Option<TokenUsage> {
         if !self.has_usage {
             return None;
         }
-        let u = self.usage;
-        let cached = u.cache_read.unwrap_or(0);
-        let creation = u.cache_creation.unwrap_or(0);
-        let input = match endpoint {
-            // Anthropic's `input_tokens` are the uncached rest.
-            Endpoint::Messages => u.input.unwrap_or(0).saturating_add(cached).saturating_add(creation),
-            _ => u.input.unwrap_or(0),
-        };
-        Some(TokenUsage {
-            input_tokens: input,
-            output_tokens: u.output.unwrap_or(0),
-            cached_tokens: cached.min(input),
-            cache_creation_tokens: creation,
-            reasoning_tokens: u.reasoning.unwrap_or(0),
-        })
+        builtin_usage(&self.usage)
     }
 
-    fn add_usage(&mut self, raw: RawUsage) {
-        if !raw.is_empty() {
-            self.usage.merge(raw);
+    fn add_usage(&mut self, usage: &Value) {
+        if let Some(object) = usage.as_object().filter(|o| !o.is_empty()) {
+            for (key, value) in object {
+                self.usage.insert(key.clone(), value.clone());
+            }
             self.has_usage = true;
         }
     }
@@ -268,7 +230,7 @@ impl ResponseInfo {
                     }
                 }
                 if let Some(u) = v.get("usage") {
-                    self.add_usage(openai_usage(u));
+                    self.add_usage(u);
                 }
             }
             Endpoint::Responses => self.apply_responses_object(v, summary_chars),
@@ -284,7 +246,7 @@ impl ResponseInfo {
                     }
                 }
                 if let Some(u) = v.get("usage") {
-                    self.add_usage(anthropic_usage(u));
+                    self.add_usage(u);
                 }
             }
         }
@@ -309,7 +271,7 @@ impl ResponseInfo {
             }
         }
         if let Some(u) = v.get("usage") {
-            self.add_usage(openai_usage(u));
+            self.add_usage(u);
         }
     }
 
@@ -345,7 +307,7 @@ impl ResponseInfo {
                     self.set_finish_reason(0, reason);
                 }
                 if let Some(u) = v.get("usage") {
-                    self.add_usage(anthropic_usage(u));
+                    self.add_usage(u);
                 }
             }
             Some("error") => {
@@ -378,7 +340,7 @@ impl ResponseInfo {
                         self.set_finish_reason(0, reason);
                     }
                     if let Some(u) = response.get("usage") {
-                        self.add_usage(openai_usage(u));
+                        self.add_usage(u);
                     }
                     if kind == "response.failed" {
                         match response.get("error").filter(|e| e.is_object()) {
@@ -389,46 +351,6 @@ impl ResponseInfo {
                 }
             }
         }
-    }
-}
-
-fn count(v: &Value, key: &str) -> Option<u64> {
-    v.get(key).and_then(Value::as_u64)
-}
-
-/// OpenAI usage: chat/completions/embeddings (`prompt_tokens`, `completion_tokens`) or Responses
-/// (`input_tokens`, `output_tokens`); cached tokens are part of the input there.
-fn openai_usage(u: &Value) -> RawUsage {
-    if !u.is_object() {
-        return RawUsage::default();
-    }
-    if u.get("prompt_tokens").is_some() {
-        RawUsage {
-            input: count(u, "prompt_tokens"),
-            output: count(u, "completion_tokens").or(Some(0)),
-            cache_read: u.get("prompt_tokens_details").and_then(|d| count(d, "cached_tokens")),
-            cache_creation: None,
-            reasoning: u.get("completion_tokens_details").and_then(|d| count(d, "reasoning_tokens")),
-        }
-    } else {
-        RawUsage {
-            input: count(u, "input_tokens"),
-            output: count(u, "output_tokens"),
-            cache_read: u.get("input_tokens_details").and_then(|d| count(d, "cached_tokens")),
-            cache_creation: None,
-            reasoning: u.get("output_tokens_details").and_then(|d| count(d, "reasoning_tokens")),
-        }
-    }
-}
-
-/// Anthropic usage: `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens`.
-fn anthropic_usage(u: &Value) -> RawUsage {
-    RawUsage {
-        input: count(u, "input_tokens"),
-        output: count(u, "output_tokens"),
-        cache_read: count(u, "cache_read_input_tokens"),
-        cache_creation: count(u, "cache_creation_input_tokens"),
-        reasoning: None,
     }
 }
 
@@ -443,7 +365,7 @@ mod tests {
             "usage":{"input_tokens":500,"cache_read_input_tokens":1500,"cache_creation_input_tokens":100,"output_tokens":50}}"#;
         let mut info = ResponseInfo::default();
         info.apply_body(Endpoint::Messages, body, 10);
-        let usage = info.token_usage(Endpoint::Messages).unwrap();
+        let usage = info.token_usage().unwrap();
         assert_eq!(
             usage,
             TokenUsage {
@@ -451,7 +373,7 @@ mod tests {
                 output_tokens: 50,
                 cached_tokens: 1500,
                 cache_creation_tokens: 100,
-                reasoning_tokens: 0
+                ..TokenUsage::default()
             }
         );
         // genai-prices reads the same body to the same input total.
@@ -471,7 +393,7 @@ mod tests {
                 let mut info = ResponseInfo::default();
                 info.apply_body(endpoint, body, 5);
                 info.apply_event(endpoint, body, 5);
-                assert!(info.token_usage(endpoint).is_none());
+                assert!(info.token_usage().is_none());
                 let _ = parse_request(endpoint, body, 5, true);
             }
         }

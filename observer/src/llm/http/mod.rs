@@ -15,7 +15,8 @@
 //! the GenAI attributes of [`semconv`](crate::llm::semconv): operation, provider (`gen_ai.provider.name` and
 //! `gen_ai.system`), request model, temperature, max tokens, top_p (from the JSON request body), response model,
 //! id and finish reasons, input / output / cache-read / cache-creation / reasoning tokens, `gen_ai.cost` (USD, by
-//! [`calculate_cost_cached`](crate::calculate_cost_cached): cache reads at the cache rate, counted once),
+//! [`calculate_cost_usage`](crate::cost::calculate_cost_usage): cache reads and writes at their rates, counted
+//! once; `observer.cost_trusted = false` when a count was absurd),
 //! `server.address`, `server.port`, `http.response.status_code` and, for streams,
 //! `gen_ai.response.time_to_first_chunk` (seconds). HTTP 4xx/5xx responses, transport errors and bodies that
 //! fail mid-way set the span's status to error with `error.type` (the HTTP status code, `transport` or
@@ -234,5 +235,5 @@ pub fn record_llm_call(call: &LlmCall) -> CostResult {
     };
     let cost = record::complete(&span, &outcome);
     let model = call.response_model.as_deref().unwrap_or(&call.model);
-    cost.unwrap_or_else(|| crate::calculate_cost_cached(&call.provider, model, 0, 0, 0))
+    cost.unwrap_or_else(|| crate::cost::calculate_cost_usage(&call.provider, model, &TokenUsage::default()))
 }

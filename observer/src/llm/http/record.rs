@@ -9,7 +9,7 @@ use super::detect::{Endpoint, Provider};
 use super::extract::{parse_request, truncate, RequestInfo, ResponseInfo};
 use super::sse::SseParser;
 use super::TokenUsage;
-use crate::cost::{calculate_cost_cached, CostResult};
+use crate::cost::{calculate_cost_usage, CostResult};
 use crate::llm::semconv::*;
 
 /// `error.type` attribute (OpenTelemetry general conventions).
@@ -18,6 +18,9 @@ pub(crate) const ERROR_TYPE: &str = "error.type";
 pub(crate) const SERVER_ADDRESS: &str = "server.address";
 /// `server.port` attribute.
 pub(crate) const SERVER_PORT: &str = "server.port";
+/// `false` when the call's cost is not trustworthy (a token count above the ceiling, see
+/// [`CostResult::trusted`]); absent otherwise.
+pub(crate) const COST_TRUSTED: &str = "observer.cost_trusted";
 /// `http.response.status_code` attribute.
 pub(crate) const HTTP_STATUS: &str = "http.response.status_code";
 /// The call's duration in seconds (`gen_ai.client.operation.duration`, the GenAI duration metric's name), set by
@@ -68,6 +71,7 @@ pub(crate) fn new_span(provider: &str, operation: &str, request_model: Option<&s
         { GEN_AI_USAGE_REASONING_OUTPUT_TOKENS } = Empty,
         { GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK } = Empty,
         { GEN_AI_COST } = Empty,
+        { COST_TRUSTED } = Empty,
         { SERVER_ADDRESS } = Empty,
         { SERVER_PORT } = Empty,
         { HTTP_STATUS } = Empty,
@@ -123,25 +127,55 @@ pub(crate) fn complete(span: &Span, o: &Outcome<'_>) -> Option<CostResult> {
         if u.reasoning_tokens > 0 {
             span.record(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, int(u.reasoning_tokens));
         }
-        let cost = calculate_cost_cached(o.provider, model, u.input_tokens, u.output_tokens, u.cached_tokens);
+        let cost = calculate_cost_usage(o.provider, model, &u);
         if cost.price_found {
             span.record(GEN_AI_COST, cost.total_cost);
+        }
+        if !cost.trusted {
+            span.record(COST_TRUSTED, false);
         }
         cost
     });
     if let Some(status) = o.status {
         span.record(HTTP_STATUS, i64::from(status));
     }
-    if let Some((kind, description)) = &o.error {
-        span.record(ERROR_TYPE, kind.as_str());
+    // Error texts may quote the request URL (reqwest's do): never record its query string or credentials.
+    let error = o.error.as_ref().map(|(kind, description)| (redact_urls(kind), redact_urls(description)));
+    if let Some((kind, description)) = &error {
+        span.record(ERROR_TYPE, kind.as_ref());
         span.record("otel.status_code", "error");
-        let description = if description.is_empty() { kind.as_str() } else { description.as_str() };
+        let description = if description.is_empty() { kind.as_ref() } else { description.as_ref() };
         span.record("otel.status_description", description);
     }
     if o.audit {
-        audit(o, model, cost.as_ref());
+        audit(o, model, cost.as_ref(), error.as_ref().map(|(kind, _)| kind.as_ref()));
     }
     cost
+}
+
+/// `text` with every URL in it (`scheme://…`) cut before its query string and fragment and stripped of its
+/// credentials (`user:password@`): `http://u:p@host/path?api-key=k` becomes `http://host/path`.
+pub(crate) fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let ends_url = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']' | '}' | '|');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let after = &rest[at + 3..];
+        let end = after.find(ends_url).unwrap_or(after.len());
+        let (url_rest, tail) = after.split_at(end);
+        out.push_str(&rest[..at + 3]);
+        // Authority: up to the first `/`, `?` or `#`; credentials end at its last `@`.
+        let authority_end = url_rest.find(['/', '?', '#']).unwrap_or(url_rest.len());
+        let (authority, path) = url_rest.split_at(authority_end);
+        out.push_str(authority.rsplit_once('@').map_or(authority, |(_, host)| host));
+        out.push_str(&path[..path.find(['?', '#']).unwrap_or(path.len())]);
+        rest = tail;
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// An array attribute: a string array on the OpenTelemetry span; the values joined by `,` for other subscribers.
@@ -156,8 +190,8 @@ fn record_string_array(span: &Span, key: &'static str, values: &[&str]) {
     span.record(key, values.join(",").as_str());
 }
 
-fn audit(o: &Outcome<'_>, model: &str, cost: Option<&CostResult>) {
-    let mut event = crate::audit::log_llm_interaction(model, o.provider)
+fn audit(o: &Outcome<'_>, model: &str, cost: Option<&CostResult>, error_type: Option<&str>) {
+    let mut event = crate::audit::log_llm_interaction(o.provider, model)
         .metadata("operation", o.operation)
         .metadata("duration_ms", o.duration.as_secs_f64() * 1000.0);
     if let Some(u) = o.usage {
@@ -170,6 +204,9 @@ fn audit(o: &Outcome<'_>, model: &str, cost: Option<&CostResult>) {
     }
     if let Some(cost) = cost {
         event = event.cost(cost.total_cost);
+        if !cost.trusted {
+            event = event.metadata("cost_trusted", false);
+        }
     }
     if let Some(id) = o.response_id {
         event = event.metadata("response_id", id);
@@ -177,8 +214,8 @@ fn audit(o: &Outcome<'_>, model: &str, cost: Option<&CostResult>) {
     if let Some(status) = o.status {
         event = event.metadata("http_status", status);
     }
-    if let Some((kind, _)) = &o.error {
-        event = event.metadata("error_type", kind.as_str());
+    if let Some(kind) = error_type {
+        event = event.metadata("error_type", kind);
     }
     if let Some(n) = o.prompt_chars {
         event = event.metadata("prompt_chars", n);
@@ -314,7 +351,7 @@ impl Recorder {
     /// The request failed before a response (transport error) or the body failed mid-way.
     pub(crate) fn on_error(&mut self, kind: &str, message: &str) {
         if !self.done {
-            self.info.error = Some((kind.to_owned(), truncate(message, 200)));
+            self.info.error = Some((kind.to_owned(), truncate(&redact_urls(message), 200)));
             self.finish();
         }
     }
@@ -349,7 +386,7 @@ impl Recorder {
             response_model: self.info.model.as_deref(),
             response_id: self.info.id.as_deref(),
             finish_reasons: &self.info.finish_reasons,
-            usage: self.info.token_usage(endpoint),
+            usage: self.info.token_usage(),
             error: self.info.error.take(),
             duration: self.start.elapsed(),
             audit,
@@ -412,5 +449,29 @@ fn notice_switched_off(provider: Provider) {
             "{} call not traced: ObserverConfig::{field} is false (set it in `init`, or override it on the middleware)",
             provider.as_str()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_urls;
+
+    #[test]
+    fn urls_lose_query_strings_fragments_and_credentials() {
+        let cases = [
+            (
+                "error sending request for url (https://me:pw@example.openai.azure.com/openai/deployments/x/chat/completions?api-key=SECRET&api-version=1)",
+                "error sending request for url (https://example.openai.azure.com/openai/deployments/x/chat/completions)",
+            ),
+            ("see http://host:8080/v1/messages#frag and ws://u@h?k=v", "see http://host:8080/v1/messages and ws://h"),
+            ("no url here", "no url here"),
+            ("https://host", "https://host"),
+            ("\"https://a@b/c?d\"", "\"https://b/c\""),
+            ("::// odd ://", "::// odd ://"),
+            ("ünïcode https://x/ÿ?q=ü ok", "ünïcode https://x/ÿ ok"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(redact_urls(input), expected, "{input}");
+        }
     }
 }
