@@ -255,12 +255,15 @@ fn unknown_pair_warns_once() {
         }
         // Known models never warn.
         assert!(calculate_cost("openai", "gpt-4o", 10, 10).price_found);
+        // Swapped arguments: the warning says so.
+        assert_unpriced(&calculate_cost("gpt-4o", "openai", 10, 10));
     });
     let logged = String::from_utf8(capture.0.lock().expect("capture lock").clone()).expect("utf-8 log");
-    assert_eq!(logged.matches("model=\"warn-test-model-a\"").count(), 1, "{logged}");
-    assert_eq!(logged.matches("model=\"warn-test-model-b\"").count(), 1, "{logged}");
-    assert_eq!(logged.lines().count(), 2, "{logged}");
-    assert!(logged.contains("WARN") && logged.contains("observer::cost"), "{logged}");
+    assert_eq!(logged.matches("model `warn-test-model-a`").count(), 1, "{logged}");
+    assert_eq!(logged.matches("model `warn-test-model-b`").count(), 1, "{logged}");
+    assert_eq!(logged.lines().count(), 3, "{logged}");
+    assert!(logged.lines().any(|l| l.contains("model `openai`") && l.contains("swapped")), "{logged}");
+    assert!(logged.contains("WARN") && logged.contains("price-unknown"), "{logged}");
 }
 
 #[test]
