@@ -1,5 +1,5 @@
 //! Before `init`, events are written synchronously to the sink the environment names, so they are never
-//! lost; after the guard is dropped the same holds.
+//! lost; after the guard is dropped they are written synchronously to the sink `init` configured.
 
 use observer::{audit, ObserverConfig, ResourceType};
 
@@ -25,7 +25,8 @@ fn events_before_init_and_after_shutdown_are_written_synchronously() {
     assert!(std::fs::read_to_string(&main_file).unwrap().contains(&during.event_id));
 
     let after = audit::log_read(ResourceType::Document, "after-shutdown").emit().unwrap();
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(&after.event_id), "after shutdown the synchronous writer takes over again");
+    let text = std::fs::read_to_string(&main_file).unwrap();
+    assert!(text.contains(&after.event_id), "after shutdown the synchronous writer uses the configured file");
     assert_eq!(text.lines().count(), 2);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1, "the pre-init file got only the first");
 }

@@ -50,21 +50,7 @@ pub fn record_audit(call: AuditCall) {
     if let Some(err) = call.error {
         b = b.outcome(crate::AuditOutcome::Failure).metadata("error", err);
     }
-    if let Err(e) = b.emit() {
-        report_unrecorded(&e);
-    }
-}
-
-fn report_unrecorded(e: &crate::AuditError) {
-    use crate::AuditError;
-    tracing::error!(target: "observer", error = %e, "#[audit] event could not be recorded");
-    let event = match e {
-        AuditError::QueueFull { event, .. } | AuditError::WriteFailed { event, .. } => Some(event),
-        _ => None,
-    };
-    if let Some(json) = event.and_then(|ev| serde_json::to_vec(ev).ok()) {
-        crate::export::fallback_to_stderr(&json);
-    }
+    crate::export::emit_or_fallback("#[audit]", b.emit());
 }
 
 /// Runs the body of a sync `#[audit]` fn. Naming `R` (`call::<R, _>(move || body)`) gives `?` and `return` in

@@ -63,6 +63,13 @@ pub struct ObserverConfig {
     /// How long dropping the [`ObserverGuard`](crate::ObserverGuard) waits for pending events. Default 30 s.
     /// Env `OBSERVER_FLUSH_TIMEOUT_MS`.
     pub flush_timeout: Duration,
+    /// Longest time between an event reaching the sinks and their `sync` (`fdatasync` of the audit file with
+    /// [`FileSync::OnFlush`]) while events keep arriving: the most a machine crash can lose. Default 1 s; zero
+    /// syncs after every batch. Env `OBSERVER_SYNC_INTERVAL_MS`.
+    pub sync_interval: Duration,
+    /// Permissions of the audit file and of the directories the SDK creates for it. Default owner-only
+    /// (`0600` / `0700`). Env `OBSERVER_FILE_MODE`, `OBSERVER_DIR_MODE` (octal, e.g. `640`).
+    pub file_permissions: FilePermissions,
 }
 
 impl Default for ObserverConfig {
@@ -82,7 +89,25 @@ impl Default for ObserverConfig {
             extra_sinks: Vec::new(),
             queue_capacity: 131_072,
             flush_timeout: Duration::from_secs(30),
+            sync_interval: Duration::from_secs(1),
+            file_permissions: FilePermissions::default(),
         }
+    }
+}
+
+/// Unix permission bits for the files and directories the SDK creates (the process's umask still applies).
+/// Existing files and directories keep theirs. Ignored on other platforms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePermissions {
+    /// Mode of a new file. Default `0o600` (owner read/write): audit events may hold personal data.
+    pub file_mode: u32,
+    /// Mode of a new directory. Default `0o700`.
+    pub dir_mode: u32,
+}
+
+impl Default for FilePermissions {
+    fn default() -> Self {
+        Self { file_mode: 0o600, dir_mode: 0o700 }
     }
 }
 
@@ -374,6 +399,22 @@ fn env_bool(lookup: Lookup<'_>, var: &str) -> Result<Option<bool>, Configuration
     }
 }
 
+/// An octal permission mode such as `640` or `0o640`.
+fn env_mode(lookup: Lookup<'_>, var: &str) -> Result<Option<u32>, ConfigurationError> {
+    match lookup(var) {
+        None => Ok(None),
+        Some(raw) => {
+            let t = raw.trim();
+            let digits = t.strip_prefix("0o").unwrap_or(t);
+            u32::from_str_radix(digits, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .map(Some)
+                .ok_or_else(|| ConfigurationError::new(var, format!("expected an octal mode such as 600, got `{t}`")))
+        }
+    }
+}
+
 impl KafkaConfig {
     /// The defaults with the `KAFKA_*` environment variables applied.
     pub fn from_env() -> Result<Self, ConfigurationError> {
@@ -558,6 +599,8 @@ impl ObserverConfig {
     /// | `OBSERVER_AUDIT_SINK` | `audit_sink` = `file`, `stdout` or `none` |
     /// | `OBSERVER_QUEUE_CAPACITY` | `queue_capacity` |
     /// | `OBSERVER_FLUSH_TIMEOUT_MS` | `flush_timeout` |
+    /// | `OBSERVER_SYNC_INTERVAL_MS` | `sync_interval` |
+    /// | `OBSERVER_FILE_MODE`, `OBSERVER_DIR_MODE` | `file_permissions` (octal, e.g. `640`) |
     /// | `KAFKA_*` | the [`KafkaConfig`] fields, see [`KafkaConfig::apply_env_from`] |
     pub fn apply_env(self) -> Result<Self, ConfigurationError> {
         self.apply_env_from(&|k| std::env::var(k).ok())
@@ -615,6 +658,15 @@ impl ObserverConfig {
         if let Some(ms) = env_parse::<u64>(lookup, "OBSERVER_FLUSH_TIMEOUT_MS")? {
             self.flush_timeout = Duration::from_millis(ms);
         }
+        if let Some(ms) = env_parse::<u64>(lookup, "OBSERVER_SYNC_INTERVAL_MS")? {
+            self.sync_interval = Duration::from_millis(ms);
+        }
+        if let Some(mode) = env_mode(lookup, "OBSERVER_FILE_MODE")? {
+            self.file_permissions.file_mode = mode;
+        }
+        if let Some(mode) = env_mode(lookup, "OBSERVER_DIR_MODE")? {
+            self.file_permissions.dir_mode = mode;
+        }
         let kafka_env = KAFKA_ENV_VARS.iter().any(|v| lookup(v).is_some());
         if self.kafka.is_some() || self.kafka_enabled || kafka_env {
             let mut kafka = self.kafka.take().unwrap_or_default();
@@ -640,6 +692,23 @@ impl ObserverConfig {
         }
         if self.flush_timeout.is_zero() {
             return Err(ConfigurationError::new("flush_timeout", "must be greater than zero"));
+        }
+        for (field, mode) in [
+            ("file_permissions.file_mode", self.file_permissions.file_mode),
+            ("file_permissions.dir_mode", self.file_permissions.dir_mode),
+        ] {
+            if mode > 0o7777 {
+                return Err(ConfigurationError::new(
+                    field,
+                    format!("{mode:o} is not a permission mode (at most 7777)"),
+                ));
+            }
+        }
+        if self.file_permissions.file_mode & 0o600 != 0o600 || self.file_permissions.dir_mode & 0o700 != 0o700 {
+            return Err(ConfigurationError::new(
+                "file_permissions",
+                "the owner needs read and write on the file (0600) and full access to directories (0700)",
+            ));
         }
         if let AuditSink::File { path, .. } = &self.audit_sink {
             if path.as_os_str().is_empty() || path.is_dir() {
@@ -703,6 +772,23 @@ mod tests {
         assert!(matches!(&c.audit_sink, AuditSink::File { path, .. } if path == std::path::Path::new("/tmp/x.jsonl")));
         let k = c.kafka.as_ref().unwrap();
         assert_eq!(k.bootstrap_servers, "k1:9092,k2:9093");
+        let c = ObserverConfig::default()
+            .apply_env_from(&env(&[
+                ("OBSERVER_FILE_MODE", "640"),
+                ("OBSERVER_DIR_MODE", "0o750"),
+                ("OBSERVER_SYNC_INTERVAL_MS", "250"),
+            ]))
+            .unwrap();
+        assert_eq!(c.file_permissions, FilePermissions { file_mode: 0o640, dir_mode: 0o750 });
+        assert_eq!(c.sync_interval, Duration::from_millis(250));
+        assert_eq!(ObserverConfig::default().file_permissions, FilePermissions { file_mode: 0o600, dir_mode: 0o700 });
+        let err = ObserverConfig::default().apply_env_from(&env(&[("OBSERVER_FILE_MODE", "rw-r--r--")])).unwrap_err();
+        assert_eq!(err.field, "OBSERVER_FILE_MODE");
+        let err = ObserverConfig::default().apply_env_from(&env(&[("OBSERVER_DIR_MODE", "99")])).unwrap_err();
+        assert_eq!(err.field, "OBSERVER_DIR_MODE");
+        let unreadable = FilePermissions { file_mode: 0o200, dir_mode: 0o700 };
+        let err = ObserverConfig { file_permissions: unreadable, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(err.field, "file_permissions");
         let err = ObserverConfig::default().apply_env_from(&env(&[("OBSERVER_QUEUE_CAPACITY", "lots")])).unwrap_err();
         assert_eq!(err.field, "OBSERVER_QUEUE_CAPACITY");
         let err = ObserverConfig::default().apply_env_from(&env(&[("KAFKA_SECURITY_PROTOCOL", "TLS")])).unwrap_err();

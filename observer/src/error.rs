@@ -89,6 +89,17 @@ pub enum ExporterError {
     /// The Kafka topic does not exist on the cluster (and the cluster does not create topics on demand).
     #[error("Kafka topic `{0}` does not exist; create it, or enable auto-creation on the cluster")]
     UnknownTopic(String),
+    /// A sink delivered only part of what it had buffered: the first `delivered` records it accepted since its
+    /// previous flush reached the destination; the sink itself wrote the rest to the stderr fallback. Returned by
+    /// [`Sink::flush`](crate::Sink::flush) so that the pipeline's counters stay exact.
+    #[error("{source} ({delivered} records delivered, the rest written to the stderr fallback)")]
+    PartialFlush {
+        /// How many of the records accepted since the previous flush reached the destination, in order.
+        delivered: usize,
+        /// Why the rest did not.
+        #[source]
+        source: Box<ExporterError>,
+    },
     /// Any other exporter failure.
     #[error("{0}")]
     Other(String),

@@ -209,7 +209,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     config.validate()?;
     let claim_mappings = ClaimMappings::from_config(&config.keycloak_claim_mappings)?;
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
-    if let Some(sink) = embedded_sink(&config.audit_sink)? {
+    if let Some(sink) = embedded_sink(&config)? {
         sinks.push(sink);
     }
     sinks.extend(config.extra_sinks.iter().cloned());
@@ -232,7 +232,8 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
         .into());
     }
     let sink_names = sinks.iter().map(|s| s.name()).collect();
-    let pipeline = Pipeline::start(PipelineSettings { capacity: config.queue_capacity }, sinks)
+    let settings = PipelineSettings { capacity: config.queue_capacity, sync_interval: config.sync_interval };
+    let pipeline = Pipeline::start(settings, sinks)
         .map_err(|source| ExporterError::Io { sink: "dispatcher thread".into(), source })?;
     // Decoding the bundled price table takes ~150 ms: do it off the caller's path.
     let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(crate::cost::warm_up);
@@ -246,6 +247,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
         kafka,
         sink_names,
     });
+    fallback::configure(&runtime.config);
     RUNTIME.store(Some(runtime.clone()));
     tracing::debug!(target: "observer", service = %runtime.config.service_name, sinks = ?runtime.sink_names, "observer initialised");
     Ok(ObserverGuard {
@@ -261,9 +263,11 @@ pub fn configure(config: ObserverConfig) -> Result<ObserverGuard, ObserverError>
     init(config)
 }
 
-fn embedded_sink(sink: &AuditSink) -> Result<Option<Arc<dyn Sink>>, ExporterError> {
-    Ok(match sink {
-        AuditSink::File { path, sync } => Some(Arc::new(FileSink::open(path.clone(), *sync)?)),
+fn embedded_sink(config: &ObserverConfig) -> Result<Option<Arc<dyn Sink>>, ExporterError> {
+    Ok(match &config.audit_sink {
+        AuditSink::File { path, sync } => {
+            Some(Arc::new(FileSink::open_with_permissions(path.clone(), *sync, config.file_permissions)?))
+        }
         AuditSink::Stdout => Some(Arc::new(StdoutSink::new())),
         AuditSink::Memory(m) => Some(Arc::new(m.clone())),
         AuditSink::None => None,
@@ -378,48 +382,75 @@ fn fill_service(event: &mut AuditEvent, service: &ServiceFields) {
     }
 }
 
-/// Events emitted before [`init`] (or after the guard is dropped) are written synchronously to the sink the
-/// environment names (`OBSERVER_AUDIT_FILE`, `OBSERVER_AUDIT_SINK`; default the file
-/// [`DEFAULT_AUDIT_FILE`](crate::config::DEFAULT_AUDIT_FILE)), with a one-time warning. Slower, but nothing is lost.
+/// Events emitted before [`init`] are written synchronously to the sink the environment names
+/// (`OBSERVER_AUDIT_FILE`, `OBSERVER_AUDIT_SINK`; default the file
+/// [`DEFAULT_AUDIT_FILE`](crate::config::DEFAULT_AUDIT_FILE)); events emitted after the guard is dropped go,
+/// synchronously too, to the embedded sink the last [`init`] configured (its file, with its permissions and
+/// service fields; with `AuditSink::None`, to the stderr fallback). Each with a one-time warning. Slower, but
+/// nothing is lost.
 mod fallback {
     use super::*;
     use crate::export::Record;
 
     struct Fallback {
         service: ServiceFields,
-        sink: Arc<dyn Sink>,
+        /// `None`: the stderr fallback.
+        sink: Option<Arc<dyn Sink>>,
     }
 
     static FALLBACK: Mutex<Option<Fallback>> = Mutex::new(None);
+    /// The config of the last `init`, for events emitted after its guard is dropped.
+    static CONFIGURED: Mutex<Option<ObserverConfig>> = Mutex::new(None);
+
+    /// Called by `init`: later fallback writes (after its guard is dropped) go to `config`'s embedded sink.
+    pub(super) fn configure(config: &ObserverConfig) {
+        let config = ObserverConfig { extra_sinks: Vec::new(), kafka: None, ..config.clone() };
+        *CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner) = Some(config);
+        // Opened again on first use, so that a pre-init writer does not keep its file open.
+        *FALLBACK.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn open() -> Fallback {
+        let configured = CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (config, when) = match configured {
+            Some(c) => (c, "after the observer guard was dropped"),
+            None => (
+                ObserverConfig::from_env().unwrap_or_else(|e| {
+                    eprintln!("observer: ignoring invalid environment for the pre-init audit writer: {e}");
+                    ObserverConfig::default()
+                }),
+                "without observer::init",
+            ),
+        };
+        let after_init = when.starts_with("after");
+        let sink: Option<Arc<dyn Sink>> = match embedded_sink(&config) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) if after_init => None,
+            Ok(None) => Some(Arc::new(StdoutSink::new())),
+            Err(e) => {
+                eprintln!("observer: {e}; these audit events go to the stderr fallback");
+                None
+            }
+        };
+        let name = sink.as_ref().map_or_else(|| "stderr (observer-audit-fallback: lines)".to_owned(), |s| s.name());
+        tracing::warn!(target: "observer", sink = %name, "audit event emitted {when}; writing synchronously");
+        eprintln!("observer: audit event emitted {when}; writing synchronously to {name}");
+        Fallback { service: ServiceFields::new(&config), sink }
+    }
 
     pub(super) fn write(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
         let mut slot = FALLBACK.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.is_none() {
-            let config = ObserverConfig::from_env().unwrap_or_else(|e| {
-                eprintln!("observer: ignoring invalid environment for the pre-init audit writer: {e}");
-                ObserverConfig::default()
-            });
-            let sink: Arc<dyn Sink> = match embedded_sink(&config.audit_sink) {
-                Ok(Some(s)) => s,
-                Ok(None) => Arc::new(StdoutSink::new()),
-                Err(e) => {
-                    eprintln!("observer: {e}; pre-init audit events go to stdout");
-                    Arc::new(StdoutSink::new())
-                }
-            };
-            tracing::warn!(target: "observer", sink = %sink.name(), "audit event emitted without observer::init; writing synchronously");
-            eprintln!("observer: audit event emitted without observer::init; writing synchronously to {}", sink.name());
-            *slot = Some(Fallback { service: ServiceFields::new(&config), sink });
-        }
-        let Some(fb) = slot.as_ref() else {
-            return Ok(Arc::new(event));
-        };
+        let fb = slot.get_or_insert_with(open);
         fill_service(&mut event, &fb.service);
         let json = match serde_json::to_vec(&event) {
             Ok(j) => j,
             Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Arc::new(event) }),
         };
-        match fb.sink.write(Record { event: &event, json: &json }).and_then(|()| fb.sink.flush()) {
+        let Some(sink) = &fb.sink else {
+            crate::export::fallback_to_stderr(&json);
+            return Ok(Arc::new(event));
+        };
+        match sink.write(Record { event: &event, json: &json }).and_then(|()| sink.flush()) {
             Ok(()) => Ok(Arc::new(event)),
             Err(source) => Err(AuditError::WriteFailed { source, event: Arc::new(event) }),
         }

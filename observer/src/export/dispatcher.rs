@@ -29,11 +29,16 @@ const RECYCLE: usize = 1024;
 pub struct DispatchStats {
     /// Events accepted into the queue.
     pub accepted: u64,
-    /// Events handed to every sink without error.
+    /// Events every sink took and delivered (for the file sink: the whole line is in the file).
     pub written: u64,
+    /// Events some sink did not deliver: their JSON line went to the stderr fallback
+    /// (`observer-audit-fallback: `). `accepted == written + failed + pending`.
+    pub failed: u64,
+    /// Sinks taken out of the pipeline because they panicked (reported on stderr and as an error).
+    pub sink_panics: u64,
     /// Events refused because the queue was full (each returned to its caller as `AuditError::QueueFull`).
     pub rejected_queue_full: u64,
-    /// Sink write/flush failures (each failed event's JSON went to stderr instead).
+    /// Sink failures: failed or panicking `write`, `flush`, `sync` and `shutdown` calls.
     pub sink_errors: u64,
     /// Events currently queued or being written.
     pub pending: u64,
@@ -44,6 +49,8 @@ struct Counters {
     accepted: AtomicU64,
     done: AtomicU64,
     written: AtomicU64,
+    failed: AtomicU64,
+    sink_panics: AtomicU64,
     rejected: AtomicU64,
     sink_errors: AtomicU64,
 }
@@ -58,6 +65,8 @@ enum Command {
 #[derive(Debug, Clone)]
 pub(crate) struct PipelineSettings {
     pub capacity: usize,
+    /// Longest time data may wait for the sinks' `sync` while events keep arriving.
+    pub sync_interval: Duration,
 }
 
 /// The queue, its dispatcher thread and the sinks.
@@ -76,8 +85,17 @@ impl Pipeline {
         let (tx, rx) = bounded(settings.capacity);
         let (recycle, recycled) = bounded(RECYCLE);
         let counters = Arc::new(Counters::default());
-        let worker =
-            Dispatcher { rx, recycle, sinks, counters: counters.clone(), buf: Vec::with_capacity(4096), dirty: false };
+        let worker = Dispatcher {
+            rx,
+            recycle,
+            sinks: sinks.into_iter().map(|sink| Slot { sink, accepted: Vec::new() }).collect(),
+            counters: counters.clone(),
+            buf: Vec::with_capacity(64 * 1024),
+            spans: Vec::with_capacity(MAX_BATCH),
+            failed: Vec::with_capacity(MAX_BATCH),
+            unsynced_since: None,
+            sync_interval: settings.sync_interval,
+        };
         let thread = std::thread::Builder::new().name("observer-dispatch".into()).spawn(move || worker.run())?;
         Ok(Self { tx, recycled, capacity: settings.capacity, counters, thread: Mutex::new(Some(thread)) })
     }
@@ -162,6 +180,8 @@ impl Pipeline {
         DispatchStats {
             accepted,
             written: c.written.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            sink_panics: c.sink_panics.load(Ordering::Relaxed),
             rejected_queue_full: c.rejected.load(Ordering::Relaxed),
             sink_errors: c.sink_errors.load(Ordering::Relaxed),
             pending: accepted.saturating_sub(c.done.load(Ordering::Relaxed)),
@@ -169,14 +189,46 @@ impl Pipeline {
     }
 }
 
+/// One sink and the records it accepted since its last flush.
+struct Slot {
+    sink: Arc<dyn Sink>,
+    /// Indices into the dispatcher's unflushed records.
+    accepted: Vec<usize>,
+}
+
 struct Dispatcher {
     rx: Receiver<Command>,
     recycle: Sender<Arc<AuditEvent>>,
-    sinks: Vec<Arc<dyn Sink>>,
+    /// The sinks still in the pipeline (a sink that panics is taken out).
+    sinks: Vec<Slot>,
     counters: Arc<Counters>,
+    /// The JSON of every event since the last flush, back to back; `spans[i]` is event `i`'s range.
     buf: Vec<u8>,
-    /// Something was flushed but not yet synced.
-    dirty: bool,
+    spans: Vec<(usize, usize)>,
+    /// Whether event `i` since the last flush failed in some sink (its JSON then went to the stderr fallback).
+    failed: Vec<bool>,
+    /// When data first reached the sinks after their last sync.
+    unsynced_since: Option<Instant>,
+    sync_interval: Duration,
+}
+
+/// What a sink call did.
+enum Call<T> {
+    Done(T),
+    Panicked(String),
+}
+
+fn call<T>(f: impl FnOnce() -> T) -> Call<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Call::Done(v),
+        Err(payload) => Call::Panicked(
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into()),
+        ),
+    }
 }
 
 impl Dispatcher {
@@ -190,11 +242,12 @@ impl Dispatcher {
             match self.rx.try_recv() {
                 Ok(cmd) => batch.push(cmd),
                 Err(TryRecvError::Empty) if last_work.elapsed() < BLOCK_AFTER => {
+                    self.sync_if_due();
                     std::thread::sleep(POLL);
                     continue;
                 }
                 Err(TryRecvError::Empty) => {
-                    if self.dirty {
+                    if self.unsynced_since.is_some() {
                         let _ = self.sync_all();
                     }
                     match self.rx.recv_timeout(IDLE) {
@@ -218,109 +271,212 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
-            let mut events = 0u64;
-            let mut pending_flush = false;
-            for cmd in batch.drain(..) {
+            let mut cmds = batch.drain(..);
+            while let Some(cmd) = cmds.next() {
                 match cmd {
                     Command::Event(event) => {
                         self.write(&event);
-                        events += 1;
                         // Dropped by a caller (see `Pipeline::submit`), or here when they are not keeping up.
                         let _ = self.recycle.try_send(event);
                     }
                     Command::Flush(ack) => {
-                        let res = self.flush_all().and_then(|()| self.sync_all());
-                        self.counters.done.fetch_add(std::mem::take(&mut events), Ordering::Relaxed);
+                        let res = self.flush_all().and(self.sync_all());
                         let _ = ack.send(res);
                     }
                     Command::Shutdown(ack) => {
-                        // Everything sent before the shutdown is already in this batch or the queue.
-                        let mut rest = Vec::new();
-                        while let Ok(cmd) = self.rx.try_recv() {
-                            rest.push(cmd);
-                        }
-                        for cmd in rest {
+                        // Everything sent before the shutdown is in this batch or the queue.
+                        let mut rest =
+                            cmds.by_ref().chain(std::iter::from_fn(|| self.rx.try_recv().ok())).collect::<Vec<_>>();
+                        let mut first = Ok(());
+                        for cmd in rest.drain(..) {
                             match cmd {
                                 Command::Event(e) => {
                                     self.write(&e);
-                                    events += 1;
+                                    if self.spans.len() >= MAX_BATCH {
+                                        first = first.and(self.flush_all());
+                                    }
                                 }
                                 Command::Flush(a) | Command::Shutdown(a) => {
                                     let _ = a.send(Ok(()));
                                 }
                             }
                         }
-                        let res = self.shutdown_all();
-                        self.counters.done.fetch_add(events, Ordering::Relaxed);
+                        let res = first.and(self.flush_all()).and(self.shutdown_all());
                         let _ = ack.send(res);
                         return;
                     }
                 }
-                pending_flush = true;
             }
-            if pending_flush {
-                let _ = self.flush_all();
-                self.dirty = true;
-            }
-            self.counters.done.fetch_add(events, Ordering::Relaxed);
+            drop(cmds);
+            let _ = self.flush_all();
+            self.sync_if_due();
         }
     }
 
+    /// Serialises `event` once and hands it to every sink.
     fn write(&mut self, event: &AuditEvent) {
-        self.buf.clear();
+        let start = self.buf.len();
         if let Err(e) = serde_json::to_writer(&mut self.buf, event) {
             // Cannot happen for AuditEvent (no maps with non-string keys), but never lose the event silently.
-            self.report(&format!("serialising event {}: {e}", event.event_id));
+            self.buf.truncate(start);
+            report(&format!("serialising event {}: {e}", event.event_id));
             self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            self.counters.done.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let record = Record { event, json: &self.buf };
-        let mut ok = true;
-        for sink in &self.sinks {
-            if let Err(e) = sink.write(record) {
-                ok = false;
-                self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
-                report_sink_error(sink.as_ref(), &e);
-                fallback_to_stderr(record.json);
-            }
-        }
-        if ok {
-            self.counters.written.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn flush_all(&self) -> Result<(), ExporterError> {
-        self.each(|s| s.flush())
-    }
-
-    fn sync_all(&mut self) -> Result<(), ExporterError> {
-        self.dirty = false;
-        self.each(|s| s.sync())
-    }
-
-    fn shutdown_all(&mut self) -> Result<(), ExporterError> {
-        self.dirty = false;
-        self.each(|s| s.shutdown())
-    }
-
-    fn each(&self, f: impl Fn(&dyn Sink) -> Result<(), ExporterError>) -> Result<(), ExporterError> {
-        let mut first = Ok(());
-        for sink in &self.sinks {
-            if let Err(e) = f(sink.as_ref()) {
-                self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
-                report_sink_error(sink.as_ref(), &e);
-                if first.is_ok() {
-                    first = Err(e);
+        let idx = self.spans.len();
+        self.spans.push((start, self.buf.len()));
+        self.failed.push(false);
+        let json = &self.buf[start..];
+        let record = Record { event, json };
+        let mut panicked = Vec::new();
+        for (i, slot) in self.sinks.iter_mut().enumerate() {
+            match call(|| slot.sink.write(record)) {
+                Call::Done(Ok(())) => slot.accepted.push(idx),
+                Call::Done(Err(e)) => {
+                    self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                    report_sink_error(slot.sink.as_ref(), &e);
+                    if !std::mem::replace(&mut self.failed[idx], true) {
+                        fallback_to_stderr(json);
+                    }
+                }
+                Call::Panicked(msg) => {
+                    if !std::mem::replace(&mut self.failed[idx], true) {
+                        fallback_to_stderr(json);
+                    }
+                    panicked.push((i, "write", msg));
                 }
             }
         }
+        if self.sinks.is_empty() && !std::mem::replace(&mut self.failed[idx], true) {
+            fallback_to_stderr(json);
+        }
+        self.take_out(panicked);
+    }
+
+    /// Removes the sinks that panicked (indices ascending), loudly. What they accepted since their last flush
+    /// may be lost with them, so it goes to the stderr fallback.
+    fn take_out(&mut self, mut panicked: Vec<(usize, &'static str, String)>) {
+        while let Some((i, op, msg)) = panicked.pop() {
+            let slot = self.sinks.remove(i);
+            self.counters.sink_panics.fetch_add(1, Ordering::Relaxed);
+            self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+            for &idx in &slot.accepted {
+                if !std::mem::replace(&mut self.failed[idx], true) {
+                    let (a, b) = self.spans[idx];
+                    fallback_to_stderr(&self.buf[a..b]);
+                }
+            }
+            let left: Vec<String> = self.sinks.iter().map(|s| s.sink.name()).collect();
+            let msg = format!(
+                "audit sink {} panicked in {op} ({msg}); it is taken out of the pipeline. Its unflushed events are on \
+                 the stderr fallback; later events go to the other sinks ({})",
+                slot.sink.name(),
+                if left.is_empty() { "none left: to the stderr fallback".to_owned() } else { left.join(", ") }
+            );
+            report(&msg);
+        }
+    }
+
+    /// Flushes every sink and settles the records since the last flush: counted as written when every sink
+    /// delivered them, as failed otherwise (their JSON is then on the stderr fallback).
+    fn flush_all(&mut self) -> Result<(), ExporterError> {
+        let mut first = Ok(());
+        let mut panicked = Vec::new();
+        let mut any = false;
+        for (i, slot) in self.sinks.iter_mut().enumerate() {
+            any |= !slot.accepted.is_empty();
+            match call(|| slot.sink.flush()) {
+                Call::Done(Ok(())) => slot.accepted.clear(),
+                Call::Done(Err(e)) => {
+                    self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                    report_sink_error(slot.sink.as_ref(), &e);
+                    let undelivered = match &e {
+                        // The sink wrote the undelivered rest to the fallback itself.
+                        ExporterError::PartialFlush { delivered, .. } => {
+                            for &idx in slot.accepted.iter().skip(*delivered) {
+                                self.failed[idx] = true;
+                            }
+                            &[][..]
+                        }
+                        _ => &slot.accepted[..],
+                    };
+                    for &idx in undelivered {
+                        if !std::mem::replace(&mut self.failed[idx], true) {
+                            let (a, b) = self.spans[idx];
+                            fallback_to_stderr(&self.buf[a..b]);
+                        }
+                    }
+                    slot.accepted.clear();
+                    if first.is_ok() {
+                        first = Err(e);
+                    }
+                }
+                Call::Panicked(msg) => panicked.push((i, "flush", msg)),
+            }
+        }
+        self.take_out(panicked);
+        if any && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+        let failed = self.failed.iter().filter(|f| **f).count() as u64;
+        let total = self.spans.len() as u64;
+        self.counters.failed.fetch_add(failed, Ordering::Relaxed);
+        self.counters.written.fetch_add(total - failed, Ordering::Relaxed);
+        self.counters.done.fetch_add(total, Ordering::Relaxed);
+        self.buf.clear();
+        self.spans.clear();
+        self.failed.clear();
         first
     }
 
-    fn report(&self, msg: &str) {
-        tracing::error!(target: "observer", "{msg}");
-        let _ = writeln!(std::io::stderr(), "observer: {msg}");
+    /// Syncs when data has waited `sync_interval` for it, so that steady load cannot postpone it forever.
+    fn sync_if_due(&mut self) {
+        if self.unsynced_since.is_some_and(|t| t.elapsed() >= self.sync_interval) {
+            let _ = self.sync_all();
+        }
     }
+
+    fn sync_all(&mut self) -> Result<(), ExporterError> {
+        self.unsynced_since = None;
+        self.each("sync", |s| s.sync())
+    }
+
+    fn shutdown_all(&mut self) -> Result<(), ExporterError> {
+        self.unsynced_since = None;
+        self.each("shutdown", |s| s.shutdown())
+    }
+
+    /// `sync` or `shutdown` on every sink (nothing is buffered in the dispatcher at these points).
+    fn each(
+        &mut self,
+        op: &'static str,
+        f: impl Fn(&dyn Sink) -> Result<(), ExporterError>,
+    ) -> Result<(), ExporterError> {
+        let mut first = Ok(());
+        let mut panicked = Vec::new();
+        for (i, slot) in self.sinks.iter().enumerate() {
+            match call(|| f(slot.sink.as_ref())) {
+                Call::Done(Ok(())) => {}
+                Call::Done(Err(e)) => {
+                    self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                    report_sink_error(slot.sink.as_ref(), &e);
+                    if first.is_ok() {
+                        first = Err(e);
+                    }
+                }
+                Call::Panicked(msg) => panicked.push((i, op, msg)),
+            }
+        }
+        self.take_out(panicked);
+        first
+    }
+}
+
+fn report(msg: &str) {
+    tracing::error!(target: "observer", "{msg}");
+    let _ = writeln!(std::io::stderr(), "observer: {msg}");
 }
 
 fn report_sink_error(sink: &dyn Sink, err: &ExporterError) {
@@ -335,5 +491,24 @@ pub(crate) fn fallback_to_stderr(lines: &[u8]) {
         let _ = err.write_all(b"observer-audit-fallback: ");
         let _ = err.write_all(line);
         let _ = err.write_all(b"\n");
+    }
+}
+
+/// The one way the SDK's own audit events (`#[audit]`, LLM interactions, authentication failures) handle an
+/// event `emit` could not record: the queue was full or the synchronous writer failed. The failure is reported
+/// (as an error naming `origin`) and the event's JSON line is written to the stderr fallback, so that it is never
+/// lost silently. Other errors (an invalid event) are only reported.
+pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, AuditError>) {
+    let Err(e) = result else { return };
+    tracing::error!(target: "observer", origin, error = %e, "audit event could not be recorded; written to stderr");
+    let event = match &e {
+        AuditError::QueueFull { event, .. } => Some(event),
+        // The synchronous writer's file sink already put the line on the fallback.
+        AuditError::WriteFailed { source: ExporterError::PartialFlush { .. }, .. } => None,
+        AuditError::WriteFailed { event, .. } => Some(event),
+        _ => None,
+    };
+    if let Some(json) = event.and_then(|ev| serde_json::to_vec(ev).ok()) {
+        fallback_to_stderr(&json);
     }
 }

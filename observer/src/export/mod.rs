@@ -6,14 +6,15 @@
 //! the dispatcher already took.
 
 mod dispatcher;
+pub(crate) mod files;
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub mod kafka;
 mod sinks;
 pub mod spool;
 
-pub(crate) use dispatcher::fallback_to_stderr;
 pub use dispatcher::DispatchStats;
+pub(crate) use dispatcher::{emit_or_fallback, fallback_to_stderr};
 pub(crate) use dispatcher::{Pipeline, PipelineSettings};
 pub use sinks::{FileSink, MemorySink, StdoutSink};
 
@@ -34,7 +35,10 @@ pub struct Record<'a> {
 ///
 /// An error from `write` is counted in [`DispatchStats::sink_errors`] and reported; the dispatcher then
 /// writes that record's JSON line to standard error (prefixed `observer-audit-fallback: `), so that an
-/// event is never silently lost.
+/// event is never silently lost. An error from `flush` means none of the records accepted since the previous
+/// flush was delivered (the dispatcher puts them on the fallback), unless it is
+/// [`ExporterError::PartialFlush`]. A sink that panics is taken out of the pipeline (reported, counted in
+/// [`DispatchStats::sink_panics`]); what it accepted since its last flush goes to the fallback.
 pub trait Sink: Send + Sync + std::fmt::Debug {
     /// A short name for reports, e.g. `file observer-audit.jsonl`.
     fn name(&self) -> String;

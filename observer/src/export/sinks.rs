@@ -1,14 +1,14 @@
 //! The built-in sinks: JSON-lines file, stdout, and an in-memory recorder for tests.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Record, Sink};
+use super::{files, Record, Sink};
 use crate::audit::AuditEvent;
-use crate::config::FileSync;
+use crate::config::{FilePermissions, FileSync};
 use crate::error::ExporterError;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -17,33 +17,61 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Appends one JSON object per line to a file, creating it (and its parent directories) if needed.
+/// Appends one JSON object per line to a file, creating it (and its parent directories) if needed, owner-only
+/// by default (see [`FilePermissions`]).
 ///
-/// Records are collected per batch and written with one `write` call when the dispatcher flushes. If the
-/// file cannot be opened or written, the batch's lines go to standard error (prefixed
-/// `observer-audit-fallback: `) and the file is reopened on the next batch.
+/// Records are collected per batch and written with one `write` call when the dispatcher flushes.
+///
+/// * **Write failures** (disk full, …): the lines that did not reach the file go to standard error (prefixed
+///   `observer-audit-fallback: `), and the file is reopened on the next batch. A line only partly written is cut
+///   off the file again (the whole line is on the fallback), so every line in the file is a complete event and
+///   each event is either in the file or on the fallback. Should that cut fail, or the file be found not ending
+///   in a newline when it is (re)opened (e.g. torn by a crash), a newline is added first, so that new events
+///   start on their own line; such a torn fragment is reported, and it is not an event.
+/// * **Rotation and deletion**: before every batch the sink checks that its path still names the file it has
+///   open (device and inode); if the file was renamed (logrotate without `copytruncate`) or deleted, it is
+///   synced (unless [`FileSync::Never`]) and closed, and a new file is created at the configured path. A batch
+///   written to a file deleted meanwhile is written again to the new one.
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,
     sync: FileSync,
+    permissions: FilePermissions,
     state: Mutex<FileState>,
 }
 
 #[derive(Debug)]
 struct FileState {
-    file: Option<File>,
+    file: Option<OpenFile>,
     pending: Vec<u8>,
 }
 
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    /// Device and inode, to notice that the path names another file now.
+    id: Option<(u64, u64)>,
+}
+
 impl FileSink {
-    /// Opens (or creates) `path` for appending.
+    /// Opens (or creates) `path` for appending, with the default [`FilePermissions`] (`0600`, directories `0700`).
     pub fn open(path: impl Into<PathBuf>, sync: FileSync) -> Result<Self, ExporterError> {
+        Self::open_with_permissions(path, sync, FilePermissions::default())
+    }
+
+    /// Opens (or creates) `path` for appending; a new file and new parent directories get `permissions`.
+    pub fn open_with_permissions(
+        path: impl Into<PathBuf>,
+        sync: FileSync,
+        permissions: FilePermissions,
+    ) -> Result<Self, ExporterError> {
         let path = path.into();
-        let file = open_append(&path)
+        let file = open_file(&path, permissions)
             .map_err(|source| ExporterError::Io { sink: format!("file {}", path.display()), source })?;
         Ok(Self {
             path,
             sync,
+            permissions,
             state: Mutex::new(FileState { file: Some(file), pending: Vec::with_capacity(256 * 1024) }),
         })
     }
@@ -53,43 +81,136 @@ impl FileSink {
         &self.path
     }
 
+    /// Closes the open file when the path no longer names it (renamed or deleted), syncing it first.
+    fn check_path(&self, state: &mut FileState) {
+        let Some(open) = state.file.as_ref() else { return };
+        let Some(id) = open.id else { return };
+        let current = std::fs::metadata(&self.path).ok().as_ref().and_then(files::identity);
+        if current == Some(id) {
+            return;
+        }
+        if self.sync != FileSync::Never {
+            let _ = open.file.sync_data();
+        }
+        state.file = None;
+        let what = if current.is_some() { "was renamed or replaced" } else { "was deleted or moved" };
+        report_file(&format!("audit file {} {what}; reopening it at the configured path", self.path.display()));
+    }
+
     fn write_pending(&self, state: &mut FileState, fsync: bool) -> Result<(), ExporterError> {
-        if state.pending.is_empty() && !fsync {
+        if state.pending.is_empty() {
+            if let (true, Some(open)) = (fsync, state.file.as_ref()) {
+                return open.file.sync_data().map_err(|source| ExporterError::Io { sink: self.name(), source });
+            }
             return Ok(());
         }
-        let res = (|| {
+        self.check_path(state);
+        let mut retried = false;
+        loop {
             if state.file.is_none() {
-                state.file = Some(open_append(&self.path)?);
+                match open_file(&self.path, self.permissions) {
+                    Ok(f) => state.file = Some(f),
+                    Err(source) => return Err(self.fail(state, 0, source)),
+                }
             }
-            let Some(file) = state.file.as_mut() else {
-                return Ok(());
-            };
-            file.write_all(&state.pending)?;
-            if fsync {
-                file.sync_data()?;
+            let Some(open) = state.file.as_mut() else { continue };
+            let (written, res) = write_counted(&mut open.file, &state.pending);
+            if let Err(source) = res {
+                return Err(self.fail(state, written, source));
             }
-            Ok(())
-        })();
-        match res {
-            Ok(()) => {
-                state.pending.clear();
-                Ok(())
-            }
-            Err(source) => {
+            // Deleted while we wrote (or just before): write the batch again into a new file at the path.
+            if !retried && open.file.metadata().is_ok_and(|m| files::is_unlinked(&m)) {
+                report_file(&format!(
+                    "audit file {} was deleted; reopening it at the configured path",
+                    self.path.display()
+                ));
                 state.file = None;
-                super::dispatcher::fallback_to_stderr(&state.pending);
-                state.pending.clear();
-                Err(ExporterError::Io { sink: self.name(), source })
+                retried = true;
+                continue;
+            }
+            if fsync {
+                if let Err(source) = open.file.sync_data() {
+                    // Written, but whether it is on disk is unknown: the dispatcher also puts these lines on
+                    // the fallback (better twice than not at all).
+                    state.file = None;
+                    state.pending.clear();
+                    return Err(ExporterError::Io { sink: self.name(), source });
+                }
+            }
+            state.pending.clear();
+            return Ok(());
+        }
+    }
+
+    /// After a failed write of which `written` bytes reached the file: cuts a partly written line off again,
+    /// sends every line not wholly in the file to the stderr fallback, and closes the file.
+    fn fail(&self, state: &mut FileState, written: usize, source: std::io::Error) -> ExporterError {
+        let pending = std::mem::take(&mut state.pending);
+        let clean = pending[..written].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        let delivered = pending[..clean].iter().filter(|b| **b == b'\n').count();
+        let torn = (written - clean) as u64;
+        if let Some(mut open) = state.file.take() {
+            if torn > 0 {
+                let cut = open.file.stream_position().and_then(|end| {
+                    let len = open.file.metadata()?.len();
+                    if len != end {
+                        return Err(std::io::Error::other("the file changed meanwhile"));
+                    }
+                    open.file.set_len(end - torn)
+                });
+                if let Err(e) = cut {
+                    report_file(&format!(
+                        "audit file {}: could not remove a partly written line ({e}); it will be ended with a newline \
+                         (the event is on the stderr fallback)",
+                        self.path.display()
+                    ));
+                }
             }
         }
+        super::dispatcher::fallback_to_stderr(&pending[clean..]);
+        state.pending = pending;
+        state.pending.clear();
+        ExporterError::PartialFlush { delivered, source: Box::new(ExporterError::Io { sink: self.name(), source }) }
     }
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+/// Writes `buf` like `write_all`, also returning how many bytes reached the file.
+fn write_counted(file: &mut File, buf: &[u8]) -> (usize, std::io::Result<()>) {
+    let mut written = 0;
+    while written < buf.len() {
+        match file.write(&buf[written..]) {
+            Ok(0) => return (written, Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(e)),
+        }
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    (written, Ok(()))
+}
+
+/// Opens the audit file; if it does not end with a newline (a line torn by a crash or a failed cut), ends it.
+fn open_file(path: &Path, permissions: FilePermissions) -> std::io::Result<OpenFile> {
+    let mut file = files::open_append(path, permissions)?;
+    let meta = file.metadata()?;
+    if meta.len() > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(meta.len() - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")?;
+            report_file(&format!(
+                "audit file {} did not end with a newline (a line torn by an earlier failure or crash, not an event); \
+                 a newline was added so that new events start on their own line",
+                path.display()
+            ));
+        }
+    }
+    Ok(OpenFile { id: files::identity(&meta), file })
+}
+
+fn report_file(msg: &str) {
+    tracing::error!(target: "observer", "{msg}");
+    let _ = writeln!(std::io::stderr(), "observer: {msg}");
 }
 
 impl Sink for FileSink {

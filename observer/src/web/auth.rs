@@ -252,9 +252,7 @@ pub(crate) fn audit_failure(info: &RequestInfo, failure: &Failure, rejected: boo
         }
         builder.emit()
     });
-    if let Err(err) = result {
-        tracing::warn!(error = %err, "the authentication failure audit event was not recorded");
-    }
+    crate::export::emit_or_fallback("AUTHENTICATION failure", result);
 }
 
 #[cfg(test)]

@@ -229,9 +229,7 @@ fn audit(o: &Outcome<'_>, model: &str, cost: Option<&CostResult>, error_type: Op
     if let Some(s) = &o.response_summary {
         event = event.response_summary(s.as_str());
     }
-    if let Err(error) = event.emit() {
-        tracing::debug!(target: "observer::llm", %error, "the LLM interaction audit event was not recorded");
-    }
+    crate::export::emit_or_fallback("LLM_INTERACTION", event.emit());
 }
 
 /// How the response body is observed.
