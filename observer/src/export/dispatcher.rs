@@ -319,7 +319,7 @@ impl Dispatcher {
         if let Err(e) = serde_json::to_writer(&mut self.buf, event) {
             // Cannot happen for AuditEvent (no maps with non-string keys), but never lose the event silently.
             self.buf.truncate(start);
-            report(&format!("serialising event {}: {e}", event.event_id));
+            crate::diag::report!(ERROR, "event-unserialisable", "serialising audit event {}: {e}", event.event_id);
             self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
             self.counters.done.fetch_add(1, Ordering::Relaxed);
@@ -375,7 +375,7 @@ impl Dispatcher {
                 slot.sink.name(),
                 if left.is_empty() { "none left: to the stderr fallback".to_owned() } else { left.join(", ") }
             );
-            report(&msg);
+            crate::diag::report_loud("sink-panicked", format_args!("{msg}"));
         }
     }
 
@@ -474,13 +474,13 @@ impl Dispatcher {
     }
 }
 
-fn report(msg: &str) {
-    tracing::error!(target: "observer", "{msg}");
-    let _ = writeln!(std::io::stderr(), "observer: {msg}");
-}
-
 fn report_sink_error(sink: &dyn Sink, err: &ExporterError) {
-    tracing::error!(target: "observer", sink = %sink.name(), error = %err, "audit sink failed; event written to stderr instead");
+    crate::diag::report!(
+        ERROR,
+        "sink-failed",
+        "audit sink {} failed: {err}; the events it did not deliver are on stderr (observer-audit-fallback: lines)",
+        sink.name()
+    );
 }
 
 /// The last resort for events a sink could not take: one line each on stderr, prefixed
@@ -500,7 +500,11 @@ pub(crate) fn fallback_to_stderr(lines: &[u8]) {
 /// lost silently. Other errors (an invalid event) are only reported.
 pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, AuditError>) {
     let Err(e) = result else { return };
-    tracing::error!(target: "observer", origin, error = %e, "audit event could not be recorded; written to stderr");
+    crate::diag::report!(
+        ERROR,
+        "event-unrecorded",
+        "{origin} audit event could not be recorded ({e}); written to stderr"
+    );
     let event = match &e {
         AuditError::QueueFull { event, .. } => Some(event),
         // The synchronous writer's file sink already put the line on the fallback.

@@ -47,6 +47,10 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError>;
 
     /// Hands everything buffered to its destination. Called after every batch.
+    ///
+    /// An error means none of the records accepted since the previous flush reached the destination (the
+    /// dispatcher writes them to the stderr fallback and counts them as failed); a sink that delivered part of them,
+    /// and put the rest on the fallback itself, returns [`ExporterError::PartialFlush`] instead.
     fn flush(&self) -> Result<(), ExporterError> {
         Ok(())
     }

@@ -94,7 +94,10 @@ impl FileSink {
         }
         state.file = None;
         let what = if current.is_some() { "was renamed or replaced" } else { "was deleted or moved" };
-        report_file(&format!("audit file {} {what}; reopening it at the configured path", self.path.display()));
+        report_file(
+            "audit-file-moved",
+            &format!("audit file {} {what}; reopening it at the configured path", self.path.display()),
+        );
     }
 
     fn write_pending(&self, state: &mut FileState, fsync: bool) -> Result<(), ExporterError> {
@@ -120,10 +123,10 @@ impl FileSink {
             }
             // Deleted while we wrote (or just before): write the batch again into a new file at the path.
             if !retried && open.file.metadata().is_ok_and(|m| files::is_unlinked(&m)) {
-                report_file(&format!(
-                    "audit file {} was deleted; reopening it at the configured path",
-                    self.path.display()
-                ));
+                report_file(
+                    "audit-file-deleted",
+                    &format!("audit file {} was deleted; reopening it at the configured path", self.path.display()),
+                );
                 state.file = None;
                 retried = true;
                 continue;
@@ -159,11 +162,14 @@ impl FileSink {
                     open.file.set_len(end - torn)
                 });
                 if let Err(e) = cut {
-                    report_file(&format!(
+                    report_file(
+                        "audit-file-torn",
+                        &format!(
                         "audit file {}: could not remove a partly written line ({e}); it will be ended with a newline \
                          (the event is on the stderr fallback)",
                         self.path.display()
-                    ));
+                    ),
+                    );
                 }
             }
         }
@@ -198,19 +204,21 @@ fn open_file(path: &Path, permissions: FilePermissions) -> std::io::Result<OpenF
         file.read_exact(&mut last)?;
         if last[0] != b'\n' {
             file.write_all(b"\n")?;
-            report_file(&format!(
+            report_file(
+                "audit-file-torn",
+                &format!(
                 "audit file {} did not end with a newline (a line torn by an earlier failure or crash, not an event); \
                  a newline was added so that new events start on their own line",
                 path.display()
-            ));
+            ),
+            );
         }
     }
     Ok(OpenFile { id: files::identity(&meta), file })
 }
 
-fn report_file(msg: &str) {
-    tracing::error!(target: "observer", "{msg}");
-    let _ = writeln!(std::io::stderr(), "observer: {msg}");
+fn report_file(kind: &'static str, msg: &str) {
+    crate::diag::report!(WARN, kind, "{msg}");
 }
 
 impl Sink for FileSink {
