@@ -371,3 +371,18 @@ fn absurd_counts_are_bounded_and_not_trusted() {
     assert!(ceiling.trusted);
     assert_eq!(absurd.total_cost, ceiling.total_cost);
 }
+
+/// One-hour cache writes at their own rate. Python (genai-prices 0.2.3, same rates in the crate's data):
+/// `calc_price(Usage(input_tokens=2000, cache_write_tokens=1000, cache_write_1h_tokens=400, output_tokens=0),
+/// 'claude-3-5-sonnet-20241022', provider_id='anthropic').input_price` → 0.00765 (1000×3 + 600×3.75 + 400×6 per M).
+#[test]
+fn one_hour_cache_writes_are_priced_at_their_rate() {
+    use observer::cost::{calculate_cost_usage, TokenUsage};
+    let usage = TokenUsage {
+        input_tokens: 2000,
+        cache_creation_tokens: 1000,
+        cache_creation_1h_tokens: 400,
+        ..TokenUsage::default()
+    };
+    assert_python(&calculate_cost_usage("anthropic", "claude-3-5-sonnet-20241022", &usage), 0.00765, 0.0, 0.00765);
+}

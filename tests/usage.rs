@@ -334,3 +334,12 @@ fn bedrock_and_vendor_prefixed_ids_get_the_provider_that_prices_them() {
     assert_eq!(detect_provider("us.anthropic.claude-99-future-v1:0").as_deref(), Some("aws"));
     assert_eq!(detect_provider("azure/gpt-4o").as_deref(), Some("azure"));
 }
+
+#[test]
+fn anthropic_one_hour_cache_writes_are_read() {
+    let body = json!({"usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 1000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 600, "ephemeral_1h_input_tokens": 400}}});
+    let found = extract_llm_info(&body).usage.expect("usage");
+    assert_eq!((found.input_tokens, found.cache_creation_tokens, found.cache_creation_1h_tokens), (1010, 1000, 400));
+}

@@ -99,7 +99,8 @@
 //! # Usage kinds
 //!
 //! [`calculate_cost_usage`] prices every kind of [`TokenUsage`] at the model's own rate for it, as `genai-prices`
-//! does: cache reads (`cached_tokens`), cache writes (`cache_creation_tokens`), input and output audio tokens, and
+//! does: cache reads (`cached_tokens`), cache writes (`cache_creation_tokens`, of which `cache_creation_1h_tokens`
+//! at the one-hour rate when the model has one), input and output audio tokens, and
 //! reasoning tokens (at the output rate unless the model has a reasoning rate). All of them are parts of
 //! `input_tokens` / `output_tokens` (see [`TokenUsage`]); a part the model has no rate for is charged at the
 //! input or output rate. [`calculate_cost_cached`] is the common case of cache reads only; `cached_tokens` larger
@@ -363,6 +364,7 @@ fn bounded(usage: &TokenUsage) -> (TokenUsage, bool) {
         output_tokens: bound(usage.output_tokens),
         cached_tokens: bound(usage.cached_tokens),
         cache_creation_tokens: bound(usage.cache_creation_tokens),
+        cache_creation_1h_tokens: bound(usage.cache_creation_1h_tokens),
         reasoning_tokens: bound(usage.reasoning_tokens),
         input_audio_tokens: bound(usage.input_audio_tokens),
         output_audio_tokens: bound(usage.output_audio_tokens),
@@ -383,6 +385,7 @@ fn genai_usage(usage: &TokenUsage) -> Usage {
     for (key, tokens) in [
         (UsageKey::CACHE_READ_TOKENS, usage.cached_tokens),
         (UsageKey::CACHE_WRITE_TOKENS, usage.cache_creation_tokens),
+        (UsageKey::CACHE_WRITE_1H_TOKENS, usage.cache_creation_1h_tokens),
         (UsageKey::INPUT_AUDIO_TOKENS, usage.input_audio_tokens),
         (UsageKey::OUTPUT_REASONING_TOKENS, usage.reasoning_tokens),
         (UsageKey::OUTPUT_AUDIO_TOKENS, usage.output_audio_tokens),

@@ -23,8 +23,8 @@
 //! | Shape | Keys | Normalisation |
 //! |---|---|---|
 //! | OpenAI chat | `prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`/`audio_tokens`, `completion_tokens_details.reasoning_tokens`/`audio_tokens` (also DeepSeek's `prompt_cache_hit_tokens`) | as is |
-//! | OpenAI Responses, LangChain `usage_metadata` | `input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`/`audio_tokens`, `output_tokens_details.reasoning_tokens`/`audio_tokens`, `input_token_details.cache_read`/`cache_creation`/`audio`, `output_token_details.reasoning`/`audio` | as is |
-//! | Anthropic | `input_tokens`, `output_tokens` with `cache_read_input_tokens` and/or `cache_creation_input_tokens` | input = input + cache read + cache creation |
+//! | OpenAI Responses, LangChain `usage_metadata` | `input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`/`audio_tokens`, `output_tokens_details.reasoning_tokens`/`audio_tokens`, `input_token_details.cache_read`/`cache_creation`/`ephemeral_1h_input_tokens`/`audio`, `output_token_details.reasoning`/`audio` | as is |
+//! | Anthropic | `input_tokens`, `output_tokens` with `cache_read_input_tokens` and/or `cache_creation_input_tokens` (one-hour writes: `cache_creation.ephemeral_1h_input_tokens`) | input = input + cache read + cache creation |
 //! | Gemini | `promptTokenCount`, `candidatesTokenCount`, `cachedContentTokenCount`, `thoughtsTokenCount`, `toolUsePromptTokenCount` | input = prompt + tool-use prompt, output = candidates + thoughts |
 //! | Bedrock Converse | `inputTokens`, `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens` | input = input + cache read + cache write |
 //!
@@ -95,7 +95,8 @@ pub const MAX_TOKEN_COUNT: u64 = 1_000_000_000;
 /// Token counts of one or more LLM calls.
 ///
 /// Invariant (normalised): `cached_tokens`, `cache_creation_tokens` and `input_audio_tokens` are parts of
-/// `input_tokens` (together at most `input_tokens`); `reasoning_tokens` and `output_audio_tokens` are parts of
+/// `input_tokens` (together at most `input_tokens`), `cache_creation_1h_tokens` a part of `cache_creation_tokens`;
+/// `reasoning_tokens` and `output_audio_tokens` are parts of
 /// `output_tokens` (together at most `output_tokens`). Everything this module returns holds it; [`merge_max`] and
 /// [`add`] restore it on their results. [`calculate_cost_usage`](crate::cost::calculate_cost_usage) prices each
 /// part at its own rate.
@@ -112,6 +113,10 @@ pub struct TokenUsage {
     pub cached_tokens: u64,
     /// Input tokens written to the provider's cache.
     pub cache_creation_tokens: u64,
+    /// The part of `cache_creation_tokens` written with a one-hour lifetime (Anthropic's
+    /// `cache_creation.ephemeral_1h_input_tokens`, priced higher than the default five minutes).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_creation_1h_tokens: u64,
     /// Output tokens spent on reasoning.
     pub reasoning_tokens: u64,
     /// Input tokens that are audio (not read from the cache).
@@ -158,6 +163,7 @@ impl TokenUsage {
         self.output_tokens = self.output_tokens.max(other.output_tokens);
         self.cached_tokens = self.cached_tokens.max(other.cached_tokens);
         self.cache_creation_tokens = self.cache_creation_tokens.max(other.cache_creation_tokens);
+        self.cache_creation_1h_tokens = self.cache_creation_1h_tokens.max(other.cache_creation_1h_tokens);
         self.reasoning_tokens = self.reasoning_tokens.max(other.reasoning_tokens);
         self.input_audio_tokens = self.input_audio_tokens.max(other.input_audio_tokens);
         self.output_audio_tokens = self.output_audio_tokens.max(other.output_audio_tokens);
@@ -172,6 +178,7 @@ impl TokenUsage {
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
         self.cached_tokens = self.cached_tokens.saturating_add(other.cached_tokens);
         self.cache_creation_tokens = self.cache_creation_tokens.saturating_add(other.cache_creation_tokens);
+        self.cache_creation_1h_tokens = self.cache_creation_1h_tokens.saturating_add(other.cache_creation_1h_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
         self.input_audio_tokens = self.input_audio_tokens.saturating_add(other.input_audio_tokens);
         self.output_audio_tokens = self.output_audio_tokens.saturating_add(other.output_audio_tokens);
@@ -179,12 +186,13 @@ impl TokenUsage {
         self.normalise();
     }
 
-    /// Clamps the parts to their totals: cached tokens first, then cache-creation tokens, then audio tokens, to
-    /// the input tokens; reasoning tokens, then audio tokens, to the output tokens.
+    /// Clamps the parts to their totals: cached tokens first, then cache-creation tokens (and their one-hour part
+    /// to them), then audio tokens, to the input tokens; reasoning tokens, then audio tokens, to the output tokens.
     fn normalise(&mut self) {
         self.cached_tokens = self.cached_tokens.min(self.input_tokens);
         let rest = self.input_tokens - self.cached_tokens;
         self.cache_creation_tokens = self.cache_creation_tokens.min(rest);
+        self.cache_creation_1h_tokens = self.cache_creation_1h_tokens.min(self.cache_creation_tokens);
         self.input_audio_tokens = self.input_audio_tokens.min(rest - self.cache_creation_tokens);
         self.reasoning_tokens = self.reasoning_tokens.min(self.output_tokens);
         self.output_audio_tokens = self.output_audio_tokens.min(self.output_tokens - self.reasoning_tokens);
@@ -401,6 +409,7 @@ const DETAIL_KEYS: &[&str] = &[
     "output_tokens_details",
     "input_token_details",
     "output_token_details",
+    "cache_creation",
 ];
 
 /// A name found at a depth (nearest to the root wins; on a tie the first found).
@@ -622,6 +631,7 @@ pub(crate) fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
                 output_tokens: output.unwrap_or(0),
                 cached_tokens: read,
                 cache_creation_tokens: creation,
+                cache_creation_1h_tokens: c.nested("cache_creation", "ephemeral_1h_input_tokens").unwrap_or(0),
                 ..TokenUsage::default()
             };
             usage = merged(usage, Some(shape.normalised()));
@@ -635,6 +645,7 @@ pub(crate) fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
                 c.nested("input_token_details", "cache_read"),
             ),
             cache_creation_tokens: c.nested("input_token_details", "cache_creation").unwrap_or(0),
+            cache_creation_1h_tokens: c.nested("input_token_details", "ephemeral_1h_input_tokens").unwrap_or(0),
             reasoning_tokens: max_of(
                 c.nested("output_tokens_details", "reasoning_tokens"),
                 c.nested("output_token_details", "reasoning"),
