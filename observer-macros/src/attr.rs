@@ -61,6 +61,9 @@ impl Parse for AuditArgs {
                 "`#[audit]` needs an action and a resource type, e.g. `#[audit(create, Document, id = doc.id)]`",
             ));
         }
+        if let Some(err) = python_style(input) {
+            return Err(err);
+        }
         let action = positional(input, None)?;
         if input.is_empty() {
             return Err(missing_resource(&action, None));
@@ -80,6 +83,79 @@ impl Parse for AuditArgs {
         }
         Ok(Self { action, resource, keys })
     }
+}
+
+/// The guide's Python keyword arguments (`action="CREATE", resource_type=ResourceType.DOCUMENT, resource_id=..`):
+/// an error that shows the same call in this macro's form, `#[audit(create, Document, id = ..)]`. `None` when the
+/// arguments do not start with `key = value` or name neither `action` nor `resource_type`.
+fn python_style(input: ParseStream<'_>) -> Option<syn::Error> {
+    if !(input.peek(Ident::peek_any) && input.peek2(Token![=])) {
+        return None;
+    }
+    let pairs = input.fork().call(|i| {
+        syn::punctuated::Punctuated::<(Ident, Expr), Token![,]>::parse_terminated_with(i, |i| {
+            let key = i.call(Ident::parse_any)?;
+            i.parse::<Token![=]>()?;
+            Ok((key, i.parse::<Expr>()?))
+        })
+    });
+    let pairs = pairs.ok()?;
+    let first = pairs.first()?.0.clone();
+    let find = |names: &[&str]| pairs.iter().find(|(k, _)| names.iter().any(|n| k == n)).map(|(k, v)| (k.clone(), v));
+    let action = find(&["action"]);
+    let resource = find(&["resource_type", "resource"]);
+    if action.is_none() && resource.is_none() {
+        return None;
+    }
+    let action_name = action.and_then(|(_, v)| vocabulary_name(vocab::ACTIONS, v)).unwrap_or("create");
+    let resource_name = resource.and_then(|(_, v)| vocabulary_name(vocab::RESOURCES, v)).unwrap_or("Document");
+    let mut suggestion = format!("#[audit({action_name}, {resource_name}");
+    for (key, value) in &pairs {
+        let key = match key.to_string().as_str() {
+            "action" | "resource_type" | "resource" => continue,
+            "resource_id" | "id" => "id",
+            "resource_name" | "name" => "name",
+            "description" => "description",
+            _ => continue,
+        };
+        suggestion.push_str(&format!(", {key} = {}", expr_text(value)));
+    }
+    suggestion.push_str(")]");
+    Some(syn::Error::new(
+        first.span(),
+        format!(
+            "`#[audit]` takes the action and the resource type as bare names first, not as `key = value` \
+             (Python's keyword arguments); write `{suggestion}`"
+        ),
+    ))
+}
+
+/// The vocabulary's macro name for a Python-style value: `"CREATE"`, `ResourceType.DOCUMENT`,
+/// `AuditAction::Read`, `Document`, … (matched on the wire, variant or macro spelling).
+fn vocabulary_name(table: &'static [vocab::Entry], value: &Expr) -> Option<&'static str> {
+    let text = match value {
+        Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => s.value(),
+        Expr::Field(f) => match &f.member {
+            syn::Member::Named(ident) => ident.to_string(),
+            syn::Member::Unnamed(_) => return None,
+        },
+        Expr::Path(p) => p.path.segments.last()?.ident.to_string(),
+        _ => return None,
+    };
+    let text = text.trim();
+    table
+        .iter()
+        .find(|e| e.wire.eq_ignore_ascii_case(text) || e.variant == text || e.macro_name == text)
+        .map(|e| e.macro_name)
+}
+
+/// `expr` as source-like text for a suggestion (`doc.id`, not `doc . id`).
+fn expr_text(expr: &Expr) -> String {
+    let text = quote::ToTokens::to_token_stream(expr).to_string();
+    let mut out =
+        text.replace(" . ", ".").replace(" :: ", "::").replace(" (", "(").replace("( ", "(").replace(" )", ")");
+    out = out.replace(" ,", ",").replace("& ", "&");
+    out
 }
 
 /// The action (`after` is `None`) or the resource type (`after` is the action): a bare name not followed by `=`.
@@ -219,6 +295,21 @@ mod tests {
 
     fn err(s: &str) -> String {
         args(s).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn python_style_arguments_get_the_rust_form() {
+        assert_eq!(
+            err(r#"action = "CREATE", resource_type = "DOCUMENT", resource_id = doc.id"#),
+            "`#[audit]` takes the action and the resource type as bare names first, not as `key = value` (Python's \
+             keyword arguments); write `#[audit(create, Document, id = doc.id)]`"
+        );
+        let e = err(r#"resource_type = ResourceType.LLM_MODEL, action = AuditAction.EXECUTE, description = "x""#);
+        assert!(e.ends_with(r#"write `#[audit(execute, LlmModel, description = "x")]`"#), "{e}");
+        let e = err(r#"action = "PUBLISH", resource_type = "DOCUMENT""#);
+        assert!(e.ends_with("write `#[audit(create, Document)]`"), "an unknown action gets a valid placeholder: {e}");
+        // Other keys first still get the general message.
+        assert!(err("id = 1").starts_with("missing action in `#[audit]`"));
     }
 
     #[test]
