@@ -57,7 +57,7 @@ pub use audit::{
     ResourceType,
 };
 pub use config::{AuditSink, KafkaConfig, ObserverConfig, Secret};
-pub use cost::{calculate_cost, calculate_cost_cached, get_price, CostResult, ModelPrice};
+pub use cost::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};
 pub use export::{DispatchStats, MemorySink, Sink};
 #[cfg(feature = "kafka")]
