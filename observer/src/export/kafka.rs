@@ -104,6 +104,10 @@ pub struct KafkaStats {
     pub spool_records: u64,
     /// Bytes currently in the spool.
     pub spool_bytes: u64,
+    /// Spool segments (or files named like them) taken out of replay because they could not be read or held
+    /// lines that could not be decoded: moved to the spool's `quarantine/` directory (or, if that failed, left
+    /// in place and skipped), each reported on stderr. Nothing in them was deleted.
+    pub spool_quarantined: u64,
 }
 
 #[derive(Debug, Default)]
@@ -567,6 +571,7 @@ impl KafkaExporter {
             in_flight: u64::try_from(self.inner.producer.load().in_flight_count()).unwrap_or(0),
             spool_records: self.inner.spool.records(),
             spool_bytes: self.inner.spool.bytes(),
+            spool_quarantined: self.inner.spool.quarantined(),
         }
     }
 }
@@ -626,6 +631,8 @@ struct Replay {
     segment: Segment,
     records: Vec<SpoolRecord>,
     next: usize,
+    /// Lines of the segment that could not be decoded.
+    skipped: usize,
 }
 
 impl Inner {
@@ -680,7 +687,18 @@ impl Inner {
                     if done {
                         // Failures of this replay are already back in the spool (drained above).
                         self.drain_failed();
-                        if let Err(e) = self.spool.remove(&r.segment) {
+                        let finished = if r.skipped > 0 {
+                            // What could not be decoded is never deleted: the whole segment is set aside.
+                            let reason = format!(
+                                "{} of its lines cannot be decoded (its {} other records were re-sent)",
+                                r.skipped,
+                                r.records.len()
+                            );
+                            self.spool.quarantine(&r.segment, &reason).map(drop)
+                        } else {
+                            self.spool.remove(&r.segment)
+                        };
+                        if let Err(e) = finished {
                             tracing::error!(target: "observer::kafka", error = %e, "removing a replayed spool segment");
                         }
                         let failed = self.shared.replay_failed.swap(0, Ordering::AcqRel);
@@ -705,6 +723,8 @@ impl Inner {
         }
     }
 
+    /// The oldest segment that can be read. A segment that cannot be read is quarantined (moved aside, reported
+    /// and counted) and the next one is tried, so that one bad file never stops the replay of the others.
     fn start_replay(&self) -> Option<Replay> {
         let segments = match self.spool.seal_and_list() {
             Ok(s) => s,
@@ -713,19 +733,23 @@ impl Inner {
                 return None;
             }
         };
-        let segment = segments.into_iter().next()?;
-        match self.spool.read(&segment) {
-            Ok((records, skipped)) => {
-                if skipped > 0 {
-                    tracing::error!(target: "observer::kafka", skipped, segment = ?segment, "unreadable records in the spool were skipped");
+        for segment in segments {
+            match self.spool.read(&segment) {
+                Ok((records, skipped)) => {
+                    if skipped > 0 {
+                        tracing::error!(target: "observer::kafka", skipped, segment = %segment.path().display(),
+                            "spooled records that cannot be decoded are skipped; the segment is kept in quarantine after the others are re-sent");
+                    }
+                    return Some(Replay { segment, records, next: 0, skipped });
                 }
-                Some(Replay { segment, records, next: 0 })
-            }
-            Err(e) => {
-                tracing::error!(target: "observer::kafka", error = %e, "reading a spool segment");
-                None
+                Err(e) => {
+                    if let Err(e) = self.spool.quarantine(&segment, &format!("it cannot be read ({e})")) {
+                        tracing::error!(target: "observer::kafka", error = %e, "quarantining a spool segment");
+                    }
+                }
             }
         }
+        None
     }
 
     fn replay_some(&self, r: &mut Replay) {
@@ -885,5 +909,101 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         exporter.shutdown(Duration::from_secs(1)).expect("shutdown");
         let _ = std::fs::remove_dir_all(dir);
+    }
+    /// An exporter whose broker never answers (nothing listens on port 9), failing deliveries after 1 s.
+    fn unreachable_exporter(spool_dir: &std::path::Path) -> KafkaExporter {
+        KafkaExporter::new(KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            message_timeout_ms: 1_000,
+            spool_dir: Some(spool_dir.to_owned()),
+            ..Default::default()
+        })
+        .expect("exporter")
+    }
+
+    fn spool_with_segments(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
+        let spool = Spool::open(dir, u64::MAX).unwrap();
+        for i in 0..n {
+            let record = SpoolRecord {
+                topic: "audit".into(),
+                key: None,
+                headers: vec![],
+                payload: format!("{{\"n\":{i}}}").into_bytes(),
+            };
+            spool.append(&[record]).unwrap();
+            spool.seal_and_list().unwrap();
+        }
+        spool.seal_and_list().unwrap().iter().map(|s| s.path().to_owned()).collect()
+    }
+
+    fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A3: a segment deleted before it is replayed must not stop the replay of the others (it used to be retried
+    /// every 500 ms forever).
+    #[test]
+    fn a_vanished_segment_does_not_stop_the_replay_of_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = spool_with_segments(dir.path(), 2);
+        let exporter = unreachable_exporter(dir.path());
+        // Segment 1 is re-sent first (and fails after 1 s, back into a new segment 3); segment 2 vanishes.
+        std::fs::remove_file(&segments[1]).unwrap();
+        wait_for("the replay to go past the vanished segment", Duration::from_secs(30), || {
+            exporter.stats().produced >= 2
+        });
+        exporter.shutdown(Duration::from_secs(1)).unwrap();
+    }
+
+    /// A3: a segment that cannot be read (injected "permission denied": the tests run as root) is quarantined and
+    /// the replay goes on with the next one.
+    #[test]
+    fn an_unreadable_segment_is_quarantined_and_the_replay_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = spool_with_segments(dir.path(), 2);
+        super::super::spool::failpoint::inject(&segments[0], super::super::spool::failpoint::OPEN);
+        let exporter = unreachable_exporter(dir.path());
+        wait_for("segment 2 to be re-sent", Duration::from_secs(30), || exporter.stats().produced >= 1);
+        let stats = exporter.stats();
+        assert_eq!(stats.spool_quarantined, 1, "{stats:?}");
+        let kept = dir.path().join("quarantine").join(segments[0].file_name().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(kept).unwrap(),
+            "{\"topic\":\"audit\",\"key\":null,\"headers\":[],\"payload\":\"{\\\"n\\\":0}\"}\n"
+        );
+        exporter.shutdown(Duration::from_secs(1)).unwrap();
+    }
+
+    /// A4: a spooled line that cannot be decoded is never deleted: after the other records of its segment were
+    /// re-sent, the segment is kept (quarantined) with its bytes unchanged.
+    #[test]
+    fn a_record_that_cannot_be_decoded_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = spool_with_segments(dir.path(), 1);
+        let broken = b"{\"topic\":\"audit\",\"key\":null,\"headers\":[],\"payload\":\"{\\\"n\\\":1}\"\n";
+        let mut file = std::fs::OpenOptions::new().append(true).open(&segments[0]).unwrap();
+        file.write_all(broken).unwrap();
+        drop(file);
+        let exporter = unreachable_exporter(dir.path());
+        // The good record fails after 1 s and is re-spooled; then the segment is done with.
+        wait_for("the segment to be replayed", Duration::from_secs(30), || !segments[0].exists());
+        let mut found = false;
+        let mut stack = vec![dir.path().to_owned()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if std::fs::read(&path).unwrap().windows(broken.len()).any(|w| w == broken) {
+                    found = true;
+                }
+            }
+        }
+        assert!(found, "the undecodable line was deleted");
+        exporter.shutdown(Duration::from_secs(1)).unwrap();
     }
 }

@@ -7,9 +7,12 @@
 //!
 //! ```text
 //! for segment in spool.seal_and_list()? {           // oldest first
-//!     let (records, _skipped) = spool.read(&segment)?;
+//!     let Ok((records, skipped)) = spool.read(&segment) else {
+//!         spool.quarantine(&segment, "it cannot be read")?;   // set aside, go on with the next
+//!         continue;
+//!     };
 //!     /* produce every record, wait for delivery (or re-append what failed) */
-//!     spool.remove(&segment)?;
+//!     if skipped > 0 { spool.quarantine(&segment, "lines could not be decoded")?; } else { spool.remove(&segment)?; }
 //! }
 //! ```
 //!
@@ -37,6 +40,22 @@
 //! leftovers of a previous process and are all treated as sealed; the new process appends to a fresh segment
 //! and never writes into an old one.
 //!
+//! # Quarantine: nothing is deleted that was not re-sent
+//!
+//! One bad file never stops the spool. A file named `segment-…` that is not a readable regular segment
+//! (unreadable, not a regular file, a symbolic link, or a name without a valid sequence number) is moved into
+//! `<dir>/quarantine/` by [`open`](Spool::open), reported on stderr and as a `tracing` error, and counted
+//! ([`quarantined`](Spool::quarantined)); `open` goes on with the others and does not fail because of it.
+//! The exporter does the same with a segment that becomes unreadable before it is replayed, and with a segment
+//! holding lines that cannot be decoded (after re-sending its other records): [`quarantine`](Spool::quarantine).
+//! If a file cannot even be moved, it is left in place and skipped by this process. Quarantined files keep
+//! their bytes unchanged; to re-send their records, fix them and move them back under an unused segment name
+//! (records that were already re-sent are then sent again: de-duplicate on `event_id`).
+//!
+//! Sequence numbers found on disk near `u64::MAX` (a hand-made name) are renumbered from 1 at open, in order;
+//! a segment name that is taken when a new segment is created (someone put a file or directory there) is
+//! reported and skipped. Neither makes an append fail.
+//!
 //! # Durability (fsync policy)
 //!
 //! [`append`](Spool::append) writes the whole batch with one `write` call and then calls `fdatasync`
@@ -60,8 +79,9 @@
 //!
 //! * Crash (of the process or the machine) during an append: the active segment may end with a torn line (or,
 //!   after a power loss, with zero bytes). The next process treats that segment as sealed; [`read`](Spool::read)
-//!   skips the torn last line with a warning. Complete lines of the interrupted batch are replayed although
-//!   their `append` never returned `Ok`; delivery is therefore at least once, never at most once.
+//!   skips the torn last line with a warning and counts it (the segment is then quarantined, not deleted).
+//!   Complete lines of the interrupted batch are replayed although their `append` never returned `Ok`; delivery
+//!   is therefore at least once, never at most once.
 //! * An I/O error during an append (disk full, failed fsync): the batch is cut off again (the segment is
 //!   truncated to its previous length), the error is returned, and the segment is sealed, so that later appends
 //!   go to a new file and never follow a half-written line. If even the truncation fails, the partly written
@@ -71,7 +91,7 @@
 //!   [`SpoolError::Locked`] if it is held. The lock is released when the `Spool` is dropped or the process
 //!   dies; the lock file itself is left in place. Such locks may not work on network file systems.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
@@ -90,6 +110,13 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 const SEQ_DIGITS: usize = 20;
 /// The active segment is sealed before an append once it has reached this size.
 const DEFAULT_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+/// The quarantine directory inside the spool directory.
+const QUARANTINE_DIR: &str = "quarantine";
+/// Taken segment names skipped before an append gives up.
+const MAX_NAME_ATTEMPTS: usize = 1_000;
+/// Segments found with a sequence number at or above this are renumbered from 1 at open (no real spool gets
+/// near it; a hand-made or corrupted name does).
+const RENUMBER_ABOVE: u64 = u64::MAX / 2;
 
 /// One message as it will be (re)produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +195,8 @@ pub struct Spool {
     bytes: AtomicU64,
     /// Records in all segment files (idem).
     records: AtomicU64,
+    /// Where segments that cannot be replayed are set aside.
+    quarantine: Quarantine,
     /// Holds the exclusive lock on `spool.lock` until dropped.
     _lock: File,
 }
@@ -177,6 +206,9 @@ struct Inner {
     sealed: BTreeMap<u64, Segment>,
     active: Option<Active>,
     next_seq: u64,
+    /// Sequence numbers of segments that could be neither read nor moved aside: left where they are, never
+    /// replayed or reused by this process (the next process tries again).
+    skipped: BTreeSet<u64>,
 }
 
 #[derive(Debug)]
@@ -221,30 +253,57 @@ impl Spool {
             return Err(SpoolError::Locked(dir));
         }
 
+        let quarantine = Quarantine::new(&dir);
         let mut sealed = BTreeMap::new();
+        let mut skipped = BTreeSet::new();
         let (mut bytes, mut records) = (0u64, 0u64);
         for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(seq) = name.to_str().and_then(parse_segment_name) else {
-                continue;
+            // One entry the directory listing cannot describe must not stop the others.
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    report(format_args!("audit spool: skipping an unreadable entry of {}: {e}", dir.display()));
+                    continue;
+                }
             };
+            let name = entry.file_name();
             let path = entry.path();
-            if !entry.file_type()?.is_file() {
-                tracing::warn!(target: "observer", path = %path.display(), "audit spool: ignoring a non-file named like a segment");
+            let looks_like_segment = name.to_str().is_some_and(|n| n.starts_with(SEGMENT_PREFIX));
+            if !looks_like_segment {
                 continue;
             }
-            let (size, count) = scan_segment(&path)?;
-            bytes = bytes.saturating_add(size);
-            records = records.saturating_add(count);
-            sealed.insert(seq, Segment { path, seq, size, records: count });
+            let Some(seq) = name.to_str().and_then(parse_segment_name) else {
+                quarantine.set_aside(&path, "its name is not `segment-<20 digits>.jsonl`");
+                continue;
+            };
+            // `symlink_metadata`: a symbolic link is not a segment this spool wrote, even if it points at one.
+            let scanned = match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() => scan_segment(&path),
+                Ok(_) => Err(io::Error::other("not a regular file")),
+                Err(e) => Err(e),
+            };
+            match scanned {
+                Ok((size, count)) => {
+                    bytes = bytes.saturating_add(size);
+                    records = records.saturating_add(count);
+                    sealed.insert(seq, Segment { path, seq, size, records: count });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    if quarantine.set_aside(&path, &format!("it cannot be read ({e})")).is_none() {
+                        skipped.insert(seq);
+                    }
+                }
+            }
         }
-        let next_seq = sealed.keys().next_back().map_or(1, |last| last.saturating_add(1));
-        if !sealed.is_empty() {
+        let mut inner = Inner { sealed, active: None, next_seq: 1, skipped };
+        inner.renumber_if_exhausted(&dir);
+        inner.next_seq = inner.highest_seq().map_or(1, |last| last.saturating_add(1));
+        if !inner.sealed.is_empty() {
             tracing::info!(
                 target: "observer",
                 dir = %dir.display(),
-                segments = sealed.len(),
+                segments = inner.sealed.len(),
                 records,
                 bytes,
                 "audit spool: found undelivered records of an earlier run"
@@ -255,9 +314,10 @@ impl Spool {
             dir,
             max_bytes,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
-            inner: Mutex::new(Inner { sealed, active: None, next_seq }),
+            inner: Mutex::new(inner),
             bytes: AtomicU64::new(bytes),
             records: AtomicU64::new(records),
+            quarantine,
             _lock: lock,
         })
     }
@@ -291,16 +351,11 @@ impl Spool {
         }
 
         let created = inner.active.is_none();
-        let active = match &mut inner.active {
-            Some(active) => active,
-            slot @ None => {
-                let seq = inner.next_seq;
-                inner.next_seq = seq.saturating_add(1);
-                let path = self.dir.join(segment_name(seq));
-                let file = OpenOptions::new().append(true).create_new(true).open(&path)?;
-                slot.insert(Active { file, path, seq, size: 0, records: 0 })
-            }
-        };
+        if created {
+            let (file, path, seq) = inner.create_segment(&self.dir)?;
+            inner.active = Some(Active { file, path, seq, size: 0, records: 0 });
+        }
+        let Some(active) = inner.active.as_mut() else { unreachable!("an active segment was just created") };
 
         let written = active.file.write_all(&buf).and_then(|()| active.file.sync_data()).and_then(|()| {
             if created {
@@ -346,14 +401,17 @@ impl Spool {
         Ok(inner.sealed.values().cloned().collect())
     }
 
-    /// Reads a sealed segment's records in order. A torn last record (crash during append) is skipped with a
-    /// warning; corrupt lines in the middle are skipped and counted (never panic); returns
+    /// Reads a sealed segment's records in order. Lines that cannot be decoded (corrupt lines, a torn last
+    /// record left by a crash during an append) are skipped with a warning and counted (never panic); returns
     /// `(records, skipped_count)`.
     ///
-    /// `skipped_count` counts the complete (newline-terminated) lines that could not be decoded; a torn last
-    /// line is not counted, since the append that wrote it never returned `Ok`. (A last line that lacks only
-    /// its newline but decodes is returned.) Blank lines are ignored. Does not block appends.
+    /// `skipped_count` counts the lines that could not be decoded, including a torn last line unless it holds
+    /// only zero bytes or whitespace (a power loss). A last line that lacks only its newline but decodes is
+    /// returned. Blank lines are ignored. A segment with skipped lines should be [quarantined](Spool::quarantine)
+    /// after its records were re-sent, not removed: what could not be decoded is then kept. Does not block
+    /// appends.
     pub fn read(&self, segment: &Segment) -> Result<(Vec<SpoolRecord>, usize), SpoolError> {
+        failpoint::check(&segment.path, failpoint::OPEN)?;
         let data = fs::read(&segment.path)?;
         Ok(parse_segment(&segment.path, &data))
     }
@@ -393,6 +451,66 @@ impl Spool {
         Ok(())
     }
 
+    /// Takes a sealed segment out of replay without deleting what it holds: it is moved into
+    /// [`quarantine_dir`](Spool::quarantine_dir) (named as before, with a `-N` suffix if that name is taken there);
+    /// if it cannot be moved it is left in place and skipped by this spool (a later process tries it again).
+    /// A segment file that no longer exists is forgotten. Either way the spool goes on with the other segments.
+    ///
+    /// Reported on stderr and as a `tracing` error with `reason`, and counted in
+    /// [`quarantined`](Spool::quarantined). Use it for segments that cannot be read, and for segments with
+    /// records that could not be decoded (instead of [`remove`](Spool::remove) once the others were re-sent).
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::NotFound`] if `segment` is not (or no longer) a sealed segment of this spool.
+    pub fn quarantine(&self, segment: &Segment, reason: &str) -> Result<Quarantined, SpoolError> {
+        let mut inner = self.lock();
+        let known = match inner.sealed.get(&segment.seq) {
+            Some(known) if known.path == segment.path => known.clone(),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} is not a sealed segment of this spool", segment.path.display()),
+                )
+                .into());
+            }
+        };
+        let outcome = if fs::symlink_metadata(&known.path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            self.quarantine.count();
+            report(format_args!(
+                "audit spool: segment {} ({} records) was deleted by someone else before it was re-sent; {reason}",
+                known.path.display(),
+                known.records
+            ));
+            Quarantined::Missing
+        } else {
+            match self.quarantine.set_aside(&known.path, reason) {
+                Some(to) => Quarantined::Moved(to),
+                None => {
+                    inner.skipped.insert(known.seq);
+                    Quarantined::Skipped
+                }
+            }
+        };
+        inner.sealed.remove(&known.seq);
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        self.bytes.store(bytes.saturating_sub(known.size), Ordering::Relaxed);
+        let records = self.records.load(Ordering::Relaxed);
+        self.records.store(records.saturating_sub(known.records), Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    /// The directory segments are moved into by [`quarantine`](Spool::quarantine): `<dir>/quarantine`
+    /// (created when first needed).
+    pub fn quarantine_dir(&self) -> &Path {
+        &self.quarantine.dir
+    }
+
+    /// How many segments (or files named like segments) this spool has taken out of replay so far: moved to
+    /// the quarantine directory, skipped because they could not be moved, or found deleted.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantine.count.load(Ordering::Relaxed)
+    }
+
     /// Bytes currently on disk (sum of the segment file sizes).
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
@@ -426,6 +544,80 @@ impl Spool {
 }
 
 impl Inner {
+    fn highest_seq(&self) -> Option<u64> {
+        let sealed = self.sealed.keys().next_back().copied();
+        let skipped = self.skipped.last().copied();
+        sealed.max(skipped)
+    }
+
+    /// Creates the next segment file under a free name: a name that is taken (by a file or directory someone
+    /// else put there) is reported and skipped, never an error for the append.
+    fn create_segment(&mut self, dir: &Path) -> io::Result<(File, PathBuf, u64)> {
+        for _ in 0..MAX_NAME_ATTEMPTS {
+            let seq = self.next_seq;
+            let Some(next) = seq.checked_add(1) else {
+                return Err(io::Error::other("audit spool: segment sequence numbers are exhausted"));
+            };
+            self.next_seq = next;
+            if self.sealed.contains_key(&seq) || self.skipped.contains(&seq) {
+                continue;
+            }
+            let path = dir.join(segment_name(seq));
+            match OpenOptions::new().append(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((file, path, seq)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    report(format_args!(
+                        "audit spool: {} already exists (not written by this spool); using the next name",
+                        path.display()
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(format!("audit spool: no free segment name after {MAX_NAME_ATTEMPTS} attempts")))
+    }
+
+    /// When the sequence numbers found on disk leave little room to grow (a segment named with a huge number),
+    /// renames the segments, in replay order, to 1, 2, 3, … so that appends can go on after them. A segment that
+    /// cannot be renamed keeps its name (it may then be replayed later than its age says; nothing is lost).
+    fn renumber_if_exhausted(&mut self, dir: &Path) {
+        if self.highest_seq().is_none_or(|seq| seq < RENUMBER_ABOVE) {
+            return;
+        }
+        let segments: Vec<Segment> = std::mem::take(&mut self.sealed).into_values().collect();
+        let mut target = 1u64;
+        for mut segment in segments {
+            while target < segment.seq
+                && (self.skipped.contains(&target) || fs::symlink_metadata(dir.join(segment_name(target))).is_ok())
+            {
+                target += 1;
+            }
+            if target < segment.seq {
+                let path = dir.join(segment_name(target));
+                match fs::rename(&segment.path, &path) {
+                    Ok(()) => {
+                        segment.path = path;
+                        segment.seq = target;
+                    }
+                    Err(e) => report(format_args!(
+                        "audit spool: could not renumber {} ({e}); it keeps its name",
+                        segment.path.display()
+                    )),
+                }
+            }
+            target = target.max(segment.seq) + 1;
+            self.sealed.insert(segment.seq, segment);
+        }
+        if let Err(e) = sync_dir(dir) {
+            tracing::warn!(target: "observer", dir = %dir.display(), error = %e, "audit spool: directory fsync after renumbering failed");
+        }
+        report(format_args!(
+            "audit spool: segment numbers in {} were near the largest possible; renumbered {} segments from 1",
+            dir.display(),
+            self.sealed.len()
+        ));
+    }
+
     /// Moves the active segment (if any) to the sealed ones; an empty one is deleted instead.
     fn seal_active(&mut self) {
         let Some(active) = self.active.take() else {
@@ -440,6 +632,135 @@ impl Inner {
         }
         let segment = Segment { path: active.path, seq: active.seq, size: active.size, records: active.records };
         self.sealed.insert(active.seq, segment);
+    }
+}
+
+/// What [`Spool::quarantine`] did with a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Quarantined {
+    /// Moved to this path in the quarantine directory.
+    Moved(PathBuf),
+    /// Could not be moved: left in place and skipped by this spool (a later process tries it again).
+    Skipped,
+    /// The file no longer existed.
+    Missing,
+}
+
+/// Reports a spool problem the user must hear about: on stderr (always) and as a `tracing` error.
+fn report(message: fmt::Arguments<'_>) {
+    tracing::error!(target: "observer", "{message}");
+    let _ = writeln!(io::stderr().lock(), "observer: {message}");
+}
+
+/// Sets files aside in `<spool>/quarantine/`, and counts them.
+#[derive(Debug)]
+struct Quarantine {
+    dir: PathBuf,
+    count: AtomicU64,
+}
+
+impl Quarantine {
+    fn new(spool_dir: &Path) -> Self {
+        Self { dir: spool_dir.join(QUARANTINE_DIR), count: AtomicU64::new(0) }
+    }
+
+    fn count(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Moves `path` into the quarantine directory and reports it; `None` (reported too) if it could not be moved.
+    fn set_aside(&self, path: &Path, reason: &str) -> Option<PathBuf> {
+        self.count();
+        match self.move_in(path) {
+            Ok(to) => {
+                report(format_args!(
+                    "audit spool: {} cannot be replayed because {reason}; moved to {} (nothing was deleted)",
+                    path.display(),
+                    to.display()
+                ));
+                Some(to)
+            }
+            Err(e) => {
+                report(format_args!(
+                    "audit spool: {} cannot be replayed because {reason}, and could not be moved to {} ({e}); \
+                     it is left in place and skipped",
+                    path.display(),
+                    self.dir.display()
+                ));
+                None
+            }
+        }
+    }
+
+    fn move_in(&self, path: &Path) -> io::Result<PathBuf> {
+        if !self.dir.is_dir() {
+            fs::create_dir_all(&self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let name = path.file_name().ok_or_else(|| io::Error::other("no file name"))?;
+        for n in 0..MAX_NAME_ATTEMPTS {
+            let mut target_name = name.to_owned();
+            if n > 0 {
+                target_name.push(format!("-{n}"));
+            }
+            let target = self.dir.join(target_name);
+            if fs::symlink_metadata(&target).is_ok() {
+                continue;
+            }
+            failpoint::check(path, failpoint::RENAME)?;
+            fs::rename(path, &target)?;
+            sync_dir(&self.dir)?;
+            if let Some(from) = path.parent() {
+                sync_dir(from)?;
+            }
+            return Ok(target);
+        }
+        Err(io::Error::other("no free name in the quarantine directory"))
+    }
+}
+
+/// Injected I/O errors for the tests (root bypasses file permissions, so "permission denied" cannot be produced
+/// with `chmod`).
+#[cfg(test)]
+pub(crate) mod failpoint {
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// Opening a segment for reading.
+    pub(crate) const OPEN: &str = "open";
+    /// Moving a segment into the quarantine directory.
+    pub(crate) const RENAME: &str = "rename";
+
+    static FAILING: Mutex<Vec<(PathBuf, &'static str)>> = Mutex::new(Vec::new());
+
+    /// Makes `op` on `path` fail with "permission denied" from now on.
+    pub(crate) fn inject(path: &Path, op: &'static str) {
+        FAILING.lock().unwrap().push((path.to_owned(), op));
+    }
+
+    pub(super) fn check(path: &Path, op: &str) -> io::Result<()> {
+        if FAILING.lock().unwrap().iter().any(|(p, o)| p == path && *o == op) {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(test))]
+mod failpoint {
+    use std::io;
+    use std::path::Path;
+
+    pub(super) const OPEN: &str = "open";
+    pub(super) const RENAME: &str = "rename";
+
+    #[inline(always)]
+    pub(super) fn check(_path: &Path, _op: &str) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -522,6 +843,10 @@ fn parse_segment(path: &Path, data: &[u8]) -> (Vec<SpoolRecord>, usize) {
             }
             Err(_) => {
                 debug_assert!(lines.peek().is_none());
+                // Zeros (a power loss after the size was extended) hold nothing; anything else is kept by the
+                // caller (it quarantines segments with skipped lines instead of deleting them).
+                let content = line.iter().any(|&b| b != 0 && !b.is_ascii_whitespace());
+                skipped += usize::from(content);
                 tracing::warn!(target: "observer", path = %path.display(), line = index + 1, bytes = line.len(), "audit spool: skipping a torn last record (interrupted append)");
             }
         }
@@ -531,6 +856,7 @@ fn parse_segment(path: &Path, data: &[u8]) -> (Vec<SpoolRecord>, usize) {
 
 /// The size of a segment and its number of complete, non-blank lines, without holding it in memory.
 fn scan_segment(path: &Path) -> io::Result<(u64, u64)> {
+    failpoint::check(path, failpoint::OPEN)?;
     let mut file = File::open(path)?;
     let mut chunk = vec![0u8; 64 * 1024];
     let (mut size, mut lines) = (0u64, 0u64);
@@ -760,7 +1086,7 @@ mod tests {
         assert_eq!(segments.len(), 1);
         let (records, skipped) = spool.read(&segments[0]).unwrap();
         assert_eq!(records, all);
-        assert_eq!(skipped, 3);
+        assert_eq!(skipped, 4, "three corrupt lines and the torn tail");
 
         // A last line that lacks only its newline is complete and kept.
         fs::write(&path, text.trim_end_matches('\n')).unwrap();
@@ -769,7 +1095,7 @@ mod tests {
         fs::write(&path, format!("{text}\0\0\0\0")).unwrap();
         assert_eq!(spool.read(&segments[0]).unwrap(), (all, 0));
         fs::write(&path, [0xffu8, b'{', b'\n', b'"', b'\n', 0x80]).unwrap();
-        assert_eq!(spool.read(&segments[0]).unwrap(), (vec![], 2));
+        assert_eq!(spool.read(&segments[0]).unwrap(), (vec![], 3));
     }
 
     #[test]
@@ -891,17 +1217,39 @@ mod tests {
     }
 
     #[test]
-    fn failed_segment_creation_is_reported_and_recovered() {
+    fn a_taken_segment_name_is_skipped_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        // A directory with the next segment's name is ignored by the scan, so creating the file fails.
-        fs::create_dir(dir.path().join(segment_name(1))).unwrap();
         let spool = Spool::open(dir.path(), u64::MAX).unwrap();
-        assert!(matches!(spool.append(&[rec("audit", 0)]), Err(SpoolError::Io(_))));
-        assert_eq!((spool.bytes(), spool.records()), (0, 0));
+        // Someone puts a directory and a file where the next segments would go.
+        fs::create_dir(dir.path().join(segment_name(1))).unwrap();
+        fs::write(dir.path().join(segment_name(2)), "not mine\n").unwrap();
         spool.append(&[rec("audit", 1)]).unwrap();
         let segments = spool.seal_and_list().unwrap();
-        assert_eq!(segments.iter().map(Segment::sequence).collect::<Vec<_>>(), [2]);
+        assert_eq!(segments.iter().map(Segment::sequence).collect::<Vec<_>>(), [3]);
         assert_eq!(read_all(&spool), [rec("audit", 1)]);
+        assert_eq!(fs::read_to_string(dir.path().join(segment_name(2))).unwrap(), "not mine\n");
+    }
+
+    #[test]
+    fn a_segment_named_with_the_largest_sequence_number_does_not_stop_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut line = Vec::new();
+        encode_line(&rec("audit", 0), &mut line).unwrap();
+        fs::write(dir.path().join(segment_name(u64::MAX)), &line).unwrap();
+        fs::write(dir.path().join(segment_name(u64::MAX - 1)), &line).unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        for i in 1..4 {
+            spool.append(&[rec("audit", i)]).unwrap();
+            spool.seal_and_list().unwrap();
+        }
+        // Renumbered in order, then appended after them: replay order is still oldest first.
+        let seqs: Vec<u64> = spool.seal_and_list().unwrap().iter().map(Segment::sequence).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        let expected = [rec("audit", 0), rec("audit", 0), rec("audit", 1), rec("audit", 2), rec("audit", 3)];
+        assert_eq!(read_all(&spool), expected);
+        drop(spool);
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        assert_eq!(read_all(&spool), expected);
     }
 
     #[cfg(target_os = "linux")]
@@ -924,16 +1272,90 @@ mod tests {
     }
 
     #[test]
-    fn foreign_files_are_ignored() {
+    fn foreign_files_are_ignored_and_odd_segment_names_quarantined() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("notes.txt"), "hello\n").unwrap();
         fs::write(dir.path().join("segment-1.jsonl"), "x\n").unwrap();
+        fs::write(dir.path().join("segment-99999999999999999999.jsonl"), "y\n").unwrap();
         fs::create_dir(dir.path().join(segment_name(7))).unwrap();
         let spool = Spool::open(dir.path(), u64::MAX).unwrap();
         assert!(spool.is_empty());
+        assert_eq!(spool.quarantined(), 3);
+        assert!(dir.path().join("notes.txt").is_file());
+        let q = spool.quarantine_dir().to_owned();
+        assert_eq!(fs::read_to_string(q.join("segment-1.jsonl")).unwrap(), "x\n");
+        assert_eq!(fs::read_to_string(q.join("segment-99999999999999999999.jsonl")).unwrap(), "y\n");
+        assert!(q.join(segment_name(7)).is_dir());
         spool.append(&[rec("audit", 0)]).unwrap();
         assert_eq!(spool.seal_and_list().unwrap()[0].sequence(), 1);
         assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
         assert_eq!(parse_segment_name("segment-0000000000000000000a.jsonl"), None);
+    }
+
+    /// Root (the test machine's user) bypasses file permissions: "permission denied" is injected.
+    #[test]
+    fn unreadable_segments_at_open_are_quarantined_and_the_rest_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let all: Vec<SpoolRecord> = (0..4).map(|i| rec("audit", i)).collect();
+        {
+            let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+            for r in &all {
+                spool.append(std::slice::from_ref(r)).unwrap();
+                spool.seal_and_list().unwrap();
+            }
+        }
+        // 1: permission denied; 2: permission denied and cannot be moved; 3: a dangling symbolic link.
+        failpoint::inject(&dir.path().join(segment_name(1)), failpoint::OPEN);
+        failpoint::inject(&dir.path().join(segment_name(2)), failpoint::OPEN);
+        failpoint::inject(&dir.path().join(segment_name(2)), failpoint::RENAME);
+        fs::remove_file(dir.path().join(segment_name(3))).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join(segment_name(3))).unwrap();
+
+        let spool = Spool::open(dir.path(), u64::MAX).expect("one bad file never fails open");
+        assert_eq!(spool.quarantined(), if cfg!(unix) { 3 } else { 2 });
+        assert_eq!(spool.records(), 1);
+        assert_eq!(read_all(&spool), [all[3].clone()]);
+        let q = spool.quarantine_dir();
+        assert_eq!(fs::read(q.join(segment_name(1))).unwrap().len() as u64, encoded_len(&all[0]));
+        // The one that could not be moved stays where it was, is not replayed, and its name is not reused.
+        assert!(dir.path().join(segment_name(2)).is_file());
+        spool.append(&[rec("audit", 9)]).unwrap();
+        let seqs: Vec<u64> = spool.seal_and_list().unwrap().iter().map(Segment::sequence).collect();
+        assert_eq!(seqs, [4, 5]);
+    }
+
+    #[test]
+    fn quarantine_takes_a_segment_out_of_replay_without_deleting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        for i in 0..3 {
+            spool.append(&[rec("audit", i)]).unwrap();
+            spool.seal_and_list().unwrap();
+        }
+        let segments = spool.seal_and_list().unwrap();
+        let first_bytes = fs::read(segments[0].path()).unwrap();
+        failpoint::inject(segments[0].path(), failpoint::OPEN);
+        assert!(spool.read(&segments[0]).is_err());
+
+        let moved = spool.quarantine(&segments[0], "it cannot be read").unwrap();
+        let Quarantined::Moved(to) = moved else { panic!("{moved:?}") };
+        assert_eq!(fs::read(&to).unwrap(), first_bytes);
+        assert_eq!(spool.records(), 2);
+        assert_eq!(spool.bytes(), segments[1].size_bytes() + segments[2].size_bytes());
+        // Deleted by someone else: forgotten, reported, counted.
+        fs::remove_file(segments[1].path()).unwrap();
+        assert_eq!(spool.quarantine(&segments[1], "it cannot be read").unwrap(), Quarantined::Missing);
+        assert_eq!(spool.seal_and_list().unwrap(), [segments[2].clone()]);
+        assert_eq!(spool.quarantined(), 2);
+        assert!(spool.quarantine(&segments[0], "twice").is_err());
+        // A second file with the same name in quarantine gets a suffix.
+        let again = Spool::open(dir.path().join("other"), u64::MAX).unwrap();
+        fs::create_dir_all(again.quarantine_dir()).unwrap();
+        fs::write(again.quarantine_dir().join(segment_name(1)), "older").unwrap();
+        again.append(&[rec("audit", 0)]).unwrap();
+        let s = again.seal_and_list().unwrap();
+        let Quarantined::Moved(to) = again.quarantine(&s[0], "test").unwrap() else { panic!() };
+        assert!(to.to_string_lossy().ends_with(".jsonl-1"), "{}", to.display());
     }
 }
