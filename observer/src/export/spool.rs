@@ -647,10 +647,10 @@ pub enum Quarantined {
     Missing,
 }
 
-/// Reports a spool problem the user must hear about: on stderr (always) and as a `tracing` error.
+/// Reports a spool problem the user must hear about: on stderr (whatever subscriber is installed) and as a
+/// `tracing` event.
 fn report(message: fmt::Arguments<'_>) {
-    tracing::error!(target: "observer", "{message}");
-    let _ = writeln!(io::stderr().lock(), "observer: {message}");
+    crate::diag::report_loud("spool", message);
 }
 
 /// Sets files aside in `<spool>/quarantine/`, and counts them.
