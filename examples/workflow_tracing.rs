@@ -28,6 +28,7 @@ fn process_order(order_id: &str, decline: bool) -> Result<serde_json::Value, Pay
         let mut step = wf.step("validate");
         std::thread::sleep(Duration::from_millis(5));
         step.set("items_count", 5).set("valid", true);
+        step.finish(); // a guarded step ends as a success only when finished
     }
     let charged = wf.run_step("payment", |step| {
         std::thread::sleep(Duration::from_millis(15));
@@ -60,15 +61,19 @@ fn data_pipeline() -> serde_json::Value {
         let mut step = wf.step("extract");
         let data: Vec<i64> = (0..1_000).collect();
         step.set("rows_extracted", data.len());
+        step.finish();
         data
     };
     let transformed: Vec<i64> = {
         let mut step = wf.step("transform");
         let t: Vec<i64> = data.iter().filter(|x| *x % 3 != 0).map(|x| x * 2).collect();
         step.set("rows_transformed", t.len()).set("rows_filtered", data.len() - t.len());
+        step.finish();
         t
     };
-    wf.step("load").set("rows_loaded", transformed.len()).log("loaded into the warehouse");
+    let mut step = wf.step("load");
+    step.set("rows_loaded", transformed.len()).log("loaded into the warehouse");
+    step.finish();
     for step in wf.steps() {
         println!("  {}: {:.2}ms", step.name, step.duration_ms);
     }
@@ -122,17 +127,20 @@ fn process_batch(items: &[i32]) -> serde_json::Value {
         let mut step = wf.step("validate");
         let v: Vec<i32> = items.iter().copied().filter(|i| *i >= 0).collect();
         step.set("valid_count", v.len()).set("invalid_count", items.len() - v.len());
+        step.finish();
         v
     };
     let transformed: Vec<i32> = {
         let mut step = wf.step("transform");
         let t: Vec<i32> = valid.iter().map(|i| i * 2).collect();
         step.set("transformed_count", t.len());
+        step.finish();
         t
     };
     let saved = {
         let mut step = wf.step("persist");
         step.set("saved_count", transformed.len());
+        step.finish();
         transformed.len()
     };
     wf.set("success_rate", saved as f64 / items.len() as f64 * 100.0);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use observer::tracing::{current_workflow, trace_workflow, Step, WorkflowTracer};
+use observer::tracing::{current_workflow, trace_workflow, Step, StepStatus, WorkflowTracer};
 use serde_json::{json, Value};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -35,20 +35,17 @@ fn keys(v: &Value) -> Vec<&str> {
 fn summary_matches_the_guides_example() {
     init();
     let wf = WorkflowTracer::new("process-order").attr("order_id", "123");
-    {
-        let mut step = wf.step("validate");
-        std::thread::sleep(Duration::from_millis(2));
-        step.set("valid", true);
-    }
-    {
-        let mut step = wf.step("payment");
-        std::thread::sleep(Duration::from_millis(2));
-        step.set("amount", 99.99);
-    }
-    {
-        let _step = wf.step("fulfillment");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let mut step = wf.step("validate");
+    std::thread::sleep(Duration::from_millis(2));
+    step.set("valid", true);
+    step.finish();
+    let mut step = wf.step("payment");
+    std::thread::sleep(Duration::from_millis(2));
+    step.set("amount", 99.99);
+    step.finish();
+    let step = wf.step("fulfillment");
+    std::thread::sleep(Duration::from_millis(2));
+    step.finish();
     wf.set("status", "completed");
     wf.finish();
 
@@ -64,9 +61,11 @@ fn summary_matches_the_guides_example() {
         [("validate", json!({"valid": true})), ("payment", json!({"amount": 99.99})), ("fulfillment", json!({}))];
     let mut sum = 0.0;
     for (step, (name, attributes)) in steps.iter().zip(expected) {
-        assert_eq!(keys(step), ["attributes", "duration_ms", "error", "name"]);
+        // the guide's keys, and the step's outcome
+        assert_eq!(keys(step), ["attributes", "duration_ms", "error", "name", "status"]);
         assert_eq!(step["name"], name);
         assert_eq!(step["error"], Value::Null);
+        assert_eq!(step["status"], "ok");
         assert_eq!(step["attributes"], attributes);
         let d = step["duration_ms"].as_f64().expect("a number");
         assert!(d > 0.0, "{name}: {d}");
@@ -229,6 +228,72 @@ fn a_panicking_step_is_recorded_and_the_panic_propagates() {
     assert_eq!(steps[1].error.as_deref(), Some("own message"), "an error already recorded is kept");
 }
 
+/// A guard dropped by `?` (or at once, `let _ = wf.step(..)`) cannot see the error nor the work: it must not be
+/// recorded as a successful step. Only a confirmed step (`finish`, `finish_with(&Ok)`, `run_step` returning `Ok`)
+/// is `"ok"`; an unconfirmed one says so; a failing one is `"error"` with its message.
+#[test]
+fn a_guard_dropped_without_confirmation_is_not_recorded_as_success() {
+    init();
+    let wf = WorkflowTracer::new("checkout");
+    fn pay(wf: &WorkflowTracer) -> Result<(), PaymentError> {
+        let _s = wf.step("payment");
+        Err(PaymentError("Card declined"))?;
+        Ok(())
+    }
+    assert!(pay(&wf).is_err());
+    let _ = wf.step("dropped-at-once");
+    wf.run_step("validate", |_| Ok::<_, PaymentError>(())).unwrap();
+    let caught = std::panic::catch_unwind(|| {
+        let _s = wf.step("boom");
+        panic!("kaboom");
+    });
+    assert!(caught.is_err());
+    let s = wf.get_summary();
+    let by_name = |n: &str| s["steps"].as_array().unwrap().iter().find(|x| x["name"] == n).unwrap().clone();
+    let payment = by_name("payment");
+    assert_eq!(payment["status"], "unconfirmed", "a step left by `?` is not a success: {payment}");
+    assert_eq!(payment["error"], Value::Null);
+    assert_eq!(by_name("dropped-at-once")["status"], "unconfirmed");
+    assert_eq!(by_name("validate")["status"], "ok");
+    let boom = by_name("boom");
+    assert_eq!((boom["status"].as_str(), boom["error"].as_str()), (Some("error"), Some("panicked")));
+}
+
+/// The APIs that record a guarded step's outcome: `fail(err)`, `finish_with(&result)` and `finish()`.
+#[test]
+fn guarded_steps_record_their_outcome() {
+    init();
+    let wf = WorkflowTracer::new("checkout");
+    fn pay(wf: &WorkflowTracer, fail: bool) -> Result<u32, PaymentError> {
+        let step = wf.step(if fail { "payment-declined" } else { "payment-ok" });
+        let result = if fail { Err(PaymentError("Card declined")) } else { Ok(42) };
+        step.finish_with(&result);
+        result
+    }
+    assert!(pay(&wf, true).is_err());
+    assert_eq!(pay(&wf, false).unwrap(), 42);
+    wf.step("refund").fail("gateway timeout");
+    let mut ship = wf.step("ship");
+    ship.set("carrier", "ups");
+    ship.finish();
+    let mut noted = wf.step("noted");
+    noted.record_error("partial");
+    noted.finish();
+    let s = wf.finish();
+    let got: Vec<(&str, StepStatus, Option<&str>)> =
+        s.steps.iter().map(|x| (x.name.as_str(), x.status, x.error.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            ("payment-declined", StepStatus::Error, Some("Card declined")),
+            ("payment-ok", StepStatus::Ok, None),
+            ("refund", StepStatus::Error, Some("gateway timeout")),
+            ("ship", StepStatus::Ok, None),
+            ("noted", StepStatus::Error, Some("partial")),
+        ]
+    );
+}
+
 #[test]
 fn workflow_level_error() {
     init();
@@ -284,6 +349,7 @@ async fn async_steps_are_timed_across_awaits() {
     assert!(s.steps[0].attributes["hopped"].is_boolean());
     assert_eq!(s.steps[0].error, None);
     assert_eq!(s.steps[1].error.as_deref(), Some("Card declined"));
+    assert_eq!((s.steps[0].status, s.steps[1].status), (StepStatus::Ok, StepStatus::Error));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,6 +398,7 @@ async fn a_cancelled_async_step_is_recorded() {
     let steps = wf.steps();
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].error.as_deref(), Some("cancelled"));
+    assert_eq!(steps[0].status, StepStatus::Error);
 }
 
 #[tokio::test]

@@ -43,6 +43,7 @@ fn run_workflow(wf: &WorkflowTracer) {
             let mut step = wf.step("validate");
             step.set("items_count", 5);
             std::thread::sleep(Duration::from_millis(2));
+            step.finish();
         });
         s.spawn(|| {
             let r = wf.run_step("payment", |step| {
@@ -113,11 +114,12 @@ fn a_factory_workflow_arrives_complete_in_order_with_every_field() {
         assert_eq!(start["step_name"], rec.name.as_str());
         assert_eq!(start["attributes"], json!({}));
         let end = &msgs[e].payload;
-        let mut want = vec!["attributes", "duration_ms", "step_index", "step_name"];
+        let mut want = vec!["attributes", "duration_ms", "status", "step_index", "step_name"];
         if rec.error.is_some() {
             want.push("error");
         }
         assert_eq!(keys(end), sorted(want));
+        assert_eq!(end["status"], serde_json::to_value(rec.status).unwrap());
         assert_eq!(end["step_name"], rec.name.as_str());
         assert_eq!(end["duration_ms"].as_f64(), Some(rec.duration_ms));
         assert_eq!(end["error"].as_str(), rec.error.as_deref());

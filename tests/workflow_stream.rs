@@ -58,11 +58,10 @@ fn a_workflow_with_two_ok_steps_and_one_failing_step_streams_every_field() {
     let wf = WorkflowTracer::new("process-order").attr("order_id", "123").with_stream(sink.clone(), "orders-svc");
     let workflow_id = wf.workflow_id().expect("streaming");
     assert_eq!(uuid_version(&workflow_id), Some(4), "{workflow_id}");
-    {
-        let mut step = wf.step("validate");
-        step.set("items_count", 5);
-        std::thread::sleep(Duration::from_millis(3));
-    }
+    let mut step = wf.step("validate");
+    step.set("items_count", 5);
+    std::thread::sleep(Duration::from_millis(3));
+    step.finish();
     wf.run_step("payment", |step| {
         step.set("amount", 99.99).set("provider", "stripe");
         std::thread::sleep(Duration::from_millis(2));
@@ -118,11 +117,12 @@ fn a_workflow_with_two_ok_steps_and_one_failing_step_streams_every_field() {
         assert_eq!(s["attributes"], json!({}), "attributes are set while the step runs");
 
         let e = &events[2 + 2 * i];
-        let mut want = vec!["attributes", "duration_ms", "step_index", "step_name"];
+        let mut want = vec!["attributes", "duration_ms", "status", "step_index", "step_name"];
         if error.is_some() {
             want.push("error");
         }
         assert_eq!(keys(e), with_common(&want), "{name}");
+        assert_eq!(e["status"], if error.is_some() { "error" } else { "ok" });
         assert_eq!(e["step_name"], *name);
         assert_eq!(e["step_index"], i);
         assert_eq!(e["attributes"], *attributes);
@@ -251,6 +251,7 @@ fn steps_that_end_by_drop_or_panic_send_their_end() {
     assert_eq!(ends[0]["step_name"], "dropped");
     assert_eq!(ends[0]["attributes"], json!({"k": "v"}));
     assert!(ends[0].get("error").is_none());
+    assert_eq!(ends[0]["status"], "unconfirmed", "a guard dropped without finish() claims no success");
     assert_eq!(ends[1]["step_name"], "boom");
     assert_eq!(ends[1]["error"], "panicked");
     assert_eq!(ends[2]["step_name"], "guard");

@@ -38,7 +38,7 @@ pub use agent_stream::KafkaTraceSink;
 pub use agent_stream::{MemoryTraceSink, TraceEvent, TraceEventType, TraceSink};
 pub use factory::{AgentTrace, TracerFactory};
 pub use workflow::{
-    current_workflow, trace_workflow, Step, StepRecord, WorkflowScope, WorkflowSummary, WorkflowTracer,
+    current_workflow, trace_workflow, Step, StepRecord, StepStatus, WorkflowScope, WorkflowSummary, WorkflowTracer,
 };
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]

@@ -1,35 +1,65 @@
 //! [`WorkflowTracer`]: step-by-step timing of any multi-step process (the guide's "Workflow Tracing").
 //!
-//! A workflow is a value: create it with [`WorkflowTracer::new`] (or [`trace_workflow`]), time each step with a
-//! [`Step`] guard (the step ends when the guard is dropped or [`finish`](Step::finish)ed) or with
-//! [`run_step`](WorkflowTracer::run_step) / [`run_step_async`](WorkflowTracer::run_step_async), and end it with
-//! [`finish`](WorkflowTracer::finish), which returns the guide's summary. Where Python writes
+//! A workflow is a value: create it with [`WorkflowTracer::new`] (or [`trace_workflow`]), time each step with
+//! [`run_step`](WorkflowTracer::run_step) / [`run_step_async`](WorkflowTracer::run_step_async) (the step's outcome
+//! is the closure's `Result`) or with a [`Step`] guard, and end it with [`finish`](WorkflowTracer::finish), which
+//! returns the guide's summary. Where Python writes
 //! `with WorkflowTracer("process-order", order_id="123") as tracer:`, Rust writes:
 //!
 //! ```
-//! use observer::tracing::WorkflowTracer;
+//! use observer::tracing::{StepStatus, WorkflowTracer};
 //!
 //! let wf = WorkflowTracer::new("process-order").attr("order_id", "123");
-//! {
-//!     let mut step = wf.step("validate");
-//!     step.set("items_count", 5);
-//! } // the step ends (and is timed) here
-//! {
-//!     let mut step = wf.step("payment");
+//! let mut step = wf.step("validate");
+//! step.set("items_count", 5);
+//! step.finish(); // the step ends (and is timed) here, as a success
+//!
+//! wf.run_step("payment", |step| {
 //!     step.set("amount", 99.99).set("provider", "stripe");
-//! }
+//!     Ok::<_, String>(())
+//! })?;
 //! wf.step("fulfillment").finish();
 //! wf.set("status", "completed");
 //!
 //! let summary = wf.finish();
 //! assert_eq!(summary.step_count, 3);
 //! assert_eq!(summary.steps[0].name, "validate");
+//! assert_eq!(summary.steps[0].status, StepStatus::Ok);
 //! assert_eq!(summary.steps[0].attributes["items_count"], 5);
 //! assert_eq!(summary.attributes["status"], "completed");
 //! println!("Total duration: {:.2}ms", summary.duration_ms);
 //! for step in wf.steps() {
 //!     println!("{}: {:.2}ms", step.name, step.duration_ms);
 //! }
+//! # Ok::<(), String>(())
+//! ```
+//!
+//! # A step's outcome
+//!
+//! Each step is recorded with a [`status`](StepRecord::status): `"ok"`, `"error"` (with its `error` message) or
+//! `"unconfirmed"`. Unlike Python's `with` block, a guard cannot see an error that leaves its scope (`?`,
+//! `return Err(..)`): dropped without [`finish`](Step::finish), [`fail`](Step::fail) or
+//! [`finish_with`](Step::finish_with), a step is recorded as `"unconfirmed"` (its time is kept, but neither success
+//! nor failure is claimed) and a `tracing` warning (target `observer::workflow`, once per process) says so. A guard
+//! dropped while its thread panics records the error `"panicked"`. `run_step`, `run_step_async` and `#[step]`
+//! always know the outcome. A guard dropped at once times nothing: the compiler warns about `wf.step("x");`, but not
+//! about `let _ = wf.step("x");` (the language's way to discard a value) — such a step is `"unconfirmed"`.
+//!
+//! ```
+//! use observer::tracing::{StepStatus, WorkflowTracer};
+//!
+//! fn charge(wf: &WorkflowTracer, fail: bool) -> Result<u32, String> {
+//!     let step = wf.step("payment");
+//!     let result = if fail { Err("Card declined".to_string()) } else { Ok(42) };
+//!     step.finish_with(&result); // "ok", or "error" with the message
+//!     result
+//! }
+//! let wf = WorkflowTracer::new("checkout");
+//! assert!(charge(&wf, true).is_err());
+//! wf.step("refund").fail("gateway timeout");
+//! let steps = wf.steps();
+//! assert_eq!((steps[0].status, steps[0].error.as_deref()), (StepStatus::Error, Some("Card declined")));
+//! assert_eq!(steps[1].status, StepStatus::Error);
 //! ```
 //!
 //! Workflows and steps support chaining:
@@ -39,10 +69,9 @@
 //!
 //! let wf = trace_workflow("order").attr("order_id", "123").attr("customer", "acme");
 //! wf.set("priority", "high").set("region", "us-west");
-//! {
-//!     let mut step = wf.step("process");
-//!     step.set("result", "ok").set("items", 5).log("Processing complete");
-//! }
+//! let mut step = wf.step("process");
+//! step.set("result", "ok").set("items", 5).log("Processing complete");
+//! step.finish();
 //! let summary = wf.get_summary();
 //! assert_eq!(summary["attributes"]["region"], "us-west");
 //! assert_eq!(summary["steps"][0]["attributes"]["items"], 5);
@@ -148,11 +177,17 @@ struct State {
     stream: Option<Box<Stream>>,
 }
 
-/// One step in progress; ends (and is timed) when dropped or [`finish`](Step::finish)ed. `Send`.
+/// One step in progress; ends (and is timed) when [`finish`](Step::finish)ed (a success),
+/// [`fail`](Step::fail)ed, [`finish_with`](Step::finish_with) a `Result`, or dropped. `Send`.
 ///
-/// When the thread is panicking while the step ends, the step records the error `"panicked"` (unless an error was
-/// already recorded). A `Step` held inside a future is dropped only after the runtime has caught a panic of that
-/// future, so it is then recorded without an error; [`WorkflowTracer::run_step_async`] records such panics.
+/// Dropped without one of those, the step is recorded with status `"unconfirmed"` (see
+/// [the module docs](self#a-steps-outcome)): a guard cannot tell an early return by `?` from success. When the
+/// thread is panicking while the step ends, the step records the error `"panicked"` (unless an error was already
+/// recorded). A `Step` held inside a future is dropped only after the runtime has caught a panic of that future, so
+/// it is then `"unconfirmed"`; [`WorkflowTracer::run_step_async`] records such panics.
+#[must_use = "a step ends (and is timed) when this guard is dropped: keep it in a variable (`let step = \
+              wf.step(..)`) and end it with `step.finish()`, `step.fail(err)` or `step.finish_with(&result)`, or use \
+              `wf.run_step(..)`"]
 pub struct Step {
     core: Arc<StepCore>,
 }
@@ -172,6 +207,24 @@ struct StepCore {
 struct StepData {
     attributes: Map<String, Value>,
     error: Option<String>,
+    /// Ended by `finish` / `finish_with(&Ok)` / a successful `run_step`: the step's success is known.
+    confirmed: bool,
+}
+
+/// How a step ended, as recorded in [`StepRecord::status`] (JSON `"ok"`, `"error"`, `"unconfirmed"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// The step succeeded: ended by [`Step::finish`], [`Step::finish_with`] an `Ok`, or a `run_step` /
+    /// `run_step_async` / `#[step]` returning `Ok`.
+    Ok,
+    /// The step failed: `error` has the message (an `Err`, [`Step::fail`], [`Step::record_error`], a panic
+    /// (`"panicked"`) or a cancelled `run_step_async` (`"cancelled"`)).
+    Error,
+    /// The guard was dropped without being finished: the SDK does not know whether the step succeeded (e.g. an
+    /// early return by `?`, or a guard dropped at once). Its duration is still the guard's lifetime.
+    #[default]
+    Unconfirmed,
 }
 
 /// A finished step as it appears in the summary (and in the `steps` of a `workflow_end` event).
@@ -185,6 +238,10 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// The step's attributes.
     pub attributes: Map<String, Value>,
+    /// How the step ended: `"ok"`, `"error"` (then `error` is set) or `"unconfirmed"` (a guard dropped without
+    /// being finished; see [`StepStatus`]).
+    #[serde(default)]
+    pub status: StepStatus,
 }
 
 /// The guide's `get_summary()` shape.
@@ -409,10 +466,7 @@ impl WorkflowTracer {
         let mut step = self.step(name);
         let core = Arc::clone(&step.core);
         let result = core.span.in_scope(|| f(&mut step));
-        if let Err(e) = &result {
-            step.record_error(e);
-        }
-        step.finish();
+        step.finish_with(&result);
         result
     }
 
@@ -554,8 +608,25 @@ impl Step {
         self
     }
 
-    /// Ends the step now (the same as dropping it).
-    pub fn finish(self) {}
+    /// Ends the step now, as a success (status `"ok"`, or `"error"` if an error was
+    /// [recorded](Self::record_error)).
+    pub fn finish(self) {
+        lock(&self.core.data).confirmed = true;
+    }
+
+    /// Records `error` (its `Display` text) and ends the step now, as failed.
+    pub fn fail(mut self, error: impl std::fmt::Display) {
+        self.record_error(error);
+    }
+
+    /// Ends the step now with the outcome of `result`: an `Err` is recorded as the step's error (its `Display`
+    /// text), an `Ok` makes it a success. For a guarded step whose result the caller then returns with `?`.
+    pub fn finish_with<T, E: std::fmt::Display>(self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.finish(),
+            Err(e) => self.fail(e),
+        }
+    }
 
     /// The step's name.
     pub fn name(&self) -> &str {
@@ -584,6 +655,10 @@ impl fmt::Debug for Step {
 }
 
 impl StepCore {
+    fn confirm(&self) {
+        lock(&self.data).confirmed = true;
+    }
+
     fn set_error(&self, message: String) {
         set_span_error(&self.span, &message);
         lock(&self.data).error = Some(message);
@@ -607,11 +682,20 @@ impl Drop for StepCore {
             self.set_error_if_none(PANICKED);
         }
         let data = std::mem::take(self.data.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let status = match (&data.error, data.confirmed) {
+            (Some(_), _) => StepStatus::Error,
+            (None, true) => StepStatus::Ok,
+            (None, false) => {
+                warn_unconfirmed_once(&self.workflow.name, &self.name);
+                StepStatus::Unconfirmed
+            }
+        };
         let record = StepRecord {
             name: std::mem::take(&mut self.name),
             duration_ms,
             error: data.error,
             attributes: data.attributes,
+            status,
         };
         let mut state = lock(&self.workflow.state);
         if let Some(stream) = &state.stream {
@@ -622,6 +706,17 @@ impl Drop for StepCore {
         if let Some(slot) = state.steps.get_mut(self.slot) {
             *slot = Some(record);
         }
+    }
+}
+
+/// Says once per process that a step guard was dropped without being finished, and how it was recorded.
+fn warn_unconfirmed_once(workflow: &str, step: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        ::tracing::warn!(target: "observer::workflow", workflow, step,
+            "step {step:?} of workflow {workflow:?} ended without finish(), fail(err) or finish_with(&result): recorded \
+             with status \"unconfirmed\" (a guard cannot tell an early return by `?` from success). End guarded steps \
+             explicitly or use run_step; this is reported once per process");
     }
 }
 
@@ -676,8 +771,9 @@ where
         drop(mark);
         if let Poll::Ready(result) = &poll {
             if let Some(core) = this.guard.core.take() {
-                if let Err(e) = result {
-                    core.set_error(e.to_string());
+                match result {
+                    Err(e) => core.set_error(e.to_string()),
+                    Ok(_) => core.confirm(),
                 }
                 // Dropping the last reference ends the step now (unless the user kept the `Step`).
                 drop(core);

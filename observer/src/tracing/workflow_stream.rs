@@ -81,7 +81,8 @@ impl fmt::Display for WorkflowEventType {
 /// |------------------|---------------------------------------------------------------------------------------|
 /// | `workflow_start` | `attributes`                                                                          |
 /// | `step_start`     | `step_name`, `step_index`, `attributes` (empty: set while the step runs)              |
-/// | `step_end`       | `step_name`, `step_index`, `attributes`, `duration_ms`, `error` (only if it failed)   |
+/// | `step_end`       | `step_name`, `step_index`, `attributes`, `duration_ms`, `status`, `error` (only if it |
+/// |                  | failed)                                                                               |
 /// | `workflow_end`   | `duration_ms`, `step_count`, `total_step_time_ms`, `failed_step_count`, `error` (only |
 /// |                  | if [recorded](super::WorkflowTracer::record_error)), `attributes`, `steps`            |
 ///
@@ -120,6 +121,10 @@ pub struct WorkflowEvent {
     /// The step's error (`step_end`) or the workflow's error (`workflow_end`), when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How the step ended (`step_end`): `"ok"`, `"error"` or `"unconfirmed"` (see
+    /// [`StepStatus`](super::StepStatus)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<super::workflow::StepStatus>,
     /// The workflow's attributes (`workflow_start`, `workflow_end`) or the step's (step events).
     #[serde(default)]
     pub attributes: Map<String, Value>,
@@ -355,6 +360,7 @@ impl Stream {
             total_step_time_ms: None,
             failed_step_count: None,
             error: None,
+            status: None,
             attributes: Map::new(),
             steps: None,
         }
@@ -379,6 +385,7 @@ impl Stream {
         event.step_index = Some(index);
         event.duration_ms = Some(step.duration_ms);
         event.error = step.error.clone();
+        event.status = Some(step.status);
         event.attributes = step.attributes.clone();
         self.send(&event);
     }
