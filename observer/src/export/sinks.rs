@@ -356,3 +356,32 @@ impl Sink for MemorySink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditAction, AuditEventType, ResourceType};
+
+    fn write_one(sink: &FileSink, id: &str) {
+        let event = AuditEvent::new(AuditEventType::DataAccess, AuditAction::Read, ResourceType::Document, id);
+        let json = serde_json::to_vec(&event).unwrap();
+        sink.write(Record { event: &event, json: &json }).unwrap();
+        sink.flush().unwrap();
+    }
+
+    #[test]
+    fn a_file_torn_by_an_earlier_crash_gets_a_newline_before_new_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, b"{\"event_id\":\"evt_1\"}\n{\"event_id\":\"evt_2\",\"time").unwrap();
+        let sink = FileSink::open(&path, FileSync::Never).unwrap();
+        write_one(&sink, "after-crash");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1], "{\"event_id\":\"evt_2\",\"time", "the fragment stays, ended");
+        let last: serde_json::Value = serde_json::from_str(lines[2]).expect("the new event is a line of its own");
+        assert_eq!(last["resource_id"], "after-crash");
+        assert!(text.ends_with('\n'));
+    }
+}
