@@ -152,7 +152,8 @@ impl AuditSink {
 pub enum FileSync {
     /// Never fsync; the OS writes back in its own time.
     Never,
-    /// fsync on every flush: the guard's drop, [`flush`](crate::flush), and when the dispatcher goes idle. (Default.)
+    /// fsync on every flush: the guard's drop, [`flush`](crate::flush), when the dispatcher goes idle, and while
+    /// events keep arriving at least every [`ObserverConfig::sync_interval`] (1 s). (Default.)
     #[default]
     OnFlush,
     /// fsync after every batch (slowest, strongest).
