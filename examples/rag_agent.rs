@@ -22,7 +22,6 @@ use async_openai::types::chat::{
 };
 use async_openai::Client;
 use observer::llm::http::LlmLayer;
-use observer::tracing::{configure_tracing, TracingConfig};
 use observer::ObserverConfig;
 use tower::{Layer, ServiceExt};
 use tracing::Instrument;
@@ -121,12 +120,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         log_llm_interactions: true,
         ..Default::default()
     })?;
-    let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok();
-    if otlp {
-        configure_tracing(TracingConfig { service_name: "rag-agent".into(), ..Default::default() }.apply_env()?)?;
-    } else {
-        tracing_subscriber::fmt().json().with_span_list(false).with_current_span(true).init();
-    }
+    // With an OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT), `init` has installed the exporter and the
+    // global subscriber; otherwise print spans as JSON.
+    let _ = tracing_subscriber::fmt().json().with_span_list(false).with_current_span(true).try_init();
 
     let query = std::env::args().nth(1).unwrap_or_else(|| "What are the key findings?".to_owned());
     let model = std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o".to_owned());

@@ -4,7 +4,12 @@
 //! ```sh
 //! cargo run --example workflow_tracing
 //! ```
-//! With the `otel` feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, the same spans are exported over OTLP.
+//! With the `otel` feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, `observer::init` also exports the workflow and
+//! step spans over OTLP (HTTP/protobuf), flushed when its guard drops at the end of `main`:
+//!
+//! ```sh
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 cargo run --example workflow_tracing --features otel
+//! ```
 
 use std::time::Duration;
 
@@ -147,7 +152,13 @@ fn process_batch(items: &[i32]) -> serde_json::Value {
     serde_json::to_value(wf.finish()).unwrap_or_default()
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+// `pub`: the OTLP test (tests/otel.rs) runs this `main` to check the export claim above.
+pub fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Sets up span export when an OTLP endpoint is configured; the guard exports what is pending when it drops.
+    let _guard = observer::init(observer::ObserverConfig {
+        service_name: "workflow-tracing-example".into(),
+        ..Default::default()
+    })?;
     println!("order processing:");
     let summary = process_order("123", false)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);

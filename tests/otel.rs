@@ -218,3 +218,93 @@ fn workflow_attributes_and_errors_reach_the_receiver() {
     assert_eq!((payment.status_code, payment.status_message.as_str()), (2, "card declined"));
     assert_eq!((workflow.status_code, workflow.status_message.as_str()), (2, "order failed"));
 }
+
+// ----- The examples' export claims ----------------------------------------------------------------------------------
+
+#[allow(dead_code)]
+#[path = "../examples/workflow_tracing.rs"]
+mod workflow_tracing_example;
+
+/// Runs only in a child process: the `workflow_tracing` example's `main`, as `cargo run --example` would.
+#[test]
+#[ignore = "run by the_workflow_tracing_example_exports_its_spans_when_an_endpoint_is_set"]
+fn child_workflow_tracing_example() {
+    if std::env::var_os("OBSERVER_EXAMPLE_CHILD").is_none() {
+        return;
+    }
+    workflow_tracing_example::main().expect("the example runs");
+}
+
+/// `examples/workflow_tracing.rs` says that with `OTEL_EXPORTER_OTLP_ENDPOINT` set its spans are exported over
+/// OTLP: run it that way against a receiver and decode what arrives.
+#[test]
+fn the_workflow_tracing_example_exports_its_spans_when_an_endpoint_is_set() {
+    let receiver = OtlpReceiver::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "child_workflow_tracing_example", "--nocapture", "--test-threads=1"])
+        .env("OBSERVER_EXAMPLE_CHILD", "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .env_remove("OTEL_SERVICE_NAME")
+        .env_remove("OTEL_SDK_DISABLED")
+        .current_dir(dir.path())
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 passed"), "the example failed: {stdout}");
+    let workflows =
+        ["workflow:process-order", "workflow:data-pipeline", "workflow:api-request", "workflow:batch-process"];
+    // The guard's drop exported everything before the child exited: no waiting for a batch interval.
+    let spans = receiver
+        .wait_for(Duration::from_secs(2), |s| workflows.iter().all(|w| s.iter().any(|span| span.name == *w)))
+        .unwrap_or_else(|| {
+            let names: Vec<String> = receiver.spans().iter().map(|s| s.name.clone()).collect();
+            panic!("every workflow of the example is exported; received {names:?}")
+        });
+    let order = spans.iter().find(|s| s.name == "workflow:process-order").expect("process-order");
+    assert_eq!(order.resource_str("service.name"), Some("workflow-tracing-example"));
+    let payment = spans
+        .iter()
+        .find(|s| s.name == "step:payment" && s.parent_span_id.as_deref() == Some(order.span_id.as_str()))
+        .expect("the payment step, a child of its workflow span");
+    assert_eq!(payment.attr_str("step.name"), Some("payment"));
+}
+
+/// Runs only in a child process: the application's own subscriber first, then `init` with an endpoint set.
+#[test]
+#[ignore = "run by init_leaves_a_subscriber_the_application_installed_alone"]
+fn child_own_subscriber_then_init() {
+    if std::env::var_os("OBSERVER_EXAMPLE_CHILD").is_none() {
+        return;
+    }
+    tracing_subscriber::fmt().with_writer(std::io::stdout).with_ansi(false).init();
+    let guard = observer::init(observer::ObserverConfig {
+        audit_sink: observer::AuditSink::Memory(observer::MemorySink::new()),
+        ..Default::default()
+    })
+    .expect("init");
+    tracing::info!("still the application's subscriber");
+    drop(tracing::info_span!("not-exported").entered());
+    drop(guard);
+}
+
+#[test]
+fn init_leaves_a_subscriber_the_application_installed_alone() {
+    let receiver = OtlpReceiver::start();
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "child_own_subscriber_then_init", "--nocapture", "--test-threads=1"])
+        .env("OBSERVER_EXAMPLE_CHILD", "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 passed"), "the child failed: {stdout}");
+    assert!(stdout.contains("still the application's subscriber"), "the application's subscriber stays: {stdout}");
+    assert!(
+        stdout.contains("does not export spans to") && stdout.contains("otel_layer"),
+        "the application's subscriber is told why nothing is exported: {stdout}"
+    );
+    assert!(receiver.spans().is_empty(), "nothing exported behind the application's back");
+}

@@ -1,5 +1,6 @@
 //! [`init`] / [`configure`], the process-wide pipeline, and the [`ObserverGuard`] that drains it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,7 @@ pub enum InitStatus {
 /// } // events are flushed here
 /// ```
 ///
-/// `let _ = observer::init(..)` drops it at once: the SDK then says so on stderr. Where `main` does not return
+/// `let _ = observer::init(..)` drops it at once: the SDK then says so on stderr at the next event. Where `main` does not return
 /// normally, use [`observer::exit`](crate::exit) instead of `std::process::exit`, and
 /// [`shutdown_on_signals`](crate::shutdown_on_signals) or [`shutdown_signal`](crate::shutdown_signal) for
 /// SIGTERM / SIGINT: they drain the same way.
@@ -66,6 +67,23 @@ pub struct ObserverGuard {
 
 /// A guard dropped sooner than this after `init`, with no event emitted, was most likely not bound.
 const DROPPED_AT_ONCE: Duration = Duration::from_millis(100);
+
+/// Set when the last guard was dropped that way; the next event emitted without a pipeline reports it.
+static DROPPED_AT_ONCE_AFTER_INIT: AtomicBool = AtomicBool::new(false);
+
+fn report_guard_dropped_at_once() {
+    if DROPPED_AT_ONCE_AFTER_INIT.swap(false, Ordering::Relaxed) {
+        crate::diag::report_loud(
+            "guard-dropped",
+            format_args!(
+                "an audit event was emitted after the ObserverGuard had been dropped right after observer::init, \
+                 so the pipeline is shut down: events are written synchronously to the audit file or stdout sink \
+                 only (Kafka and extra sinks get nothing). Keep the guard alive in `main`: \
+                 `let _guard = observer::init(..)?;` (`let _ = ..` drops it at once)"
+            ),
+        );
+    }
+}
 
 impl ObserverGuard {
     /// Whether this guard's [`init`] call initialised the SDK or was ignored.
@@ -96,14 +114,9 @@ impl Drop for ObserverGuard {
     fn drop(&mut self) {
         let Some(rt) = self.runtime.take() else { return };
         if self.created.elapsed() < DROPPED_AT_ONCE && rt.upgrade().is_some_and(|r| r.pipeline.stats().accepted == 0) {
-            crate::diag::report_loud(
-                "guard-dropped",
-                format_args!(
-                    "the ObserverGuard was dropped right after observer::init, so the audit pipeline is shut down \
-                     again and later events go to the pre-init writer (default service name and file). Keep the \
-                     guard alive in `main`: `let _guard = observer::init(..)?;` (`let _ = ..` drops it at once)"
-                ),
-            );
+            // Most likely `let _ = observer::init(..)`; said loudly at the first event emitted after it (a short
+            // program that emits nothing is fine).
+            DROPPED_AT_ONCE_AFTER_INIT.store(true, Ordering::Relaxed);
         }
         if let Err(e) = stop(Some(&rt)) {
             crate::diag::report!(ERROR, "shutdown-incomplete", "shutdown did not complete: {e}");
@@ -184,8 +197,15 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
 /// whose [`status`](ObserverGuard::status) is [`InitStatus::AlreadyInitialized`]. After the first guard is
 /// dropped the SDK may be initialised again.
 ///
+/// With the `otel` feature, `init` also sets up span export when an OTLP endpoint is configured
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, the other standard `OTEL_*` variables
+/// apply) or `send_to_logfire` is set: what `observer::tracing::configure_tracing` with
+/// `TracingConfig::from_observer(&config)` installs, shut down by the guard. It leaves tracing alone when
+/// `configure_tracing` / `otel_layer` ran before, and when the application installed a global `tracing`
+/// subscriber of its own (a warning then says to add `otel_layer` to it).
+///
 /// # Errors
-/// [`ConfigurationError`](crate::ConfigurationError) naming the invalid field, or
+/// [`ConfigurationError`](crate::ConfigurationError) naming the invalid field (or `OTEL_*` variable), or
 /// [`ExporterError`] if the audit file cannot be opened.
 pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     let _lock = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
@@ -207,6 +227,9 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     }
     let config = config.apply_env()?;
     config.validate()?;
+    // With an OTLP endpoint (or `send_to_logfire`), the span exporter too; the guard shuts it down.
+    #[cfg(feature = "otel")]
+    crate::tracing::otel::configure_from_init(&config)?;
     let claim_mappings = ClaimMappings::from_config(&config.keycloak_claim_mappings)?;
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     if let Some(sink) = embedded_sink(&config)? {
@@ -248,6 +271,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
         sink_names,
     });
     fallback::configure(&runtime.config);
+    DROPPED_AT_ONCE_AFTER_INIT.store(false, Ordering::Relaxed);
     RUNTIME.store(Some(runtime.clone()));
     tracing::debug!(target: "observer", service = %runtime.config.service_name, sinks = ?runtime.sink_names, "observer initialised");
     Ok(ObserverGuard {
@@ -347,6 +371,7 @@ pub(crate) fn submit(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditErro
         }
         None => {
             drop(guard);
+            report_guard_dropped_at_once();
             fallback::write(event)
         }
     }

@@ -619,6 +619,10 @@ fn already_exporting() -> bool {
 ///
 /// Already have a subscriber? Add [`otel_layer`] to it instead.
 ///
+/// [`observer::init`](crate::init) calls this itself when an OTLP endpoint is configured in the environment (or
+/// `send_to_logfire` is set); a later call is then ignored with a warning. Call it before `init` to choose other
+/// settings.
+///
 /// # Errors
 /// [`ConfigurationError`] naming the invalid field or variable (endpoint, protocol, …), or naming `tracing`
 /// when another global subscriber is already installed; [`ExporterError`] if the exporter cannot be built.
@@ -677,6 +681,30 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
         }
     }
     Ok(())
+}
+
+/// [`init`](crate::init)'s part (the guide's `init(send_to_logfire=..)` sets tracing up in one call): when an
+/// endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) or
+/// `send_to_logfire` is set, installs what [`configure_tracing`] with [`TracingConfig::from_observer`] installs.
+/// Leaves tracing alone when [`configure_tracing`] or [`otel_layer`] already ran, and when the application
+/// installed a global subscriber of its own (then says so: add [`otel_layer`] to it).
+pub(crate) fn configure_from_init(config: &ObserverConfig) -> Result<(), ObserverError> {
+    let tracing_config = TracingConfig::from_observer(config).apply_env()?;
+    let endpoint = tracing_config.export_endpoint();
+    if !exports(&tracing_config, endpoint.as_deref()) || is_configured() || already_exporting() {
+        return Ok(());
+    }
+    if ::tracing::dispatcher::has_been_set() {
+        crate::diag::report!(
+            WARN,
+            "tracing-own-subscriber",
+            "a global `tracing` subscriber is already installed, so observer::init leaves it alone and does not \
+             export spans to {}; add observer::tracing::otel_layer(..) to that subscriber",
+            endpoint.as_deref().unwrap_or_default()
+        );
+        return Ok(());
+    }
+    configure_tracing(tracing_config)
 }
 
 /// The OpenTelemetry layer alone, for applications that build their own subscriber. It exports like
