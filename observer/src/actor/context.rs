@@ -256,10 +256,14 @@ impl TaskActors {
             dropped += removed;
         }
         if dropped > 0 {
-            tracing::warn!(target: "observer::actor", dropped, kept = self.cap / 2,
+            crate::diag::report!(
+                WARN,
+                "actors-dropped",
                 "more than {} actors set with set_actor_context(Some(..)) in Tokio tasks were never cleared with \
                  set_actor_context(None); the {dropped} oldest were dropped (a task still running among them now has \
-                 no actor). Clear the actor when a request ends, or use observer::with_actor", self.cap);
+                 no actor). Clear the actor when a request ends, or use observer::with_actor",
+                self.cap
+            );
         }
         dropped
     }
@@ -282,8 +286,8 @@ static PROVIDERS: std::sync::LazyLock<ArcSwap<Vec<Provider>>> =
 ///
 /// `None` clears it. Clear a task's actor when the request ends (as the guide's middleware does): an actor left
 /// behind by a task that ended without clearing it is kept until more than 65,536 such actors pile up; then the
-/// oldest are dropped and a `tracing` warning (target `observer::actor`) says how many (a task still running whose
-/// actor was dropped then has none, never another task's). A scope ([`with_actor`]) needs no clean-up.
+/// oldest are dropped and a warning (target `observer`, on stderr without a subscriber) says how many (a task still
+/// running whose actor was dropped then has none, never another task's). A scope ([`with_actor`]) needs no clean-up.
 pub fn set_actor_context(actor: Option<ActorContext>) {
     let actor = actor.map(Arc::new);
     let in_scope = SCOPE.with(|s| match &mut *s.borrow_mut() {

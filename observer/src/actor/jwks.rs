@@ -193,7 +193,11 @@ impl JwksCacheBuilder {
         }
         let shown = display_url(url.as_str());
         if url.scheme() == "http" && !is_loopback(&url) {
-            tracing::warn!(jwks_url = %shown, "JWKS fetched over plain HTTP: use https outside local development");
+            crate::diag::report!(
+                WARN,
+                "jwks-plain-http",
+                "JWKS fetched over plain HTTP from {shown}: use https outside local development"
+            );
         }
         if self.algorithms.is_empty() {
             return Err(config_error("algorithms", "no algorithm allowed"));
@@ -428,11 +432,12 @@ impl JwksCache {
             }
             Err(reason) => {
                 let cached = self.inner.keys.load().is_some();
-                tracing::warn!(
-                    jwks_url = %self.inner.shown_url,
-                    reason = %reason,
-                    keeping_cached_keys = cached,
-                    "JWKS fetch failed"
+                crate::diag::report!(
+                    WARN,
+                    "jwks-fetch-failed",
+                    "JWKS fetch from {} failed ({reason}); {}",
+                    self.inner.shown_url,
+                    if cached { "keeping the cached keys" } else { "no keys cached yet" }
                 );
                 state.last_error = Some(reason.clone());
                 Err(reason)

@@ -536,11 +536,16 @@ impl AgentTracer {
     fn warn(&self, state: &mut State, message: String) {
         state.warnings_total += 1;
         if state.warnings.len() < MAX_WARNINGS {
-            ::tracing::warn!(target: "observer::agent", trace_id = %self.inner.trace_id, "{message}");
+            crate::diag::report!(WARN, "agent-misuse", "agent trace {}: {message}", self.inner.trace_id);
             state.warnings.push(message);
         } else if state.warnings_total == MAX_WARNINGS as u64 + 1 {
-            ::tracing::warn!(target: "observer::agent", trace_id = %self.inner.trace_id,
-                "more than {MAX_WARNINGS} out-of-order calls in this trace; further ones are only counted");
+            crate::diag::report!(
+                WARN,
+                "agent-misuse",
+                "agent trace {}: more than {MAX_WARNINGS} out-of-order calls in this trace; further ones are only \
+                 counted",
+                self.inner.trace_id
+            );
         }
     }
 
@@ -772,15 +777,25 @@ impl AgentTracer {
                 // Larger than a Kafka message may be: the data fields give way, the event itself is kept.
                 let mut small = event.clone();
                 let replaced = shrink(&mut small, payload.len());
-                ::tracing::warn!(target: "observer::agent", event_type = %event.event_type, bytes = payload.len(),
-                    replaced = ?replaced, "agent trace event larger than {MAX_EVENT_BYTES} bytes; data fields replaced by a preview");
+                crate::diag::report!(
+                    WARN,
+                    "agent-event-too-large",
+                    "agent trace event `{}` of {} bytes is larger than {MAX_EVENT_BYTES} bytes; data fields \
+                     {replaced:?} replaced by a preview",
+                    event.event_type,
+                    payload.len()
+                );
                 if let Ok(payload) = serde_json::to_vec(&small) {
                     sink.send(&small, &payload);
                 }
             }
             Err(e) => {
                 // Only a non-string map key inside user data can do this; send the event without that data.
-                ::tracing::error!(target: "observer::agent", error = %e, "agent trace event not serialisable; data dropped");
+                crate::diag::report!(
+                    ERROR,
+                    "agent-event-unserialisable",
+                    "agent trace event not serialisable ({e}); sent without its input/output data"
+                );
                 let mut plain = event.clone();
                 plain.input_data = None;
                 plain.output_data = None;
@@ -1097,8 +1112,11 @@ pub(crate) fn ensure_otel(service_name: Option<&str>) {
         if !super::otel::is_configured() {
             let config = super::TracingConfig { service_name: name.to_owned(), ..Default::default() };
             if let Err(e) = super::configure_tracing(config) {
-                ::tracing::warn!(target: "observer::agent", error = %e,
-                    "AgentTracer could not configure OpenTelemetry; spans go to the current subscriber only");
+                crate::diag::report!(
+                    WARN,
+                    "agent-otel",
+                    "AgentTracer could not configure OpenTelemetry ({e}); spans go to the current subscriber only"
+                );
             }
         }
     }

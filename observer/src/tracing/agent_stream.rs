@@ -218,7 +218,11 @@ mod kafka {
     impl Drop for OwnedExporter {
         fn drop(&mut self) {
             if let Err(e) = self.exporter.shutdown(OWNED_SHUTDOWN_TIMEOUT) {
-                tracing::warn!(target: "observer::agent", error = %e, "agent trace exporter shut down with undelivered events (kept in its spool)");
+                crate::diag::report!(
+                    WARN,
+                    "agent-exporter-shutdown",
+                    "agent trace exporter shut down with undelivered events (kept in its spool): {e}"
+                );
             }
         }
     }
@@ -298,8 +302,13 @@ mod kafka {
             let result = self.exporter().send(&self.topic, Some(&event.trace_id), &headers, payload);
             if !result.success {
                 // Only when the spool itself failed; the exporter has already written the event to stderr.
-                tracing::error!(target: "observer::agent", topic = %self.topic, error = ?result.error,
-                    "agent trace event could not be queued for Kafka");
+                crate::diag::report!(
+                    ERROR,
+                    "agent-event-unqueued",
+                    "agent trace event could not be queued for Kafka topic `{}`: {:?}",
+                    self.topic,
+                    result.error
+                );
             }
         }
 

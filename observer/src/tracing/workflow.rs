@@ -40,9 +40,9 @@
 //! `"unconfirmed"`. Unlike Python's `with` block, a guard cannot see an error that leaves its scope (`?`,
 //! `return Err(..)`): dropped without [`finish`](Step::finish), [`fail`](Step::fail) or
 //! [`finish_with`](Step::finish_with), a step is recorded as `"unconfirmed"` (its time is kept, but neither success
-//! nor failure is claimed) and a `tracing` warning (target `observer::workflow`, once per process) says so. A guard
-//! dropped while its thread panics records the error `"panicked"`. `run_step`, `run_step_async` and `#[step]`
-//! always know the outcome. A guard dropped at once times nothing: the compiler warns about `wf.step("x");`, but not
+//! nor failure is claimed) and a warning (target `observer`, on stderr without a subscriber; once per process) says
+//! so. A guard dropped while its thread panics records the error `"panicked"`. `run_step`, `run_step_async` and
+//! `#[step]` always know the outcome. A guard dropped at once times nothing: the compiler warns about `wf.step("x");`, but not
 //! about `let _ = wf.step("x");` (the language's way to discard a value) — such a step is `"unconfirmed"`.
 //!
 //! ```
@@ -361,8 +361,13 @@ impl WorkflowTracer {
         if state.stream.is_some() || state.finished_ms.is_some() {
             let why = if state.stream.is_some() { "it already streams" } else { "it has finished" };
             drop(state);
-            ::tracing::warn!(target: "observer::workflow", workflow = %shared.name, sink = %sink.describe(),
-                "with_stream ignored: {why}");
+            crate::diag::report!(
+                WARN,
+                "workflow-stream-ignored",
+                "with_stream({}) on workflow `{}` ignored: {why}",
+                sink.describe(),
+                shared.name
+            );
             return self;
         }
         let stream = Stream::new(sink, service_name, state.steps.len());
@@ -713,10 +718,13 @@ impl Drop for StepCore {
 fn warn_unconfirmed_once(workflow: &str, step: &str) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        ::tracing::warn!(target: "observer::workflow", workflow, step,
-            "step {step:?} of workflow {workflow:?} ended without finish(), fail(err) or finish_with(&result): recorded \
-             with status \"unconfirmed\" (a guard cannot tell an early return by `?` from success). End guarded steps \
-             explicitly or use run_step; this is reported once per process");
+        crate::diag::report!(
+            WARN,
+            "step-unconfirmed",
+            "step {step:?} of workflow {workflow:?} ended without finish(), fail(err) or finish_with(&result): \
+             recorded with status \"unconfirmed\" (a guard cannot tell an early return by `?` from success). End \
+             guarded steps explicitly or use run_step; this is reported once per process"
+        );
     }
 }
 

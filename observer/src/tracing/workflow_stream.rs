@@ -278,8 +278,13 @@ mod kafka {
             let result = self.exporter().send(self.topic(), Some(&event.workflow_id), &headers, payload);
             if !result.success {
                 // Only when the spool itself failed; the exporter has already written the event to stderr.
-                tracing::error!(target: "observer::workflow", topic = %self.topic(), error = ?result.error,
-                    "workflow event could not be queued for Kafka");
+                crate::diag::report!(
+                    ERROR,
+                    "workflow-event-unqueued",
+                    "workflow event could not be queued for Kafka topic `{}`: {:?}",
+                    self.topic(),
+                    result.error
+                );
             }
         }
 
@@ -414,14 +419,23 @@ impl Stream {
         let payload = match serde_json::to_vec(event) {
             Ok(payload) => payload,
             Err(e) => {
-                ::tracing::error!(target: "observer::workflow", error = %e, event_type = %event.event_type,
-                    "workflow event not serialisable; dropped");
+                crate::diag::report!(
+                    ERROR,
+                    "workflow-event-unserialisable",
+                    "workflow event `{}` not serialisable ({e}); dropped",
+                    event.event_type
+                );
                 return;
             }
         };
         if catch_unwind(AssertUnwindSafe(|| self.sink.send(event, &payload))).is_err() {
-            ::tracing::error!(target: "observer::workflow", sink = %self.sink.describe(), event_type = %event.event_type,
-                "workflow sink panicked; event dropped");
+            crate::diag::report!(
+                ERROR,
+                "workflow-sink-panicked",
+                "workflow sink {} panicked; event `{}` dropped",
+                self.sink.describe(),
+                event.event_type
+            );
         }
     }
 }
