@@ -42,8 +42,9 @@
 //! [`finish_with`](Step::finish_with), a step is recorded as `"unconfirmed"` (its time is kept, but neither success
 //! nor failure is claimed) and a warning (target `observer`, on stderr without a subscriber; once per process) says
 //! so. A guard dropped while its thread panics records the error `"panicked"`. `run_step`, `run_step_async` and
-//! `#[step]` always know the outcome. A guard dropped at once times nothing: the compiler warns about `wf.step("x");`, but not
-//! about `let _ = wf.step("x");` (the language's way to discard a value) — such a step is `"unconfirmed"`.
+//! `#[step]` always know the outcome. A guard dropped at once times nothing: the compiler warns about
+//! `wf.step("x");`, but not about `let _ = wf.step("x");` (the language's way to discard a value) — such a step is
+//! `"unconfirmed"`.
 //!
 //! ```
 //! use observer::tracing::{StepStatus, WorkflowTracer};
