@@ -273,3 +273,48 @@ fn a_panic_that_unwinds_drains_through_the_guard() {
     assert!(!output.status.success(), "the child failed");
     assert_eq!(recorded(&file, "panic").len(), N, "every event emitted before the panic is in the file");
 }
+
+// ----- The broker down, with no subscriber ----------------------------------------------------------------------------
+
+#[cfg(feature = "kafka")]
+#[test]
+#[ignore = "child of a_broker_that_is_down_is_reported_on_stderr_without_a_subscriber"]
+fn child_broker_down() {
+    let Some(file) = child_file() else { return };
+    let spool = Path::new(&file).with_file_name("spool");
+    let guard = observer::init(ObserverConfig {
+        audit_sink: AuditSink::file(&file),
+        kafka_enabled: true,
+        kafka: Some(observer::KafkaConfig {
+            // Nobody listens on port 1.
+            bootstrap_servers: "127.0.0.1:1".into(),
+            spool_dir: Some(spool),
+            message_timeout_ms: 1_000,
+            ..Default::default()
+        }),
+        flush_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .expect("init: a broker that is down does not fail it");
+    audit::log_read(ResourceType::Document, "while-the-broker-is-down").emit().expect("emit");
+    // librdkafka reports the failed connection within a second or two.
+    std::thread::sleep(Duration::from_secs(3));
+    drop(guard);
+}
+
+#[cfg(feature = "kafka")]
+#[test]
+fn a_broker_that_is_down_is_reported_on_stderr_without_a_subscriber() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = child_command("child_broker_down", &dir.path().join("audit.jsonl"))
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("OBSERVER_SPOOL_DIR")
+        .output()
+        .expect("run the child");
+    assert!(output.status.success(), "child failed: {}", String::from_utf8_lossy(&output.stdout));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("observer: warning: Kafka unreachable")),
+        "stderr says the broker is unreachable: {stderr}"
+    );
+}

@@ -171,14 +171,15 @@ impl ClientContext for ExportContext {
         }
         if transport {
             if !shared.broker_down_reported.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    target: "observer::kafka",
-                    bootstrap_servers = %shared.bootstrap,
-                    "Kafka unreachable ({reason}); events are queued, then spooled, and delivered when it is back"
+                crate::diag::report!(
+                    WARN,
+                    "kafka-unreachable",
+                    "Kafka unreachable at {} ({reason}); events are queued, then spooled, and delivered when it is back",
+                    shared.bootstrap
                 );
             }
         } else {
-            tracing::error!(target: "observer::kafka", error = %error, "Kafka client error: {reason}");
+            crate::diag::report!(ERROR, "kafka-error", "Kafka client error: {reason}");
         }
     }
 }
@@ -200,7 +201,7 @@ impl Shared {
                     self.counters.replayed.fetch_add(1, Ordering::Relaxed);
                 }
                 if self.broker_down_reported.swap(false, Ordering::Relaxed) {
-                    tracing::info!(target: "observer::kafka", "Kafka reachable again");
+                    crate::diag::report!(INFO, "kafka-reachable", "Kafka reachable again");
                 }
             }
             Err((err, msg)) => {
@@ -279,18 +280,19 @@ impl Shared {
             record.payload.len(),
             record.topic
         );
-        tracing::error!(target: "observer::kafka", topic = %record.topic, bytes = record.payload.len(), "{message}");
+        crate::diag::report!(ERROR, "kafka-message-refused", "{message}");
         write_fallback(std::slice::from_ref(record));
         message
     }
 
     fn report_unknown_topic(&self, topic: &str) {
         if lock(&self.reported_topics).insert(topic.to_owned()) {
-            tracing::error!(
-                target: "observer::kafka",
-                topic,
-                bootstrap_servers = %self.bootstrap,
-                "Kafka topic `{topic}` does not exist (and the cluster does not create it): its events are spooled until it is created"
+            crate::diag::report!(
+                ERROR,
+                "kafka-unknown-topic",
+                "Kafka topic `{topic}` does not exist at {} (and the cluster does not create it): its events are \
+                 spooled until it is created",
+                self.bootstrap
             );
         }
     }
@@ -422,7 +424,11 @@ impl KafkaExporter {
                 if let Err(e) = check_topic(&inner.producer.load(), &topic, Duration::from_secs(10)) {
                     match e {
                         ExporterError::UnknownTopic(t) => inner.shared.report_unknown_topic(&t),
-                        other => tracing::warn!(target: "observer::kafka", error = %other, "Kafka check failed; will keep retrying"),
+                        other => crate::diag::report!(
+                            WARN,
+                            "kafka-check",
+                            "Kafka check failed ({other}); will keep retrying"
+                        ),
                     }
                     // One report is enough: the rest would fail the same way while the broker is down.
                     if inner.shared.broker_down_reported.load(Ordering::Relaxed) {
