@@ -67,3 +67,57 @@ fn child_process_exiting_immediately_loses_nothing() {
     assert_eq!(ids.len() + spooled, N, "{} on the topic, {spooled} left in the spool", ids.len());
     assert_eq!(ids.len(), N, "with the broker up, all of them were delivered before the child exited");
 }
+
+/// Runs only in the child (started by the test below): Kafka enabled, nobody listening, a short flush timeout.
+#[test]
+#[ignore = "run by exit_with_the_broker_unreachable_says_what_it_waits_for"]
+fn child_with_the_broker_unreachable() {
+    let spool = std::env::var("OBSERVER_CHILD_SPOOL").expect("spool dir");
+    let guard = observer::init(ObserverConfig {
+        service_name: "child".into(),
+        audit_sink: AuditSink::Memory(MemorySink::new()),
+        flush_timeout: Duration::from_secs(3),
+        kafka_enabled: true,
+        kafka: Some(KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            audit_topic: TOPIC.into(),
+            spool_dir: Some(spool.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    for i in 0..5 {
+        audit::log_create(ResourceType::Document, format!("unreachable-{i}")).emit().unwrap();
+    }
+    drop(guard);
+}
+
+/// A9: with the broker unreachable, the exit waits for acknowledgements up to `flush_timeout`: it says so on
+/// stderr (how many messages, which brokers, until when), and what is not acknowledged ends up in the spool.
+#[test]
+fn exit_with_the_broker_unreachable_says_what_it_waits_for() {
+    let spool = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child_with_the_broker_unreachable", "--nocapture"])
+        .env("OBSERVER_CHILD_SPOOL", spool.path())
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {}\n{stderr}", out.status);
+    let waiting = stderr.lines().find(|l| l.contains("waiting")).unwrap_or_else(|| panic!("no wait notice:\n{stderr}"));
+    for part in ["5 messages", "127.0.0.1:9", "UTC", &spool.path().display().to_string()] {
+        assert!(waiting.contains(part), "`{part}` missing from: {waiting}");
+    }
+    assert!(
+        stderr.lines().any(|l| l.contains("5 messages") && l.contains("not acknowledged") && l.contains("spool")),
+        "no report of what went to the spool:\n{stderr}"
+    );
+    let spooled: usize = std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .map(|t| t.lines().count())
+        .sum();
+    assert_eq!(spooled, 5, "what was not acknowledged is in the spool");
+}

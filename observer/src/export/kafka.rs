@@ -64,6 +64,8 @@ const REPLAY_WINDOW: usize = 10_000;
 /// How often the background thread polls librdkafka for delivery reports.
 const POLL: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long shutdown waits for acknowledgements in silence before saying on stderr what it is waiting for.
+const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 
 /// What one export call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,6 +542,10 @@ impl KafkaExporter {
     /// Stops the exporter: waits up to `timeout` for acknowledgements, then purges what is still queued or in
     /// flight into the spool, so nothing is lost. Later sends go straight to the spool. Idempotent.
     ///
+    /// A wait longer than a second is announced on stderr (`observer: warning: shutting down: waiting up to …
+    /// for Kafka at <brokers> to acknowledge N messages …`, with the deadline), and what was moved to the spool
+    /// is reported there too, whatever `tracing` subscriber is installed.
+    ///
     /// # Errors
     /// Only when messages could not be spooled (they were written to stderr instead).
     pub fn shutdown(&self, timeout: Duration) -> Result<(), ExporterError> {
@@ -551,12 +557,31 @@ impl KafkaExporter {
             let _ = t.join();
         }
         let producer = inner.producer.load_full();
-        let _ = producer.flush(timeout);
+        let waited = inner.wait_for_acks(&producer, timeout);
+        let spooled_before = inner.counters().spooled.load(Ordering::Relaxed);
+        let overflow_before = inner.counters().spool_overflow.load(Ordering::Relaxed);
+        let left = producer.in_flight_count();
         purge_into_spool(&producer);
         drop(producer);
         inner.closed.store(true, Ordering::Release);
         inner.drain_failed();
+        let spooled = inner.counters().spooled.load(Ordering::Relaxed) - spooled_before;
         let overflow = inner.counters().spool_overflow.load(Ordering::Relaxed);
+        if left > 0 {
+            crate::diag::report_loud(
+                "kafka-shutdown",
+                format_args!(
+                    "{left} messages were not acknowledged by Kafka at {} within {waited:.1?}: {spooled} written to the \
+                     spool {} (re-sent by the next process that uses it){}",
+                    inner.config.bootstrap_servers,
+                    inner.spool.dir().display(),
+                    match overflow - overflow_before {
+                        0 => String::new(),
+                        n => format!(", {n} could not be spooled and were written to stderr"),
+                    }
+                ),
+            );
+        }
         if overflow > 0 {
             return Err(ExporterError::Other(format!("{overflow} messages could not be spooled and went to stderr")));
         }
@@ -664,6 +689,42 @@ impl Inner {
             Err(e) => {
                 tracing::error!(target: "observer::kafka", error = %e, "could not create a new Kafka producer; retrying");
                 self.shared.needs_new_producer.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` until librdkafka has no message left in its queue or in flight. When that takes
+    /// longer than [`WAIT_NOTICE_AFTER`], says once on stderr what it is waiting for. Returns the time waited.
+    fn wait_for_acks(&self, producer: &BaseProducer<ExportContext>, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let mut told = false;
+        loop {
+            let now = Instant::now();
+            if now >= deadline || producer.in_flight_count() == 0 {
+                return now - start;
+            }
+            let until_notice = (start + WAIT_NOTICE_AFTER).saturating_duration_since(now);
+            let slice = if told || until_notice.is_zero() { deadline - now } else { until_notice.min(deadline - now) };
+            if producer.flush(slice).is_ok() {
+                return start.elapsed();
+            }
+            let in_flight = producer.in_flight_count();
+            if !told && in_flight > 0 && start.elapsed() >= WAIT_NOTICE_AFTER {
+                told = true;
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let at = chrono::Utc::now() + chrono::Duration::from_std(remaining).unwrap_or_default();
+                crate::diag::report_loud(
+                    "kafka-shutdown",
+                    format_args!(
+                        "shutting down: waiting up to {:.0?} more (until {} UTC) for Kafka at {} to acknowledge {in_flight} \
+                         messages; what is not acknowledged by then goes to the spool {}",
+                        remaining,
+                        at.format("%H:%M:%S"),
+                        self.config.bootstrap_servers,
+                        self.spool.dir().display()
+                    ),
+                );
             }
         }
     }
