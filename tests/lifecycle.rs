@@ -3,7 +3,8 @@
 //! guard dropped right after `init` is reported.
 //!
 //! Each test re-runs this test binary as a child process (`--ignored --exact child_…`), since signals, exits and
-//! `init` are process-wide; the children do nothing unless `OBSERVER_LIFECYCLE_CHILD` is set.
+//! `init` are process-wide; the children do nothing unless `OBSERVER_LIFECYCLE_CHILD` is set. Unix only (signals).
+#![cfg(unix)]
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -76,9 +77,9 @@ fn wait_ready(child: &mut Child) {
     rx.recv_timeout(Duration::from_secs(60)).expect("the child got ready");
 }
 
-fn send_signal(child: &Child, signal: &str) {
-    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("run kill");
-    assert!(status.success(), "kill {signal} failed");
+fn send_signal(child: &Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("a child pid");
+    rustix::process::kill_process(pid, signal).expect("send the signal");
 }
 
 /// Waits (at most 90 s) for the child to end.
@@ -113,7 +114,8 @@ fn child_plain_program_waiting_for_a_signal() {
 
 #[test]
 fn sigterm_and_sigint_drain_every_event() {
-    for signal in ["-TERM", "-INT"] {
+    use rustix::process::Signal;
+    for (signal, name) in [(Signal::TERM, "SIGTERM"), (Signal::INT, "SIGINT")] {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("audit.jsonl");
         let mut child = child_command("child_plain_program_waiting_for_a_signal", &file)
@@ -124,10 +126,9 @@ fn sigterm_and_sigint_drain_every_event() {
         send_signal(&child, signal);
         let status = wait_exit(&mut child);
         let got = recorded(&file, "signal").len();
-        assert_eq!(got, N, "{signal}: every event emitted before the signal is in the file (child {status})");
+        assert_eq!(got, N, "{name}: every event emitted before the signal is in the file (child {status})");
         use std::os::unix::process::ExitStatusExt;
-        let expected = if signal == "-TERM" { 15 } else { 2 };
-        assert_eq!(status.signal(), Some(expected), "the child ends as the signal would: {status}");
+        assert_eq!(status.signal(), Some(signal.as_raw()), "the child ends as {name} would: {status}");
     }
 }
 
@@ -155,7 +156,7 @@ fn an_async_server_drains_on_sigterm_through_shutdown_signal() {
     let file = dir.path().join("audit.jsonl");
     let mut child = child_command("child_async_server", &file).stdout(Stdio::piped()).spawn().expect("spawn the child");
     wait_ready(&mut child);
-    send_signal(&child, "-TERM");
+    send_signal(&child, rustix::process::Signal::TERM);
     let status = wait_exit(&mut child);
     assert!(status.success(), "main returned normally after the signal: {status}");
     assert_eq!(recorded(&file, "async").len(), N, "every event is in the file");
