@@ -308,3 +308,36 @@ fn init_leaves_a_subscriber_the_application_installed_alone() {
     );
     assert!(receiver.spans().is_empty(), "nothing exported behind the application's back");
 }
+
+/// Runs only in a child process: `init` with an endpoint set (so it installs the export-only subscriber), then a
+/// second `init`.
+#[test]
+#[ignore = "run by warnings_still_reach_stderr_when_init_installed_the_exporter"]
+fn child_init_twice_with_an_endpoint() {
+    if std::env::var_os("OBSERVER_EXAMPLE_CHILD").is_none() {
+        return;
+    }
+    let memory = || observer::AuditSink::Memory(observer::MemorySink::new());
+    let _guard = observer::init(observer::ObserverConfig { audit_sink: memory(), ..Default::default() }).expect("init");
+    let second = observer::init(observer::ObserverConfig { audit_sink: memory(), ..Default::default() });
+    assert_eq!(second.expect("init").status(), observer::InitStatus::AlreadyInitialized);
+}
+
+/// The subscriber `init` installs for OTLP export prints nothing: the SDK's warnings must still reach stderr.
+#[test]
+fn warnings_still_reach_stderr_when_init_installed_the_exporter() {
+    let receiver = OtlpReceiver::start();
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "child_init_twice_with_an_endpoint", "--nocapture", "--test-threads=1"])
+        .env("OBSERVER_EXAMPLE_CHILD", "1")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 passed"), "the child failed: {stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("observer: warning:") && l.contains("init called again")),
+        "the ignored init is on stderr: {stderr}"
+    );
+}

@@ -2,7 +2,8 @@
 //! that makes sure they reach a person.
 //!
 //! Each report is a `tracing` event with target `observer` and a `kind` field. When no `tracing` subscriber is
-//! interested in it (none installed, or one that filters it out), the report is written to stderr instead, as
+//! interested in it (none installed, one that filters it out, or the export-only subscriber of
+//! `configure_tracing` without its console layer), the report is written to stderr as well, as
 //! `observer: warning: …`, at most once per kind every [`REPEAT_AFTER`] (the next line says how many were
 //! left out in between). Messages carry their details inline, never secrets.
 
@@ -31,6 +32,10 @@ pub(crate) fn emit(level: Level, kind: &'static str, message: fmt::Arguments<'_>
         ::tracing::info!(target: "observer", kind, "{message}");
         ::tracing::enabled!(target: "observer", Level::INFO)
     };
+    // The subscriber `configure_tracing` installs without its console layer only exports spans: an event outside
+    // a span reaches nobody there.
+    #[cfg(feature = "otel")]
+    let listened = listened && !crate::tracing::otel::global_subscriber_prints_nothing();
     if !listened {
         to_stderr(level, kind, message);
     }
