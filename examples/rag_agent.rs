@@ -112,8 +112,9 @@ async fn rag_query(client: &Agent, model: &str, query: &str) -> Result<String, O
     .await
 }
 
+// `pub`: the LLM tests (tests/llm_http.rs) run this `main` to check the export claim above.
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let guard = observer::init(ObserverConfig {
         service_name: "rag-agent".into(),
         instrument_openai: true,

@@ -756,3 +756,52 @@ async fn transport_errors_never_record_query_strings_or_credentials() {
         assert!(!json.contains("SECRETKEY123") && !json.contains("hunter2pw"), "{json}");
     }
 }
+
+#[allow(dead_code)]
+#[path = "../examples/rag_agent.rs"]
+mod rag_agent_example;
+
+/// Runs only in a child process: the `rag_agent` example's `main`, as `cargo run --example` would.
+#[test]
+#[ignore = "run by the_rag_agent_example_exports_its_spans_when_an_endpoint_is_set"]
+fn child_rag_agent_example() {
+    if std::env::var_os("OBSERVER_LLM_CHILD_EXAMPLE").is_none() {
+        return;
+    }
+    rag_agent_example::main().expect("the example runs");
+}
+
+/// `examples/rag_agent.rs` says its spans go to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: run it
+/// that way against the fake API and a receiver, and decode what arrives.
+#[test]
+fn the_rag_agent_example_exports_its_spans_when_an_endpoint_is_set() {
+    let api = FakeApi::start();
+    let receiver = OtlpReceiver::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--ignored", "--exact", "child_rag_agent_example", "--nocapture", "--test-threads=1"])
+        .env("OBSERVER_LLM_CHILD_EXAMPLE", "1")
+        .env("OPENAI_BASE_URL", api.url("/v1"))
+        .env("OPENAI_API_KEY", "test-key")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_SDK_DISABLED")
+        .env_remove("OBSERVER_INSTRUMENT_OPENAI")
+        .current_dir(dir.path())
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 passed"), "the example failed: {stdout}");
+    let has = |spans: &[ReceivedSpan], name: &str| spans.iter().any(|s| s.name == name);
+    let spans = receiver
+        .wait_for(Duration::from_secs(5), |s| has(s, "rag-query") && s.iter().any(|s| s.name.starts_with("chat ")))
+        .unwrap_or_else(|| {
+            let names: Vec<String> = receiver.spans().iter().map(|s| s.name.clone()).collect();
+            panic!("the example's spans are exported; received {names:?}")
+        });
+    let rag = spans.iter().find(|s| s.name == "rag-query").expect("rag-query");
+    assert_eq!(rag.resource_str("service.name"), Some("rag-agent"));
+    let chat = spans.iter().find(|s| s.name.starts_with("chat ")).expect("the LLM call's span");
+    assert_eq!(chat.trace_id, rag.trace_id, "the LLM call is part of the RAG query's trace");
+    assert!(int(chat, "gen_ai.usage.input_tokens").is_some_and(|n| n > 0), "tokens recorded: {:?}", chat.attributes);
+}
