@@ -120,11 +120,13 @@ impl Pipeline {
             Err(TrySendError::Full(Command::Event(event))) => {
                 let n = self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {
-                    tracing::error!(
-                        target: "observer",
-                        capacity = self.capacity,
-                        rejected_so_far = n + 1,
-                        "audit queue full: event returned to the caller as AuditError::QueueFull"
+                    crate::diag::report!(
+                        ERROR,
+                        "queue-full",
+                        "audit queue full (capacity {}, {} rejected so far): event returned to the caller as \
+                         AuditError::QueueFull",
+                        self.capacity,
+                        n + 1
                     );
                 }
                 Err(AuditError::QueueFull { capacity: self.capacity, event })

@@ -675,10 +675,11 @@ impl Inner {
     /// timeout during an outage): what the old one held is purged into the spool and re-sent by the new one.
     fn replace_producer(&self, retired: &mut Vec<Arc<BaseProducer<ExportContext>>>) {
         let fatal = self.producer.load().client().fatal_error();
-        tracing::warn!(
-            target: "observer::kafka",
-            fatal = ?fatal,
-            "the Kafka producer was fenced or failed fatally; replacing it (undelivered events are spooled and re-sent)"
+        crate::diag::report!(
+            WARN,
+            "kafka-producer-replaced",
+            "the Kafka producer was fenced or failed fatally ({fatal:?}); replacing it (undelivered events are spooled \
+             and re-sent)"
         );
         match new_producer(&self.config, &self.shared) {
             Ok(p) => {
@@ -687,7 +688,11 @@ impl Inner {
                 retired.push(old);
             }
             Err(e) => {
-                tracing::error!(target: "observer::kafka", error = %e, "could not create a new Kafka producer; retrying");
+                crate::diag::report!(
+                    ERROR,
+                    "kafka-producer-failed",
+                    "could not create a new Kafka producer ({e}); retrying"
+                );
                 self.shared.needs_new_producer.store(true, Ordering::Release);
             }
         }
@@ -766,7 +771,7 @@ impl Inner {
                             self.spool.remove(&r.segment)
                         };
                         if let Err(e) = finished {
-                            tracing::error!(target: "observer::kafka", error = %e, "removing a replayed spool segment");
+                            crate::diag::report!(ERROR, "spool-remove", "removing a replayed spool segment: {e}");
                         }
                         let failed = self.shared.replay_failed.swap(0, Ordering::AcqRel);
                         if failed > 0 {
@@ -796,7 +801,7 @@ impl Inner {
         let segments = match self.spool.seal_and_list() {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(target: "observer::kafka", error = %e, "listing the spool");
+                crate::diag::report!(ERROR, "spool-list", "listing the spool: {e}");
                 return None;
             }
         };
@@ -804,14 +809,19 @@ impl Inner {
             match self.spool.read(&segment) {
                 Ok((records, skipped)) => {
                     if skipped > 0 {
-                        tracing::error!(target: "observer::kafka", skipped, segment = %segment.path().display(),
-                            "spooled records that cannot be decoded are skipped; the segment is kept in quarantine after the others are re-sent");
+                        crate::diag::report!(
+                            ERROR,
+                            "spool-undecodable",
+                            "{skipped} spooled records in {} cannot be decoded and are skipped; the segment is kept in \
+                             quarantine after the others are re-sent",
+                            segment.path().display()
+                        );
                     }
                     return Some(Replay { segment, records, next: 0, skipped });
                 }
                 Err(e) => {
                     if let Err(e) = self.spool.quarantine(&segment, &format!("it cannot be read ({e})")) {
-                        tracing::error!(target: "observer::kafka", error = %e, "quarantining a spool segment");
+                        crate::diag::report!(ERROR, "spool-quarantine", "quarantining a spool segment: {e}");
                     }
                 }
             }
@@ -857,7 +867,7 @@ impl Inner {
             return;
         }
         if let Err(e) = self.spool_now(batch) {
-            tracing::error!(target: "observer::kafka", "{e}");
+            crate::diag::report!(ERROR, "spool-write", "{e}");
         }
     }
 
