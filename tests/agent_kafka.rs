@@ -1,7 +1,6 @@
 //! AgentTracer streaming to the real test broker: a flow with concurrent and failing components arrives on the
 //! trace topic complete, keyed by trace id, in one partition and in call order, with the fields of each event type;
 //! tracers with their own Kafka settings share one producer.
-#![cfg(feature = "kafka")]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! AgentTracer's OpenTelemetry dual export, received by a real OTLP/HTTP receiver: one trace span, one child span
 //! per component linked by component id (concurrent components are siblings, a nested one is its parent's
 //! child), GenAI attributes and cost on LLM components, error status on failed ones.
-#![cfg(feature = "otel")]
 
 mod common;
 

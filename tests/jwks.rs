@@ -2,7 +2,6 @@
 //! switch its key set or fail: RS256 tokens signed with the test keys (`tests/data/jwt/`, plus a second RSA key
 //! below for rotation), expired / wrong issuer / wrong audience / unknown `kid` / `alg: none` / tampered tokens,
 //! the refetch rate limit, key rotation and fetch failures. Every test is bounded by [`BOUND`].
-#![cfg(feature = "web")]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,6 @@
 //! arrives with the guide's JSON, key and headers; custom events arrive on their topic with their key; a
 //! missing topic is reported and its events kept; a broker that is absent at start-up gets everything once
 //! it is started.
-#![cfg(feature = "kafka")]
 
 mod common;
 

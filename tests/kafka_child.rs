@@ -1,6 +1,5 @@
 //! A child process that emits 50,000 audit events with Kafka enabled and exits right away (dropping the
 //! init guard) loses none of them.
-#![cfg(feature = "kafka")]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! 100,000 audit events emitted through the SDK while the broker is paused mid-stream (SIGSTOP: an outage
 //! that keeps what the in-memory test broker already acknowledged) and resumed: every event is delivered,
 //! counted by `event_id`; duplicates are counted and reported.
-#![cfg(feature = "kafka")]
 
 mod common;
 

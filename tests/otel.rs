@@ -2,7 +2,6 @@
 //! link, attributes and the service resource; audit events carry the current span's ids.
 //!
 //! One process, one global subscriber: every test shares the set-up of [`setup`].
-#![cfg(feature = "otel")]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! OTLP over gRPC (feature `otel-grpc`) to a real tonic receiver, from a plain test thread (no Tokio runtime of
 //! the caller's): the exporter runs on observer's own small runtime.
-#![cfg(feature = "otel-grpc")]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! Spans straight to Kafka as OTLP-JSON (feature `otel-kafka`) against the test broker (`scripts/test.sh`):
 //! `configure_tracing` with `kafka_topic` writes each batch as one OTLP `ExportTraceServiceRequest` in its JSON
 //! encoding, through the shared Kafka exporter of `observer::init`; reserved topics are refused.
-#![cfg(feature = "otel-kafka")]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! `send_to_logfire = false` with no endpoint (the guide's "keep data local"): `configure_tracing` succeeds and
 //! nothing is exported, not even to the OTLP default endpoint. Invalid settings are refused, naming the field.
-#![cfg(feature = "otel")]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! `shutdown_tracing` exports what is pending without any flush; dropping the `ObserverGuard` does the same for
 //! an exporter installed with `otel_layer` on a subscriber of the application's own.
-#![cfg(feature = "otel")]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! OTLP over https: an `https://` endpoint is accepted and the exporter speaks TLS to it (the first bytes the
 //! receiver gets are a TLS handshake record, not an HTTP request line).
-#![cfg(feature = "otel")]
 
 use std::io::Read;
 use std::net::TcpListener;

@@ -3,7 +3,6 @@
 //! the client. Checks the actor inside handlers (across `.await` and in spawned tasks), that it never leaks into
 //! the next request, and the 401s and AUTHENTICATION failure audit events of every kind of bad token. Audit events
 //! are captured by the memory sink of this binary's one `init` (`common::memory_sink`). Every test is bounded.
-#![cfg(feature = "web")]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! WorkflowTracer streaming to the real test broker: a workflow with concurrent and failing steps arrives on the
 //! workflow topic complete, keyed by workflow id, in one partition and in order, with the fields of each event type
 //! and exactly the JSON the memory sink gets for the same events.
-#![cfg(feature = "kafka")]
 
 mod common;
 
