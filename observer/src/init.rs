@@ -51,8 +51,8 @@ pub enum InitStatus {
 /// } // events are flushed here
 /// ```
 ///
-/// `let _ = observer::init(..)` drops it at once: the SDK then says so on stderr at the next event. Where `main` does not return
-/// normally, use [`observer::exit`](crate::exit) instead of `std::process::exit`, and
+/// `let _ = observer::init(..)` drops it at once: the SDK then says so on stderr at the next event. Where `main`
+/// does not return normally, use [`observer::exit`](crate::exit) instead of `std::process::exit`, and
 /// [`shutdown_on_signals`](crate::shutdown_on_signals) or [`shutdown_signal`](crate::shutdown_signal) for
 /// SIGTERM / SIGINT: they drain the same way.
 #[must_use = "dropping the guard immediately shuts the audit pipeline down; bind it: `let _guard = observer::init(..)?;`"]

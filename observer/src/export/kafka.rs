@@ -176,7 +176,8 @@ impl ClientContext for ExportContext {
                 crate::diag::report!(
                     WARN,
                     "kafka-unreachable",
-                    "Kafka unreachable at {} ({reason}); events are queued, then spooled, and delivered when it is back",
+                    "Kafka unreachable at {} ({reason}); events are queued, then spooled, and delivered when it is \
+                     back",
                     shared.bootstrap
                 );
             }
