@@ -287,7 +287,9 @@ static PROVIDERS: std::sync::LazyLock<ArcSwap<Vec<Provider>>> =
 /// `None` clears it. Clear a task's actor when the request ends (as the guide's middleware does): an actor left
 /// behind by a task that ended without clearing it is kept until more than 65,536 such actors pile up; then the
 /// oldest are dropped and a warning (target `observer`, on stderr without a subscriber) says how many (a task still
-/// running whose actor was dropped then has none, never another task's). A scope ([`with_actor`]) needs no clean-up.
+/// running whose actor was dropped then has none, never another task's). A scope ([`with_actor`]) needs no clean-up,
+/// and is the way to give several requests handled concurrently *inside one task* (`join!`, `FuturesUnordered`) an
+/// actor each: they would share the task's.
 pub fn set_actor_context(actor: Option<ActorContext>) {
     let actor = actor.map(Arc::new);
     let in_scope = SCOPE.with(|s| match &mut *s.borrow_mut() {
