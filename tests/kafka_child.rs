@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until};
+use observer::config::FilePermissions;
 use observer::{audit, AuditSink, KafkaConfig, MemorySink, ObserverConfig, ResourceType};
 
 const TOPIC: &str = "observer-test-audit";
@@ -76,6 +77,8 @@ fn child_with_the_broker_unreachable() {
         service_name: "child".into(),
         audit_sink: AuditSink::Memory(MemorySink::new()),
         flush_timeout: Duration::from_secs(3),
+        // The spool follows the SDK's file permissions (A8).
+        file_permissions: FilePermissions { file_mode: 0o640, dir_mode: 0o750 },
         kafka_enabled: true,
         kafka: Some(KafkaConfig {
             bootstrap_servers: "127.0.0.1:9".into(),
@@ -94,29 +97,41 @@ fn child_with_the_broker_unreachable() {
 
 /// A9: with the broker unreachable, the exit waits for acknowledgements up to `flush_timeout`: it says so on
 /// stderr (how many messages, which brokers, until when), and what is not acknowledged ends up in the spool.
+/// A8: the spool that `init` creates follows `ObserverConfig::file_permissions`.
 #[test]
 fn exit_with_the_broker_unreachable_says_what_it_waits_for() {
-    let spool = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let spool = parent.path().join("spool");
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "child_with_the_broker_unreachable", "--nocapture"])
-        .env("OBSERVER_CHILD_SPOOL", spool.path())
+        .env("OBSERVER_CHILD_SPOOL", &spool)
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {}\n{stderr}", out.status);
     let waiting = stderr.lines().find(|l| l.contains("waiting")).unwrap_or_else(|| panic!("no wait notice:\n{stderr}"));
-    for part in ["5 messages", "127.0.0.1:9", "UTC", &spool.path().display().to_string()] {
+    for part in ["5 messages", "127.0.0.1:9", "UTC", &spool.display().to_string()] {
         assert!(waiting.contains(part), "`{part}` missing from: {waiting}");
     }
     assert!(
         stderr.lines().any(|l| l.contains("5 messages") && l.contains("not acknowledged") && l.contains("spool")),
         "no report of what went to the spool:\n{stderr}"
     );
-    let spooled: usize = std::fs::read_dir(spool.path())
+    let segments: Vec<std::path::PathBuf> = std::fs::read_dir(&spool)
         .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
-        .map(|t| t.lines().count())
-        .sum();
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("segment-"))
+        .collect();
+    let spooled: usize = segments.iter().map(|p| std::fs::read_to_string(p).unwrap().lines().count()).sum();
     assert_eq!(spooled, 5, "what was not acknowledged is in the spool");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&spool), 0o750, "spool directory");
+        for segment in &segments {
+            assert_eq!(mode(segment), 0o640, "{}", segment.display());
+        }
+    }
 }

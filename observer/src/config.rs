@@ -324,6 +324,11 @@ pub struct KafkaConfig {
     /// Size limit of the spool in bytes. Default 1 GiB. When reached, further undeliverable events are
     /// written to stderr (`observer-kafka-fallback: …`), counted and reported as errors. Env `OBSERVER_SPOOL_MAX_BYTES`.
     pub spool_max_bytes: u64,
+    /// Permissions of the spool's files (segments, lock file) and of the directories it creates (the spool
+    /// directory, `quarantine/`). `None` (default): [`ObserverConfig::file_permissions`] when the exporter is
+    /// created by `init` or a `TracerFactory`, owner-only (`0600` / `0700`) otherwise. Existing directories keep
+    /// their permissions.
+    pub spool_permissions: Option<FilePermissions>,
 }
 
 /// The spool directory used when `KafkaConfig::spool_dir` is not set.
@@ -352,6 +357,7 @@ impl Default for KafkaConfig {
             ssl_ca_location: None,
             spool_dir: None,
             spool_max_bytes: 1 << 30,
+            spool_permissions: None,
         }
     }
 }
@@ -542,6 +548,17 @@ impl KafkaConfig {
         }
         if self.spool_max_bytes < 1 << 20 {
             return Err(ConfigurationError::new("kafka.spool_max_bytes", "must be at least 1 MiB"));
+        }
+        if let Some(p) = self.spool_permissions {
+            if p.file_mode > 0o7777 || p.dir_mode > 0o7777 {
+                return Err(ConfigurationError::new("kafka.spool_permissions", "a permission mode is at most 7777"));
+            }
+            if p.file_mode & 0o600 != 0o600 || p.dir_mode & 0o700 != 0o700 {
+                return Err(ConfigurationError::new(
+                    "kafka.spool_permissions",
+                    "the owner needs read and write on the files (0600) and full access to directories (0700)",
+                ));
+            }
         }
         if self.linger_ms > 900_000 {
             return Err(ConfigurationError::new("kafka.linger_ms", "must be at most 900000"));
@@ -814,6 +831,12 @@ mod tests {
         assert_eq!(bad(|k| k.security_protocol = SecurityProtocol::SaslSsl), "kafka.sasl_username");
         assert_eq!(bad(|k| k.sasl_username = Some("u".into())), "kafka.sasl_password");
         assert_eq!(bad(|k| k.sasl_mechanism = Some(SaslMechanism::Plain)), "kafka.security_protocol");
+        fn perms(file_mode: u32, dir_mode: u32) -> Option<FilePermissions> {
+            Some(FilePermissions { file_mode, dir_mode })
+        }
+        assert_eq!(bad(|k| k.spool_permissions = perms(0o400, 0o700)), "kafka.spool_permissions");
+        assert_eq!(bad(|k| k.spool_permissions = perms(0o600, 0o17777)), "kafka.spool_permissions");
+        KafkaConfig { spool_permissions: perms(0o640, 0o750), ..Default::default() }.validate().unwrap();
         assert_eq!(
             bad(|k| {
                 k.security_protocol = SecurityProtocol::Ssl;

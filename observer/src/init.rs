@@ -238,7 +238,8 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     sinks.extend(config.extra_sinks.iter().cloned());
     #[cfg(feature = "kafka")]
     let kafka = if config.kafka_enabled {
-        let kafka_config = config.kafka.clone().unwrap_or_default();
+        let mut kafka_config = config.kafka.clone().unwrap_or_default();
+        kafka_config.spool_permissions.get_or_insert(config.file_permissions);
         let exporter = crate::export::kafka::KafkaExporter::new(kafka_config)?;
         exporter.initialize();
         sinks.push(Arc::new(crate::export::kafka::KafkaSink::new(exporter.clone(), config.flush_timeout)));

@@ -1,5 +1,5 @@
 //! Creating the SDK's own files and directories with restricted permissions (audit events may hold personal
-//! data). Shared by every component that writes files (the audit file sink; usable by the spool).
+//! data). Shared by every component that writes files (the audit file sink and the Kafka spool).
 
 use std::fs::{File, OpenOptions};
 use std::io;

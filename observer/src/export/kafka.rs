@@ -372,7 +372,8 @@ impl KafkaExporter {
     pub fn new(config: KafkaConfig) -> Result<Self, ExporterError> {
         config.validate().map_err(|e| ExporterError::Other(e.to_string()))?;
         let dir = config.spool_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR));
-        let spool = Spool::open(&dir, config.spool_max_bytes).map_err(|e| match e {
+        let perms = config.spool_permissions.unwrap_or_default();
+        let spool = Spool::open_with_permissions(&dir, config.spool_max_bytes, perms).map_err(|e| match e {
             SpoolError::Locked(p) => ExporterError::Other(format!(
                 "spool directory {} is in use by another exporter or process; give each its own `spool_dir`",
                 p.display()

@@ -40,6 +40,13 @@
 //! leftovers of a previous process and are all treated as sealed; the new process appends to a fresh segment
 //! and never writes into an old one.
 //!
+//! # Permissions
+//!
+//! Segments may hold personal data: by default the spool creates its files (segments, the lock file) with mode
+//! `0600` and its directories (the spool directory, `quarantine/`) with `0700`, owner only
+//! ([`open_with_permissions`](Spool::open_with_permissions) sets others; the umask still applies; an existing
+//! spool directory keeps its permissions).
+//!
 //! # Quarantine: nothing is deleted that was not re-sent
 //!
 //! One bad file never stops the spool. A file named `segment-…` that is not a readable regular segment
@@ -100,6 +107,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use base64::Engine as _;
+
+use super::files;
+use crate::config::FilePermissions;
 use serde::{Deserialize, Serialize};
 
 /// The name of the lock file inside the spool directory.
@@ -209,6 +219,8 @@ struct Inner {
     /// Sequence numbers of segments that could be neither read nor moved aside: left where they are, never
     /// replayed or reused by this process (the next process tries again).
     skipped: BTreeSet<u64>,
+    /// Permissions of new segment files.
+    perms: FilePermissions,
 }
 
 #[derive(Debug)]
@@ -239,21 +251,33 @@ impl Spool {
     /// Segments found on disk are all treated as sealed and count towards [`bytes`](Spool::bytes) and
     /// [`records`](Spool::records); new appends go to a fresh segment numbered after the highest one found.
     pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Spool, SpoolError> {
+        Self::open_with_permissions(dir, max_bytes, FilePermissions::default())
+    }
+
+    /// [`open`](Spool::open) with the permissions of the files and directories the spool creates (the default,
+    /// used by `open`, is owner-only: files `0600`, directories `0700`; the umask still applies). An existing
+    /// spool directory keeps its permissions.
+    pub fn open_with_permissions(
+        dir: impl Into<PathBuf>,
+        max_bytes: u64,
+        perms: FilePermissions,
+    ) -> Result<Spool, SpoolError> {
         let dir = dir.into();
         let existed = dir.is_dir();
-        fs::create_dir_all(&dir)?;
+        files::create_dir_all(&dir, perms)?;
         if !existed {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
             }
         }
 
-        let lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join(LOCK_FILE))?;
+        let lock =
+            new_file_options(perms).read(true).write(true).create(true).truncate(false).open(dir.join(LOCK_FILE))?;
         if !try_lock_exclusive(&lock)? {
             return Err(SpoolError::Locked(dir));
         }
 
-        let quarantine = Quarantine::new(&dir);
+        let quarantine = Quarantine::new(&dir, perms);
         let mut sealed = BTreeMap::new();
         let mut skipped = BTreeSet::new();
         let (mut bytes, mut records) = (0u64, 0u64);
@@ -296,7 +320,7 @@ impl Spool {
                 }
             }
         }
-        let mut inner = Inner { sealed, active: None, next_seq: 1, skipped };
+        let mut inner = Inner { sealed, active: None, next_seq: 1, skipped, perms };
         inner.renumber_if_exhausted(&dir);
         inner.next_seq = inner.highest_seq().map_or(1, |last| last.saturating_add(1));
         if !inner.sealed.is_empty() {
@@ -563,7 +587,7 @@ impl Inner {
                 continue;
             }
             let path = dir.join(segment_name(seq));
-            match OpenOptions::new().append(true).create_new(true).open(&path) {
+            match new_file_options(self.perms).append(true).create_new(true).open(&path) {
                 Ok(file) => return Ok((file, path, seq)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     report(format_args!(
@@ -653,16 +677,27 @@ fn report(message: fmt::Arguments<'_>) {
     crate::diag::report_loud("spool", message);
 }
 
+/// `OpenOptions` that create files with `perms.file_mode` (Unix).
+fn new_file_options(perms: FilePermissions) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, perms.file_mode);
+    #[cfg(not(unix))]
+    let _ = perms;
+    options
+}
+
 /// Sets files aside in `<spool>/quarantine/`, and counts them.
 #[derive(Debug)]
 struct Quarantine {
     dir: PathBuf,
+    perms: FilePermissions,
     count: AtomicU64,
 }
 
 impl Quarantine {
-    fn new(spool_dir: &Path) -> Self {
-        Self { dir: spool_dir.join(QUARANTINE_DIR), count: AtomicU64::new(0) }
+    fn new(spool_dir: &Path, perms: FilePermissions) -> Self {
+        Self { dir: spool_dir.join(QUARANTINE_DIR), perms, count: AtomicU64::new(0) }
     }
 
     fn count(&self) {
@@ -695,7 +730,7 @@ impl Quarantine {
 
     fn move_in(&self, path: &Path) -> io::Result<PathBuf> {
         if !self.dir.is_dir() {
-            fs::create_dir_all(&self.dir)?;
+            files::create_dir_all(&self.dir, self.perms)?;
             if let Some(parent) = self.dir.parent() {
                 sync_dir(parent)?;
             }
@@ -1357,5 +1392,41 @@ mod tests {
         let s = again.seal_and_list().unwrap();
         let Quarantined::Moved(to) = again.quarantine(&s[0], "test").unwrap() else { panic!() };
         assert!(to.to_string_lossy().ends_with(".jsonl-1"), "{}", to.display());
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// A8: segments may hold personal data: owner-only by default.
+    #[cfg(unix)]
+    #[test]
+    fn spool_files_and_directories_are_private_by_default() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("spool");
+        let spool = Spool::open(&dir, u64::MAX).unwrap();
+        spool.append(&[rec("audit", 0)]).unwrap();
+        let segments = spool.seal_and_list().unwrap();
+        assert_eq!(mode(&dir), 0o700, "spool directory");
+        assert_eq!(mode(&dir.join(LOCK_FILE)), 0o600, "lock file");
+        assert_eq!(mode(segments[0].path()), 0o600, "segment");
+        fs::write(dir.join("segment-x.jsonl"), "x").unwrap();
+        drop(spool);
+        let spool = Spool::open(&dir, u64::MAX).unwrap();
+        assert_eq!(mode(spool.quarantine_dir()), 0o700, "quarantine directory");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn spool_permissions_are_configurable() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("spool");
+        let perms = FilePermissions { file_mode: 0o640, dir_mode: 0o750 };
+        let spool = Spool::open_with_permissions(&dir, u64::MAX, perms).unwrap();
+        spool.append(&[rec("audit", 0)]).unwrap();
+        let segments = spool.seal_and_list().unwrap();
+        assert_eq!((mode(&dir), mode(segments[0].path())), (0o750, 0o640));
     }
 }

@@ -100,7 +100,10 @@ impl TracerFactory {
     /// (invalid config, spool in use).
     pub fn new(config: ObserverConfig) -> Result<Self, ObserverError> {
         // The same environment overrides as `init` (e.g. `KAFKA_*` fill in a missing `kafka` config).
-        let config = config.apply_env()?;
+        let mut config = config.apply_env()?;
+        if let Some(k) = config.kafka.as_mut() {
+            k.spool_permissions.get_or_insert(config.file_permissions);
+        }
         let kafka = if config.kafka_enabled { config.kafka.as_ref() } else { None };
         let sink = default_sink(kafka)?;
         let workflow_sink = default_workflow_sink(kafka)?;
