@@ -568,10 +568,10 @@ impl Spool {
 }
 
 impl Inner {
+    /// The highest sequence number of the segments to replay (skipped ones do not count: new names step over
+    /// them in [`create_segment`](Inner::create_segment)).
     fn highest_seq(&self) -> Option<u64> {
-        let sealed = self.sealed.keys().next_back().copied();
-        let skipped = self.skipped.last().copied();
-        sealed.max(skipped)
+        self.sealed.keys().next_back().copied()
     }
 
     /// Creates the next segment file under a free name: a name that is taken (by a file or directory someone
@@ -1358,6 +1358,19 @@ mod tests {
         spool.append(&[rec("audit", 9)]).unwrap();
         let seqs: Vec<u64> = spool.seal_and_list().unwrap().iter().map(Segment::sequence).collect();
         assert_eq!(seqs, [4, 5]);
+    }
+
+    #[test]
+    fn an_unmovable_unreadable_segment_with_the_largest_number_does_not_stop_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_name(u64::MAX));
+        fs::write(&path, "{}\n").unwrap();
+        failpoint::inject(&path, failpoint::OPEN);
+        failpoint::inject(&path, failpoint::RENAME);
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        spool.append(&[rec("audit", 1)]).unwrap();
+        assert_eq!(read_all(&spool), [rec("audit", 1)]);
+        assert!(path.is_file(), "left in place");
     }
 
     #[test]
