@@ -12,6 +12,11 @@
 //! * **Shutdown** ([`KafkaExporter::shutdown`], called by the init guard) waits up to its timeout for
 //!   acknowledgements, then purges what is still in flight into the spool, so an orderly exit loses nothing.
 //!   A hard crash (SIGKILL) loses what was only in librdkafka's memory (at most `message_timeout_ms` worth).
+//!   A wait longer than a second is announced on stderr (messages, brokers, deadline), and so is what went to
+//!   the spool.
+//! * **A bad spool file** (unreadable, or with lines that cannot be decoded) is moved to the spool's
+//!   `quarantine/` directory, reported on stderr and counted in [`KafkaStats::spool_quarantined`]; replay goes
+//!   on with the other segments. Nothing that was not re-sent is deleted.
 //! * **Spool full** (`spool_max_bytes`): each further undeliverable message is written to stderr as
 //!   `observer-kafka-fallback: topic=… key=… <payload>`, counted in [`KafkaStats::spool_overflow`] and
 //!   reported as an error.
