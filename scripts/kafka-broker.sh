@@ -33,7 +33,7 @@ READY_TIMEOUT="${BROKER_READY_TIMEOUT:-60}"
 DEFAULT_PARTITIONS="${BROKER_PARTITIONS:-4}"
 DEFAULT_TOPICS=(
     genesis-audit-events genesis-traces-streaming workflow-traces genesis-otel
-    custom-events audit-events observer-test-audit observer-test-custom
+    custom-events audit-events observer-test-audit observer-test-custom observer-test-bulk
 )
 HOST=127.0.0.1
 TANSU=""

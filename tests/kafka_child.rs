@@ -10,7 +10,8 @@ use common::kafka::{bootstrap, consume_until};
 use observer::config::FilePermissions;
 use observer::{audit, AuditSink, KafkaConfig, MemorySink, ObserverConfig, ResourceType};
 
-const TOPIC: &str = "observer-test-audit";
+/// Its own topic: 100,000 events here would slow down every other test reading `observer-test-audit` from the start.
+const TOPIC: &str = "observer-test-bulk";
 const N: usize = 50_000;
 
 /// Runs only in the child (started by the test below with `--ignored --exact`).
