@@ -402,12 +402,12 @@ impl Spool {
                     Ok(()) => previous,
                     Err(_) => fs::metadata(&active.path).map_or(previous + len, |m| m.len()),
                 };
-                tracing::warn!(
-                    target: "observer",
-                    path = %active.path.display(),
-                    error = %e,
-                    truncated = on_disk == previous,
-                    "audit spool: append failed; sealing the segment"
+                crate::diag::report!(
+                    WARN,
+                    "spool-append",
+                    "audit spool: append to {} failed ({e}; partial write {}); sealing the segment",
+                    active.path.display(),
+                    if on_disk == previous { "cut off" } else { "left in place" }
                 );
                 active.size = on_disk;
                 self.bytes.store(bytes - previous + on_disk, Ordering::Relaxed);
@@ -459,7 +459,12 @@ impl Spool {
         match fs::remove_file(&known.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tracing::warn!(target: "observer", path = %known.path.display(), "audit spool: segment was already deleted");
+                crate::diag::report!(
+                    WARN,
+                    "spool-segment-gone",
+                    "audit spool: segment {} was already deleted",
+                    known.path.display()
+                );
             }
             Err(e) => return Err(e.into()),
         }
@@ -470,7 +475,12 @@ impl Spool {
         self.records.store(records.saturating_sub(known.records), Ordering::Relaxed);
         drop(inner);
         if let Err(e) = sync_dir(&self.dir) {
-            tracing::warn!(target: "observer", dir = %self.dir.display(), error = %e, "audit spool: directory fsync after removal failed");
+            crate::diag::report!(
+                WARN,
+                "spool-dir-sync",
+                "audit spool: directory fsync of {} after removal failed: {e}",
+                self.dir.display()
+            );
         }
         Ok(())
     }
@@ -633,7 +643,12 @@ impl Inner {
             self.sealed.insert(segment.seq, segment);
         }
         if let Err(e) = sync_dir(dir) {
-            tracing::warn!(target: "observer", dir = %dir.display(), error = %e, "audit spool: directory fsync after renumbering failed");
+            crate::diag::report!(
+                WARN,
+                "spool-dir-sync",
+                "audit spool: directory fsync of {} after renumbering failed: {e}",
+                dir.display()
+            );
         }
         report(format_args!(
             "audit spool: segment numbers in {} were near the largest possible; renumbered {} segments from 1",
@@ -650,7 +665,12 @@ impl Inner {
         if active.size == 0 {
             drop(active.file);
             if let Err(e) = fs::remove_file(&active.path) {
-                tracing::warn!(target: "observer", path = %active.path.display(), error = %e, "audit spool: could not delete an empty segment");
+                crate::diag::report!(
+                    WARN,
+                    "spool-remove",
+                    "audit spool: could not delete the empty segment {}: {e}",
+                    active.path.display()
+                );
             }
             return;
         }
@@ -868,13 +888,25 @@ fn parse_segment(path: &Path, data: &[u8]) -> (Vec<SpoolRecord>, usize) {
         match decode_line(line) {
             Ok(record) => {
                 if !terminated {
-                    tracing::warn!(target: "observer", path = %path.display(), line = index + 1, "audit spool: last record lacks its newline but is complete; keeping it");
+                    crate::diag::report!(
+                        WARN,
+                        "spool-record",
+                        "audit spool: the last record of {} (line {}) lacks its newline but is complete; keeping it",
+                        path.display(),
+                        index + 1
+                    );
                 }
                 records.push(record);
             }
             Err(error) if terminated => {
                 skipped += 1;
-                tracing::warn!(target: "observer", path = %path.display(), line = index + 1, %error, "audit spool: skipping a corrupt record");
+                crate::diag::report!(
+                    WARN,
+                    "spool-record",
+                    "audit spool: skipping a corrupt record in {} (line {}): {error}",
+                    path.display(),
+                    index + 1
+                );
             }
             Err(_) => {
                 debug_assert!(lines.peek().is_none());
@@ -882,7 +914,14 @@ fn parse_segment(path: &Path, data: &[u8]) -> (Vec<SpoolRecord>, usize) {
                 // caller (it quarantines segments with skipped lines instead of deleting them).
                 let content = line.iter().any(|&b| b != 0 && !b.is_ascii_whitespace());
                 skipped += usize::from(content);
-                tracing::warn!(target: "observer", path = %path.display(), line = index + 1, bytes = line.len(), "audit spool: skipping a torn last record (interrupted append)");
+                crate::diag::report!(
+                    WARN,
+                    "spool-record",
+                    "audit spool: skipping a torn last record of {} bytes in {} (line {}, an interrupted append)",
+                    line.len(),
+                    path.display(),
+                    index + 1
+                );
             }
         }
     }
