@@ -13,7 +13,7 @@ use crate::vocab;
 /// The keys `#[agent_component]` accepts.
 pub(crate) const AGENT_KEYS: &[&str] = &["name", "kind", "skip", "crate"];
 
-/// The component types of the agent trace stream (FORMATS.md).
+/// The component types of the agent trace stream (the reference Python SDK's `component_type` values).
 pub(crate) const KINDS: &[&str] =
     &["llm", "tool", "agent", "retrieval", "memory", "input", "output", "processing", "component"];
 

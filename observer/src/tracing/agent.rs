@@ -1124,7 +1124,8 @@ pub(crate) fn ensure_otel(service_name: Option<&str>) {
     let _ = service_name;
 }
 
-/// The component type when none was given (FORMATS.md): `llm` if a model was found, else by keywords in the name.
+/// The component type when none was given, inferred as the reference Python SDK does: `llm` if a model was found,
+/// else by keywords in the name.
 pub fn infer_component_type(name: &str, has_model: bool) -> &'static str {
     if has_model {
         return "llm";

@@ -1,6 +1,6 @@
 //! Where a [`WorkflowTracer`](super::WorkflowTracer)'s events go when it streams: the [`WorkflowEvent`] format
-//! (FORMATS.md, "WorkflowTracer"), the [`WorkflowSink`] trait, an in-memory sink for tests, and (feature `kafka`)
-//! the workflow topic through the process's shared producer.
+//! (the reference Python SDK's workflow stream), the [`WorkflowSink`] trait, an in-memory sink for tests, and
+//! (feature `kafka`) the workflow topic through the process's shared producer.
 //!
 //! A streaming workflow sends `workflow_start` when streaming begins, `step_start` / `step_end` for every step
 //! (however it runs and however it ends: [`Step`](super::Step) guard, `run_step`, `run_step_async`, `#[step]`,
