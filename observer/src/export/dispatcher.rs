@@ -42,6 +42,9 @@ pub struct DispatchStats {
     pub sink_errors: u64,
     /// Events currently queued or being written.
     pub pending: u64,
+    /// Events counted as `written` whose sink's next `sync` (the file's `fdatasync`) then failed: they reached
+    /// the file as far as the OS said, but may not survive a machine crash. Each such failure is reported.
+    pub sync_failed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +56,7 @@ struct Counters {
     sink_panics: AtomicU64,
     rejected: AtomicU64,
     sink_errors: AtomicU64,
+    sync_failed: AtomicU64,
 }
 
 enum Command {
@@ -94,6 +98,7 @@ impl Pipeline {
             spans: Vec::with_capacity(MAX_BATCH),
             failed: Vec::with_capacity(MAX_BATCH),
             unsynced_since: None,
+            unsynced_events: 0,
             sync_interval: settings.sync_interval,
         };
         let thread = std::thread::Builder::new().name("observer-dispatch".into()).spawn(move || worker.run())?;
@@ -186,6 +191,7 @@ impl Pipeline {
             sink_panics: c.sink_panics.load(Ordering::Relaxed),
             rejected_queue_full: c.rejected.load(Ordering::Relaxed),
             sink_errors: c.sink_errors.load(Ordering::Relaxed),
+            sync_failed: c.sync_failed.load(Ordering::Relaxed),
             pending: accepted.saturating_sub(c.done.load(Ordering::Relaxed)),
         }
     }
@@ -211,6 +217,8 @@ struct Dispatcher {
     failed: Vec<bool>,
     /// When data first reached the sinks after their last sync.
     unsynced_since: Option<Instant>,
+    /// Events counted as written since the sinks' last sync.
+    unsynced_events: u64,
     sync_interval: Duration,
 }
 
@@ -426,6 +434,7 @@ impl Dispatcher {
         let total = self.spans.len() as u64;
         self.counters.failed.fetch_add(failed, Ordering::Relaxed);
         self.counters.written.fetch_add(total - failed, Ordering::Relaxed);
+        self.unsynced_events += total - failed;
         self.counters.done.fetch_add(total, Ordering::Relaxed);
         self.buf.clear();
         self.spans.clear();
@@ -442,12 +451,31 @@ impl Dispatcher {
 
     fn sync_all(&mut self) -> Result<(), ExporterError> {
         self.unsynced_since = None;
-        self.each("sync", |s| s.sync())
+        let res = self.each("sync", |s| s.sync());
+        self.settle_sync(res.is_ok());
+        res
     }
 
     fn shutdown_all(&mut self) -> Result<(), ExporterError> {
         self.unsynced_since = None;
-        self.each("shutdown", |s| s.shutdown())
+        let res = self.each("shutdown", |s| s.shutdown());
+        self.settle_sync(res.is_ok());
+        res
+    }
+
+    /// After a sync: the events written since the previous one are durable, or, when a sink's sync failed,
+    /// counted in `sync_failed` and reported (they stay in `written`: the file has them, the disk may not).
+    fn settle_sync(&mut self, ok: bool) {
+        let events = std::mem::take(&mut self.unsynced_events);
+        if !ok && events > 0 {
+            self.counters.sync_failed.fetch_add(events, Ordering::Relaxed);
+            crate::diag::report!(
+                ERROR,
+                "sync-failed",
+                "a sink's sync (fsync) or shutdown failed: the {events} audit events written since the previous sync may not \
+                 survive a machine crash (counted in stats().sync_failed)"
+            );
+        }
     }
 
     /// `sync` or `shutdown` on every sink (nothing is buffered in the dispatcher at these points).
@@ -463,7 +491,8 @@ impl Dispatcher {
                 Call::Done(Ok(())) => {}
                 Call::Done(Err(e)) => {
                     self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
-                    report_sink_error(slot.sink.as_ref(), &e);
+                    // Nothing is buffered at these points: what matters is what `settle_sync` reports.
+                    crate::diag::report!(ERROR, "sink-failed", "audit sink {} failed in {op}: {e}", slot.sink.name());
                     if first.is_ok() {
                         first = Err(e);
                     }
@@ -516,5 +545,72 @@ pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, Aud
     };
     if let Some(json) = event.and_then(|ev| serde_json::to_vec(ev).ok()) {
         fallback_to_stderr(&json);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::audit::{AuditAction, AuditEventType};
+    use crate::export::MemorySink;
+    use crate::ResourceType;
+
+    /// A sink whose `sync` fails while `fail` is set (as `fdatasync` does after a write-back error).
+    #[derive(Debug, Default)]
+    struct FailingSync {
+        fail: AtomicBool,
+    }
+
+    impl Sink for FailingSync {
+        fn name(&self) -> String {
+            "failing-sync".into()
+        }
+        fn write(&self, _: Record<'_>) -> Result<(), ExporterError> {
+            Ok(())
+        }
+        fn sync(&self) -> Result<(), ExporterError> {
+            if self.fail.load(Ordering::SeqCst) {
+                Err(ExporterError::Io { sink: self.name(), source: std::io::Error::other("EIO") })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn event(i: usize) -> Arc<AuditEvent> {
+        Arc::new(AuditEvent::new(
+            AuditEventType::DataAccess,
+            AuditAction::Read,
+            ResourceType::Document,
+            format!("d{i}"),
+        ))
+    }
+
+    #[test]
+    fn events_whose_sync_failed_are_counted_and_later_ones_are_not() {
+        let failing = Arc::new(FailingSync::default());
+        failing.fail.store(true, Ordering::SeqCst);
+        let memory = MemorySink::new();
+        let settings = PipelineSettings { capacity: 64, sync_interval: Duration::from_secs(3600) };
+        let pipeline = Pipeline::start(settings, vec![Arc::new(memory.clone()), failing.clone()]).unwrap();
+
+        for i in 0..10 {
+            pipeline.submit(event(i)).unwrap();
+        }
+        assert!(pipeline.flush(Duration::from_secs(10)).is_err(), "the failed sync is the flush's error");
+        let stats = pipeline.stats();
+        assert_eq!((stats.written, stats.sync_failed), (10, 10), "{stats:?}");
+
+        failing.fail.store(false, Ordering::SeqCst);
+        for i in 10..15 {
+            pipeline.submit(event(i)).unwrap();
+        }
+        pipeline.flush(Duration::from_secs(10)).unwrap();
+        pipeline.shutdown(Duration::from_secs(10)).unwrap();
+        let stats = pipeline.stats();
+        assert_eq!((stats.written, stats.sync_failed), (15, 10), "{stats:?}");
+        assert_eq!(memory.len(), 15);
     }
 }
