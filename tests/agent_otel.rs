@@ -92,4 +92,35 @@ fn components_become_child_spans_linked_by_component_id() {
     let cost = calculate_cost_cached("anthropic", "claude-3-haiku-20240307", 1000, 500, 0).total_cost;
     assert_eq!(gen.attributes["gen_ai.cost"].as_f64().unwrap(), cost);
     assert_eq!(root.attributes["gen_ai.cost"].as_f64().unwrap(), cost);
+    assert!(!gen.attributes.contains_key("observer.cost_trusted"), "a sane cost carries no untrusted flag");
+    assert!(!root.attributes.contains_key("observer.cost_trusted"));
+
+    // A component whose token count is absurd: its span and the trace span say the cost is not trustworthy.
+    let absurd = AgentTracer::new(AgentTracerConfig {
+        trace_name: "Absurd Flow".into(),
+        flow_id: "flow-absurd".into(),
+        enable_otel: true,
+        ..Default::default()
+    })
+    .unwrap()
+    .with_sink(MemoryTraceSink::new());
+    absurd.start_trace();
+    absurd.add_trace("big", "Generator", "llm", json!({}));
+    absurd.end_trace(
+        "big",
+        "Generator",
+        json!({"model": "gpt-4o", "prompt_tokens": 1e300, "completion_tokens": 1}),
+        None,
+    );
+    absurd.end(json!({}), json!({}), None, None);
+    observer::tracing::flush_tracing(Duration::from_secs(10)).expect("spans exported");
+    let spans = receiver
+        .wait_for(Duration::from_secs(15), |s| {
+            s.iter().filter(|s| s.attr_str("agent.trace_id") == Some(absurd.trace_id())).count() >= 2
+        })
+        .expect("the absurd trace's two spans arrive");
+    let ours: Vec<_> = spans.iter().filter(|s| s.attr_str("agent.trace_id") == Some(absurd.trace_id())).collect();
+    for span in ours {
+        assert_eq!(span.attributes["observer.cost_trusted"], json!(false), "{}", span.name);
+    }
 }

@@ -44,6 +44,9 @@ pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
 pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
 /// The call's cost in USD (not a standard attribute; the reference SDK writes it).
 pub const GEN_AI_COST: &str = "gen_ai.cost";
+/// `false` when the cost is not trustworthy (a token count above the ceiling was capped); absent otherwise.
+/// Not a standard attribute.
+pub const OBSERVER_COST_TRUSTED: &str = "observer.cost_trusted";
 
 /// `gen_ai.operation.name` values.
 pub mod operation {

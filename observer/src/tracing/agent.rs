@@ -1063,6 +1063,9 @@ fn record_component_span(span: &::tracing::Span, kind: &str, priced: &Priced, er
     if let Some(c) = priced.cost {
         set(semconv::GEN_AI_COST, c.into());
     }
+    if !priced.trusted {
+        set(semconv::OBSERVER_COST_TRUSTED, false.into());
+    }
     if let Some(e) = error {
         super::set_span_error(span, e);
     }
@@ -1073,6 +1076,9 @@ fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, error: Option
     set(semconv::GEN_AI_USAGE_INPUT_TOKENS, totals.input_tokens.into());
     set(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, totals.output_tokens.into());
     set(semconv::GEN_AI_COST, totals.total_cost.into());
+    if totals.untrusted_costs > 0 {
+        set(semconv::OBSERVER_COST_TRUSTED, false.into());
+    }
     set("agent.total_spans", totals.spans.into());
     if let Some(e) = error {
         super::set_span_error(span, e);

@@ -18,9 +18,6 @@ pub(crate) const ERROR_TYPE: &str = "error.type";
 pub(crate) const SERVER_ADDRESS: &str = "server.address";
 /// `server.port` attribute.
 pub(crate) const SERVER_PORT: &str = "server.port";
-/// `false` when the call's cost is not trustworthy (a token count above the ceiling, see
-/// [`CostResult::trusted`]); absent otherwise.
-pub(crate) const COST_TRUSTED: &str = "observer.cost_trusted";
 /// `http.response.status_code` attribute.
 pub(crate) const HTTP_STATUS: &str = "http.response.status_code";
 /// The call's duration in seconds (`gen_ai.client.operation.duration`, the GenAI duration metric's name), set by
@@ -71,7 +68,7 @@ pub(crate) fn new_span(provider: &str, operation: &str, request_model: Option<&s
         { GEN_AI_USAGE_REASONING_OUTPUT_TOKENS } = Empty,
         { GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK } = Empty,
         { GEN_AI_COST } = Empty,
-        { COST_TRUSTED } = Empty,
+        { OBSERVER_COST_TRUSTED } = Empty,
         { SERVER_ADDRESS } = Empty,
         { SERVER_PORT } = Empty,
         { HTTP_STATUS } = Empty,
@@ -132,7 +129,7 @@ pub(crate) fn complete(span: &Span, o: &Outcome<'_>) -> Option<CostResult> {
             span.record(GEN_AI_COST, cost.total_cost);
         }
         if !cost.trusted {
-            span.record(COST_TRUSTED, false);
+            span.record(OBSERVER_COST_TRUSTED, false);
         }
         cost
     });
