@@ -34,11 +34,19 @@ pub(crate) fn emit(level: Level, kind: &'static str, message: fmt::Arguments<'_>
     };
     // The subscriber `configure_tracing` installs without its console layer only exports spans: an event outside
     // a span reaches nobody there.
-    #[cfg(feature = "otel")]
-    let listened = listened && !crate::tracing::otel::global_subscriber_prints_nothing();
+    let listened = listened && !SILENT_GLOBAL_SUBSCRIBER.load(std::sync::atomic::Ordering::Relaxed);
     if !listened {
         to_stderr(level, kind, message);
     }
+}
+
+/// Set when the global subscriber is one the SDK installed that prints no events (OTLP export only).
+static SILENT_GLOBAL_SUBSCRIBER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says whether the global subscriber the SDK installed prints nothing (then reports also go to stderr).
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn set_global_subscriber_prints_nothing(silent: bool) {
+    SILENT_GLOBAL_SUBSCRIBER.store(silent, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A warning that goes to stderr whatever subscriber is installed (and to `tracing` as well): for mistakes in

@@ -454,15 +454,6 @@ struct Installed {
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 /// Set once [`configure_tracing`] installed the global subscriber (it cannot be replaced in a process).
 static CONFIGURED: Mutex<bool> = Mutex::new(false);
-/// Set when the global subscriber [`configure_tracing`] installed has no console layer: it exports spans but
-/// prints no events, so the SDK's warnings still go to stderr (`crate::diag`).
-static SILENT_SUBSCRIBER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether the global subscriber is the one [`configure_tracing`] installed without a console layer.
-pub(crate) fn global_subscriber_prints_nothing() -> bool {
-    SILENT_SUBSCRIBER.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// Whether [`configure_tracing`] has installed the OpenTelemetry pipeline.
 pub(crate) fn is_configured() -> bool {
     *CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner)
@@ -677,7 +668,9 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
         .into());
     }
     *configured = true;
-    SILENT_SUBSCRIBER.store(!config.console, std::sync::atomic::Ordering::Relaxed);
+    // Without its console layer the subscriber exports spans but prints no events: the SDK's warnings must
+    // still reach stderr.
+    crate::diag::set_global_subscriber_prints_nothing(!config.console);
     match installed {
         Some(i) => {
             publish(i);
