@@ -2,6 +2,8 @@
 //! each event type, tokens and cost from outputs, totals under concurrency, out-of-order calls, TracerFactory
 //! and `#[agent_component]`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -673,11 +675,7 @@ fn cold_process_measurement() {
 }
 
 fn cold_measure(what: &str) -> f64 {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "cold_process_measurement", "--nocapture", "--test-threads=1"])
-        .env("OBSERVER_COLD_MEASURE", what)
-        .output()
-        .unwrap();
+    let out = common::child_test("cold_process_measurement").env("OBSERVER_COLD_MEASURE", what).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child ({what}) failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     stdout

@@ -1,6 +1,8 @@
 //! A full queue never blocks or panics: the caller gets `AuditError::QueueFull` with the event back, and it
 //! is counted. A sink that fails does not take the pipeline down.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,8 +134,7 @@ fn panicking_sink_child() {
 fn a_panicking_sink_is_taken_out_and_the_pipeline_keeps_going() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("logs/audit.jsonl");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "panicking_sink_child", "--nocapture", "--test-threads=1"])
+    let out = common::child_test("panicking_sink_child")
         .env("OBSERVER_TEST_AUDIT_FILE", &file)
         .env_remove("OBSERVER_AUDIT_FILE")
         .env_remove("OBSERVER_AUDIT_SINK")
@@ -232,11 +233,7 @@ fn sdk_events_child() {
 #[test]
 #[cfg(all(feature = "llm-http", feature = "web"))]
 fn the_sdks_own_events_are_not_dropped_on_a_full_queue() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "sdk_events_child", "--nocapture", "--test-threads=1"])
-        .env("OBSERVER_TEST_SDK_EVENTS", "1")
-        .output()
-        .unwrap();
+    let out = common::child_test("sdk_events_child").env("OBSERVER_TEST_SDK_EVENTS", "1").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {}\n{stderr}", String::from_utf8_lossy(&out.stdout));
     let fallback: Vec<serde_json::Value> = stderr

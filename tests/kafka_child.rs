@@ -43,8 +43,7 @@ fn child_emitter() {
 fn child_process_exiting_immediately_loses_nothing() {
     let run = format!("child-{}", std::process::id());
     let spool = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_emitter", "--nocapture"])
+    let status = common::child_test("child_emitter")
         .env("OBSERVER_CHILD_RUN", &run)
         .env("OBSERVER_CHILD_SPOOL", spool.path())
         .status()
@@ -103,8 +102,7 @@ fn child_with_the_broker_unreachable() {
 fn exit_with_the_broker_unreachable_says_what_it_waits_for() {
     let parent = tempfile::tempdir().unwrap();
     let spool = parent.path().join("spool");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_with_the_broker_unreachable", "--nocapture"])
+    let out = common::child_test("child_with_the_broker_unreachable")
         .env("OBSERVER_CHILD_SPOOL", &spool)
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
         .output()

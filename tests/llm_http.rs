@@ -685,8 +685,7 @@ fn child_default_init_with_middleware() {
 fn default_init_keeps_installed_middleware_tracing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("audit.jsonl");
-    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "child_default_init_with_middleware", "--nocapture", "--test-threads=1"])
+    let output = common::child_test("child_default_init_with_middleware")
         .env("OBSERVER_LLM_CHILD_FILE", &file)
         .env_remove("OBSERVER_INSTRUMENT_OPENAI")
         .env_remove("OBSERVER_INSTRUMENT_ANTHROPIC")
@@ -778,8 +777,7 @@ fn the_rag_agent_example_exports_its_spans_when_an_endpoint_is_set() {
     let api = FakeApi::start();
     let receiver = OtlpReceiver::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "child_rag_agent_example", "--nocapture", "--test-threads=1"])
+    let output = common::child_test("child_rag_agent_example")
         .env("OBSERVER_LLM_CHILD_EXAMPLE", "1")
         .env("OPENAI_BASE_URL", api.url("/v1"))
         .env("OPENAI_API_KEY", "test-key")

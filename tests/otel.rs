@@ -240,8 +240,7 @@ fn child_workflow_tracing_example() {
 fn the_workflow_tracing_example_exports_its_spans_when_an_endpoint_is_set() {
     let receiver = OtlpReceiver::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "child_workflow_tracing_example", "--nocapture", "--test-threads=1"])
+    let output = common::child_test("child_workflow_tracing_example")
         .env("OBSERVER_EXAMPLE_CHILD", "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -292,8 +291,7 @@ fn child_own_subscriber_then_init() {
 #[test]
 fn init_leaves_a_subscriber_the_application_installed_alone() {
     let receiver = OtlpReceiver::start();
-    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "child_own_subscriber_then_init", "--nocapture", "--test-threads=1"])
+    let output = common::child_test("child_own_subscriber_then_init")
         .env("OBSERVER_EXAMPLE_CHILD", "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .output()
@@ -326,8 +324,7 @@ fn child_init_twice_with_an_endpoint() {
 #[test]
 fn warnings_still_reach_stderr_when_init_installed_the_exporter() {
     let receiver = OtlpReceiver::start();
-    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--ignored", "--exact", "child_init_twice_with_an_endpoint", "--nocapture", "--test-threads=1"])
+    let output = common::child_test("child_init_twice_with_an_endpoint")
         .env("OBSERVER_EXAMPLE_CHILD", "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .output()

@@ -35,6 +35,14 @@ pub fn recorded_json(event: &AuditEvent) -> serde_json::Value {
     sink.json().into_iter().find(|j| j["event_id"] == id.as_str()).expect("json of the event")
 }
 
+/// This test binary run again as a child process that runs only the ignored test `name` (a child's body
+/// usually returns at once unless an environment variable the parent sets is present).
+pub fn child_test(name: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["--ignored", "--exact", name, "--nocapture", "--test-threads=1"]);
+    cmd
+}
+
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "otel")]

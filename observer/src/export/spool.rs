@@ -446,16 +446,7 @@ impl Spool {
     /// this spool. A segment file that was already deleted by someone else is forgotten with a warning.
     pub fn remove(&self, segment: &Segment) -> Result<(), SpoolError> {
         let mut inner = self.lock();
-        let known = match inner.sealed.get(&segment.seq) {
-            Some(known) if known.path == segment.path => known.clone(),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} is not a sealed segment of this spool", segment.path.display()),
-                )
-                .into());
-            }
-        };
+        let known = sealed_segment(&inner, segment)?;
         match fs::remove_file(&known.path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -498,16 +489,7 @@ impl Spool {
     /// [`io::ErrorKind::NotFound`] if `segment` is not (or no longer) a sealed segment of this spool.
     pub fn quarantine(&self, segment: &Segment, reason: &str) -> Result<Quarantined, SpoolError> {
         let mut inner = self.lock();
-        let known = match inner.sealed.get(&segment.seq) {
-            Some(known) if known.path == segment.path => known.clone(),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} is not a sealed segment of this spool", segment.path.display()),
-                )
-                .into());
-            }
-        };
+        let known = sealed_segment(&inner, segment)?;
         let outcome = if fs::symlink_metadata(&known.path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
             self.quarantine.count();
             report(format_args!(
@@ -779,6 +761,18 @@ impl Quarantine {
 
 /// Injected I/O errors for the tests (root bypasses file permissions, so "permission denied" cannot be produced
 /// with `chmod`).
+/// The spool's own record of `segment`, if it is one of its sealed segments (same number and path).
+fn sealed_segment(inner: &Inner, segment: &Segment) -> Result<Segment, SpoolError> {
+    match inner.sealed.get(&segment.seq) {
+        Some(known) if known.path == segment.path => Ok(known.clone()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not a sealed segment of this spool", segment.path.display()),
+        )
+        .into()),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod failpoint {
     use std::io;
