@@ -31,8 +31,10 @@
 //! show('google', 'gemini-1.5-pro', 1000, 1000)                         # 0.00125 0.005 0.00625
 //! ```
 
+mod common;
+
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 
 use observer::cost::{resolve_model, ResolvedModel};
 use observer::{calculate_cost, calculate_cost_cached, get_price, CostResult};
@@ -266,21 +268,38 @@ fn unknown_pair_warns_once() {
     assert!(logged.contains("WARN") && logged.contains("price-unknown"), "{logged}");
 }
 
+/// Runs only in a child process, where nothing has loaded the price table yet: four threads price at once.
 #[test]
-fn concurrent_first_use_is_safe() {
+#[ignore = "run by concurrent_first_use_is_safe"]
+fn concurrent_first_use_child() {
+    if std::env::var_os("OBSERVER_COST_CHILD").is_none() {
+        return;
+    }
+    let start = Arc::new(Barrier::new(4));
     let handles: Vec<_> = (0..4)
-        .map(|i| {
+        .map(|_| {
+            let start = start.clone();
             std::thread::spawn(move || {
-                if i == 0 {
-                    observer::cost::warm_up();
-                }
+                start.wait();
                 calculate_cost("openai", "gpt-4o", 1000, 500).total_cost
             })
         })
         .collect();
     for handle in handles {
-        assert_close(handle.join().expect("no panic"), 0.0075, "concurrent gpt-4o");
+        assert_close(handle.join().expect("no panic"), 0.0075, "concurrent first gpt-4o");
     }
+}
+
+/// The first use of the price table, from several threads at once, prices every call (in a fresh process: in
+/// this one other tests have loaded the table already).
+#[test]
+fn concurrent_first_use_is_safe() {
+    let output = common::child_test("concurrent_first_use_child")
+        .env("OBSERVER_COST_CHILD", "1")
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 passed"), "the child failed: {stdout}");
 }
 
 /// Python: `show('bedrock', 'anthropic.claude-3-haiku-20240307-v1:0', 1000, 500)` → 0.00025 0.000625 0.000875.
