@@ -113,6 +113,28 @@ impl Default for FilePermissions {
     }
 }
 
+impl FilePermissions {
+    /// Checks that both are permission modes (at most `7777`) that leave the owner read/write on files and full
+    /// access to directories; errors name `field`.
+    fn validate(&self, field: &str) -> Result<(), ConfigurationError> {
+        for mode in [self.file_mode, self.dir_mode] {
+            if mode > 0o7777 {
+                return Err(ConfigurationError::new(
+                    field,
+                    format!("{mode:o} is not a permission mode (at most 7777)"),
+                ));
+            }
+        }
+        if self.file_mode & 0o600 != 0o600 || self.dir_mode & 0o700 != 0o700 {
+            return Err(ConfigurationError::new(
+                field,
+                "the owner needs read and write on the files (0600) and full access to directories (0700)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The embedded audit sink.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -550,15 +572,7 @@ impl KafkaConfig {
             return Err(ConfigurationError::new("kafka.spool_max_bytes", "must be at least 1 MiB"));
         }
         if let Some(p) = self.spool_permissions {
-            if p.file_mode > 0o7777 || p.dir_mode > 0o7777 {
-                return Err(ConfigurationError::new("kafka.spool_permissions", "a permission mode is at most 7777"));
-            }
-            if p.file_mode & 0o600 != 0o600 || p.dir_mode & 0o700 != 0o700 {
-                return Err(ConfigurationError::new(
-                    "kafka.spool_permissions",
-                    "the owner needs read and write on the files (0600) and full access to directories (0700)",
-                ));
-            }
+            p.validate("kafka.spool_permissions")?;
         }
         if self.linger_ms > 900_000 {
             return Err(ConfigurationError::new("kafka.linger_ms", "must be at most 900000"));
@@ -713,23 +727,7 @@ impl ObserverConfig {
         if self.flush_timeout.is_zero() {
             return Err(ConfigurationError::new("flush_timeout", "must be greater than zero"));
         }
-        for (field, mode) in [
-            ("file_permissions.file_mode", self.file_permissions.file_mode),
-            ("file_permissions.dir_mode", self.file_permissions.dir_mode),
-        ] {
-            if mode > 0o7777 {
-                return Err(ConfigurationError::new(
-                    field,
-                    format!("{mode:o} is not a permission mode (at most 7777)"),
-                ));
-            }
-        }
-        if self.file_permissions.file_mode & 0o600 != 0o600 || self.file_permissions.dir_mode & 0o700 != 0o700 {
-            return Err(ConfigurationError::new(
-                "file_permissions",
-                "the owner needs read and write on the file (0600) and full access to directories (0700)",
-            ));
-        }
+        self.file_permissions.validate("file_permissions")?;
         if let AuditSink::File { path, .. } = &self.audit_sink {
             if path.as_os_str().is_empty() || path.is_dir() {
                 return Err(ConfigurationError::new("audit_sink", format!("`{}` is not a file path", path.display())));

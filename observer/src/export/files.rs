@@ -27,11 +27,17 @@ pub(crate) fn open_append(path: &Path, perms: FilePermissions) -> io::Result<Fil
     if let Some(parent) = path.parent() {
         create_dir_all(parent, perms)?;
     }
+    new_file_options(perms).read(true).append(true).create(true).open(path)
+}
+
+/// `OpenOptions` that create files with `perms.file_mode` (Unix); the caller sets how the file is opened.
+pub(crate) fn new_file_options(perms: FilePermissions) -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.read(true).append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, perms.file_mode);
-    options.open(path)
+    #[cfg(not(unix))]
+    let _ = perms;
+    options
 }
 
 /// The identity of an open file (device and inode), to notice that its path now names another file.

@@ -100,7 +100,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -271,8 +271,12 @@ impl Spool {
             }
         }
 
-        let lock =
-            new_file_options(perms).read(true).write(true).create(true).truncate(false).open(dir.join(LOCK_FILE))?;
+        let lock = files::new_file_options(perms)
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
         if !try_lock_exclusive(&lock)? {
             return Err(SpoolError::Locked(dir));
         }
@@ -579,7 +583,7 @@ impl Inner {
                 continue;
             }
             let path = dir.join(segment_name(seq));
-            match new_file_options(self.perms).append(true).create_new(true).open(&path) {
+            match files::new_file_options(self.perms).append(true).create_new(true).open(&path) {
                 Ok(file) => return Ok((file, path, seq)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     report(format_args!(
@@ -677,16 +681,6 @@ pub enum Quarantined {
 /// `tracing` event.
 fn report(message: fmt::Arguments<'_>) {
     crate::diag::report_loud("spool", message);
-}
-
-/// `OpenOptions` that create files with `perms.file_mode` (Unix).
-fn new_file_options(perms: FilePermissions) -> OpenOptions {
-    let mut options = OpenOptions::new();
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, perms.file_mode);
-    #[cfg(not(unix))]
-    let _ = perms;
-    options
 }
 
 /// Sets files aside in `<spool>/quarantine/`, and counts them.
@@ -1328,7 +1322,7 @@ mod tests {
         spool.append(&[rec("audit", 0)]).unwrap();
         let (bytes, records) = (spool.bytes(), spool.records());
         // Make the next write fail with ENOSPC.
-        spool.lock().active.as_mut().unwrap().file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        spool.lock().active.as_mut().unwrap().file = fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
         assert!(matches!(spool.append(&[rec("audit", 1)]), Err(SpoolError::Io(_))));
         assert_eq!((spool.bytes(), spool.records()), (bytes, records));
         assert!(spool.lock().active.is_none(), "the failed segment is sealed");
