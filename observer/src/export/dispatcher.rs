@@ -50,7 +50,6 @@ pub struct DispatchStats {
 #[derive(Debug, Default)]
 struct Counters {
     accepted: AtomicU64,
-    done: AtomicU64,
     written: AtomicU64,
     failed: AtomicU64,
     sink_panics: AtomicU64,
@@ -183,16 +182,21 @@ impl Pipeline {
 
     pub(crate) fn stats(&self) -> DispatchStats {
         let c = &self.counters;
-        let accepted = c.accepted.load(Ordering::Relaxed);
+        // Settled counts first, then `accepted` (which only grows): `pending` is what was accepted and not yet
+        // settled, so `accepted == written + failed + pending` (up to submits still in flight, which count as
+        // accepted just after their event is queued).
+        let written = c.written.load(Ordering::Acquire);
+        let failed = c.failed.load(Ordering::Acquire);
+        let accepted = c.accepted.load(Ordering::Acquire);
         DispatchStats {
             accepted,
-            written: c.written.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
+            written,
+            failed,
             sink_panics: c.sink_panics.load(Ordering::Relaxed),
             rejected_queue_full: c.rejected.load(Ordering::Relaxed),
             sink_errors: c.sink_errors.load(Ordering::Relaxed),
             sync_failed: c.sync_failed.load(Ordering::Relaxed),
-            pending: accepted.saturating_sub(c.done.load(Ordering::Relaxed)),
+            pending: accepted.saturating_sub(written + failed),
         }
     }
 }
@@ -332,7 +336,6 @@ impl Dispatcher {
             crate::diag::report!(ERROR, "event-unserialisable", "serialising audit event {}: {e}", event.event_id);
             self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
-            self.counters.done.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let idx = self.spans.len();
@@ -435,7 +438,6 @@ impl Dispatcher {
         self.counters.failed.fetch_add(failed, Ordering::Relaxed);
         self.counters.written.fetch_add(total - failed, Ordering::Relaxed);
         self.unsynced_events += total - failed;
-        self.counters.done.fetch_add(total, Ordering::Relaxed);
         self.buf.clear();
         self.spans.clear();
         self.failed.clear();

@@ -94,9 +94,11 @@ impl FileSink {
         }
         state.file = None;
         let what = if current.is_some() { "was renamed or replaced" } else { "was deleted or moved" };
-        report_file(
+        crate::diag::report!(
+            WARN,
             "audit-file-moved",
-            &format!("audit file {} {what}; reopening it at the configured path", self.path.display()),
+            "audit file {} {what}; reopening it at the configured path",
+            self.path.display()
         );
     }
 
@@ -123,9 +125,11 @@ impl FileSink {
             }
             // Deleted while we wrote (or just before): write the batch again into a new file at the path.
             if !retried && open.file.metadata().is_ok_and(|m| files::is_unlinked(&m)) {
-                report_file(
+                crate::diag::report!(
+                    WARN,
                     "audit-file-deleted",
-                    &format!("audit file {} was deleted; reopening it at the configured path", self.path.display()),
+                    "audit file {} was deleted; reopening it at the configured path",
+                    self.path.display()
                 );
                 state.file = None;
                 retried = true;
@@ -162,18 +166,18 @@ impl FileSink {
                     open.file.set_len(end - torn)
                 });
                 if let Err(e) = cut {
-                    report_file(
+                    crate::diag::report!(
+                        WARN,
                         "audit-file-torn",
-                        &format!(
                         "audit file {}: could not remove a partly written line ({e}); it will be ended with a newline \
                          (the event is on the stderr fallback)",
                         self.path.display()
-                    ),
                     );
                 }
             }
         }
         super::dispatcher::fallback_to_stderr(&pending[clean..]);
+        // Keep the buffer (its capacity) for the next batch.
         state.pending = pending;
         state.pending.clear();
         ExporterError::PartialFlush { delivered, source: Box::new(ExporterError::Io { sink: self.name(), source }) }
@@ -204,21 +208,16 @@ fn open_file(path: &Path, permissions: FilePermissions) -> std::io::Result<OpenF
         file.read_exact(&mut last)?;
         if last[0] != b'\n' {
             file.write_all(b"\n")?;
-            report_file(
+            crate::diag::report!(
+                WARN,
                 "audit-file-torn",
-                &format!(
                 "audit file {} did not end with a newline (a line torn by an earlier failure or crash, not an event); \
                  a newline was added so that new events start on their own line",
                 path.display()
-            ),
             );
         }
     }
     Ok(OpenFile { id: files::identity(&meta), file })
-}
-
-fn report_file(kind: &'static str, msg: &str) {
-    crate::diag::report!(WARN, kind, "{msg}");
 }
 
 impl Sink for FileSink {
