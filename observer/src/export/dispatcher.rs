@@ -299,10 +299,11 @@ impl Dispatcher {
                     }
                     Command::Shutdown(ack) => {
                         // Everything sent before the shutdown is in this batch or the queue.
-                        let mut rest =
+                        // Collected first: writing needs `self` mutably.
+                        let rest =
                             cmds.by_ref().chain(std::iter::from_fn(|| self.rx.try_recv().ok())).collect::<Vec<_>>();
                         let mut first = Ok(());
-                        for cmd in rest.drain(..) {
+                        for cmd in rest {
                             match cmd {
                                 Command::Event(e) => {
                                     self.write(&e);
