@@ -438,19 +438,16 @@ mod fallback {
 
     fn open() -> Fallback {
         let configured = CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let (config, when) = match configured {
-            Some(c) => (c, "after the observer guard was dropped"),
-            None => (
-                ObserverConfig::from_env().unwrap_or_else(|e| {
-                    eprintln!("observer: ignoring invalid environment for the pre-init audit writer: {e}");
-                    ObserverConfig::default()
-                }),
-                "without observer::init",
-            ),
-        };
-        let after_init = when.starts_with("after");
+        let after_init = configured.is_some();
+        let config = configured.unwrap_or_else(|| {
+            ObserverConfig::from_env().unwrap_or_else(|e| {
+                eprintln!("observer: ignoring invalid environment for the pre-init audit writer: {e}");
+                ObserverConfig::default()
+            })
+        });
         let sink: Option<Arc<dyn Sink>> = match embedded_sink(&config) {
             Ok(Some(s)) => Some(s),
+            // `AuditSink::None` after `init`: the stderr fallback; before `init`: stdout, as always.
             Ok(None) if after_init => None,
             Ok(None) => Some(Arc::new(StdoutSink::new())),
             Err(e) => {
@@ -459,8 +456,11 @@ mod fallback {
             }
         };
         let name = sink.as_ref().map_or_else(|| "stderr (observer-audit-fallback: lines)".to_owned(), |s| s.name());
-        tracing::warn!(target: "observer", sink = %name, "audit event emitted {when}; writing synchronously");
-        eprintln!("observer: audit event emitted {when}; writing synchronously to {name}");
+        let when = if after_init { "after the observer guard was dropped" } else { "without observer::init" };
+        crate::diag::report_loud(
+            "sync-writer",
+            format_args!("audit event emitted {when}; writing synchronously to {name}"),
+        );
         Fallback { service: ServiceFields::new(&config), sink }
     }
 
