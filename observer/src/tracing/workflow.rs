@@ -617,7 +617,7 @@ impl Step {
     /// Ends the step now, as a success (status `"ok"`, or `"error"` if an error was
     /// [recorded](Self::record_error)).
     pub fn finish(self) {
-        lock(&self.core.data).confirmed = true;
+        self.core.confirm();
     }
 
     /// Records `error` (its `Display` text) and ends the step now, as failed.
