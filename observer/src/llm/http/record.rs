@@ -152,6 +152,9 @@ pub(crate) fn complete(span: &Span, o: &Outcome<'_>) -> Option<CostResult> {
 
 /// `text` with every URL in it (`scheme://…`) cut before its query string and fragment and stripped of its
 /// credentials (`user:password@`): `http://u:p@host/path?api-key=k` becomes `http://host/path`.
+///
+/// Hand-written rather than with the `url` crate: the URLs sit inside free error text (reqwest's messages), so
+/// they must be found first, and a fragment `url` cannot parse must still lose its query and credentials.
 pub(crate) fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains("://") {
         return std::borrow::Cow::Borrowed(text);
