@@ -317,6 +317,15 @@ pub fn warm_up() {
     }
 }
 
+/// Starts [`warm_up`] on a background thread, once per process (`init` and `AgentTracer::new` call it, so that
+/// no caller's first cost calculation, and no measured duration, pays for decoding the data).
+pub(crate) fn warm_up_in_background() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(warm_up);
+    });
+}
+
 /// The bundled calculator, or `None` if its data failed to decode (a broken `genai-prices` release), in which
 /// case every price is unknown rather than every call panicking.
 static CALCULATOR: LazyLock<Option<&'static Calculator>> =

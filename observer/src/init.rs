@@ -260,7 +260,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     let pipeline = Pipeline::start(settings, sinks)
         .map_err(|source| ExporterError::Io { sink: "dispatcher thread".into(), source })?;
     // Decoding the bundled price table takes ~150 ms: do it off the caller's path.
-    let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(crate::cost::warm_up);
+    crate::cost::warm_up_in_background();
     let service = ServiceFields::new(&config);
     let runtime = Arc::new(Runtime {
         config,

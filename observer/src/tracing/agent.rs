@@ -273,7 +273,7 @@ impl AgentTracer {
     /// With `kafka` set: [`ConfigurationError`](crate::ConfigurationError) without the `kafka` feature, or the
     /// exporter's error (invalid Kafka config, spool directory in use).
     pub fn new(config: AgentTracerConfig) -> Result<Self, ObserverError> {
-        warm_up_prices_in_background();
+        crate::cost::warm_up_in_background();
         let sink = default_sink(config.kafka.as_ref())?;
         if config.enable_otel {
             ensure_otel(config.otel_service_name.as_deref());
@@ -968,15 +968,6 @@ fn shrink(event: &mut TraceEvent, bytes: usize) -> Vec<&'static str> {
     }
     event.metadata.insert("data_truncated".into(), Value::Bool(true));
     replaced
-}
-
-/// Decodes the price table on a background thread, once per process, so that the first component's `end_trace`
-/// finds it ready (decoding takes a few hundred milliseconds; `observer::init` does the same).
-fn warm_up_prices_in_background() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(crate::cost::warm_up);
-    });
 }
 
 /// Tokens, model, provider and cost of one output.
