@@ -288,16 +288,23 @@ fn child_own_subscriber_then_init() {
     drop(guard);
 }
 
-#[test]
-fn init_leaves_a_subscriber_the_application_installed_alone() {
-    let receiver = OtlpReceiver::start();
-    let output = common::child_test("child_own_subscriber_then_init")
+/// Runs the child test `name` with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at `receiver`; asserts it passed and
+/// returns its stdout and stderr.
+fn run_child_exporting_to(name: &str, receiver: &OtlpReceiver) -> (String, String) {
+    let output = common::child_test(name)
         .env("OBSERVER_EXAMPLE_CHILD", "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .output()
         .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success() && stdout.contains("1 passed"), "the child failed: {stdout}");
+    (stdout, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn init_leaves_a_subscriber_the_application_installed_alone() {
+    let receiver = OtlpReceiver::start();
+    let (stdout, _) = run_child_exporting_to("child_own_subscriber_then_init", &receiver);
     assert!(stdout.contains("still the application's subscriber"), "the application's subscriber stays: {stdout}");
     assert!(
         stdout.contains("does not export spans to") && stdout.contains("otel_layer"),
@@ -324,14 +331,7 @@ fn child_init_twice_with_an_endpoint() {
 #[test]
 fn warnings_still_reach_stderr_when_init_installed_the_exporter() {
     let receiver = OtlpReceiver::start();
-    let output = common::child_test("child_init_twice_with_an_endpoint")
-        .env("OBSERVER_EXAMPLE_CHILD", "1")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && stdout.contains("1 passed"), "the child failed: {stdout}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = run_child_exporting_to("child_init_twice_with_an_endpoint", &receiver);
     assert!(
         stderr.lines().any(|l| l.starts_with("observer: warning:") && l.contains("init called again")),
         "the ignored init is on stderr: {stderr}"
