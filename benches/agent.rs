@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use observer::export::kafka::KafkaExporter;
-use observer::tracing::{AgentTracer, AgentTracerConfig, KafkaTraceSink, TraceSink};
+use observer::trace::{AgentTracer, AgentTracerConfig, KafkaTraceSink, TraceSink};
 use observer::KafkaConfig;
 use serde_json::{json, Value};
 
@@ -46,7 +46,7 @@ fn stream(c: &mut Criterion) {
     let sink = KafkaTraceSink::new(&kafka).unwrap();
     let exporter: KafkaExporter = sink.exporter().clone();
     // A representative message: a span_end of the flow below.
-    let probe = observer::tracing::MemoryTraceSink::new();
+    let probe = observer::trace::MemoryTraceSink::new();
     let t = AgentTracer::new(AgentTracerConfig { trace_name: "bench".into(), ..Default::default() })
         .unwrap()
         .with_sink(probe.clone());

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use observer::tracing::WorkflowTracer;
+use observer::trace::WorkflowTracer;
 
 #[inline(never)]
 fn plain(x: u64) -> u64 {

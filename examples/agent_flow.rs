@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use observer::tracing::{AgentTrace, TracerFactory};
+use observer::trace::{AgentTrace, TracerFactory};
 use observer::{KafkaConfig, ObserverConfig};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // `init` starts the one Kafka producer of the process; the factory's tracers share it.
     let _guard = observer::init(config.clone())?;
-    let events = observer::tracing::MemoryTraceSink::new();
+    let events = observer::trace::MemoryTraceSink::new();
     let mut factory = TracerFactory::new(config)?;
     if !kafka {
         println!("(KAFKA_BOOTSTRAP_SERVERS not set or feature `kafka` off: events are printed, not streamed)");

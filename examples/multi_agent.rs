@@ -7,7 +7,7 @@
 //! cargo run --example multi_agent
 //! ```
 
-use observer::tracing::WorkflowTracer;
+use observer::trace::WorkflowTracer;
 use observer::{audit, AuditSink, ObserverConfig};
 
 /// A stand-in for an LLM client: returns text and token usage.

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use observer::tracing::{trace_workflow, WorkflowTracer};
+use observer::trace::{trace_workflow, WorkflowTracer};
 
 #[derive(Debug)]
 struct PaymentError(String);
@@ -120,7 +120,7 @@ async fn handle_request(req: Request) -> Result<(String, serde_json::Value), std
     let data = validate_input(&req).await?;
     let result = process(data).await?;
     let body = serialize(&result);
-    let wf = observer::tracing::current_workflow().expect("inside #[workflow]");
+    let wf = observer::trace::current_workflow().expect("inside #[workflow]");
     wf.set("status_code", 200).set("user_id", user);
     Ok((body, wf.get_summary()))
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use observer::tracing::{
+use observer::trace::{
     AgentTrace, AgentTracer, AgentTracerConfig, MemoryTraceSink, TraceEvent, TraceEventType, TracerFactory,
 };
 use observer::{calculate_cost_cached, ObserverConfig};
@@ -544,7 +544,7 @@ async fn agent_component_records_inputs_outputs_errors_and_nesting() {
 #[test]
 fn agent_component_outside_a_trace_is_a_plain_call() {
     assert_eq!(generate("abc"), "class-of-3");
-    assert!(observer::tracing::current_agent_tracer().is_none());
+    assert!(observer::trace::current_agent_tracer().is_none());
 }
 
 #[test]
@@ -584,7 +584,7 @@ fn huge_outputs_are_previewed_and_the_event_still_sent() {
     assert_eq!(events.len(), 4, "every event is sent");
     for e in &events {
         let bytes = serde_json::to_vec(e).unwrap().len();
-        assert!(bytes <= observer::tracing::agent::MAX_EVENT_BYTES, "{} is {bytes} bytes", e.event_type);
+        assert!(bytes <= observer::trace::agent::MAX_EVENT_BYTES, "{} is {bytes} bytes", e.event_type);
     }
     assert_eq!(events[1].input_data.as_ref().unwrap()["document"].as_str().unwrap().len(), 600_000, "fits: kept");
     let end = &events[2];
@@ -609,7 +609,7 @@ fn a_flood_of_out_of_order_calls_is_counted_not_kept() {
     }
     tracer.end(json!({}), json!({}), None, None);
     let end = sink.events().pop().unwrap();
-    assert_eq!(end.metadata["warnings"].as_array().unwrap().len(), observer::tracing::agent::MAX_WARNINGS);
+    assert_eq!(end.metadata["warnings"].as_array().unwrap().len(), observer::trace::agent::MAX_WARNINGS);
     assert_eq!(end.metadata["warnings_total"], 1_000);
     assert_eq!(end.metadata["total_spans"], 1_000, "the unknown components still count");
 }
@@ -617,7 +617,7 @@ fn a_flood_of_out_of_order_calls_is_counted_not_kept() {
 #[observer::agent_component(name = "Dispatcher", kind = "agent")]
 async fn dispatch(n: u32) -> u32 {
     // A spawned task keeps the trace and its parent component only when wrapped.
-    let joined = tokio::spawn(observer::tracing::with_current_agent(async move { generate("spawned").len() as u32 }));
+    let joined = tokio::spawn(observer::trace::with_current_agent(async move { generate("spawned").len() as u32 }));
     let plain = tokio::spawn(async move { generate("not traced").len() as u32 });
     n + joined.await.unwrap() + plain.await.unwrap()
 }

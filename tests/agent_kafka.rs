@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until, Consumed};
 use observer::config::SecurityProtocol;
-use observer::tracing::{AgentTrace, AgentTracer, AgentTracerConfig, KafkaTraceSink, TracerFactory};
+use observer::trace::{AgentTrace, AgentTracer, AgentTracerConfig, KafkaTraceSink, TracerFactory};
 use observer::{calculate_cost_cached, KafkaConfig, ObserverConfig, Secret};
 use serde_json::json;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::otlp::OtlpReceiver;
 use observer::calculate_cost_cached;
-use observer::tracing::{configure_tracing, AgentTracer, AgentTracerConfig, MemoryTraceSink, TracingConfig};
+use observer::trace::{configure_tracing, AgentTracer, AgentTracerConfig, MemoryTraceSink, TracingConfig};
 use serde_json::json;
 
 #[test]
@@ -58,7 +58,7 @@ fn components_become_child_spans_linked_by_component_id() {
     );
     tracer.end(json!({}), json!({}), None, None);
     drop(_entered);
-    observer::tracing::flush_tracing(Duration::from_secs(10)).expect("spans exported");
+    observer::trace::flush_tracing(Duration::from_secs(10)).expect("spans exported");
 
     let spans = receiver
         .wait_for(Duration::from_secs(15), |s| s.iter().filter(|s| s.attr_str("agent.trace_id").is_some()).count() >= 5)
@@ -113,7 +113,7 @@ fn components_become_child_spans_linked_by_component_id() {
         None,
     );
     absurd.end(json!({}), json!({}), None, None);
-    observer::tracing::flush_tracing(Duration::from_secs(10)).expect("spans exported");
+    observer::trace::flush_tracing(Duration::from_secs(10)).expect("spans exported");
     let spans = receiver
         .wait_for(Duration::from_secs(15), |s| {
             s.iter().filter(|s| s.attr_str("agent.trace_id") == Some(absurd.trace_id())).count() >= 2

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::otlp::{OtlpReceiver, ReceivedSpan};
 use observer::llm::http::{record_llm_call, LlmCall, LlmLayer, LlmMiddleware, TokenUsage};
-use observer::tracing::{configure_tracing, TracingConfig};
+use observer::trace::{configure_tracing, TracingConfig};
 use observer::{AuditSink, MemorySink, ObserverConfig, ObserverGuard};
 use tower::{Layer, Service, ServiceExt};
 

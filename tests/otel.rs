@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::otlp::{OtlpReceiver, ReceivedSpan};
-use observer::tracing::{configure_tracing, TracingConfig};
+use observer::trace::{configure_tracing, TracingConfig};
 use observer::{audit, ResourceType};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -155,7 +155,7 @@ fn a_second_configure_is_ignored_and_a_second_exporter_refused() {
     receiver.wait_for(WAIT, |s| find(s, "after-second-configure", T).is_some()).expect("still the first receiver");
     assert!(other.requests().is_empty(), "the second config was ignored");
 
-    let err = observer::tracing::otel_layer::<tracing_subscriber::Registry>(&TracingConfig {
+    let err = observer::trace::otel_layer::<tracing_subscriber::Registry>(&TracingConfig {
         otlp_endpoint: Some(other.endpoint()),
         ..Default::default()
     })
@@ -163,13 +163,13 @@ fn a_second_configure_is_ignored_and_a_second_exporter_refused() {
     .expect("only one exporter per process");
     assert!(matches!(&err, observer::ObserverError::Configuration(c) if c.field == "tracing"), "{err}");
     // Nothing to export → a no-op layer, fine.
-    assert!(observer::tracing::otel_layer::<tracing_subscriber::Registry>(&TracingConfig::default()).is_ok());
+    assert!(observer::trace::otel_layer::<tracing_subscriber::Registry>(&TracingConfig::default()).is_ok());
 }
 
 #[test]
 fn workflow_attributes_and_errors_reach_the_receiver() {
     let receiver = setup();
-    let wf = observer::tracing::WorkflowTracer::new("otel-process-order").attr("order_id", "123");
+    let wf = observer::trace::WorkflowTracer::new("otel-process-order").attr("order_id", "123");
     {
         let mut step = wf.step("validate");
         step.set("items_count", 5).set("tags", serde_json::json!(["a", "b"]));

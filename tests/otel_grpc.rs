@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::otlp::OtlpReceiver;
-use observer::tracing::{configure_tracing, OtlpProtocol, TracingConfig};
+use observer::trace::{configure_tracing, OtlpProtocol, TracingConfig};
 
 #[test]
 fn spans_are_exported_over_grpc() {
@@ -43,7 +43,7 @@ fn spans_are_exported_over_grpc() {
     rt.block_on(async {
         drop(tracing::info_span!("inside-tokio").entered());
         tokio::task::yield_now().await;
-        observer::tracing::shutdown_tracing().expect("shutdown over gRPC");
+        observer::trace::shutdown_tracing().expect("shutdown over gRPC");
     });
     receiver.wait_for(Duration::from_secs(5), |s| s.iter().any(|s| s.name == "inside-tokio")).expect("inside-tokio");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::kafka::{bootstrap, broker_script, consume_until, Consumed};
 use observer::export::kafka::KafkaExporter;
-use observer::tracing::{configure_tracing, otel_layer, KafkaSpanExporter, TracingConfig};
+use observer::trace::{configure_tracing, otel_layer, KafkaSpanExporter, TracingConfig};
 use observer::{AuditSink, KafkaConfig, MemorySink, ObserverConfig};
 use serde_json::Value;
 
@@ -84,7 +84,7 @@ fn spans_arrive_on_the_topic_as_otlp_json() {
         let _child = tracing::info_span!("otel-kafka-child", marker = marker.as_str()).entered();
     }
     observer::flush(Duration::from_secs(10)).expect("flush");
-    observer::tracing::shutdown_tracing().expect("shutdown_tracing");
+    observer::trace::shutdown_tracing().expect("shutdown_tracing");
     observer::kafka_exporter().unwrap().flush(Duration::from_secs(10)).expect("kafka flush");
 
     let find = |msgs: &[Consumed]| {

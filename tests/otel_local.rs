@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::otlp::OtlpReceiver;
-use observer::tracing::{configure_tracing, OtlpProtocol, TracingConfig};
+use observer::trace::{configure_tracing, OtlpProtocol, TracingConfig};
 use observer::ObserverError;
 
 fn field(err: ObserverError) -> String {
@@ -53,11 +53,11 @@ fn keep_data_local_exports_nothing() {
         assert_eq!(observer::__private::current_trace_ids(), None, "no OpenTelemetry layer, no trace ids");
     }
     observer::flush(Duration::from_secs(5)).expect("flush");
-    observer::tracing::flush_tracing(Duration::from_secs(5)).expect("nothing to flush");
+    observer::trace::flush_tracing(Duration::from_secs(5)).expect("nothing to flush");
     std::thread::sleep(Duration::from_millis(700));
     assert!(receiver.requests().is_empty());
     if let Some(d) = &default_port {
         assert!(d.requests().is_empty(), "nothing goes to the default endpoint either: {:?}", d.requests());
     }
-    observer::tracing::shutdown_tracing().expect("nothing to shut down");
+    observer::trace::shutdown_tracing().expect("nothing to shut down");
 }

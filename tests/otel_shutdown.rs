@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::otlp::OtlpReceiver;
-use observer::tracing::{configure_tracing, otel_layer, shutdown_tracing, TracingConfig};
+use observer::trace::{configure_tracing, otel_layer, shutdown_tracing, TracingConfig};
 use observer::{AuditSink, MemorySink, ObserverConfig};
 use tracing_subscriber::layer::SubscriberExt;
 

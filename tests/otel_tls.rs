@@ -5,7 +5,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use observer::tracing::{configure_tracing, flush_tracing, TracingConfig};
+use observer::trace::{configure_tracing, flush_tracing, TracingConfig};
 
 #[test]
 fn https_endpoints_are_exported_over_tls() {

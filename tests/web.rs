@@ -515,7 +515,7 @@ fn otlp() -> &'static common::otlp::OtlpReceiver {
         RECEIVER.get_or_init(|| {
             let receiver = common::otlp::OtlpReceiver::start();
             common::memory_sink();
-            observer::tracing::configure_tracing(observer::tracing::TracingConfig {
+            observer::trace::configure_tracing(observer::trace::TracingConfig {
                 service_name: "web-test".into(),
                 otlp_endpoint: Some(receiver.endpoint()),
                 ..Default::default()

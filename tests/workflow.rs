@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use observer::tracing::{current_workflow, trace_workflow, Step, StepStatus, WorkflowTracer};
+use observer::trace::{current_workflow, trace_workflow, Step, StepStatus, WorkflowTracer};
 use serde_json::{json, Value};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::kafka::Consumed;
-use observer::tracing::{
+use observer::trace::{
     KafkaWorkflowSink, MemoryWorkflowSink, TracerFactory, WorkflowEvent, WorkflowSink, WorkflowTracer,
 };
 use observer::ObserverConfig;

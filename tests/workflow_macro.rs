@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use observer::tracing::{current_workflow, WorkflowTracer};
+use observer::trace::{current_workflow, WorkflowTracer};
 use observer::{step, workflow};
 use serde_json::{json, Value};
 use tracing::span::{Attributes, Id};

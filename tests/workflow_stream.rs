@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use observer::tracing::{
+use observer::trace::{
     MemoryWorkflowSink, TracerFactory, WorkflowEvent, WorkflowEventType, WorkflowSink, WorkflowTracer,
 };
 use observer::{step, ObserverConfig};
@@ -455,7 +455,7 @@ fn a_panicking_sink_does_not_break_the_workflow() {
 
 #[test]
 fn the_factory_streams_workflows_to_its_workflow_sink() {
-    let agent_events = observer::tracing::MemoryTraceSink::new();
+    let agent_events = observer::trace::MemoryTraceSink::new();
     let events = MemoryWorkflowSink::new();
     let factory = TracerFactory::new(ObserverConfig { service_name: "factory-svc".into(), ..Default::default() })
         .unwrap()

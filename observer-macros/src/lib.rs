@@ -147,7 +147,7 @@ pub fn audit(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::audit::expand(args.into(), item.clone()).unwrap_or_else(|e| expand::with_error(item, e)).into()
 }
 
-/// Runs every call of the annotated function as a traced workflow (`observer::tracing::WorkflowTracer`).
+/// Runs every call of the annotated function as a traced workflow (`observer::trace::WorkflowTracer`).
 ///
 /// ```text
 /// #[workflow]
@@ -156,7 +156,7 @@ pub fn audit(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Keys in any order, each at most once. Each call starts a `WorkflowTracer` named after the function, adds the
 /// `fields(..)` as workflow attributes, runs the body with that workflow as the **current workflow**
-/// (`observer::tracing::current_workflow()`) — for an `async fn` task-scoped across its `.await`s
+/// (`observer::trace::current_workflow()`) — for an `async fn` task-scoped across its `.await`s
 /// (`WorkflowTracer::scope`), for a sync fn thread-scoped (`WorkflowTracer::scope_sync`) — and inside the
 /// workflow's span (so other `tracing` spans created in the body are its children), and finishes it when the
 /// body returns. `#[step]` functions called from the body, directly or through nested (sync or async)
@@ -252,7 +252,7 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// #[step([name = "LITERAL"] [, crate = PATH] [,])]
 /// ```
 ///
-/// - **Inside a workflow** (`observer::tracing::current_workflow()` is `Some` — the body of a `#[workflow]` fn,
+/// - **Inside a workflow** (`observer::trace::current_workflow()` is `Some` — the body of a `#[workflow]` fn,
 ///   a `WorkflowTracer::scope`/`scope_sync`, including nested sync and async calls): the call runs as
 ///   `WorkflowTracer::run_step(name, ..)` (`run_step_async` for an `async fn`, timed across its `.await`s; the
 ///   workflow is looked up when the future is first polled). It appears in the workflow's `steps()`/summary in
@@ -336,7 +336,7 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Runs every call of the annotated function as a component of the current agent trace
-/// (`observer::tracing::AgentTracer`, made current with `tracer.scope(fut)` / `tracer.scope_sync(f)`), or inside a
+/// (`observer::trace::AgentTracer`, made current with `tracer.scope(fut)` / `tracer.scope_sync(f)`), or inside a
 /// plain `tracing` span when no agent trace is current.
 ///
 /// ```text
@@ -357,7 +357,7 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
 /// inside the body (nested `#[agent_component]` calls) become its children; concurrent calls are siblings. A
 /// panic or a future dropped before completion ends the component with an error. The function keeps its
 /// signature and may be sync or `async`, a free function or a method. A task spawned from a component joins the
-/// trace when wrapped: `tokio::spawn(observer::tracing::with_current_agent(fut))`.
+/// trace when wrapped: `tokio::spawn(observer::trace::with_current_agent(fut))`.
 ///
 /// ```ignore
 /// #[observer::agent_component(name = "QueryClassifier", kind = "llm")]

@@ -6,7 +6,7 @@ use crate::audit::{AuditAction, ResourceType};
 /// `otel`): `(trace_id, span_id)` in lower-case hex (32 and 16 digits), `None` outside a span or without the layer.
 pub fn current_trace_ids() -> Option<(String, String)> {
     #[cfg(feature = "otel")]
-    return crate::tracing::otel::current_trace_ids();
+    return crate::trace::otel::current_trace_ids();
     #[cfg(not(feature = "otel"))]
     None
 }
@@ -105,7 +105,7 @@ pub use ::tracing;
 /// `serde_json`, for the inputs `#[agent_component]` builds.
 pub use ::serde_json;
 
-use crate::tracing::{current_workflow, WorkflowTracer};
+use crate::trace::{current_workflow, WorkflowTracer};
 
 /// Starts the workflow of one `#[workflow]` call; the generated code adds its `fields(..)` with
 /// [`WorkflowTracer::attr`].
@@ -157,7 +157,7 @@ pub fn workflow_sync<R>(workflow: &WorkflowTracer, body: impl FnOnce() -> R) -> 
 pub fn workflow_async<F: ::core::future::Future>(
     workflow: &WorkflowTracer,
     body: F,
-) -> crate::tracing::WorkflowScope<::tracing::instrument::Instrumented<F>> {
+) -> crate::trace::WorkflowScope<::tracing::instrument::Instrumented<F>> {
     use ::tracing::Instrument as _;
     workflow.scope(body.instrument(workflow.span()))
 }
@@ -296,7 +296,7 @@ pub fn agent_input<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value
 /// arguments are serialised before the body takes them).
 #[inline]
 pub fn agent_inputs(inputs: impl FnOnce() -> serde_json::Value) -> Option<serde_json::Value> {
-    crate::tracing::agent_scope::current().map(|_| inputs())
+    crate::trace::agent_scope::current().map(|_| inputs())
 }
 
 /// The return value of an `#[agent_component]` fn as its `output_data`:
@@ -342,7 +342,7 @@ pub struct ComponentOutcome {
 /// `finish` (the body panicked, or the future was dropped before it completed).
 #[derive(Debug)]
 pub struct ComponentCall {
-    tracer: crate::tracing::AgentTracer,
+    tracer: crate::trace::AgentTracer,
     id: std::sync::Arc<str>,
     name: &'static str,
     done: bool,
@@ -350,7 +350,7 @@ pub struct ComponentCall {
 
 impl ComponentCall {
     fn start(name: &'static str, kind: &'static str, inputs: Option<serde_json::Value>) -> Option<Self> {
-        let current = crate::tracing::agent_scope::current()?;
+        let current = crate::trace::agent_scope::current()?;
         let id: std::sync::Arc<str> = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
         current.tracer.start_component(
             id.to_string(),
@@ -395,7 +395,7 @@ pub fn agent_component_sync<R>(
             body()
         }
         Some(call) => {
-            let ret = crate::tracing::agent_scope::scope_sync(call.tracer.clone(), Some(call.id.clone()), body);
+            let ret = crate::trace::agent_scope::scope_sync(call.tracer.clone(), Some(call.id.clone()), body);
             call.finish(outcome(&ret));
             ret
         }
@@ -415,7 +415,7 @@ pub async fn agent_component_async<R>(
     match ComponentCall::start(name, kind, inputs) {
         None => body.instrument(::tracing::info_span!("agent_component", otel.name = name)).await,
         Some(call) => {
-            let scoped = crate::tracing::agent_scope::AgentScope::new(call.tracer.clone(), Some(call.id.clone()), body);
+            let scoped = crate::trace::agent_scope::AgentScope::new(call.tracer.clone(), Some(call.id.clone()), body);
             let ret = scoped.await;
             call.finish(outcome(&ret));
             ret

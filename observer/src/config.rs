@@ -36,7 +36,7 @@ pub struct ObserverConfig {
     /// Whether traces may be sent to a remote backend (the guide's Logfire switch). Default `false`: keep data
     /// local, spans are exported only to an endpoint configured explicitly (`OTEL_EXPORTER_OTLP_ENDPOINT`). `true`:
     /// with the `otel` feature, `init` exports spans (to the OTLP default endpoint `http://localhost:4318` when none
-    /// is configured); see `observer::tracing::TracingConfig`.
+    /// is configured); see `observer::trace::TracingConfig`.
     pub send_to_logfire: bool,
     /// Trace OpenAI-compatible calls through the LLM HTTP middleware (feature `llm-http`). Default `true`:
     /// installing the middleware is the opt-in; set `false` to switch it off. Env `OBSERVER_INSTRUMENT_OPENAI`.

@@ -169,7 +169,7 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
     // First the OpenTelemetry span exporter, if `configure_tracing` installed one (bounded by `flush_timeout`):
     // spans exported to Kafka still find the shared producer alive.
     #[cfg(feature = "otel")]
-    let traced = crate::tracing::shutdown_tracing_with_timeout(rt.config.flush_timeout);
+    let traced = crate::trace::shutdown_tracing_with_timeout(rt.config.flush_timeout);
     #[cfg(not(feature = "otel"))]
     let traced = Ok(());
     // Then the sinks: they get `flush_timeout` to deliver; the grace covers the Kafka sink moving what is left
@@ -199,7 +199,7 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
 ///
 /// With the `otel` feature, `init` also sets up span export when an OTLP endpoint is configured
 /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, the other standard `OTEL_*` variables
-/// apply) or `send_to_logfire` is set: what `observer::tracing::configure_tracing` with
+/// apply) or `send_to_logfire` is set: what `observer::trace::configure_tracing` with
 /// `TracingConfig::from_observer(&config)` installs, shut down by the guard. It leaves tracing alone when
 /// `configure_tracing` / `otel_layer` ran before, and when the application installed a global `tracing`
 /// subscriber of its own (a warning then says to add `otel_layer` to it).
@@ -229,7 +229,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     config.validate()?;
     // With an OTLP endpoint (or `send_to_logfire`), the span exporter too; the guard shuts it down.
     #[cfg(feature = "otel")]
-    crate::tracing::otel::configure_from_init(&config)?;
+    crate::trace::otel::configure_from_init(&config)?;
     let claim_mappings = ClaimMappings::from_config(&config.keycloak_claim_mappings)?;
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     if let Some(sink) = embedded_sink(&config)? {
@@ -315,12 +315,12 @@ pub fn stats() -> Option<DispatchStats> {
 /// With Kafka enabled this also waits until the broker acknowledged them (or they were spooled).
 ///
 /// With the `otel` feature this also exports the spans that have ended (see
-/// `observer::tracing::flush_tracing`), with or without `init`.
+/// `observer::trace::flush_tracing`), with or without `init`.
 pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
     let deadline = Instant::now() + timeout;
     // Spans first (they may be exported to Kafka), then audit events, then Kafka's acknowledgements of both.
     #[cfg(feature = "otel")]
-    let traced = crate::tracing::flush_tracing(timeout);
+    let traced = crate::trace::flush_tracing(timeout);
     #[cfg(not(feature = "otel"))]
     let traced: Result<(), ExporterError> = Ok(());
     if let Some(rt) = RUNTIME.load_full() {

@@ -40,7 +40,7 @@ mod init;
 pub mod llm;
 #[cfg(unix)]
 mod signals;
-pub mod tracing;
+pub mod trace;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub mod web;

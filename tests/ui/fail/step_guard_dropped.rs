@@ -2,7 +2,7 @@
 #![deny(unused_must_use)]
 
 fn main() {
-    let wf = observer::tracing::WorkflowTracer::new("order");
+    let wf = observer::trace::WorkflowTracer::new("order");
     wf.step("validate");
     wf.finish();
 }

@@ -51,7 +51,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// processor. To use your own tracer provider or your own exporter:
 ///
 /// ```no_run
-/// use observer::tracing::KafkaSpanExporter;
+/// use observer::trace::KafkaSpanExporter;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let kafka = observer::kafka_exporter().expect("observer::init with kafka_enabled");

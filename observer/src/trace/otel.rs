@@ -1,5 +1,5 @@
 //! OpenTelemetry export of `tracing` spans over OTLP (feature `otel`): the guide's `configure_logfire`.
-//! The public items are re-exported from [`crate::tracing`]; [`TracingConfig`] documents where spans go.
+//! The public items are re-exported from [`crate::trace`]; [`TracingConfig`] documents where spans go.
 
 use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
@@ -67,7 +67,7 @@ impl OtlpProtocol {
 /// send_to_logfire=..)`. Build it with `..Default::default()`.
 ///
 /// ```no_run
-/// use observer::tracing::{configure_tracing, TracingConfig};
+/// use observer::trace::{configure_tracing, TracingConfig};
 ///
 /// # fn main() -> Result<(), observer::ObserverError> {
 /// let _guard = observer::init(observer::ObserverConfig::default())?;
@@ -631,7 +631,7 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
         crate::diag::report!(
             WARN,
             "tracing-ignored",
-            "observer::tracing::configure_tracing called again; already configured, the new config (service `{}`) \
+            "observer::trace::configure_tracing called again; already configured, the new config (service `{}`) \
              is ignored",
             config.service_name
         );
@@ -644,7 +644,7 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
     if exporting && already_exporting() {
         return Err(ConfigurationError::new(
             "tracing",
-            "an OpenTelemetry exporter is already installed (observer::tracing::otel_layer); call shutdown_tracing first",
+            "an OpenTelemetry exporter is already installed (observer::trace::otel_layer); call shutdown_tracing first",
         )
         .into());
     }
@@ -663,7 +663,7 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
         }
         return Err(ConfigurationError::new(
             "tracing",
-            "a global `tracing` subscriber is already installed; add observer::tracing::otel_layer(..) to it instead",
+            "a global `tracing` subscriber is already installed; add observer::trace::otel_layer(..) to it instead",
         )
         .into());
     }
@@ -701,7 +701,7 @@ pub(crate) fn configure_from_init(config: &ObserverConfig) -> Result<(), Observe
             WARN,
             "tracing-own-subscriber",
             "a global `tracing` subscriber is already installed, so observer::init leaves it alone and does not \
-             export spans to {}; add observer::tracing::otel_layer(..) to that subscriber",
+             export spans to {}; add observer::trace::otel_layer(..) to that subscriber",
             endpoint.as_deref().unwrap_or_default()
         );
         return Ok(());
@@ -719,13 +719,13 @@ pub(crate) fn configure_from_init(config: &ObserverConfig) -> Result<(), Observe
 /// use tracing_subscriber::util::SubscriberInitExt;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = observer::tracing::TracingConfig {
+/// let config = observer::trace::TracingConfig {
 ///     service_name: "my-service".into(),
 ///     otlp_endpoint: Some("http://127.0.0.1:4318".into()),
 ///     ..Default::default()
 /// };
 /// tracing_subscriber::registry()
-///     .with(observer::tracing::otel_layer(&config)?)
+///     .with(observer::trace::otel_layer(&config)?)
 ///     .with(tracing_subscriber::fmt::layer())
 ///     .init();
 /// # Ok(()) }

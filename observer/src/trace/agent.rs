@@ -3,7 +3,7 @@
 //! components' outputs, and optionally as OpenTelemetry spans.
 //!
 //! ```
-//! use observer::tracing::{AgentTracer, AgentTracerConfig, MemoryTraceSink};
+//! use observer::trace::{AgentTracer, AgentTracerConfig, MemoryTraceSink};
 //! use serde_json::json;
 //!
 //! let events = MemoryTraceSink::new();

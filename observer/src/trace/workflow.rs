@@ -7,7 +7,7 @@
 //! `with WorkflowTracer("process-order", order_id="123") as tracer:`, Rust writes:
 //!
 //! ```
-//! use observer::tracing::{StepStatus, WorkflowTracer};
+//! use observer::trace::{StepStatus, WorkflowTracer};
 //!
 //! let wf = WorkflowTracer::new("process-order").attr("order_id", "123");
 //! let mut step = wf.step("validate");
@@ -47,7 +47,7 @@
 //! `"unconfirmed"`.
 //!
 //! ```
-//! use observer::tracing::{StepStatus, WorkflowTracer};
+//! use observer::trace::{StepStatus, WorkflowTracer};
 //!
 //! fn charge(wf: &WorkflowTracer, fail: bool) -> Result<u32, String> {
 //!     let step = wf.step("payment");
@@ -66,7 +66,7 @@
 //! Workflows and steps support chaining:
 //!
 //! ```
-//! use observer::tracing::trace_workflow;
+//! use observer::trace::trace_workflow;
 //!
 //! let wf = trace_workflow("order").attr("order_id", "123").attr("customer", "acme");
 //! wf.set("priority", "high").set("region", "us-west");
@@ -81,7 +81,7 @@
 //! Errors in steps are captured and returned unchanged (the guide's "captured but re-raised"):
 //!
 //! ```
-//! use observer::tracing::WorkflowTracer;
+//! use observer::trace::WorkflowTracer;
 //!
 //! let wf = WorkflowTracer::new("order-workflow");
 //! wf.run_step("validate", |_step| Ok::<_, String>(()))?;
@@ -136,7 +136,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::workflow_stream::{Stream, WorkflowSink};
-use crate::tracing::{set_span_attribute, set_span_error};
+use crate::trace::{set_span_attribute, set_span_error};
 
 /// The error recorded for a step that panicked.
 const PANICKED: &str = "panicked";
@@ -340,7 +340,7 @@ impl WorkflowTracer {
     /// calls this with the factory's sink and service name.
     ///
     /// ```
-    /// use observer::tracing::{MemoryWorkflowSink, WorkflowTracer};
+    /// use observer::trace::{MemoryWorkflowSink, WorkflowTracer};
     ///
     /// let events = MemoryWorkflowSink::new();
     /// let wf = WorkflowTracer::new("order").attr("order_id", "123").with_stream(events.clone(), "shop");

@@ -45,7 +45,7 @@ impl Default for AgentTrace {
 /// pipeline. Create it once (it is cheap to clone) and a tracer per flow run (cheap: no connection, no thread).
 ///
 /// ```
-/// use observer::tracing::{AgentTrace, TracerFactory};
+/// use observer::trace::{AgentTrace, TracerFactory};
 /// use observer::ObserverConfig;
 ///
 /// let factory = TracerFactory::new(ObserverConfig { service_name: "ai-studio".into(), ..Default::default() })?;
@@ -195,7 +195,7 @@ impl TracerFactory {
     /// on it), then the step events and `workflow_end`. Otherwise it is exactly [`WorkflowTracer::new`].
     ///
     /// ```
-    /// use observer::tracing::{MemoryWorkflowSink, TracerFactory};
+    /// use observer::trace::{MemoryWorkflowSink, TracerFactory};
     /// use observer::ObserverConfig;
     ///
     /// let events = MemoryWorkflowSink::new();

@@ -9,7 +9,7 @@
 //! workflow run, also the Kafka message key), `workflow_name`, `service_name` and `timestamp`.
 //!
 //! ```
-//! use observer::tracing::{MemoryWorkflowSink, WorkflowEventType, WorkflowTracer};
+//! use observer::trace::{MemoryWorkflowSink, WorkflowEventType, WorkflowTracer};
 //!
 //! let events = MemoryWorkflowSink::new();
 //! let wf = WorkflowTracer::new("process-order").attr("order_id", "123").with_stream(events.clone(), "orders");
@@ -227,7 +227,7 @@ mod kafka {
     use crate::config::KafkaConfig;
     use crate::error::ExporterError;
     use crate::export::kafka::KafkaExporter;
-    use crate::tracing::agent_stream::KafkaTraceSink;
+    use crate::trace::agent_stream::KafkaTraceSink;
 
     /// Streams workflow events to a Kafka topic, keyed by workflow id (so a workflow stays in one partition, in
     /// order), with the headers `event_type` and `content-type: application/json`, through the same shared
