@@ -6,7 +6,7 @@ use crate::audit::{AuditAction, ResourceType};
 /// `otel`): `(trace_id, span_id)` in lower-case hex (32 and 16 digits), `None` outside a span or without the layer.
 pub fn current_trace_ids() -> Option<(String, String)> {
     #[cfg(feature = "otel")]
-    return crate::trace::otel::current_trace_ids();
+    return crate::otel::current_trace_ids();
     #[cfg(not(feature = "otel"))]
     None
 }

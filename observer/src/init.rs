@@ -229,7 +229,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     config.validate()?;
     // With an OTLP endpoint (or `send_to_logfire`), the span exporter too; the guard shuts it down.
     #[cfg(feature = "otel")]
-    crate::trace::otel::configure_from_init(&config)?;
+    crate::otel::configure_from_init(&config)?;
     let claim_mappings = ClaimMappings::from_config(&config.keycloak_claim_mappings)?;
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     if let Some(sink) = embedded_sink(&config)? {

@@ -38,6 +38,8 @@ mod error;
 pub mod export;
 mod init;
 pub mod llm;
+#[cfg(feature = "otel")]
+mod otel;
 #[cfg(unix)]
 mod signals;
 pub mod trace;

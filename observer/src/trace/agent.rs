@@ -1106,7 +1106,7 @@ pub(crate) fn default_sink(kafka: Option<&KafkaConfig>) -> Result<Option<Arc<dyn
 pub(crate) fn ensure_otel(service_name: Option<&str>) {
     #[cfg(feature = "otel")]
     if let Some(name) = service_name {
-        if !super::otel::is_configured() {
+        if !crate::otel::is_configured() {
             let config = super::TracingConfig { service_name: name.to_owned(), ..Default::default() };
             if let Err(e) = super::configure_tracing(config) {
                 crate::diag::report!(

@@ -13,15 +13,13 @@ pub mod agent_stream;
 pub mod factory;
 #[cfg(feature = "otel-kafka")]
 pub(crate) mod kafka_otlp;
-#[cfg(feature = "otel")]
-pub(crate) mod otel;
 mod scope;
 pub mod workflow;
 pub mod workflow_stream;
 
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
-pub use otel::{
+pub use crate::otel::{
     configure_tracing, flush_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout, OtlpProtocol,
     TracingConfig,
 };
@@ -52,7 +50,7 @@ pub type AttrValue = serde_json::Value;
 /// OpenTelemetry layer). Values: strings, numbers and booleans map to OTEL scalars; anything else to its JSON text.
 pub(crate) fn set_span_attribute(span: &::tracing::Span, key: &str, value: &AttrValue) {
     #[cfg(feature = "otel")]
-    otel::set_span_attribute(span, key, value);
+    crate::otel::set_span_attribute(span, key, value);
     #[cfg(not(feature = "otel"))]
     let _ = (span, key, value);
 }
@@ -60,7 +58,7 @@ pub(crate) fn set_span_attribute(span: &::tracing::Span, key: &str, value: &Attr
 /// Marks `span`'s OpenTelemetry span as failed with `message` (no-op without the `otel` feature).
 pub(crate) fn set_span_error(span: &::tracing::Span, message: &str) {
     #[cfg(feature = "otel")]
-    otel::set_span_error(span, message);
+    crate::otel::set_span_error(span, message);
     #[cfg(not(feature = "otel"))]
     let _ = (span, message);
 }

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::AttrValue;
+use crate::trace::AttrValue;
 use crate::config::ObserverConfig;
 use crate::error::{ConfigurationError, ExporterError, ObserverError};
 
@@ -314,7 +314,7 @@ impl TracingConfig {
         }
         if let Some(topic) = &self.kafka_topic {
             #[cfg(feature = "otel-kafka")]
-            super::kafka_otlp::check_topic(topic)?;
+            crate::trace::kafka_otlp::check_topic(topic)?;
             #[cfg(not(feature = "otel-kafka"))]
             return Err(ConfigurationError::new(
                 "kafka_topic",
@@ -489,7 +489,7 @@ fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<Installed, Ob
                  provider",
             )
         })?;
-        builder.with_batch_exporter(super::kafka_otlp::KafkaSpanExporter::new(kafka, topic.as_str())?)
+        builder.with_batch_exporter(crate::trace::kafka_otlp::KafkaSpanExporter::new(kafka, topic.as_str())?)
     } else {
         builder
     };
