@@ -16,9 +16,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::trace::AttrValue;
 use crate::config::ObserverConfig;
 use crate::error::{ConfigurationError, ExporterError, ObserverError};
+use crate::trace::AttrValue;
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
