@@ -46,6 +46,7 @@ pub mod trace;
 #[cfg(feature = "web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web")))]
 pub mod web;
+mod workflow;
 
 #[doc(hidden)]
 pub mod __private;

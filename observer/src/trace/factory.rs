@@ -8,11 +8,10 @@ use uuid::Uuid;
 
 use super::agent::{default_sink, ensure_otel, AgentTracer, AgentTracerConfig, DEFAULT_PROJECT_NAME};
 use super::agent_stream::TraceSink;
-use super::workflow::WorkflowTracer;
-use super::workflow_stream::{default_workflow_sink, WorkflowSink};
 use crate::config::ObserverConfig;
 use crate::error::ObserverError;
 use crate::llm::usage::Extractors;
+use crate::workflow::{default_workflow_sink, WorkflowSink, WorkflowTracer};
 
 /// The identity of one flow run, for [`TracerFactory::create_agent_tracer`].
 #[derive(Debug, Clone)]

@@ -13,9 +13,7 @@ pub mod agent_stream;
 pub mod factory;
 #[cfg(feature = "otel-kafka")]
 pub(crate) mod kafka_otlp;
-mod scope;
-pub mod workflow;
-pub mod workflow_stream;
+pub(crate) mod scope;
 
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
@@ -28,6 +26,13 @@ pub use crate::otel::{
 #[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]
 pub use kafka_otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub use crate::workflow::KafkaWorkflowSink;
+pub use crate::workflow::{
+    current_workflow, trace_workflow, MemoryWorkflowSink, Step, StepRecord, StepStatus, WorkflowEvent,
+    WorkflowEventType, WorkflowScope, WorkflowSink, WorkflowSummary, WorkflowTracer,
+};
 pub use agent::{AgentTotals, AgentTracer, AgentTracerConfig, ComponentStart};
 pub use agent_scope::{current_agent_tracer, with_current_agent, AgentScope};
 #[cfg(feature = "kafka")]
@@ -35,13 +40,6 @@ pub use agent_scope::{current_agent_tracer, with_current_agent, AgentScope};
 pub use agent_stream::KafkaTraceSink;
 pub use agent_stream::{MemoryTraceSink, TraceEvent, TraceEventType, TraceSink};
 pub use factory::{AgentTrace, TracerFactory};
-pub use workflow::{
-    current_workflow, trace_workflow, Step, StepRecord, StepStatus, WorkflowScope, WorkflowSummary, WorkflowTracer,
-};
-#[cfg(feature = "kafka")]
-#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-pub use workflow_stream::KafkaWorkflowSink;
-pub use workflow_stream::{MemoryWorkflowSink, WorkflowEvent, WorkflowEventType, WorkflowSink};
 
 /// A span attribute value.
 pub type AttrValue = serde_json::Value;

@@ -115,10 +115,10 @@
 //!
 //! # Event stream
 //!
-//! A workflow can also stream its progress as [`WorkflowEvent`](super::WorkflowEvent)s (`workflow_start`,
+//! A workflow can also stream its progress as [`WorkflowEvent`](crate::trace::WorkflowEvent)s (`workflow_start`,
 //! `step_start`, `step_end`, `workflow_end`) to a [`WorkflowSink`] — Kafka's `workflow_topic` for the workflows
-//! of a [`TracerFactory`](super::TracerFactory) with Kafka, or any sink given to
-//! [`with_stream`](WorkflowTracer::with_stream); see [`workflow_stream`](super::workflow_stream). Events are sent
+//! of a [`TracerFactory`](crate::trace::TracerFactory) with Kafka, or any sink given to
+//! [`with_stream`](WorkflowTracer::with_stream); see [`WorkflowSink`](crate::trace::WorkflowSink). Events are sent
 //! under the workflow's lock, so the events of one workflow reach the sink in order; sending never blocks (the
 //! Kafka sink hands the message to the shared producer). Without a stream, a step costs one extra branch.
 
@@ -130,12 +130,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::scope::ScopeGuard;
+use crate::trace::scope::ScopeGuard;
 use ::tracing::Instrument;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::workflow_stream::{Stream, WorkflowSink};
+use super::stream::{Stream, WorkflowSink};
 use crate::trace::{set_span_attribute, set_span_error};
 
 /// The error recorded for a step that panicked.
@@ -336,7 +336,7 @@ impl WorkflowTracer {
     ///
     /// A workflow streams to one sink: when it already streams, or has already finished, this does nothing
     /// (a `tracing` warning says so). Steps that end after `workflow_end` (still running at `finish`) still send
-    /// their `step_end`. [`TracerFactory::create_workflow_tracer`](super::TracerFactory::create_workflow_tracer)
+    /// their `step_end`. [`TracerFactory::create_workflow_tracer`](crate::trace::TracerFactory::create_workflow_tracer)
     /// calls this with the factory's sink and service name.
     ///
     /// ```
@@ -822,7 +822,7 @@ impl<F: Future> Future for WorkflowScope<F> {
 /// The workflow of the innermost current [`scope`](WorkflowTracer::scope) (of the running task) or
 /// [`scope_sync`](WorkflowTracer::scope_sync) (of the thread), if any.
 pub fn current_workflow() -> Option<WorkflowTracer> {
-    super::scope::current(&CURRENT)
+    crate::trace::scope::current(&CURRENT)
 }
 
 /// The guide's `trace_workflow("my-task", ..)`: the same as [`WorkflowTracer::new`].

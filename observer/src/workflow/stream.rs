@@ -1,10 +1,10 @@
-//! Where a [`WorkflowTracer`](super::WorkflowTracer)'s events go when it streams: the [`WorkflowEvent`] format
+//! Where a [`WorkflowTracer`](crate::trace::WorkflowTracer)'s events go when it streams: the [`WorkflowEvent`] format
 //! (the reference Python SDK's workflow stream), the [`WorkflowSink`] trait, an in-memory sink for tests, and
 //! (feature `kafka`) the workflow topic through the process's shared producer.
 //!
 //! A streaming workflow sends `workflow_start` when streaming begins, `step_start` / `step_end` for every step
-//! (however it runs and however it ends: [`Step`](super::Step) guard, `run_step`, `run_step_async`, `#[step]`,
-//! drop, panic, cancellation) and `workflow_end` once, on [`finish`](super::WorkflowTracer::finish) or when the
+//! (however it runs and however it ends: [`Step`](crate::trace::Step) guard, `run_step`, `run_step_async`, `#[step]`,
+//! drop, panic, cancellation) and `workflow_end` once, on [`finish`](crate::trace::WorkflowTracer::finish) or when the
 //! last clone of the tracer is dropped. Every event carries `event_type`, `workflow_id` (a UUID string per
 //! workflow run, also the Kafka message key), `workflow_name`, `service_name` and `timestamp`.
 //!
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::workflow::StepRecord;
+use super::tracer::StepRecord;
 use crate::error::ExporterError;
 
 /// The `event_type` of a workflow event.
@@ -45,13 +45,13 @@ use crate::error::ExporterError;
 #[non_exhaustive]
 pub enum WorkflowEventType {
     /// The workflow started streaming (created by a streaming factory, or
-    /// [`with_stream`](super::WorkflowTracer::with_stream)).
+    /// [`with_stream`](crate::trace::WorkflowTracer::with_stream)).
     WorkflowStart,
     /// A step started.
     StepStart,
     /// A step ended (finished, dropped, failed, panicked or cancelled).
     StepEnd,
-    /// The workflow [finished](super::WorkflowTracer::finish) (or its last handle was dropped).
+    /// The workflow [finished](crate::trace::WorkflowTracer::finish) (or its last handle was dropped).
     WorkflowEnd,
 }
 
@@ -84,7 +84,7 @@ impl fmt::Display for WorkflowEventType {
 /// | `step_end`       | `step_name`, `step_index`, `attributes`, `duration_ms`, `status`, `error` (only if it |
 /// |                  | failed)                                                                               |
 /// | `workflow_end`   | `duration_ms`, `step_count`, `total_step_time_ms`, `failed_step_count`, `error` (only |
-/// |                  | if [recorded](super::WorkflowTracer::record_error)), `attributes`, `steps`            |
+/// |                  | if [recorded](crate::trace::WorkflowTracer::record_error)), `attributes`, `steps`            |
 ///
 /// The common fields are `event_type`, `workflow_id`, `workflow_name`, `service_name` and `timestamp`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,13 +122,13 @@ pub struct WorkflowEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// How the step ended (`step_end`): `"ok"`, `"error"` or `"unconfirmed"` (see
-    /// [`StepStatus`](super::StepStatus)).
+    /// [`StepStatus`](crate::trace::StepStatus)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<super::workflow::StepStatus>,
+    pub status: Option<super::tracer::StepStatus>,
     /// The workflow's attributes (`workflow_start`, `workflow_end`) or the step's (step events).
     #[serde(default)]
     pub attributes: Map<String, Value>,
-    /// The finished steps, in start order, exactly as in the [summary](super::WorkflowSummary) (`workflow_end`).
+    /// The finished steps, in start order, exactly as in the [summary](crate::trace::WorkflowSummary) (`workflow_end`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepRecord>>,
 }
@@ -298,7 +298,7 @@ mod kafka {
     }
 }
 
-/// The default workflow sink of a [`TracerFactory`](super::TracerFactory): Kafka `workflow_topic` (own config, or
+/// The default workflow sink of a [`TracerFactory`](crate::trace::TracerFactory): Kafka `workflow_topic` (own config, or
 /// `observer::init`'s exporter), else none.
 pub(crate) fn default_workflow_sink(
     kafka: Option<&crate::config::KafkaConfig>,
