@@ -584,7 +584,7 @@ fn huge_outputs_are_previewed_and_the_event_still_sent() {
     assert_eq!(events.len(), 4, "every event is sent");
     for e in &events {
         let bytes = serde_json::to_vec(e).unwrap().len();
-        assert!(bytes <= observer::trace::agent::MAX_EVENT_BYTES, "{} is {bytes} bytes", e.event_type);
+        assert!(bytes <= observer::trace::MAX_EVENT_BYTES, "{} is {bytes} bytes", e.event_type);
     }
     assert_eq!(events[1].input_data.as_ref().unwrap()["document"].as_str().unwrap().len(), 600_000, "fits: kept");
     let end = &events[2];
@@ -609,7 +609,7 @@ fn a_flood_of_out_of_order_calls_is_counted_not_kept() {
     }
     tracer.end(json!({}), json!({}), None, None);
     let end = sink.events().pop().unwrap();
-    assert_eq!(end.metadata["warnings"].as_array().unwrap().len(), observer::trace::agent::MAX_WARNINGS);
+    assert_eq!(end.metadata["warnings"].as_array().unwrap().len(), observer::trace::MAX_WARNINGS);
     assert_eq!(end.metadata["warnings_total"], 1_000);
     assert_eq!(end.metadata["total_spans"], 1_000, "the unknown components still count");
 }

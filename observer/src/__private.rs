@@ -296,7 +296,7 @@ pub fn agent_input<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value
 /// arguments are serialised before the body takes them).
 #[inline]
 pub fn agent_inputs(inputs: impl FnOnce() -> serde_json::Value) -> Option<serde_json::Value> {
-    crate::trace::agent_scope::current().map(|_| inputs())
+    crate::agent::scope::current().map(|_| inputs())
 }
 
 /// The return value of an `#[agent_component]` fn as its `output_data`:
@@ -350,7 +350,7 @@ pub struct ComponentCall {
 
 impl ComponentCall {
     fn start(name: &'static str, kind: &'static str, inputs: Option<serde_json::Value>) -> Option<Self> {
-        let current = crate::trace::agent_scope::current()?;
+        let current = crate::agent::scope::current()?;
         let id: std::sync::Arc<str> = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
         current.tracer.start_component(
             id.to_string(),
@@ -395,7 +395,7 @@ pub fn agent_component_sync<R>(
             body()
         }
         Some(call) => {
-            let ret = crate::trace::agent_scope::scope_sync(call.tracer.clone(), Some(call.id.clone()), body);
+            let ret = crate::agent::scope::scope_sync(call.tracer.clone(), Some(call.id.clone()), body);
             call.finish(outcome(&ret));
             ret
         }
@@ -415,7 +415,7 @@ pub async fn agent_component_async<R>(
     match ComponentCall::start(name, kind, inputs) {
         None => body.instrument(::tracing::info_span!("agent_component", otel.name = name)).await,
         Some(call) => {
-            let scoped = crate::trace::agent_scope::AgentScope::new(call.tracer.clone(), Some(call.id.clone()), body);
+            let scoped = crate::agent::scope::AgentScope::new(call.tracer.clone(), Some(call.id.clone()), body);
             let ret = scoped.await;
             call.finish(outcome(&ret));
             ret

@@ -30,6 +30,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod actor;
+mod agent;
 pub mod audit;
 pub mod config;
 pub mod cost;

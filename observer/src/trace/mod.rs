@@ -7,10 +7,6 @@
 //!
 //! Custom spans are plain [`tracing`] spans: `tracing::info_span!("process-document", document_id = "doc-123")`.
 
-pub mod agent;
-pub(crate) mod agent_scope;
-pub mod agent_stream;
-pub mod factory;
 #[cfg(feature = "otel-kafka")]
 pub(crate) mod kafka_otlp;
 pub(crate) mod scope;
@@ -33,13 +29,14 @@ pub use crate::workflow::{
     current_workflow, trace_workflow, MemoryWorkflowSink, Step, StepRecord, StepStatus, WorkflowEvent,
     WorkflowEventType, WorkflowScope, WorkflowSink, WorkflowSummary, WorkflowTracer,
 };
-pub use agent::{AgentTotals, AgentTracer, AgentTracerConfig, ComponentStart};
-pub use agent_scope::{current_agent_tracer, with_current_agent, AgentScope};
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-pub use agent_stream::KafkaTraceSink;
-pub use agent_stream::{MemoryTraceSink, TraceEvent, TraceEventType, TraceSink};
-pub use factory::{AgentTrace, TracerFactory};
+pub use crate::agent::KafkaTraceSink;
+pub use crate::agent::{
+    current_agent_tracer, infer_component_type, with_current_agent, AgentScope, AgentTotals, AgentTrace, AgentTracer,
+    AgentTracerConfig, ComponentStart, MemoryTraceSink, TraceEvent, TraceEventType, TraceSink, TracerFactory,
+    DEFAULT_PROJECT_NAME, DEFAULT_TRACE_TOPIC, MAX_EVENT_BYTES, MAX_WARNINGS,
+};
 
 /// A span attribute value.
 pub type AttrValue = serde_json::Value;

@@ -224,10 +224,10 @@ mod kafka {
     use std::time::Duration;
 
     use super::{WorkflowEvent, WorkflowSink};
+    use crate::agent::KafkaTraceSink;
     use crate::config::KafkaConfig;
     use crate::error::ExporterError;
     use crate::export::kafka::KafkaExporter;
-    use crate::trace::agent_stream::KafkaTraceSink;
 
     /// Streams workflow events to a Kafka topic, keyed by workflow id (so a workflow stays in one partition, in
     /// order), with the headers `event_type` and `content-type: application/json`, through the same shared

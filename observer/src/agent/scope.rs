@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::agent::AgentTracer;
-use super::scope::ScopeGuard;
+use super::tracer::AgentTracer;
+use crate::trace::scope::ScopeGuard;
 
 /// The agent trace a scope runs in, and the component it runs inside (the parent of components it starts).
 #[derive(Clone, Debug)]
@@ -69,5 +69,5 @@ pub fn current_agent_tracer() -> Option<AgentTracer> {
 }
 
 pub(crate) fn current() -> Option<Current> {
-    super::scope::current(&CURRENT)
+    crate::trace::scope::current(&CURRENT)
 }

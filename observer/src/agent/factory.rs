@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::agent::{default_sink, ensure_otel, AgentTracer, AgentTracerConfig, DEFAULT_PROJECT_NAME};
-use super::agent_stream::TraceSink;
+use super::sink::TraceSink;
+use super::tracer::{default_sink, ensure_otel, AgentTracer, AgentTracerConfig, DEFAULT_PROJECT_NAME};
 use crate::config::ObserverConfig;
 use crate::error::ObserverError;
 use crate::llm::usage::Extractors;
@@ -151,7 +151,7 @@ impl TracerFactory {
     }
 
     /// Streams the events of every workflow tracer of this factory to `sink` (e.g. a
-    /// [`MemoryWorkflowSink`](super::MemoryWorkflowSink) in tests) instead of Kafka's `workflow_topic`. Independent
+    /// [`MemoryWorkflowSink`](crate::trace::MemoryWorkflowSink) in tests) instead of Kafka's `workflow_topic`. Independent
     /// of [`with_sink`](Self::with_sink), which only redirects agent tracers.
     pub fn with_workflow_sink(self, sink: impl WorkflowSink) -> Self {
         let sink: Arc<dyn WorkflowSink> = Arc::new(sink);

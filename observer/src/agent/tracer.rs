@@ -1,61 +1,4 @@
-//! [`AgentTracer`]: Langflow / AI Studio flow tracing — one trace per flow run, one span per component —
-//! streamed as events to Kafka (topic `genesis-traces-streaming`), with tokens and cost taken from the
-//! components' outputs, and optionally as OpenTelemetry spans.
-//!
-//! ```
-//! use observer::trace::{AgentTracer, AgentTracerConfig, MemoryTraceSink};
-//! use serde_json::json;
-//!
-//! let events = MemoryTraceSink::new();
-//! let tracer = AgentTracer::new(AgentTracerConfig {
-//!     trace_name: "Customer Support Flow".into(),
-//!     flow_id: "flow-123".into(),
-//!     user_id: Some("user-456".into()),
-//!     ..Default::default()
-//! })?
-//! .with_sink(events.clone());
-//!
-//! tracer.start_trace();
-//! tracer.add_trace("comp-1", "QueryClassifier", "llm", json!({"query": "How do I reset my password?"}));
-//! tracer.end_trace("comp-1", "QueryClassifier",
-//!     json!({"classification": "account", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 50}), None);
-//! tracer.end(json!({}), json!({}), None, None);
-//!
-//! let totals = tracer.totals();
-//! assert_eq!((totals.input_tokens, totals.output_tokens), (100, 50));
-//! assert!(totals.total_cost > 0.0);
-//! assert_eq!(events.events().len(), 4); // trace_start, span_start, span_end, trace_end
-//! # Ok::<(), observer::ObserverError>(())
-//! ```
-//!
-//! ## Ordering, concurrency and delivery
-//! The tracer is `Send + Sync` and cheap to clone; components may start and end concurrently on any threads.
-//! Every call takes one short lock, so the events of a trace reach the sink in the order of the calls, and the
-//! totals stay exact. Sending never blocks: the Kafka sink hands the message to the shared producer (keyed by the
-//! trace id, so a trace stays in one partition), whose spool keeps what the broker has not acknowledged;
-//! `observer::init`'s guard (or the last tracer of a standalone exporter) drains it at exit.
-//!
-//! ## Large data
-//! An event whose JSON would exceed [`MAX_EVENT_BYTES`] (900 KB, under Kafka's default 1 MB message limit) is still
-//! sent, with its `input_data`, then `output_data`, then user metadata replaced by
-//! `{"_truncated": true, "original_bytes": N, "preview": "<first 2,000 characters>"}` and `metadata.data_truncated`
-//! set; tokens, cost and totals are taken before and are exact.
-//!
-//! ## Durations
-//! `duration_ms` measures only the caller's work: a component's runs from when [`add_trace`](AgentTracer::add_trace)
-//! returns (its event sent) to when [`end_trace`](AgentTracer::end_trace) is called (extraction and pricing come
-//! after); the trace's from when `trace_start` was sent to when [`end`](AgentTracer::end) is called.
-//! [`AgentTracer::new`] decodes the price table on a background thread (once per process) so that the first
-//! `end_trace` does not wait for it.
-//!
-//! ## Out-of-order calls
-//! Never panic. Each is reported once as a `tracing` warning and listed under `metadata.warnings` of `trace_end`
-//! (the first [`MAX_WARNINGS`]; `metadata.warnings_total` counts all when there were more):
-//! a component call before [`start_trace`](AgentTracer::start_trace) starts the trace first; ending an unknown
-//! component sends a `span_end` without duration (its tokens still count); ending a component twice or
-//! starting an id that is already running is ignored; components still running at [`end`](AgentTracer::end)
-//! are ended with an error; a tracer dropped without `end` ends the trace with an error. Calls after `end` are
-//! still sent (they belong to the trace) but no longer change the totals sent with `trace_end`.
+//! [`AgentTracer`]: the state of one trace (components, totals, warnings) and the calls that change it.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -66,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::agent_stream::{TraceEvent, TraceEventType, TraceSink};
+use super::sink::{TraceEvent, TraceEventType, TraceSink};
 use crate::config::KafkaConfig;
 use crate::error::ObserverError;
 use crate::llm::semconv;
@@ -172,7 +115,64 @@ pub struct AgentTotals {
     pub untrusted_costs: u64,
 }
 
-/// Traces one flow run; see the [module docs](self). Cheap to clone: clones share the trace.
+/// Traces one flow run (cheap to clone: clones share the trace): Langflow / AI Studio flow tracing — one trace per flow run, one span per component —
+/// streamed as events to Kafka (topic `genesis-traces-streaming`), with tokens and cost taken from the
+/// components' outputs, and optionally as OpenTelemetry spans.
+///
+/// ```
+/// use observer::trace::{AgentTracer, AgentTracerConfig, MemoryTraceSink};
+/// use serde_json::json;
+///
+/// let events = MemoryTraceSink::new();
+/// let tracer = AgentTracer::new(AgentTracerConfig {
+///     trace_name: "Customer Support Flow".into(),
+///     flow_id: "flow-123".into(),
+///     user_id: Some("user-456".into()),
+///     ..Default::default()
+/// })?
+/// .with_sink(events.clone());
+///
+/// tracer.start_trace();
+/// tracer.add_trace("comp-1", "QueryClassifier", "llm", json!({"query": "How do I reset my password?"}));
+/// tracer.end_trace("comp-1", "QueryClassifier",
+///     json!({"classification": "account", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 50}), None);
+/// tracer.end(json!({}), json!({}), None, None);
+///
+/// let totals = tracer.totals();
+/// assert_eq!((totals.input_tokens, totals.output_tokens), (100, 50));
+/// assert!(totals.total_cost > 0.0);
+/// assert_eq!(events.events().len(), 4); // trace_start, span_start, span_end, trace_end
+/// # Ok::<(), observer::ObserverError>(())
+/// ```
+///
+/// ## Ordering, concurrency and delivery
+/// The tracer is `Send + Sync` and cheap to clone; components may start and end concurrently on any threads.
+/// Every call takes one short lock, so the events of a trace reach the sink in the order of the calls, and the
+/// totals stay exact. Sending never blocks: the Kafka sink hands the message to the shared producer (keyed by the
+/// trace id, so a trace stays in one partition), whose spool keeps what the broker has not acknowledged;
+/// `observer::init`'s guard (or the last tracer of a standalone exporter) drains it at exit.
+///
+/// ## Large data
+/// An event whose JSON would exceed [`MAX_EVENT_BYTES`] (900 KB, under Kafka's default 1 MB message limit) is still
+/// sent, with its `input_data`, then `output_data`, then user metadata replaced by
+/// `{"_truncated": true, "original_bytes": N, "preview": "<first 2,000 characters>"}` and `metadata.data_truncated`
+/// set; tokens, cost and totals are taken before and are exact.
+///
+/// ## Durations
+/// `duration_ms` measures only the caller's work: a component's runs from when [`add_trace`](AgentTracer::add_trace)
+/// returns (its event sent) to when [`end_trace`](AgentTracer::end_trace) is called (extraction and pricing come
+/// after); the trace's from when `trace_start` was sent to when [`end`](AgentTracer::end) is called.
+/// [`AgentTracer::new`] decodes the price table on a background thread (once per process) so that the first
+/// `end_trace` does not wait for it.
+///
+/// ## Out-of-order calls
+/// Never panic. Each is reported once as a `tracing` warning and listed under `metadata.warnings` of `trace_end`
+/// (the first [`MAX_WARNINGS`]; `metadata.warnings_total` counts all when there were more):
+/// a component call before [`start_trace`](AgentTracer::start_trace) starts the trace first; ending an unknown
+/// component sends a `span_end` without duration (its tokens still count); ending a component twice or
+/// starting an id that is already running is ignored; components still running at [`end`](AgentTracer::end)
+/// are ended with an error; a tracer dropped without `end` ends the trace with an error. Calls after `end` are
+/// still sent (they belong to the trace) but no longer change the totals sent with `trace_end`.
 #[derive(Clone)]
 pub struct AgentTracer {
     inner: Arc<Inner>,
@@ -486,7 +486,7 @@ impl AgentTracer {
         self.lock().totals
     }
 
-    /// The out-of-order calls reported so far (see the module docs).
+    /// The out-of-order calls reported so far (see "Out-of-order calls" in the [type docs](Self)).
     pub fn warnings(&self) -> Vec<String> {
         self.lock().warnings.clone()
     }
@@ -518,13 +518,13 @@ impl AgentTracer {
 
     /// Runs `fut` with this tracer as the current agent trace of the task: `#[agent_component]` fns called in it
     /// become components of this trace.
-    pub fn scope<F: std::future::Future>(&self, fut: F) -> super::agent_scope::AgentScope<F> {
-        super::agent_scope::AgentScope::new(self.clone(), None, fut)
+    pub fn scope<F: std::future::Future>(&self, fut: F) -> super::scope::AgentScope<F> {
+        super::scope::AgentScope::new(self.clone(), None, fut)
     }
 
     /// Runs `f` with this tracer as the current agent trace of the thread (see [`scope`](Self::scope)).
     pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
-        super::agent_scope::scope_sync(self.clone(), None, f)
+        super::scope::scope_sync(self.clone(), None, f)
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -811,7 +811,7 @@ impl AgentTracer {
         let i = &self.inner;
         let otel_name = format!("invoke_agent {}", i.trace_name);
         let span = ::tracing::info_span!(parent: None, "agent_trace", otel.name = %otel_name);
-        let set = |k: &str, v: Value| super::set_span_attribute(&span, k, &v);
+        let set = |k: &str, v: Value| crate::trace::set_span_attribute(&span, k, &v);
         set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into());
         set(semconv::GEN_AI_AGENT_NAME, i.trace_name.clone().into());
         set("agent.trace_id", i.trace_id.clone().into());
@@ -839,7 +839,7 @@ impl AgentTracer {
             Some(p) => ::tracing::info_span!(parent: p, "agent_component", otel.name = %name),
             None => ::tracing::info_span!(parent: None, "agent_component", otel.name = %name),
         };
-        let set = |k: &str, v: Value| super::set_span_attribute(&span, k, &v);
+        let set = |k: &str, v: Value| crate::trace::set_span_attribute(&span, k, &v);
         set("component.id", id.into());
         set("component.type", kind.into());
         set("component.index", index.into());
@@ -903,7 +903,7 @@ impl Drop for Inner {
 }
 
 /// The largest event sent as is: below librdkafka's default `message.max.bytes` (1,000,000) with room for the key
-/// and headers. Larger events have their data fields replaced by a preview (see the [module docs](self)).
+/// and headers. Larger events have their data fields replaced by a preview (see [`AgentTracer`], "Large data").
 pub const MAX_EVENT_BYTES: usize = 900_000;
 
 /// Characters of a replaced data field kept as its preview.
@@ -1026,7 +1026,7 @@ impl Priced {
 }
 
 fn record_component_span(span: &::tracing::Span, kind: &str, priced: &Priced, error: Option<&str>) {
-    let set = |k: &str, v: Value| super::set_span_attribute(span, k, &v);
+    let set = |k: &str, v: Value| crate::trace::set_span_attribute(span, k, &v);
     if kind == "llm" || priced.model.is_some() {
         set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::CHAT.into());
     }
@@ -1058,12 +1058,12 @@ fn record_component_span(span: &::tracing::Span, kind: &str, priced: &Priced, er
         set(semconv::OBSERVER_COST_TRUSTED, false.into());
     }
     if let Some(e) = error {
-        super::set_span_error(span, e);
+        crate::trace::set_span_error(span, e);
     }
 }
 
 fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, error: Option<&str>) {
-    let set = |k: &str, v: Value| super::set_span_attribute(span, k, &v);
+    let set = |k: &str, v: Value| crate::trace::set_span_attribute(span, k, &v);
     set(semconv::GEN_AI_USAGE_INPUT_TOKENS, totals.input_tokens.into());
     set(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, totals.output_tokens.into());
     set(semconv::GEN_AI_COST, totals.total_cost.into());
@@ -1072,7 +1072,7 @@ fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, error: Option
     }
     set("agent.total_spans", totals.spans.into());
     if let Some(e) = error {
-        super::set_span_error(span, e);
+        crate::trace::set_span_error(span, e);
     }
 }
 
@@ -1081,12 +1081,12 @@ pub(crate) fn default_sink(kafka: Option<&KafkaConfig>) -> Result<Option<Arc<dyn
     #[cfg(feature = "kafka")]
     {
         if let Some(k) = kafka {
-            let sink = super::agent_stream::KafkaTraceSink::new(k)?;
+            let sink = super::sink::KafkaTraceSink::new(k)?;
             return Ok(Some(Arc::new(sink)));
         }
         Ok(crate::kafka_exporter().map(|e| {
             let topic = e.config().trace_topic.clone();
-            Arc::new(super::agent_stream::KafkaTraceSink::with_exporter(e, topic)) as Arc<dyn TraceSink>
+            Arc::new(super::sink::KafkaTraceSink::with_exporter(e, topic)) as Arc<dyn TraceSink>
         }))
     }
     #[cfg(not(feature = "kafka"))]
@@ -1107,8 +1107,8 @@ pub(crate) fn ensure_otel(service_name: Option<&str>) {
     #[cfg(feature = "otel")]
     if let Some(name) = service_name {
         if !crate::otel::is_configured() {
-            let config = super::TracingConfig { service_name: name.to_owned(), ..Default::default() };
-            if let Err(e) = super::configure_tracing(config) {
+            let config = crate::trace::TracingConfig { service_name: name.to_owned(), ..Default::default() };
+            if let Err(e) = crate::trace::configure_tracing(config) {
                 crate::diag::report!(
                     WARN,
                     "agent-otel",
