@@ -24,18 +24,18 @@ pub use kafka_otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-pub use crate::workflow::KafkaWorkflowSink;
-pub use crate::workflow::{
-    current_workflow, trace_workflow, MemoryWorkflowSink, Step, StepRecord, StepStatus, WorkflowEvent,
-    WorkflowEventType, WorkflowScope, WorkflowSink, WorkflowSummary, WorkflowTracer,
-};
-#[cfg(feature = "kafka")]
-#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use crate::agent::KafkaTraceSink;
 pub use crate::agent::{
     current_agent_tracer, infer_component_type, with_current_agent, AgentScope, AgentTotals, AgentTrace, AgentTracer,
     AgentTracerConfig, ComponentStart, MemoryTraceSink, TraceEvent, TraceEventType, TraceSink, TracerFactory,
     DEFAULT_PROJECT_NAME, DEFAULT_TRACE_TOPIC, MAX_EVENT_BYTES, MAX_WARNINGS,
+};
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub use crate::workflow::KafkaWorkflowSink;
+pub use crate::workflow::{
+    current_workflow, trace_workflow, MemoryWorkflowSink, Step, StepRecord, StepStatus, WorkflowEvent,
+    WorkflowEventType, WorkflowScope, WorkflowSink, WorkflowSummary, WorkflowTracer,
 };
 
 /// A span attribute value.
