@@ -17,8 +17,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use observer::export::kafka::KafkaExporter;
-use observer::trace::{AgentTracer, AgentTracerConfig, KafkaTraceSink, TraceSink};
+use observer::export::{KafkaExporter, KafkaTopicSink};
+use observer::trace::{AgentTracer, AgentTracerConfig, TraceSink};
 use observer::KafkaConfig;
 use serde_json::{json, Value};
 
@@ -43,7 +43,7 @@ fn stream(c: &mut Criterion) {
         spool_dir: Some(spool.path().to_owned()),
         ..Default::default()
     };
-    let sink = KafkaTraceSink::new(&kafka).unwrap();
+    let sink = KafkaTopicSink::new(&kafka, &kafka.trace_topic).unwrap();
     let exporter: KafkaExporter = sink.exporter().clone();
     // A representative message: a span_end of the flow below.
     let probe = observer::trace::MemoryTraceSink::new();

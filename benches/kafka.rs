@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use observer::export::kafka::KafkaExporter;
+use observer::export::KafkaExporter;
 use observer::{audit, AuditEvent, AuditSink, KafkaConfig, ObserverConfig, ResourceType};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until, Consumed};
 use observer::config::SecurityProtocol;
-use observer::trace::{AgentTrace, AgentTracer, AgentTracerConfig, KafkaTraceSink, TracerFactory};
+use observer::export::KafkaTopicSink;
+use observer::trace::{AgentTrace, AgentTracer, AgentTracerConfig, TracerFactory};
 use observer::{calculate_cost_cached, KafkaConfig, ObserverConfig, Secret};
 use serde_json::json;
 
@@ -199,8 +200,8 @@ fn tracers_with_their_own_kafka_settings_share_one_producer() {
         spool_dir: Some(spool.path().to_owned()),
         ..Default::default()
     };
-    let a = KafkaTraceSink::new(&kafka).unwrap();
-    let b = KafkaTraceSink::new(&kafka).unwrap();
+    let a = KafkaTopicSink::new(&kafka, &kafka.trace_topic).unwrap();
+    let b = KafkaTopicSink::new(&kafka, &kafka.trace_topic).unwrap();
     let tracer = AgentTracer::new(AgentTracerConfig {
         trace_name: "standalone".into(),
         kafka: Some(kafka.clone()),

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::kafka::{bootstrap, broker_script, consume_until, free_port};
-use observer::export::kafka::KafkaExporter;
+use observer::export::KafkaExporter;
 use observer::{audit, ActorContext, AuditSink, ChangeRecord, KafkaConfig, MemorySink, ObserverConfig, ResourceType};
 use serde_json::json;
 

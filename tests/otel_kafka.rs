@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::kafka::{bootstrap, broker_script, consume_until, Consumed};
-use observer::export::kafka::KafkaExporter;
+use observer::export::KafkaExporter;
 use observer::trace::{configure_tracing, otel_layer, KafkaSpanExporter, TracingConfig};
 use observer::{AuditSink, KafkaConfig, MemorySink, ObserverConfig};
 use serde_json::Value;

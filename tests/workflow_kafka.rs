@@ -7,9 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::kafka::Consumed;
-use observer::trace::{
-    KafkaWorkflowSink, MemoryWorkflowSink, TracerFactory, WorkflowEvent, WorkflowSink, WorkflowTracer,
-};
+use observer::export::KafkaTopicSink;
+use observer::trace::{MemoryWorkflowSink, TracerFactory, WorkflowEvent, WorkflowSink, WorkflowTracer};
 use observer::ObserverConfig;
 use serde_json::{json, Value};
 
@@ -142,7 +141,7 @@ fn a_factory_workflow_arrives_complete_in_order_with_every_field() {
 }
 
 /// Sends every event to Kafka and to memory, so the two can be compared byte for byte.
-struct Tee(KafkaWorkflowSink, MemoryWorkflowSink);
+struct Tee(KafkaTopicSink, MemoryWorkflowSink);
 
 impl WorkflowSink for Tee {
     fn send(&self, event: &WorkflowEvent, payload: &[u8]) {
@@ -162,7 +161,8 @@ impl WorkflowSink for Tee {
 #[test]
 fn kafka_messages_are_exactly_the_memory_sinks_json() {
     let config = init();
-    let kafka = KafkaWorkflowSink::new(config.kafka.as_ref().unwrap()).unwrap();
+    let kafka_config = config.kafka.as_ref().unwrap();
+    let kafka = KafkaTopicSink::new(kafka_config, &kafka_config.workflow_topic).unwrap();
     assert_eq!(kafka.topic(), WORKFLOW_TOPIC);
     assert_eq!(kafka.describe(), "kafka workflow-traces");
     let memory = MemoryWorkflowSink::new();

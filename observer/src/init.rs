@@ -20,7 +20,7 @@ pub(crate) struct Runtime {
     service: ServiceFields,
     pipeline: Pipeline,
     #[cfg(feature = "kafka")]
-    kafka: Option<crate::export::kafka::KafkaExporter>,
+    kafka: Option<crate::export::KafkaExporter>,
     sink_names: Vec<String>,
 }
 
@@ -240,9 +240,9 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     let kafka = if config.kafka_enabled {
         let mut kafka_config = config.kafka.clone().unwrap_or_default();
         kafka_config.spool_permissions.get_or_insert(config.file_permissions);
-        let exporter = crate::export::kafka::KafkaExporter::new(kafka_config)?;
+        let exporter = crate::export::KafkaExporter::new(kafka_config)?;
         exporter.initialize();
-        sinks.push(Arc::new(crate::export::kafka::KafkaSink::new(exporter.clone(), config.flush_timeout)));
+        sinks.push(Arc::new(crate::export::KafkaSink::new(exporter.clone(), config.flush_timeout)));
         Some(exporter)
     } else {
         None
@@ -337,7 +337,7 @@ pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
 /// direct exports should use it instead of creating producers of their own.
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-pub fn kafka_exporter() -> Option<crate::export::kafka::KafkaExporter> {
+pub fn kafka_exporter() -> Option<crate::export::KafkaExporter> {
     RUNTIME.load().as_ref().and_then(|r| r.kafka.clone())
 }
 

@@ -9,8 +9,6 @@ mod tracer;
 
 pub use factory::{AgentTrace, TracerFactory};
 pub use scope::{current_agent_tracer, with_current_agent, AgentScope};
-#[cfg(feature = "kafka")]
-pub use sink::KafkaTraceSink;
 pub use sink::{MemoryTraceSink, TraceEvent, TraceEventType, TraceSink};
 pub use tracer::{
     infer_component_type, AgentTotals, AgentTracer, AgentTracerConfig, ComponentStart, DEFAULT_PROJECT_NAME,

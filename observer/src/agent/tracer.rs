@@ -1081,12 +1081,12 @@ pub(crate) fn default_sink(kafka: Option<&KafkaConfig>) -> Result<Option<Arc<dyn
     #[cfg(feature = "kafka")]
     {
         if let Some(k) = kafka {
-            let sink = super::sink::KafkaTraceSink::new(k)?;
+            let sink = crate::export::KafkaTopicSink::new(k, &k.trace_topic)?;
             return Ok(Some(Arc::new(sink)));
         }
         Ok(crate::kafka_exporter().map(|e| {
             let topic = e.config().trace_topic.clone();
-            Arc::new(super::sink::KafkaTraceSink::with_exporter(e, topic)) as Arc<dyn TraceSink>
+            Arc::new(crate::export::KafkaTopicSink::from_exporter(e, topic)) as Arc<dyn TraceSink>
         }))
     }
     #[cfg(not(feature = "kafka"))]

@@ -8,14 +8,15 @@
 mod dispatcher;
 pub(crate) mod files;
 #[cfg(feature = "kafka")]
-#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-pub mod kafka;
+pub(crate) mod kafka;
 mod sinks;
-pub mod spool;
 
 pub use dispatcher::DispatchStats;
 pub(crate) use dispatcher::{emit_or_fallback, fallback_to_stderr};
 pub(crate) use dispatcher::{Pipeline, PipelineSettings};
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub use kafka::{ExportResult, KafkaExporter, KafkaSink, KafkaStats, KafkaTopicSink};
 pub use sinks::{FileSink, MemorySink, StdoutSink};
 
 use crate::audit::AuditEvent;

@@ -314,7 +314,7 @@ impl TracingConfig {
         }
         if let Some(topic) = &self.kafka_topic {
             #[cfg(feature = "otel-kafka")]
-            crate::trace::kafka_otlp::check_topic(topic)?;
+            crate::export::kafka::otlp::check_topic(topic)?;
             #[cfg(not(feature = "otel-kafka"))]
             return Err(ConfigurationError::new(
                 "kafka_topic",
@@ -489,7 +489,7 @@ fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<Installed, Ob
                  provider",
             )
         })?;
-        builder.with_batch_exporter(crate::trace::kafka_otlp::KafkaSpanExporter::new(kafka, topic.as_str())?)
+        builder.with_batch_exporter(crate::export::kafka::otlp::KafkaSpanExporter::new(kafka, topic.as_str())?)
     } else {
         builder
     };

@@ -7,8 +7,6 @@
 //!
 //! Custom spans are plain [`tracing`] spans: `tracing::info_span!("process-document", document_id = "doc-123")`.
 
-#[cfg(feature = "otel-kafka")]
-pub(crate) mod kafka_otlp;
 pub(crate) mod scope;
 
 #[cfg(feature = "otel")]
@@ -20,19 +18,13 @@ pub use crate::otel::{
 
 #[cfg(feature = "otel-kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]
-pub use kafka_otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
+pub use crate::export::kafka::otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
-#[cfg(feature = "kafka")]
-#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-pub use crate::agent::KafkaTraceSink;
 pub use crate::agent::{
     current_agent_tracer, infer_component_type, with_current_agent, AgentScope, AgentTotals, AgentTrace, AgentTracer,
     AgentTracerConfig, ComponentStart, MemoryTraceSink, TraceEvent, TraceEventType, TraceSink, TracerFactory,
     DEFAULT_PROJECT_NAME, DEFAULT_TRACE_TOPIC, MAX_EVENT_BYTES, MAX_WARNINGS,
 };
-#[cfg(feature = "kafka")]
-#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
-pub use crate::workflow::KafkaWorkflowSink;
 pub use crate::workflow::{
     current_workflow, trace_workflow, MemoryWorkflowSink, Step, StepRecord, StepStatus, WorkflowEvent,
     WorkflowEventType, WorkflowScope, WorkflowSink, WorkflowSummary, WorkflowTracer,

@@ -5,8 +5,6 @@ mod stream;
 mod tracer;
 
 pub(crate) use stream::default_workflow_sink;
-#[cfg(feature = "kafka")]
-pub use stream::KafkaWorkflowSink;
 pub use stream::{MemoryWorkflowSink, WorkflowEvent, WorkflowEventType, WorkflowSink};
 pub use tracer::{
     current_workflow, trace_workflow, Step, StepRecord, StepStatus, WorkflowScope, WorkflowSummary, WorkflowTracer,

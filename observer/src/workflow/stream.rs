@@ -1,6 +1,6 @@
 //! Where a [`WorkflowTracer`](crate::trace::WorkflowTracer)'s events go when it streams: the [`WorkflowEvent`] format
-//! (the reference Python SDK's workflow stream), the [`WorkflowSink`] trait, an in-memory sink for tests, and
-//! (feature `kafka`) the workflow topic through the process's shared producer.
+//! (the reference Python SDK's workflow stream), the [`WorkflowSink`] trait, an in-memory sink for tests. The Kafka
+//! sink (feature `kafka`) is `observer::export::KafkaTopicSink`, through the process's shared producer.
 //!
 //! A streaming workflow sends `workflow_start` when streaming begins, `step_start` / `step_end` for every step
 //! (however it runs and however it ends: [`Step`](crate::trace::Step) guard, `run_step`, `run_step_async`, `#[step]`,
@@ -216,88 +216,6 @@ impl WorkflowSink for MemoryWorkflowSink {
     }
 }
 
-#[cfg(feature = "kafka")]
-pub use kafka::KafkaWorkflowSink;
-
-#[cfg(feature = "kafka")]
-mod kafka {
-    use std::time::Duration;
-
-    use super::{WorkflowEvent, WorkflowSink};
-    use crate::agent::KafkaTraceSink;
-    use crate::config::KafkaConfig;
-    use crate::error::ExporterError;
-    use crate::export::kafka::KafkaExporter;
-
-    /// Streams workflow events to a Kafka topic, keyed by workflow id (so a workflow stays in one partition, in
-    /// order), with the headers `event_type` and `content-type: application/json`, through the same shared
-    /// producer as [`KafkaTraceSink`]: the exporter of `observer::init` when it is connected to the same bootstrap
-    /// servers, else one exporter per cluster shared by every tracer of the process.
-    #[derive(Clone)]
-    pub struct KafkaWorkflowSink {
-        inner: KafkaTraceSink,
-    }
-
-    impl std::fmt::Debug for KafkaWorkflowSink {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("KafkaWorkflowSink")
-                .field("topic", &self.inner.topic())
-                .field("exporter", self.inner.exporter())
-                .finish()
-        }
-    }
-
-    impl KafkaWorkflowSink {
-        /// A sink writing to `config.workflow_topic`, through the shared producer (see the type docs).
-        ///
-        /// # Errors
-        /// The [`KafkaExporter::new`] errors (invalid config, spool directory in use).
-        pub fn new(config: &KafkaConfig) -> Result<Self, ExporterError> {
-            Ok(Self { inner: KafkaTraceSink::on_topic(config, &config.workflow_topic)? })
-        }
-
-        /// A sink writing to `topic` through `exporter`.
-        pub fn with_exporter(exporter: KafkaExporter, topic: impl Into<String>) -> Self {
-            Self { inner: KafkaTraceSink::with_exporter(exporter, topic) }
-        }
-
-        /// The exporter the events go through.
-        pub fn exporter(&self) -> &KafkaExporter {
-            self.inner.exporter()
-        }
-
-        /// The topic.
-        pub fn topic(&self) -> &str {
-            self.inner.topic()
-        }
-    }
-
-    impl WorkflowSink for KafkaWorkflowSink {
-        fn send(&self, event: &WorkflowEvent, payload: &[u8]) {
-            let headers = [("event_type", event.event_type.as_str()), ("content-type", "application/json")];
-            let result = self.exporter().send(self.topic(), Some(&event.workflow_id), &headers, payload);
-            if !result.success {
-                // Only when the spool itself failed; the exporter has already written the event to stderr.
-                crate::diag::report!(
-                    ERROR,
-                    "workflow-event-unqueued",
-                    "workflow event could not be queued for Kafka topic `{}`: {:?}",
-                    self.topic(),
-                    result.error
-                );
-            }
-        }
-
-        fn flush(&self, timeout: Duration) -> Result<(), ExporterError> {
-            self.exporter().flush(timeout)
-        }
-
-        fn describe(&self) -> String {
-            format!("kafka {}", self.inner.topic())
-        }
-    }
-}
-
 /// The default workflow sink of a [`TracerFactory`](crate::trace::TracerFactory): Kafka `workflow_topic` (own config, or
 /// `observer::init`'s exporter), else none.
 pub(crate) fn default_workflow_sink(
@@ -306,11 +224,11 @@ pub(crate) fn default_workflow_sink(
     #[cfg(feature = "kafka")]
     {
         if let Some(k) = kafka {
-            return Ok(Some(Arc::new(KafkaWorkflowSink::new(k)?)));
+            return Ok(Some(Arc::new(crate::export::KafkaTopicSink::new(k, &k.workflow_topic)?)));
         }
         Ok(crate::kafka_exporter().map(|e| {
             let topic = e.config().workflow_topic.clone();
-            Arc::new(KafkaWorkflowSink::with_exporter(e, topic)) as Arc<dyn WorkflowSink>
+            Arc::new(crate::export::KafkaTopicSink::from_exporter(e, topic)) as Arc<dyn WorkflowSink>
         }))
     }
     #[cfg(not(feature = "kafka"))]

@@ -108,8 +108,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use base64::Engine as _;
 
-use super::files;
 use crate::config::FilePermissions;
+use crate::export::files;
 use serde::{Deserialize, Serialize};
 
 /// The name of the lock file inside the spool directory.
@@ -175,17 +175,20 @@ impl Segment {
     }
 
     /// Its sequence number (replay order: lower is older).
+    #[cfg(test)]
     pub fn sequence(&self) -> u64 {
         self.seq
     }
 
     /// Its size in bytes.
+    #[cfg(test)]
     pub fn size_bytes(&self) -> u64 {
         self.size
     }
 
     /// The number of complete (newline-terminated, non-blank) lines in it, i.e. the records it holds unless
     /// some of them are corrupt.
+    #[cfg(test)]
     pub fn records(&self) -> u64 {
         self.records
     }
@@ -250,6 +253,7 @@ impl Spool {
     ///
     /// Segments found on disk are all treated as sealed and count towards [`bytes`](Spool::bytes) and
     /// [`records`](Spool::records); new appends go to a fresh segment numbered after the highest one found.
+    #[cfg(test)]
     pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Spool, SpoolError> {
         Self::open_with_permissions(dir, max_bytes, FilePermissions::default())
     }
@@ -521,6 +525,7 @@ impl Spool {
 
     /// The directory segments are moved into by [`quarantine`](Spool::quarantine): `<dir>/quarantine`
     /// (created when first needed).
+    #[cfg(test)]
     pub fn quarantine_dir(&self) -> &Path {
         &self.quarantine.dir
     }
@@ -552,6 +557,7 @@ impl Spool {
     }
 
     /// The size limit given to [`open`](Spool::open).
+    #[cfg(test)]
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }

@@ -1,4 +1,4 @@
-//! Kafka export on `rdkafka`, with a durable disk [spool](super::spool) for whatever the broker has not
+//! Kafka export on `rdkafka`, with a durable disk spool for whatever the broker has not
 //! acknowledged. Feature `kafka`.
 //!
 //! # Delivery guarantees
@@ -25,7 +25,7 @@
 //!   newer live events.
 //!
 //! ```no_run
-//! use observer::export::kafka::KafkaExporter;
+//! use observer::export::KafkaExporter;
 //! use observer::{AuditEvent, KafkaConfig};
 //! # fn main() -> Result<(), observer::ExporterError> {
 //! let exporter = KafkaExporter::new(KafkaConfig { bootstrap_servers: "kafka:9092".into(), ..Default::default() })?;
@@ -55,10 +55,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::spool::{Segment, Spool, SpoolError, SpoolRecord};
-use super::{Record, Sink};
 use crate::audit::{AuditEvent, SCHEMA_VERSION};
 use crate::config::{KafkaConfig, SecurityProtocol, DEFAULT_SPOOL_DIR};
 use crate::error::ExporterError;
+use crate::export::{Record, Sink};
 
 /// Delivery tag of a live message.
 const LIVE: usize = 0;

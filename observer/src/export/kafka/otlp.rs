@@ -5,8 +5,8 @@
 //! [`KafkaSpanExporter`] is an OpenTelemetry SDK [`SpanExporter`] that sends through a [`KafkaExporter`] (the
 //! process's shared one: it never creates a producer of its own), so spans get the same delivery guarantees as
 //! audit events: `export` never blocks on the broker, and what cannot be delivered goes to the durable spool.
-//! [`TracingConfig::kafka_topic`](super::TracingConfig::kafka_topic) wires it into
-//! [`configure_tracing`](super::configure_tracing) / [`otel_layer`](super::otel_layer).
+//! [`TracingConfig::kafka_topic`](crate::trace::TracingConfig::kafka_topic) wires it into
+//! [`configure_tracing`](crate::trace::configure_tracing) / [`otel_layer`](crate::trace::otel_layer).
 
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
+use super::KafkaExporter;
 use crate::error::ConfigurationError;
-use crate::export::kafka::KafkaExporter;
 
 /// The default topic of OTLP-JSON spans: `genesis-otel`, the topic of the guide's collector pipeline.
 pub const DEFAULT_OTEL_TOPIC: &str = "genesis-otel";
@@ -47,7 +47,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// exporter down (its `shutdown` only flushes). `export` never blocks on the broker: undeliverable messages go
 /// to the exporter's durable spool.
 ///
-/// [`TracingConfig::kafka_topic`](super::TracingConfig::kafka_topic) installs it with the SDK's batch
+/// [`TracingConfig::kafka_topic`](crate::trace::TracingConfig::kafka_topic) installs it with the SDK's batch
 /// processor. To use your own tracer provider or your own exporter:
 ///
 /// ```no_run

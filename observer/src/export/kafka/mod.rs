@@ -1,0 +1,13 @@
+//! Kafka, in one place (feature `kafka`): the [`KafkaExporter`] with its durable disk spool, the audit sink
+//! [`KafkaSink`], the per-cluster producers shared by the tracers' event streams, the one topic sink of those
+//! streams ([`KafkaTopicSink`]) and (feature `otel-kafka`) OpenTelemetry spans as OTLP-JSON.
+
+mod exporter;
+#[cfg(feature = "otel-kafka")]
+pub(crate) mod otlp;
+mod producer;
+mod spool;
+mod topic;
+
+pub use exporter::{ExportResult, KafkaExporter, KafkaSink, KafkaStats};
+pub use topic::KafkaTopicSink;
