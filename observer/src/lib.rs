@@ -39,7 +39,6 @@ mod error;
 pub mod export;
 mod init;
 pub mod llm;
-#[cfg(feature = "otel")]
 mod otel;
 #[cfg(unix)]
 mod signals;

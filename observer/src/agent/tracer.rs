@@ -811,7 +811,7 @@ impl AgentTracer {
         let i = &self.inner;
         let otel_name = format!("invoke_agent {}", i.trace_name);
         let span = ::tracing::info_span!(parent: None, "agent_trace", otel.name = %otel_name);
-        let set = |k: &str, v: Value| crate::trace::set_span_attribute(&span, k, &v);
+        let set = |k: &str, v: Value| crate::otel::set_span_attribute(&span, k, &v);
         set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into());
         set(semconv::GEN_AI_AGENT_NAME, i.trace_name.clone().into());
         set("agent.trace_id", i.trace_id.clone().into());
@@ -839,7 +839,7 @@ impl AgentTracer {
             Some(p) => ::tracing::info_span!(parent: p, "agent_component", otel.name = %name),
             None => ::tracing::info_span!(parent: None, "agent_component", otel.name = %name),
         };
-        let set = |k: &str, v: Value| crate::trace::set_span_attribute(&span, k, &v);
+        let set = |k: &str, v: Value| crate::otel::set_span_attribute(&span, k, &v);
         set("component.id", id.into());
         set("component.type", kind.into());
         set("component.index", index.into());
@@ -1026,7 +1026,7 @@ impl Priced {
 }
 
 fn record_component_span(span: &::tracing::Span, kind: &str, priced: &Priced, error: Option<&str>) {
-    let set = |k: &str, v: Value| crate::trace::set_span_attribute(span, k, &v);
+    let set = |k: &str, v: Value| crate::otel::set_span_attribute(span, k, &v);
     if kind == "llm" || priced.model.is_some() {
         set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::CHAT.into());
     }
@@ -1058,12 +1058,12 @@ fn record_component_span(span: &::tracing::Span, kind: &str, priced: &Priced, er
         set(semconv::OBSERVER_COST_TRUSTED, false.into());
     }
     if let Some(e) = error {
-        crate::trace::set_span_error(span, e);
+        crate::otel::set_span_error(span, e);
     }
 }
 
 fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, error: Option<&str>) {
-    let set = |k: &str, v: Value| crate::trace::set_span_attribute(span, k, &v);
+    let set = |k: &str, v: Value| crate::otel::set_span_attribute(span, k, &v);
     set(semconv::GEN_AI_USAGE_INPUT_TOKENS, totals.input_tokens.into());
     set(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, totals.output_tokens.into());
     set(semconv::GEN_AI_COST, totals.total_cost.into());
@@ -1072,7 +1072,7 @@ fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, error: Option
     }
     set("agent.total_spans", totals.spans.into());
     if let Some(e) = error {
-        crate::trace::set_span_error(span, e);
+        crate::otel::set_span_error(span, e);
     }
 }
 

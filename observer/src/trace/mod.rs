@@ -11,10 +11,10 @@ pub(crate) mod scope;
 
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
-pub use crate::otel::{
-    configure_tracing, flush_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout, OtlpProtocol,
-    TracingConfig,
-};
+pub use crate::config::{OtlpProtocol, TracingConfig};
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub use crate::otel::{configure_tracing, flush_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout};
 
 #[cfg(feature = "otel-kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]
@@ -29,23 +29,3 @@ pub use crate::workflow::{
     current_workflow, trace_workflow, MemoryWorkflowSink, Step, StepRecord, StepStatus, WorkflowEvent,
     WorkflowEventType, WorkflowScope, WorkflowSink, WorkflowSummary, WorkflowTracer,
 };
-
-/// A span attribute value.
-pub type AttrValue = serde_json::Value;
-
-/// Sets an attribute on `span`'s OpenTelemetry span (no-op without the `otel` feature or without an
-/// OpenTelemetry layer). Values: strings, numbers and booleans map to OTEL scalars; anything else to its JSON text.
-pub(crate) fn set_span_attribute(span: &::tracing::Span, key: &str, value: &AttrValue) {
-    #[cfg(feature = "otel")]
-    crate::otel::set_span_attribute(span, key, value);
-    #[cfg(not(feature = "otel"))]
-    let _ = (span, key, value);
-}
-
-/// Marks `span`'s OpenTelemetry span as failed with `message` (no-op without the `otel` feature).
-pub(crate) fn set_span_error(span: &::tracing::Span, message: &str) {
-    #[cfg(feature = "otel")]
-    crate::otel::set_span_error(span, message);
-    #[cfg(not(feature = "otel"))]
-    let _ = (span, message);
-}

@@ -1,0 +1,471 @@
+//! [`TracingConfig`] and [`OtlpProtocol`] (feature `otel`): where spans go, from code and the standard `OTEL_*`
+//! environment variables. The OpenTelemetry pipeline built from it lives in `crate::otel`.
+
+use std::str::FromStr;
+
+use super::env::{self, Env};
+use super::ObserverConfig;
+use crate::error::ConfigurationError;
+#[cfg(doc)]
+use crate::trace::{configure_tracing, flush_tracing, otel_layer, shutdown_tracing};
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OtlpProtocol {
+    /// OTLP over HTTP/1.1 with protobuf bodies (`POST {endpoint}/v1/traces`), default port 4318.
+    #[default]
+    HttpProtobuf,
+    /// OTLP over gRPC (HTTP/2), default port 4317. Needs the `otel-grpc` cargo feature.
+    Grpc,
+}
+
+impl OtlpProtocol {
+    /// The name used by `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` or `grpc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpProtobuf => "http/protobuf",
+            Self::Grpc => "grpc",
+        }
+    }
+
+    /// The OTLP default endpoint of this transport (a collector on this host).
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            Self::HttpProtobuf => "http://localhost:4318",
+            Self::Grpc => "http://localhost:4317",
+        }
+    }
+}
+
+/// `http/protobuf` or `grpc` (any case), the spellings of `OTEL_EXPORTER_OTLP_PROTOCOL`. `http/json` is refused.
+impl FromStr for OtlpProtocol {
+    type Err = ConfigurationError;
+
+    fn from_str(value: &str) -> Result<Self, ConfigurationError> {
+        const FIELD: &str = "protocol";
+        match value.trim().to_ascii_lowercase().as_str() {
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            "grpc" => Ok(Self::Grpc),
+            "http/json" => {
+                Err(ConfigurationError::new(FIELD, "`http/json` is not supported; use `http/protobuf` or `grpc`"))
+            }
+            other => Err(ConfigurationError::new(
+                FIELD,
+                format!("unknown protocol `{other}`; expected `http/protobuf` or `grpc`"),
+            )),
+        }
+    }
+}
+
+/// Settings of [`configure_tracing`] / [`otel_layer`]: the guide's `configure_logfire(service_name=..,
+/// send_to_logfire=..)`. Build it with `..Default::default()`.
+///
+/// ```no_run
+/// use observer::trace::{configure_tracing, TracingConfig};
+///
+/// # fn main() -> Result<(), observer::ObserverError> {
+/// let _guard = observer::init(observer::ObserverConfig::default())?;
+/// configure_tracing(TracingConfig {
+///     service_name: "my-agent".into(),
+///     // The guide's OpenTelemetry Collector (see `otel-collector-config.yaml`), OTLP over HTTP/protobuf.
+///     otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+///     ..Default::default()
+/// })?;
+/// {
+///     let _span = tracing::info_span!("process-document", document_id = "doc-123").entered();
+///     tracing::info!(pages = 10, "Document processed");
+/// }
+/// Ok(())
+/// } // the guard's drop flushes the audit events and shuts the span exporter down (bounded)
+/// ```
+///
+/// [`configure_tracing`] applies the [environment](TracingConfig::apply_env) on top of these values. Then spans go:
+/// * with an explicit endpoint ([`otlp_endpoint`](Self::otlp_endpoint) / [`traces_endpoint`](Self::traces_endpoint),
+///   or the `OTEL_EXPORTER_OTLP_*` variables) → there, whatever `send_to_logfire` says;
+/// * with no endpoint and `send_to_logfire == false` (the default, the guide's "keep data local") → nowhere: no
+///   OpenTelemetry layer is installed at all (spans only reach the optional console layer);
+/// * with no endpoint and `send_to_logfire == true` → the OTLP default endpoint, `http://localhost:4318`
+///   (`http://localhost:4317` for gRPC): a collector next to the service. There is no vendor default.
+///
+/// With [`kafka_topic`](Self::kafka_topic) set (feature `otel-kafka`), spans also go to that Kafka topic as
+/// OTLP-JSON, whatever the above says (and only there when no endpoint applies).
+///
+/// Spans are batched (the SDK's batch span processor on its own thread; the `OTEL_BSP_*` variables apply) and sent
+/// every 5 s, on [`observer::flush`](crate::flush) / [`flush_tracing`], on [`shutdown_tracing`] and when the
+/// [`ObserverGuard`](crate::ObserverGuard) is dropped.
+///
+/// Transports: OTLP HTTP/protobuf (uncompressed) always; OTLP gRPC with the `otel-grpc` cargo feature (tonic, run
+/// on a small dedicated Tokio runtime, so it works from a plain `fn main` as well as inside Tokio). HTTP endpoints
+/// may be `http://` or `https://` (TLS through the system's OpenSSL and its root certificates); gRPC is plaintext,
+/// so `https://` with gRPC is refused: send to a collector nearby and let it forward over TLS.
+#[derive(Debug, Clone)]
+pub struct TracingConfig {
+    /// `service.name` of the resource. Default `"autonomize-service"`. Env `OTEL_SERVICE_NAME`.
+    pub service_name: String,
+    /// `service.version`. Default `"1.0.0"`.
+    pub service_version: String,
+    /// `deployment.environment` (and `deployment.environment.name`). Default `"production"`.
+    pub environment: String,
+    /// The guide's switch. `false` (default, "keep data local"): spans are exported only when an endpoint is
+    /// configured explicitly. `true`: with no endpoint, spans go to the OTLP default endpoint of
+    /// [`protocol`](Self::protocol) (`http://localhost:4318`).
+    pub send_to_logfire: bool,
+    /// The OTLP base endpoint, e.g. `http://127.0.0.1:4318` (HTTP; `/v1/traces` is appended unless present) or
+    /// `http://127.0.0.1:4317` (gRPC). Env `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+    /// The full traces URL, used as is (wins over [`otlp_endpoint`](Self::otlp_endpoint)). Env
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+    pub traces_endpoint: Option<String>,
+    /// The transport. Default HTTP/protobuf. Env `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub protocol: OtlpProtocol,
+    /// Also print spans and events to stderr (a `tracing_subscriber::fmt` layer, filtered by `RUST_LOG` when set,
+    /// else by [`level`](Self::level)). Only [`configure_tracing`] installs it. Default `false`.
+    pub console: bool,
+    /// The most verbose level that is exported. Default `INFO` (`info_span!`, `#[instrument]`). Spans of the
+    /// exporter's own stack (`h2`, `hyper`, `reqwest`, `tonic`, `tower`, `opentelemetry*`) are never exported.
+    pub level: ::tracing::Level,
+    /// Further resource attributes (e.g. `("service.namespace", "genesis")`). Env `OTEL_RESOURCE_ATTRIBUTES`.
+    pub resource_attributes: Vec<(String, String)>,
+    /// Export spans as OTLP-JSON to this Kafka topic through the process's shared Kafka exporter; requires
+    /// `observer::init` with Kafka enabled first, or pass an exporter (build a `KafkaSpanExporter` from your own
+    /// `KafkaExporter` and add it to your own tracer provider). Each export batch is one message in the format
+    /// of the OpenTelemetry Collector's Kafka exporter with `encoding: otlp_json` (`genesis-otel` in the guide's
+    /// `otel-collector-config.yaml`), so no collector is needed. In addition to an OTLP endpoint when one is
+    /// configured, else instead of it; independent of `send_to_logfire`. The audit and trace stream topics are
+    /// refused. Needs the `otel-kafka` cargo feature. Default `None`.
+    pub kafka_topic: Option<String>,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self::from_observer(&ObserverConfig::default())
+    }
+}
+
+impl TracingConfig {
+    /// The service fields and `send_to_logfire` of an [`ObserverConfig`], the rest default, so that audit
+    /// events and spans name the same service.
+    pub fn from_observer(config: &ObserverConfig) -> Self {
+        Self {
+            service_name: config.service_name.clone(),
+            service_version: config.service_version.clone(),
+            environment: config.environment.clone(),
+            send_to_logfire: config.send_to_logfire,
+            otlp_endpoint: None,
+            traces_endpoint: None,
+            protocol: OtlpProtocol::HttpProtobuf,
+            console: false,
+            level: ::tracing::Level::INFO,
+            resource_attributes: Vec::new(),
+            kafka_topic: None,
+        }
+    }
+
+    /// Applies the standard OpenTelemetry environment variables. As with [`ObserverConfig::apply_env`], the
+    /// environment wins over values set in code, so that operators can redirect a deployed service. Empty
+    /// values count as unset.
+    ///
+    /// | variable | field |
+    /// |---|---|
+    /// | `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, values percent-decoded) | `service.name` → `service_name`, `service.version` → `service_version`, `deployment.environment.name` or `deployment.environment` → `environment`, any other key → `resource_attributes` |
+    /// | `OTEL_SERVICE_NAME` (wins over `service.name` above) | `service_name` |
+    /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` |
+    /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `traces_endpoint` |
+    /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (the latter wins) | `protocol` |
+    /// | `OTEL_SDK_DISABLED=true` | exports nothing: clears `otlp_endpoint`, `traces_endpoint`, `kafka_topic`, `send_to_logfire` |
+    ///
+    /// The exporter itself also reads `OTEL_EXPORTER_OTLP_HEADERS` (HTTP only), `OTEL_EXPORTER_OTLP_TIMEOUT` and
+    /// the batch processor's `OTEL_BSP_*`.
+    ///
+    /// # Errors
+    /// A [`ConfigurationError`] naming the variable.
+    pub fn apply_env(self) -> Result<Self, ConfigurationError> {
+        self.apply_env_from(&env::process)
+    }
+
+    /// [`apply_env`](Self::apply_env) with a custom variable lookup.
+    ///
+    /// # Errors
+    /// As [`apply_env`](Self::apply_env).
+    pub fn apply_env_from(mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigurationError> {
+        let env = Env::otel(lookup);
+        if let Some(attrs) = env.parse_with("OTEL_RESOURCE_ATTRIBUTES", parse_resource_attributes)? {
+            let mut env_name = None;
+            for (key, value) in attrs {
+                match key.as_str() {
+                    "service.name" => self.service_name = value,
+                    "service.version" => self.service_version = value,
+                    "deployment.environment.name" => env_name = Some(value),
+                    "deployment.environment" => {
+                        if env_name.is_none() {
+                            self.environment = value;
+                        }
+                    }
+                    _ => {
+                        self.resource_attributes.retain(|(k, _)| *k != key);
+                        self.resource_attributes.push((key, value));
+                    }
+                }
+            }
+            if let Some(name) = env_name {
+                self.environment = name;
+            }
+        }
+        if let Some(v) = env.string("OTEL_SERVICE_NAME") {
+            self.service_name = v.trim().to_owned();
+        }
+        if let Some(v) = env.parse_with("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)? {
+            self.otlp_endpoint = Some(v);
+        }
+        if let Some(v) = env.parse_with("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)? {
+            self.traces_endpoint = Some(v);
+        }
+        for var in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+            if let Some(p) = env.choice(var)? {
+                self.protocol = p;
+            }
+        }
+        if env.strict_bool("OTEL_SDK_DISABLED")? == Some(true) {
+            // The specification's kill switch: nothing is exported, whatever code and the other variables say.
+            self.otlp_endpoint = None;
+            self.traces_endpoint = None;
+            self.send_to_logfire = false;
+            self.kafka_topic = None;
+        }
+        Ok(self)
+    }
+
+    /// Checks every field; the error names the first invalid one.
+    pub fn validate(&self) -> Result<(), ConfigurationError> {
+        for (field, v) in [
+            ("service_name", &self.service_name),
+            ("service_version", &self.service_version),
+            ("environment", &self.environment),
+        ] {
+            if v.trim().is_empty() {
+                return Err(ConfigurationError::new(field, "must not be empty"));
+            }
+        }
+        if let Some(e) = &self.otlp_endpoint {
+            check_endpoint(e).map_err(|m| ConfigurationError::new("otlp_endpoint", m))?;
+        }
+        if let Some(e) = &self.traces_endpoint {
+            check_endpoint(e).map_err(|m| ConfigurationError::new("traces_endpoint", m))?;
+        }
+        if self.protocol == OtlpProtocol::Grpc {
+            for (field, e) in [("otlp_endpoint", &self.otlp_endpoint), ("traces_endpoint", &self.traces_endpoint)] {
+                if e.as_deref().is_some_and(|e| e.trim().starts_with("https://")) {
+                    return Err(ConfigurationError::new(
+                        field,
+                        "OTLP gRPC over TLS is not built in: use `http/protobuf` for an https endpoint (TLS through \
+                         the system's OpenSSL), or a local collector over http://",
+                    ));
+                }
+            }
+        }
+        if self.protocol == OtlpProtocol::Grpc && !cfg!(feature = "otel-grpc") {
+            return Err(ConfigurationError::new(
+                "protocol",
+                "OTLP gRPC needs the `otel-grpc` cargo feature of observer; or use `http/protobuf` (port 4318)",
+            ));
+        }
+        if let Some((k, _)) = self.resource_attributes.iter().find(|(k, _)| k.trim().is_empty()) {
+            return Err(ConfigurationError::new("resource_attributes", format!("empty attribute key `{k}`")));
+        }
+        if let Some(topic) = &self.kafka_topic {
+            #[cfg(feature = "otel-kafka")]
+            crate::export::kafka::otlp::check_topic(topic)?;
+            #[cfg(not(feature = "otel-kafka"))]
+            return Err(ConfigurationError::new(
+                "kafka_topic",
+                format!("exporting spans to Kafka topic `{topic}` needs the `otel-kafka` cargo feature of observer"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where spans are sent, without looking at the environment: the traces URL for HTTP (`…/v1/traces`), the
+    /// endpoint for gRPC, or `None` when nothing is exported (no endpoint and `send_to_logfire == false`).
+    pub fn export_endpoint(&self) -> Option<String> {
+        if let Some(url) = &self.traces_endpoint {
+            return Some(url.trim().to_owned());
+        }
+        let base = match &self.otlp_endpoint {
+            Some(e) => e.trim(),
+            None if self.send_to_logfire => self.protocol.default_endpoint(),
+            None => return None,
+        };
+        Some(match self.protocol {
+            OtlpProtocol::HttpProtobuf => {
+                let base = base.trim_end_matches('/');
+                if base.ends_with("/v1/traces") {
+                    base.to_owned()
+                } else {
+                    format!("{base}/v1/traces")
+                }
+            }
+            OtlpProtocol::Grpc => base.to_owned(),
+        })
+    }
+}
+
+/// `k=v,k2=v2` with percent-encoded values (the W3C Baggage octet format of `OTEL_RESOURCE_ATTRIBUTES`).
+fn parse_resource_attributes(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(format!("`{pair}` is not `key=value`"));
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(format!("`{pair}` has an empty key"));
+        }
+        let v = v.trim();
+        // `percent_decode_str` passes a malformed escape through as is; the format does not allow one.
+        let malformed =
+            v.split('%').skip(1).any(|rest| !rest.get(..2).is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
+        if malformed {
+            return Err(format!("bad percent-encoding in `{v}`"));
+        }
+        let decoded = percent_encoding::percent_decode_str(v)
+            .decode_utf8()
+            .map_err(|_| format!("`{v}` does not decode to UTF-8"))?;
+        out.push((k.to_owned(), decoded.into_owned()));
+    }
+    Ok(out)
+}
+
+/// An endpoint from the environment, checked and trimmed.
+fn endpoint(value: &str) -> Result<String, String> {
+    check_endpoint(value)?;
+    Ok(value.trim().to_owned())
+}
+
+/// An `http[s]://host[:port][/path]` URL: no user info, query or fragment, no blank in it, a port other than 0.
+fn check_endpoint(value: &str) -> Result<(), String> {
+    let value = value.trim();
+    let example = "(e.g. http://127.0.0.1:4318)";
+    // The URL parser drops tabs and newlines and encodes blanks; here they are mistakes.
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{value}` has no valid host"));
+    }
+    let url = url::Url::parse(value).map_err(|e| format!("`{value}` is not a URL {example}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{value}` is not an http:// or https:// URL {example}"));
+    }
+    if url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{value}` has no valid host"));
+    }
+    if url.port() == Some(0) {
+        return Err(format!("`{value}` has an invalid port `0`"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{value}` must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::tests::table;
+
+    #[test]
+    fn env_wins_and_resource_attributes_are_parsed() {
+        let c = TracingConfig { service_name: "code".into(), ..Default::default() }
+            .apply_env_from(&table(&[
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "service.name=attrs,service.version=2.0.0,deployment.environment=staging,team=a%2Cb%20c",
+                ),
+                ("OTEL_SERVICE_NAME", "from-env"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ]))
+            .unwrap();
+        assert_eq!(c.service_name, "from-env");
+        assert_eq!(c.service_version, "2.0.0");
+        assert_eq!(c.environment, "staging");
+        assert_eq!(c.resource_attributes, vec![("team".to_owned(), "a,b c".to_owned())]);
+        assert_eq!(c.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(c.export_endpoint().as_deref(), Some("http://collector:4318/v1/traces"));
+        // `deployment.environment.name` wins over the older key, in any order; empty values are unset.
+        let c = TracingConfig::default()
+            .apply_env_from(&table(&[
+                ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=new,deployment.environment=old"),
+                ("OTEL_SERVICE_NAME", " "),
+            ]))
+            .unwrap();
+        assert_eq!(c.environment, "new");
+        assert_eq!(c.service_name, "autonomize-service");
+        let full = TracingConfig::default()
+            .apply_env_from(&table(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://gw:8080/custom")]))
+            .unwrap();
+        assert_eq!(full.export_endpoint().as_deref(), Some("http://gw:8080/custom"));
+    }
+
+    #[test]
+    fn otel_sdk_disabled_exports_nothing() {
+        let config = TracingConfig {
+            otlp_endpoint: Some("http://collector:4318".into()),
+            send_to_logfire: true,
+            ..Default::default()
+        };
+        let on = config.clone().apply_env_from(&table(&[("OTEL_SDK_DISABLED", "false")])).unwrap();
+        assert_eq!(on.export_endpoint().as_deref(), Some("http://collector:4318/v1/traces"));
+        let off = config
+            .clone()
+            .apply_env_from(&table(&[("OTEL_SDK_DISABLED", "TRUE"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]))
+            .unwrap();
+        assert_eq!(off.export_endpoint(), None);
+        let err = config.apply_env_from(&table(&[("OTEL_SDK_DISABLED", "yes")])).unwrap_err();
+        assert_eq!(err.field, "OTEL_SDK_DISABLED");
+    }
+
+    #[test]
+    fn bad_values_name_the_field_or_variable() {
+        let field = |c: TracingConfig| c.validate().unwrap_err().field;
+        let ep = |e: &str| TracingConfig { otlp_endpoint: Some(e.into()), ..Default::default() };
+        assert_eq!(field(ep("localhost:4318")), "otlp_endpoint");
+        assert_eq!(field(ep("http://")), "otlp_endpoint");
+        assert_eq!(field(ep("http://host:99999")), "otlp_endpoint");
+        assert_eq!(field(ep("http://ho st:4318")), "otlp_endpoint");
+        ep("https://collector:4318").validate().unwrap();
+        let grpc_tls = TracingConfig { protocol: OtlpProtocol::Grpc, ..ep("https://collector:4317") };
+        let err = grpc_tls.validate().unwrap_err();
+        assert!(err.message.contains("TLS") && err.field == "otlp_endpoint", "{err}");
+        assert_eq!(field(ep("ftp://collector:4318")), "otlp_endpoint");
+        ep("http://127.0.0.1:4318").validate().unwrap();
+        ep("http://[::1]:4318/").validate().unwrap();
+        ep("http://[::1]").validate().unwrap();
+        assert_eq!(field(ep("http://[::1")), "otlp_endpoint");
+        assert_eq!(field(TracingConfig { service_name: " ".into(), ..Default::default() }), "service_name");
+        let env_err = |pairs| TracingConfig::default().apply_env_from(&table(pairs)).unwrap_err().field;
+        assert_eq!(env_err(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]), "OTEL_EXPORTER_OTLP_PROTOCOL");
+        assert_eq!(env_err(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp")]), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+        assert_eq!(env_err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector")]), "OTEL_EXPORTER_OTLP_ENDPOINT");
+        assert_eq!(env_err(&[("OTEL_RESOURCE_ATTRIBUTES", "novalue")]), "OTEL_RESOURCE_ATTRIBUTES");
+        assert_eq!(env_err(&[("OTEL_RESOURCE_ATTRIBUTES", "k=%zz")]), "OTEL_RESOURCE_ATTRIBUTES");
+        let grpc = TracingConfig { protocol: OtlpProtocol::Grpc, ..Default::default() };
+        assert_eq!(grpc.validate().is_ok(), cfg!(feature = "otel-grpc"));
+    }
+
+    #[test]
+    fn export_endpoint_follows_send_to_logfire() {
+        assert_eq!(TracingConfig::default().export_endpoint(), None, "keep data local");
+        let on = TracingConfig { send_to_logfire: true, ..Default::default() };
+        assert_eq!(on.export_endpoint().as_deref(), Some("http://localhost:4318/v1/traces"));
+        let grpc = TracingConfig { send_to_logfire: true, protocol: OtlpProtocol::Grpc, ..Default::default() };
+        assert_eq!(grpc.export_endpoint().as_deref(), Some("http://localhost:4317"));
+        let explicit = TracingConfig { otlp_endpoint: Some("http://c:4318/v1/traces".into()), ..Default::default() };
+        assert_eq!(explicit.export_endpoint().as_deref(), Some("http://c:4318/v1/traces"));
+        let from_observer = TracingConfig::from_observer(&ObserverConfig {
+            service_name: "svc".into(),
+            send_to_logfire: true,
+            ..Default::default()
+        });
+        assert_eq!((from_observer.service_name.as_str(), from_observer.send_to_logfire), ("svc", true));
+    }
+}
