@@ -135,7 +135,7 @@ use ::tracing::Instrument;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::workflow_stream::{Stream, WorkflowSink};
+use super::stream::{Stream, WorkflowSink};
 use crate::otel::{set_span_attribute, set_span_error};
 
 /// The error recorded for a step that panicked.
