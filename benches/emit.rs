@@ -25,7 +25,7 @@ fn emit(c: &mut Criterion) {
     })
     .expect("init");
     observer::set_actor_context(Some(
-        ActorContext::new("user-123").with_email("user@example.com").with_roles(["admin", "analyst"]),
+        ActorContext::new("user-123").email("user@example.com").roles(["admin", "analyst"]),
     ));
 
     let mut g = c.benchmark_group("emit");

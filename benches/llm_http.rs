@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use observer::llm::http::LlmMiddleware;
+use observer::llm::LlmMiddleware;
 use reqwest_middleware::ClientWithMiddleware;
 use tracing_subscriber::layer::SubscriberExt;
 

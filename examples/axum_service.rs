@@ -34,7 +34,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use observer::actor::jwks::JwksCache;
+use observer::actor::JwksCache;
 use observer::web::{ClientIp, InvalidTokenPolicy, ObserverLayer};
 use observer::{audit, get_actor_context, ActorScopeExt, AuditSink, ObserverConfig, ResourceType};
 use serde_json::{json, Value};

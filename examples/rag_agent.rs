@@ -21,7 +21,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs,
 };
 use async_openai::Client;
-use observer::llm::http::LlmLayer;
+use observer::llm::LlmLayer;
 use observer::ObserverConfig;
 use tower::{Layer, ServiceExt};
 use tracing::Instrument;

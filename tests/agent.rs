@@ -380,10 +380,10 @@ fn a_tracer_dropped_without_end_ends_its_trace() {
 #[test]
 fn custom_extractors_and_llm_call_and_custom_events() {
     let sink = MemoryTraceSink::new();
-    let extractors = observer::llm::usage::Extractors::builtin().with(|node: &serde_json::Map<String, Value>| {
+    let extractors = observer::llm::Extractors::builtin().extractor(|node: &serde_json::Map<String, Value>| {
         let n = node.get("my_tokens")?.as_u64()?;
-        Some(observer::llm::usage::LlmInfo {
-            usage: Some(observer::llm::usage::TokenUsage::new(n, n)),
+        Some(observer::llm::LlmInfo {
+            usage: Some(observer::llm::TokenUsage::new(n, n)),
             model: Some("gpt-4o".into()),
             provider: None,
         })

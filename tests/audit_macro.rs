@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use observer::{audit, ActorContext, AuditEvent, MemorySink, ObserverGuard};
+use observer::export::MemorySink;
+use observer::{audit, ActorContext, AuditEvent, ObserverGuard};
 use serde_json::Value;
 
 static OBSERVER: LazyLock<(MemorySink, ObserverGuard)> = LazyLock::new(|| {
@@ -158,7 +159,7 @@ fn err_is_recorded_as_failure_and_returned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_fn_carries_the_actor_of_its_scope() {
     sink();
-    let actor = ActorContext::new("am-user-async").with_email("async@example.com");
+    let actor = ActorContext::new("am-user-async").email("async@example.com");
     let doc = tokio::spawn(observer::with_actor(actor, async { read_doc("am-async-1".into()).await }))
         .await
         .expect("task")

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use observer::export::Record;
-use observer::{audit, AuditError, AuditSink, ExporterError, MemorySink, ObserverConfig, ResourceType, Sink};
+use observer::export::{MemorySink, Sink};
+use observer::{audit, AuditError, AuditSink, ExporterError, ObserverConfig, ResourceType};
 
 /// Blocks in `write` until released, so the queue fills up; fails every 2nd write after release.
 #[derive(Debug, Default)]
@@ -211,13 +212,13 @@ fn sdk_events_child() {
     audit::log_create(ResourceType::File, "queued").emit().expect("queued");
     assert!(matches!(audit::log_create(ResourceType::File, "x").emit(), Err(AuditError::QueueFull { .. })));
 
-    observer::llm::http::record_llm_call(&observer::llm::http::LlmCall {
+    observer::llm::record_llm_call(&observer::llm::LlmCall {
         provider: "openai".into(),
         model: "gpt-4o".into(),
         log_interaction: Some(true),
         ..Default::default()
     });
-    let verifier = observer::TokenVerifier::hmac_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+    let verifier = observer::actor::TokenVerifier::hmac_secret(b"0123456789abcdef0123456789abcdef").unwrap();
     let app = axum::Router::new()
         .route("/documents", axum::routing::get(|| async { "ok" }))
         .layer(observer::web::ObserverLayer::new(verifier));

@@ -356,7 +356,8 @@ fn amounts_have_at_most_ten_decimals() {
 /// rates of these two models are the same in the crate's data).
 #[test]
 fn every_usage_kind_is_priced_at_its_rate() {
-    use observer::cost::{calculate_cost_usage, TokenUsage};
+    use observer::calculate_cost_usage;
+    use observer::llm::TokenUsage;
     let usage = TokenUsage {
         input_tokens: 2000,
         output_tokens: 500,
@@ -396,7 +397,8 @@ fn absurd_counts_are_bounded_and_not_trusted() {
 /// 'claude-3-5-sonnet-20241022', provider_id='anthropic').input_price` → 0.00765 (1000×3 + 600×3.75 + 400×6 per M).
 #[test]
 fn one_hour_cache_writes_are_priced_at_their_rate() {
-    use observer::cost::{calculate_cost_usage, TokenUsage};
+    use observer::calculate_cost_usage;
+    use observer::llm::TokenUsage;
     let usage = TokenUsage {
         input_tokens: 2000,
         cache_creation_tokens: 1000,

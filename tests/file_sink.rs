@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use observer::config::FilePermissions;
 use observer::export::Record;
-use observer::{audit, AuditSink, ExporterError, ObserverConfig, ResourceType, Sink};
+use observer::export::Sink;
+use observer::{audit, AuditSink, ExporterError, ObserverConfig, ResourceType};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

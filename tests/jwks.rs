@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use observer::actor::jwks::JwksCache;
+use observer::actor::JwksCache;
 use observer::TokenError;
 use serde_json::{json, Value};
 
@@ -248,7 +248,8 @@ async fn standard_claims_are_checked() {
             .expect("cache");
         assert!(es_cache.verify(&es256).await.is_ok(), "ES256 once allowed");
 
-        let leeway_cache = JwksCache::keycloak(&issuer).audience(AUDIENCE).leeway(0).build().expect("cache");
+        let leeway_cache =
+            JwksCache::keycloak(&issuer).audience(AUDIENCE).leeway(Duration::ZERO).build().expect("cache");
         assert_eq!(leeway_cache.verify(&sign(KID, &within_leeway)).await, Err(TokenError::Expired));
         assert_eq!(server.hits(), 3, "one fetch per cache");
     })

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::kafka::{bootstrap, broker_script, consume_until, free_port};
-use observer::export::KafkaExporter;
-use observer::{audit, ActorContext, AuditSink, ChangeRecord, KafkaConfig, MemorySink, ObserverConfig, ResourceType};
+use observer::export::{KafkaExporter, MemorySink};
+use observer::{audit, ActorContext, AuditSink, ChangeRecord, KafkaConfig, ObserverConfig, ResourceType};
 use serde_json::json;
 
 const AUDIT_TOPIC: &str = "observer-test-audit";
@@ -47,7 +47,7 @@ fn every_helper_event_arrives_with_the_guides_json() {
     init_with_kafka();
     // Unique per run: the topic keeps earlier runs' messages while the broker lives.
     let doc = format!("kafka-doc-{}-{}", std::process::id(), observer::audit::new_event_id());
-    let actor = ActorContext::new("kafka-user").with_email("user@example.com").with_roles(["admin"]);
+    let actor = ActorContext::new("kafka-user").email("user@example.com").roles(["admin"]);
     let events = observer::actor::with_actor_sync(actor, || {
         vec![
             audit::log_create(ResourceType::Document, doc.as_str()).resource_name("Project Proposal").emit().unwrap(),
@@ -136,7 +136,7 @@ fn a_missing_topic_is_reported_and_its_events_are_kept() {
     assert!(started.elapsed() < Duration::from_secs(10), "reported, not hung");
     exporter.check_topic(AUDIT_TOPIC, Duration::from_secs(10)).expect("an existing topic passes");
 
-    let event = audit::AuditEvent::new(
+    let event = observer::AuditEvent::new(
         observer::AuditEventType::DataModification,
         observer::AuditAction::Create,
         ResourceType::File,
@@ -174,7 +174,7 @@ fn broker_absent_at_start_gets_everything_once_started() {
     const N: usize = 1_000;
     let ids: Vec<String> = (0..N)
         .map(|i| {
-            let e = audit::AuditEvent::new(
+            let e = observer::AuditEvent::new(
                 observer::AuditEventType::DataAccess,
                 observer::AuditAction::Read,
                 ResourceType::File,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until};
 use observer::config::FilePermissions;
-use observer::{audit, AuditSink, KafkaConfig, MemorySink, ObserverConfig, ResourceType};
+use observer::export::MemorySink;
+use observer::{audit, AuditSink, KafkaConfig, ObserverConfig, ResourceType};
 
 /// Its own topic: 100,000 events here would slow down every other test reading `observer-test-audit` from the start.
 const TOPIC: &str = "observer-test-bulk";

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::kafka::{bootstrap, broker_script, consume_until};
-use observer::{audit, AuditSink, KafkaConfig, MemorySink, ObserverConfig, ResourceType};
+use observer::export::MemorySink;
+use observer::{audit, AuditSink, KafkaConfig, ObserverConfig, ResourceType};
 
 const TOPIC: &str = "observer-test-outage";
 const N: usize = 100_000;

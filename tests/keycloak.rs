@@ -9,9 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use observer::actor::TokenVerifier;
 use observer::{
     get_actor_context, set_actor_context, set_actor_from_keycloak_token, ActorContext, ClaimMappings, TokenError,
-    TokenVerifier, Verify,
+    Verify,
 };
 use serde_json::{json, Value};
 
@@ -141,27 +142,22 @@ fn custom_mapping_from_the_guide() {
     assert_eq!(actor.email.as_deref(), Some("user@example.com"));
     assert_eq!(actor.roles, ["read", "write"]);
 
-    // The same through the config map, and through `with`.
-    let config = [("actor_id", "user_id"), ("email", "user_email"), ("roles", "permissions")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    assert_eq!(ClaimMappings::from_config(&config).expect("from_config"), mappings);
-    let with = ClaimMappings::default()
-        .with("actor_id", "user_id")
-        .and_then(|m| m.with("email", "user_email"))
-        .and_then(|m| m.with("roles", "permissions"))
-        .expect("with");
-    assert_eq!(with, mappings);
+    // The same through `map`, one field at a time.
+    let mapped = ClaimMappings::default()
+        .map("actor_id", "user_id")
+        .and_then(|m| m.map("email", "user_email"))
+        .and_then(|m| m.map("roles", "permissions"))
+        .expect("map");
+    assert_eq!(mapped, mappings);
 }
 
 #[test]
 fn client_roles_are_merged_with_realm_roles() {
-    let mappings = ClaimMappings::default().with_client_roles("my-app").expect("client roles");
+    let mappings = ClaimMappings::default().client_roles("my-app").expect("client roles");
     let actor = ActorContext::from_keycloak_token(&keycloak_claims(), Some(&mappings)).expect("actor");
     assert_eq!(actor.roles, ["admin", "user", "editor"]);
 
-    let only_client = ClaimMappings::default().with("roles", "resource_access.my-app.roles").expect("mapping");
+    let only_client = ClaimMappings::default().map("roles", "resource_access.my-app.roles").expect("mapping");
     let actor = ActorContext::from_keycloak_token(&keycloak_claims(), Some(&only_client)).expect("actor");
     assert_eq!(actor.roles, ["editor"]);
 }
@@ -181,7 +177,7 @@ fn missing_actor_id_is_missing_claim() {
     assert_eq!(err, TokenError::MissingClaim("sub".into()));
     let err = ActorContext::from_keycloak_token(&json!({"sub": {"id": 1}}), Some(&defaults)).expect_err("object sub");
     assert_eq!(err, TokenError::MissingClaim("sub".into()));
-    let custom = ClaimMappings::default().with("actor_id", "user.id").expect("mapping");
+    let custom = ClaimMappings::default().map("actor_id", "user.id").expect("mapping");
     let err = ActorContext::from_keycloak_token(&json!({"sub": "x"}), Some(&custom)).expect_err("no user.id");
     assert_eq!(err, TokenError::MissingClaim("user.id".into()));
     // a numeric id is accepted
@@ -198,14 +194,12 @@ fn non_object_claims_are_malformed() {
 }
 
 #[test]
-fn invalid_mapping_config_names_the_field_and_the_valid_names() {
-    let config = [("user_name".to_owned(), "preferred_username".to_owned())].into_iter().collect();
-    let err = ClaimMappings::from_config(&config).expect_err("unknown field");
+fn invalid_mapping_names_the_field_and_the_valid_names() {
+    let err = ClaimMappings::from_pairs([("user_name", "preferred_username")]).expect_err("unknown field");
     assert_eq!(err.field, "keycloak_claim_mappings.user_name");
     assert!(err.message.contains("username") && err.message.contains("actor_id"), "{}", err.message);
 
-    let config = [("email".to_owned(), " ".to_owned())].into_iter().collect();
-    let err = ClaimMappings::from_config(&config).expect_err("empty path");
+    let err = ClaimMappings::from_pairs([("email", " ")]).expect_err("empty path");
     assert_eq!(err.field, "keycloak_claim_mappings.email");
 }
 
@@ -362,7 +356,7 @@ fn expired_and_not_yet_valid_tokens_are_refused() {
     claims["exp"] = json!(now() - 10);
     let token = sign(Algorithm::RS256, None, &claims);
     assert!(rsa_verifier().verify(&token).is_ok(), "10 s past exp is inside the 60 s default leeway");
-    assert_eq!(rsa_verifier().leeway(0).verify(&token), Err(TokenError::Expired));
+    assert_eq!(rsa_verifier().leeway(std::time::Duration::ZERO).verify(&token), Err(TokenError::Expired));
 
     let mut claims = keycloak_claims();
     claims["nbf"] = json!(now() + 3600);
@@ -410,7 +404,7 @@ fn alg_none_tokens_are_refused_even_with_skip() {
             assert_eq!(rsa_verifier().verify(&token), Err(TokenError::UnsignedToken));
             assert_eq!(jwks_verifier().verify(&token), Err(TokenError::UnsignedToken));
             assert_eq!(set_actor_from_keycloak_token(&token, &Verify::Skip), Err(TokenError::UnsignedToken));
-            assert_eq!(observer::actor::jwt::decode_unverified(&token), Err(TokenError::UnsignedToken));
+            assert_eq!(observer::actor::decode_unverified(&token), Err(TokenError::UnsignedToken));
         }
     }
     assert_eq!(get_actor_context(), None);
@@ -616,13 +610,9 @@ fn unusable_keys_are_invalid_key() {
 }
 
 #[test]
-fn init_config_mappings_are_validated_and_used_for_raw_tokens() {
-    // An invalid mapping is a configuration error of `validate` (and so of `init`).
-    let bad = observer::ObserverConfig {
-        keycloak_claim_mappings: [("role".to_owned(), "realm_access.roles".to_owned())].into_iter().collect(),
-        ..Default::default()
-    };
-    let err = bad.validate().expect_err("unknown field");
+fn init_config_mappings_are_used_for_raw_tokens() {
+    // An invalid mapping is refused when the mappings are built, before any config holds them.
+    let err = ClaimMappings::from_pairs([("role", "realm_access.roles")]).expect_err("unknown field");
     assert_eq!(err.field, "keycloak_claim_mappings.role");
 
     // The process-wide init of this test binary maps one field no other test looks at through `None`/raw tokens.
@@ -630,8 +620,8 @@ fn init_config_mappings_are_validated_and_used_for_raw_tokens() {
     GUARD.get_or_init(|| {
         observer::init(observer::ObserverConfig {
             service_name: "keycloak-tests".into(),
-            audit_sink: observer::AuditSink::Memory(observer::MemorySink::new()),
-            keycloak_claim_mappings: [("ip_address".to_owned(), "clientAddress".to_owned())].into_iter().collect(),
+            audit_sink: observer::AuditSink::Memory(observer::export::MemorySink::new()),
+            keycloak_claim_mappings: ClaimMappings::from_pairs([("ip_address", "clientAddress")]).expect("mappings"),
             ..Default::default()
         })
         .expect("init")

@@ -15,9 +15,10 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::otlp::{OtlpReceiver, ReceivedSpan};
-use observer::llm::http::{record_llm_call, LlmCall, LlmLayer, LlmMiddleware, TokenUsage};
+use observer::export::MemorySink;
+use observer::llm::{record_llm_call, LlmCall, LlmLayer, LlmMiddleware, TokenUsage};
 use observer::trace::{configure_tracing, TracingConfig};
-use observer::{AuditSink, MemorySink, ObserverConfig, ObserverGuard};
+use observer::{AuditSink, ObserverConfig, ObserverGuard};
 use tower::{Layer, Service, ServiceExt};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -468,7 +469,7 @@ async fn anthropic_stream_through_the_http_layer() {
         cache_creation_tokens: 100,
         ..Default::default()
     };
-    let cost = observer::cost::calculate_cost_usage("anthropic", "claude-3-5-sonnet-20241022", &usage);
+    let cost = observer::calculate_cost_usage("anthropic", "claude-3-5-sonnet-20241022", &usage);
     assert_eq!(float(span, "gen_ai.cost"), Some(cost.total_cost));
 }
 

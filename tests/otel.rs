@@ -279,7 +279,7 @@ fn child_own_subscriber_then_init() {
     }
     tracing_subscriber::fmt().with_writer(std::io::stdout).with_ansi(false).init();
     let guard = observer::init(observer::ObserverConfig {
-        audit_sink: observer::AuditSink::Memory(observer::MemorySink::new()),
+        audit_sink: observer::AuditSink::Memory(observer::export::MemorySink::new()),
         ..Default::default()
     })
     .expect("init");
@@ -321,7 +321,7 @@ fn child_init_twice_with_an_endpoint() {
     if std::env::var_os("OBSERVER_EXAMPLE_CHILD").is_none() {
         return;
     }
-    let memory = || observer::AuditSink::Memory(observer::MemorySink::new());
+    let memory = || observer::AuditSink::Memory(observer::export::MemorySink::new());
     let _guard = observer::init(observer::ObserverConfig { audit_sink: memory(), ..Default::default() }).expect("init");
     let second = observer::init(observer::ObserverConfig { audit_sink: memory(), ..Default::default() });
     assert_eq!(second.expect("init").status(), observer::InitStatus::AlreadyInitialized);

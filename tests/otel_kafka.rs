@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::kafka::{bootstrap, broker_script, consume_until, Consumed};
-use observer::export::KafkaExporter;
+use observer::export::{KafkaExporter, MemorySink};
 use observer::trace::{configure_tracing, otel_layer, KafkaSpanExporter, TracingConfig};
-use observer::{AuditSink, KafkaConfig, MemorySink, ObserverConfig};
+use observer::{AuditSink, KafkaConfig, ObserverConfig};
 use serde_json::Value;
 
 const TOPIC: &str = "genesis-otel";

@@ -6,8 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::otlp::OtlpReceiver;
+use observer::export::MemorySink;
 use observer::trace::{configure_tracing, otel_layer, shutdown_tracing, TracingConfig};
-use observer::{AuditSink, MemorySink, ObserverConfig};
+use observer::{AuditSink, ObserverConfig};
 use tracing_subscriber::layer::SubscriberExt;
 
 const WAIT: Duration = Duration::from_secs(15);

@@ -5,7 +5,7 @@
 //! Bedrock Converse, LangChain `AIMessage`s serialised with `model_dump`), with cache and reasoning counts filled
 //! in where the documented example has zeros.
 
-use observer::llm::usage::{detect_provider, extract_llm_info, Extractors, LlmInfo, TokenUsage};
+use observer::llm::{detect_provider, extract_llm_info, Extractors, LlmInfo, TokenUsage};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -151,7 +151,7 @@ fn detect_provider_by_data_and_family() {
 #[test]
 fn custom_extractor_closure() {
     // A made-up shape: {"engine": ..., "meter": {"in": .., "out": .., "from_cache": ..}}.
-    let extractors = Extractors::builtin().with(|node: &Map<String, Value>| {
+    let extractors = Extractors::builtin().extractor(|node: &Map<String, Value>| {
         let meter = node.get("meter")?.as_object()?;
         let count = |key: &str| meter.get(key).and_then(Value::as_u64).unwrap_or(0);
         Some(LlmInfo {
@@ -283,7 +283,7 @@ proptest! {
 
     #[test]
     fn arbitrary_json_never_panics_and_is_normalised(value in arbitrary_json()) {
-        let extractors = Extractors::builtin().with(|node: &Map<String, Value>| {
+        let extractors = Extractors::builtin().extractor(|node: &Map<String, Value>| {
             // A sloppy custom extractor: unnormalised counts.
             let n = node.get("content")?.as_u64()?;
             Some(LlmInfo { usage: Some(TokenUsage { cached_tokens: n, reasoning_tokens: n, ..TokenUsage::default() }), model: None, provider: None })
@@ -319,7 +319,7 @@ fn distinct_sibling_usages_are_summed() {
 
 #[test]
 fn absurd_counts_are_capped_and_flagged() {
-    use observer::llm::usage::MAX_TOKEN_COUNT;
+    use observer::cost::MAX_TOKEN_COUNT;
     let found = extract_llm_info(&json!({"prompt_tokens": 1e300, "completion_tokens": 5})).usage.expect("usage");
     assert_eq!(found.input_tokens, MAX_TOKEN_COUNT);
     assert!(found.capped);

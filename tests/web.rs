@@ -19,9 +19,10 @@ use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use observer::actor::jwks::JwksCache;
+use observer::actor::JwksCache;
+use observer::actor::TokenVerifier;
 use observer::web::{ClientIp, InvalidTokenPolicy, ObserverLayer};
-use observer::{audit, get_actor_context, ActorScopeExt, AuditEvent, ResourceType, TokenVerifier};
+use observer::{audit, get_actor_context, ActorScopeExt, AuditEvent, ResourceType};
 use serde_json::{json, Value};
 
 const RSA_PRIVATE: &[u8] = include_bytes!("data/jwt/rsa_private.pem");

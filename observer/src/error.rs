@@ -91,7 +91,7 @@ pub enum ExporterError {
     UnknownTopic(String),
     /// A sink delivered only part of what it had buffered: the first `delivered` records it accepted since its
     /// previous flush reached the destination; the sink itself wrote the rest to the stderr fallback. Returned by
-    /// [`Sink::flush`](crate::Sink::flush) so that the pipeline's counters stay exact.
+    /// [`Sink::flush`](crate::export::Sink::flush) so that the pipeline's counters stay exact.
     #[error("{source} ({delivered} records delivered, the rest written to the stderr fallback)")]
     PartialFlush {
         /// How many of the records accepted since the previous flush reached the destination, in order.

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use crate::actor::ClaimMappings;
 use crate::audit::AuditEvent;
 use crate::config::{AuditSink, ObserverConfig};
 use crate::error::{AuditError, ExporterError, ObserverError};
@@ -16,7 +15,6 @@ use crate::export::{DispatchStats, FileSink, Pipeline, PipelineSettings, Sink, S
 #[derive(Debug)]
 pub(crate) struct Runtime {
     pub(crate) config: ObserverConfig,
-    pub(crate) claim_mappings: ClaimMappings,
     service: ServiceFields,
     pipeline: Pipeline,
     #[cfg(feature = "kafka")]
@@ -230,7 +228,6 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     // With an OTLP endpoint (or `send_to_logfire`), the span exporter too; the guard shuts it down.
     #[cfg(feature = "otel")]
     crate::otel::configure_from_init(&config)?;
-    let claim_mappings = ClaimMappings::from_config(&config.keycloak_claim_mappings)?;
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     if let Some(sink) = embedded_sink(&config)? {
         sinks.push(sink);
@@ -264,7 +261,6 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     let service = ServiceFields::new(&config);
     let runtime = Arc::new(Runtime {
         config,
-        claim_mappings,
         service,
         pipeline,
         #[cfg(feature = "kafka")]
@@ -349,8 +345,8 @@ pub(crate) fn llm_http_flags() -> Option<(bool, bool, bool)> {
 }
 
 /// The configured Keycloak claim mappings (the defaults before [`init`]).
-pub(crate) fn claim_mappings() -> ClaimMappings {
-    RUNTIME.load().as_ref().map(|r| r.claim_mappings.clone()).unwrap_or_default()
+pub(crate) fn claim_mappings() -> crate::ClaimMappings {
+    RUNTIME.load().as_ref().map(|r| r.config.keycloak_claim_mappings.clone()).unwrap_or_default()
 }
 
 /// Hands a finished event to the pipeline (filling in the service fields), or writes it synchronously when

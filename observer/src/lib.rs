@@ -14,7 +14,7 @@
 //!     ..Default::default()
 //! })?;
 //!
-//! observer::set_actor_context(Some(ActorContext::new("user-123").with_email("user@example.com")));
+//! observer::set_actor_context(Some(ActorContext::new("user-123").email("user@example.com")));
 //! let event = audit::log_read(ResourceType::Document, "doc-123").emit()?;
 //! assert_eq!(event.actor.as_ref().map(|a| a.actor_id.as_str()), Some("user-123"));
 //!
@@ -51,18 +51,16 @@ mod workflow;
 #[doc(hidden)]
 pub mod __private;
 
-pub use actor::{
-    get_actor_context, register_actor_provider, set_actor_context, set_actor_from_keycloak_token, with_actor,
-    ActorContext, ActorScopeExt, ClaimMappings, TokenVerifier, Verify,
+pub use actor::context::{
+    get_actor_context, register_actor_provider, set_actor_context, with_actor, ActorContext, ActorScopeExt,
 };
-pub use audit::{
-    get_audit_logger, AuditAction, AuditEvent, AuditEventType, AuditLogger, AuditOutcome, AuditSeverity, ChangeRecord,
-    ResourceType,
-};
+pub use actor::keycloak::{set_actor_from_keycloak_token, ClaimMappings, Verify};
+pub use audit::builder::{get_audit_logger, AuditLogger};
+pub use audit::event::{AuditEvent, ChangeRecord};
+pub use audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 pub use config::{AuditSink, KafkaConfig, ObserverConfig, Secret};
-pub use cost::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
+pub use cost::price::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};
-pub use export::{DispatchStats, MemorySink, Sink};
 #[cfg(feature = "kafka")]
 pub use init::kafka_exporter;
 pub use init::{configure, exit, flush, init, is_initialized, shutdown, stats, InitStatus, ObserverGuard};

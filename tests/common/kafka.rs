@@ -127,7 +127,7 @@ pub fn init_observer(service_name: &str) -> &'static observer::ObserverConfig {
             let spool = tempfile::tempdir().expect("spool dir");
             let config = observer::ObserverConfig {
                 service_name: service_name.into(),
-                audit_sink: observer::AuditSink::Memory(observer::MemorySink::new()),
+                audit_sink: observer::AuditSink::Memory(observer::export::MemorySink::new()),
                 kafka_enabled: true,
                 kafka: Some(observer::KafkaConfig {
                     bootstrap_servers: bootstrap(),

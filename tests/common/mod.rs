@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use observer::{AuditEvent, AuditSink, MemorySink, ObserverConfig, ObserverGuard};
+use observer::export::MemorySink;
+use observer::{AuditEvent, AuditSink, ObserverConfig, ObserverGuard};
 
 /// The memory sink of this test binary's process-wide `init` (tests in one binary share it).
 #[allow(dead_code)]

@@ -89,7 +89,8 @@ impl std::fmt::Debug for ActorContext {
 }
 
 impl ActorContext {
-    /// A user actor with the given id; other fields can be set with struct update syntax or the `with_*` methods.
+    /// A user actor with the given id; other fields can be set with struct update syntax or the builder methods
+    /// (`ActorContext::new("u").email("u@example.com")`).
     pub fn new(actor_id: impl Into<String>) -> Self {
         Self { actor_id: actor_id.into(), ..Self::default() }
     }
@@ -106,19 +107,19 @@ impl ActorContext {
     }
 
     /// Sets the e-mail address.
-    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+    pub fn email(mut self, email: impl Into<String>) -> Self {
         self.email = Some(email.into());
         self
     }
 
     /// Sets the display name.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+    pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
     /// Sets the roles.
-    pub fn with_roles<I, S>(mut self, roles: I) -> Self
+    pub fn roles<I, S>(mut self, roles: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -128,19 +129,19 @@ impl ActorContext {
     }
 
     /// Sets the session id.
-    pub fn with_session_id(mut self, session_id: impl Into<String>) -> Self {
+    pub fn session_id(mut self, session_id: impl Into<String>) -> Self {
         self.session_id = Some(session_id.into());
         self
     }
 
     /// Sets the client IP address.
-    pub fn with_ip_address(mut self, ip: impl Into<String>) -> Self {
+    pub fn ip_address(mut self, ip: impl Into<String>) -> Self {
         self.ip_address = Some(ip.into());
         self
     }
 
     /// Sets the client user agent.
-    pub fn with_user_agent(mut self, ua: impl Into<String>) -> Self {
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = Some(ua.into());
         self
     }

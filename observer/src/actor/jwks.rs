@@ -1,44 +1,4 @@
-//! A JWKS cache: verifies JWTs against the signing keys an identity provider publishes (feature `jwks`).
-//!
-//! [`JwksCache`] fetches a JWKS document over HTTP(S) — for Keycloak `{issuer}/protocol/openid-connect/certs` —
-//! keeps the keys, and verifies tokens with the same checks as [`TokenVerifier`] (it builds one from each fetched
-//! document with [`TokenVerifier::from_jwks`]):
-//!
-//! - **Unknown `kid`**: a token signed with a key the cache does not hold triggers one refetch (Keycloak has
-//!   rotated its keys), then is verified again. Refetches are rate-limited ([`min_refresh_interval`], 30 s by
-//!   default): a flood of tokens with made-up `kid`s costs at most one fetch per interval, and concurrent misses
-//!   wait for and share a single fetch.
-//! - **Maximum age**: keys older than [`max_age`] (10 minutes by default) are refreshed by the next verification
-//!   (one caller fetches; the others go on with the cached keys meanwhile).
-//! - **Failures are not fatal**: a failed fetch (timeout, HTTP error, a document without usable keys) keeps the
-//!   keys already cached and is reported with a `tracing` warning. Only when no keys were ever fetched does
-//!   verification fail, with [`TokenError::KeysUnavailable`].
-//! - **Algorithms**: RS256 unless [`algorithms`] says otherwise. `alg: none` is always refused, and HMAC
-//!   algorithms (`HS*`) are never allowed with a JWKS: symmetric (`kty: oct`) entries of a document are dropped.
-//!
-//! Fetching needs a Tokio runtime (the HTTP client is `reqwest`). TLS is the system's OpenSSL (native-tls).
-//!
-//! Tokens, keys and URL credentials never appear in errors, logs or `Debug` output.
-//!
-//! [`min_refresh_interval`]: JwksCacheBuilder::min_refresh_interval
-//! [`max_age`]: JwksCacheBuilder::max_age
-//! [`algorithms`]: JwksCacheBuilder::algorithms
-//!
-//! # Examples
-//!
-//! ```no_run
-//! use observer::actor::jwks::JwksCache;
-//! use observer::ActorContext;
-//!
-//! # async fn run(raw_jwt: &str) -> Result<(), Box<dyn std::error::Error>> {
-//! // JWKS at https://keycloak.example.com/realms/acme/protocol/openid-connect/certs, `iss` must match.
-//! let cache = JwksCache::keycloak("https://keycloak.example.com/realms/acme").audience("my-api").build()?;
-//! cache.refresh().await?; // optional: fail fast at start-up if Keycloak is unreachable
-//!
-//! let claims = cache.verify(raw_jwt).await?; // a leading `Bearer ` is accepted
-//! let actor = ActorContext::from_keycloak_token(&claims, None)?;
-//! # Ok(()) }
-//! ```
+//! The JWKS cache (feature `jwks`): [`JwksCache`] and its builder.
 
 use std::fmt;
 use std::sync::Arc;
@@ -47,17 +7,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use serde_json::Value;
 
-use crate::actor::jwt::{Algorithm, TokenVerifier, DEFAULT_LEEWAY_SECS};
+use crate::actor::jwt::{Algorithm, TokenVerifier};
 use crate::error::{ConfigurationError, TokenError};
-
-/// Default least time between two fetches caused by unknown `kid`s (or between retries after a failure).
-pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Default age after which cached keys are refreshed.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(600);
-
-/// Default timeout of one fetch (connecting, sending, reading the whole body).
-pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest JWKS document accepted (Keycloak's is a few kilobytes).
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -94,7 +45,7 @@ pub struct JwksCacheBuilder {
     url: String,
     issuers: Vec<String>,
     audiences: Vec<String>,
-    leeway: u64,
+    leeway: Duration,
     algorithms: Vec<Algorithm>,
     min_refresh_interval: Duration,
     max_age: Duration,
@@ -122,11 +73,11 @@ impl JwksCacheBuilder {
             url,
             issuers: Vec::new(),
             audiences: Vec::new(),
-            leeway: DEFAULT_LEEWAY_SECS,
+            leeway: TokenVerifier::DEFAULT_LEEWAY,
             algorithms: vec![Algorithm::RS256],
-            min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
-            max_age: DEFAULT_MAX_AGE,
-            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            min_refresh_interval: JwksCache::DEFAULT_MIN_REFRESH_INTERVAL,
+            max_age: JwksCache::DEFAULT_MAX_AGE,
+            fetch_timeout: JwksCache::DEFAULT_FETCH_TIMEOUT,
         }
     }
 
@@ -145,10 +96,10 @@ impl JwksCacheBuilder {
         self
     }
 
-    /// Clock-skew allowance for `exp` and `nbf` in seconds (default
-    /// [`crate::actor::jwt::DEFAULT_LEEWAY_SECS`], at most a day).
-    pub fn leeway(mut self, secs: u64) -> Self {
-        self.leeway = secs;
+    /// Clock-skew allowance for `exp` and `nbf`, in whole seconds (a fraction is dropped; default
+    /// [`TokenVerifier::DEFAULT_LEEWAY`], at most a day).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
         self
     }
 
@@ -268,7 +219,7 @@ struct Inner {
     client: reqwest::Client,
     issuers: Vec<String>,
     audiences: Vec<String>,
-    leeway: u64,
+    leeway: Duration,
     algorithms: Vec<Algorithm>,
     min_refresh_interval: Duration,
     max_age: Duration,
@@ -276,7 +227,7 @@ struct Inner {
     fetch: tokio::sync::Mutex<FetchState>,
 }
 
-/// Verifies JWTs against a JWKS fetched over HTTP(S) and cached; see the [module docs](self).
+/// Verifies JWTs against a JWKS fetched over HTTP(S) and cached; see the [`actor` module docs](crate::actor#jwks-cache-feature-jwks).
 ///
 /// `Clone` is cheap (an `Arc`), and the cache is `Send + Sync`: build one at start-up and share it between
 /// requests, e.g. through `observer::web::ObserverLayer` (feature `web`).
@@ -302,6 +253,15 @@ impl fmt::Debug for JwksCache {
 }
 
 impl JwksCache {
+    /// Default least time between two fetches caused by unknown `kid`s (or between retries after a failure): 30 s.
+    pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+    /// Default age after which cached keys are refreshed: 10 minutes.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(600);
+
+    /// Default timeout of one fetch (connecting, sending, reading the whole body): 5 s.
+    pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
     /// A cache for a Keycloak realm: keys from `{issuer}/protocol/openid-connect/certs`, and `iss` must equal
     /// `issuer` (e.g. `https://keycloak.example.com/realms/acme`; a trailing `/` is ignored). Add an
     /// [`audience`](JwksCacheBuilder::audience), then [`build`](JwksCacheBuilder::build).

@@ -1,28 +1,8 @@
-//! Raw JWT handling: [`decode_unverified`] for tokens an API gateway has already verified, and [`TokenVerifier`]
-//! for verifying the signature and the standard claims yourself (RS256/ES256/HS256 keys or a JWKS document).
-//!
-//! Both are building blocks: [`set_actor_from_keycloak_token`](crate::set_actor_from_keycloak_token) uses them,
-//! and so can a web layer or a JWKS cache. Every failure is a distinct [`TokenError`]; no error ever contains
-//! the token itself.
-//!
-//! # Examples
-//!
-//! ```no_run
-//! use observer::actor::jwt::TokenVerifier;
-//!
-//! # fn main() -> Result<(), observer::TokenError> {
-//! # let jwks_json = serde_json::json!({"keys": []});
-//! # let raw_jwt = "";
-//! // Keycloak publishes its keys at {issuer}/protocol/openid-connect/certs.
-//! let verifier = TokenVerifier::from_jwks(&jwks_json)?
-//!     .issuer("https://keycloak.example.com/realms/acme")
-//!     .audience("my-api");
-//! let claims = verifier.verify(raw_jwt)?; // serde_json::Value, always an object
-//! # Ok(()) }
-//! ```
+//! Raw JWT handling: [`decode_unverified`] and [`TokenVerifier`].
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -36,9 +16,6 @@ use crate::error::TokenError;
 
 /// Re-exported from `jsonwebtoken` for [`TokenVerifier::from_key`] and [`TokenVerifier::algorithms`].
 pub use jsonwebtoken::{Algorithm, DecodingKey};
-
-/// Default clock-skew allowance for `exp` and `nbf`, in seconds.
-pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 
 /// Largest accepted leeway; larger values are clamped to it (a day of clock skew is a broken clock).
 const MAX_LEEWAY_SECS: u64 = 86_400;
@@ -153,7 +130,7 @@ fn echo(value: &str) -> String {
 ///
 /// # Examples
 /// ```
-/// use observer::actor::jwt::decode_unverified;
+/// use observer::actor::decode_unverified;
 ///
 /// // {"alg":"RS256","typ":"JWT"} . {"sub":"user-123"} . (a signature nobody checks here)
 /// let token = "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2ln";
@@ -329,13 +306,16 @@ fn map_jwt_error(err: &jsonwebtoken::errors::Error, alg: Algorithm) -> TokenErro
 }
 
 impl TokenVerifier {
+    /// Default clock-skew allowance for `exp` and `nbf`: 60 seconds.
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
     fn single(key: DecodingKey, family: AlgorithmFamily, alg: Option<Algorithm>, default_alg: Algorithm) -> Self {
         Self {
             keys: Keys::Single(VerifierKey { kid: None, key, family, alg }),
             algorithms: vec![default_alg],
             issuers: Vec::new(),
             audiences: Vec::new(),
-            leeway: DEFAULT_LEEWAY_SECS,
+            leeway: Self::DEFAULT_LEEWAY.as_secs(),
         }
     }
 
@@ -418,7 +398,7 @@ impl TokenVerifier {
             algorithms: vec![Algorithm::RS256, Algorithm::ES256],
             issuers: Vec::new(),
             audiences: Vec::new(),
-            leeway: DEFAULT_LEEWAY_SECS,
+            leeway: Self::DEFAULT_LEEWAY.as_secs(),
         })
     }
 
@@ -439,10 +419,11 @@ impl TokenVerifier {
         self
     }
 
-    /// Clock-skew allowance for `exp` and `nbf` in seconds (default [`DEFAULT_LEEWAY_SECS`], at most a day).
+    /// Clock-skew allowance for `exp` and `nbf`, in whole seconds (a fraction is dropped; default
+    /// [`DEFAULT_LEEWAY`](Self::DEFAULT_LEEWAY), at most a day).
     #[must_use]
-    pub fn leeway(mut self, secs: u64) -> Self {
-        self.leeway = secs.min(MAX_LEEWAY_SECS);
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway.as_secs().min(MAX_LEEWAY_SECS);
         self
     }
 
@@ -628,6 +609,6 @@ mod tests {
     #[test]
     fn leeway_is_clamped() {
         let Ok(v) = TokenVerifier::hmac_secret("s") else { panic!("hmac verifier") };
-        assert_eq!(v.leeway(u64::MAX).leeway, MAX_LEEWAY_SECS);
+        assert_eq!(v.leeway(Duration::MAX).leeway, MAX_LEEWAY_SECS);
     }
 }

@@ -1,128 +1,13 @@
-//! Keycloak JWT claims → [`ActorContext`].
-//!
-//! [`ClaimMappings`] say which claim feeds which actor field, as dotted paths into the claims object. The default
-//! is Keycloak's layout:
-//!
-//! | field             | claim path                                         |
-//! |-------------------|----------------------------------------------------|
-//! | `actor_id`        | `sub` (required)                                   |
-//! | `email`           | `email`                                            |
-//! | `name`            | `name`                                             |
-//! | `username`        | `preferred_username`                               |
-//! | `roles`           | `realm_access.roles`                               |
-//! | `groups`          | `groups`                                           |
-//! | `tenant_id`       | `tenant_id`                                        |
-//! | `organization_id` | `organization_id`                                  |
-//! | `session_id`      | `session_state`, else `sid`                        |
-//!
-//! `actor_type` (default `"user"`), `ip_address` and `user_agent` are unmapped unless you map them. Client roles
-//! live at `resource_access.<client>.roles`: merge them into `roles` with
-//! [`ClaimMappings::with_client_roles`] or a mapping value listing several paths.
-//!
-//! Three ways in:
-//! - [`ActorContext::from_keycloak_token`] for claims you already hold as JSON;
-//! - [`set_actor_from_keycloak_token`] for a raw JWT (an `Authorization` header value), which decodes — or with
-//!   [`Verify::With`] verifies — it, builds the actor with the mappings configured at [`init`](crate::init)
-//!   (`keycloak_claim_mappings`) and makes it the current actor;
-//! - [`TokenVerifier`] and [`decode_unverified`](crate::actor::jwt::decode_unverified) on their own.
-//!
-//! # Examples
-//!
-//! The default mapping, with the guide's Keycloak payload:
-//!
-//! ```
-//! use observer::{ActorContext, ClaimMappings};
-//! use serde_json::json;
-//!
-//! let jwt_payload = json!({
-//!     "sub": "user-123",
-//!     "email": "user@example.com",
-//!     "name": "John Doe",
-//!     "preferred_username": "johndoe",
-//!     "realm_access": {"roles": ["admin", "user"]},
-//!     "groups": ["/org/engineering"],
-//! });
-//! let actor = ActorContext::from_keycloak_token(&jwt_payload, Some(&ClaimMappings::default()))?;
-//! assert_eq!(actor.actor_id, "user-123");
-//! assert_eq!(actor.actor_type, "user");
-//! assert_eq!(actor.email.as_deref(), Some("user@example.com"));
-//! assert_eq!(actor.username.as_deref(), Some("johndoe"));
-//! assert_eq!(actor.roles, ["admin", "user"]);
-//! assert_eq!(actor.groups, ["/org/engineering"]);
-//! observer::set_actor_context(Some(actor));
-//! # observer::set_actor_context(None);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! Custom claim mappings override the default per field:
-//!
-//! ```
-//! use observer::{ActorContext, ClaimMappings};
-//! use serde_json::json;
-//!
-//! let jwt_payload = json!({
-//!     "user_id": "user-123",
-//!     "user_email": "user@example.com",
-//!     "permissions": ["read", "write"],
-//! });
-//! let mappings =
-//!     ClaimMappings::from_pairs([("actor_id", "user_id"), ("email", "user_email"), ("roles", "permissions")])?;
-//! let actor = ActorContext::from_keycloak_token(&jwt_payload, Some(&mappings))?;
-//! assert_eq!(actor.actor_id, "user-123");
-//! assert_eq!(actor.email.as_deref(), Some("user@example.com"));
-//! assert_eq!(actor.roles, ["read", "write"]);
-//!
-//! // Realm roles plus the roles of one client:
-//! let mappings = ClaimMappings::default().with_client_roles("my-client")?;
-//! let claims = json!({
-//!     "sub": "u1",
-//!     "realm_access": {"roles": ["user"]},
-//!     "resource_access": {"my-client": {"roles": ["editor"]}, "other": {"roles": ["x"]}},
-//! });
-//! assert_eq!(ActorContext::from_keycloak_token(&claims, Some(&mappings))?.roles, ["user", "editor"]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! From a raw token that the API gateway has already verified:
-//!
-//! ```
-//! use observer::{get_actor_context, set_actor_from_keycloak_token, Verify};
-//!
-//! // {"alg":"RS256","typ":"JWT"} . {"sub":"user-123","preferred_username":"johndoe"} . signature
-//! let header = "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.\
-//!               eyJzdWIiOiJ1c2VyLTEyMyIsInByZWZlcnJlZF91c2VybmFtZSI6ImpvaG5kb2UifQ.c2lnbmF0dXJl";
-//! let actor = set_actor_from_keycloak_token(header, &Verify::Skip)?;
-//! assert_eq!(actor.username.as_deref(), Some("johndoe"));
-//! assert_eq!(get_actor_context(), Some(actor));
-//! # observer::set_actor_context(None);
-//! # Ok::<(), observer::TokenError>(())
-//! ```
-//!
-//! Verifying it yourself:
-//!
-//! ```no_run
-//! use observer::{set_actor_from_keycloak_token, TokenVerifier, Verify};
-//!
-//! # fn main() -> Result<(), observer::TokenError> {
-//! # let jwks = serde_json::json!({}); let raw_jwt = "";
-//! let verify = Verify::from(
-//!     TokenVerifier::from_jwks(&jwks)? // GET {issuer}/protocol/openid-connect/certs
-//!         .issuer("https://keycloak.example.com/realms/acme")
-//!         .audience("my-api"),
-//! );
-//! let actor = set_actor_from_keycloak_token(raw_jwt, &verify)?;
-//! # Ok(()) }
-//! ```
+//! Keycloak JWT claims → [`ActorContext`]: [`ClaimMappings`], [`ActorContext::from_keycloak_token`] and
+//! [`set_actor_from_keycloak_token`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::actor::{set_actor_context, ActorContext};
+use crate::actor::context::{set_actor_context, ActorContext};
+use crate::actor::jwt::{decode_unverified, TokenVerifier};
 use crate::error::{ConfigurationError, TokenError};
-
-pub use crate::actor::jwt::TokenVerifier;
 
 // ---------------------------------------------------------------------------------------------
 // Fields and paths.
@@ -290,7 +175,7 @@ fn push_list(value: &Value, out: &mut Vec<String>) {
 // ClaimMappings.
 
 /// Which claim feeds which [`ActorContext`] field. [`Default`] is Keycloak's layout (see the
-/// [module docs](self)); custom mappings override it per field.
+/// [`actor` module docs](crate::actor#keycloak-claims)); custom mappings override it per field.
 ///
 /// A mapping value is a dotted path into the claims (`realm_access.roles`), or several paths separated by
 /// commas. For a single-valued field the first path that yields a value wins (`session_state, sid`); for `roles`
@@ -303,9 +188,9 @@ fn push_list(value: &Value, out: &mut Vec<String>) {
 /// ```
 /// use observer::ClaimMappings;
 ///
-/// let m = ClaimMappings::default().with("roles", "permissions")?.with("tenant_id", "org.tenant")?;
+/// let m = ClaimMappings::default().map("roles", "permissions")?.map("tenant_id", "org.tenant")?;
 /// assert_eq!(m.get("roles").as_deref(), Some("permissions"));
-/// assert!(ClaimMappings::default().with("role", "x").is_err()); // not a field: the error lists the valid ones
+/// assert!(ClaimMappings::default().map("role", "x").is_err()); // not a field: the error lists the valid ones
 /// # Ok::<(), observer::ConfigurationError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -365,7 +250,7 @@ impl ClaimMappings {
     /// # Errors
     /// A [`ConfigurationError`] with field `keycloak_claim_mappings.<field>` if `field` is not one of
     /// [`FIELDS`](Self::FIELDS) (the message lists them) or `path` is empty or has an empty segment.
-    pub fn with(mut self, field: &str, path: &str) -> Result<Self, ConfigurationError> {
+    pub fn map(mut self, field: &str, path: &str) -> Result<Self, ConfigurationError> {
         let f = Self::field(field)?;
         if path.trim().is_empty() {
             return Err(config_error(field, "empty claim path"));
@@ -382,23 +267,14 @@ impl ClaimMappings {
     /// `{"actor_id": "user_id", "email": "user_email", "roles": "permissions"}`.
     ///
     /// # Errors
-    /// As [`with`](Self::with), for the first invalid pair.
+    /// As [`map`](Self::map), for the first invalid pair.
     pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self, ConfigurationError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        pairs.into_iter().try_fold(Self::default(), |m, (k, v)| m.with(k.as_ref(), v.as_ref()))
-    }
-
-    /// The default mappings overridden by the `field → claim path` pairs of
-    /// [`ObserverConfig::keycloak_claim_mappings`](crate::ObserverConfig::keycloak_claim_mappings).
-    ///
-    /// # Errors
-    /// As [`with`](Self::with), for the first invalid entry.
-    pub fn from_config(map: &BTreeMap<String, String>) -> Result<Self, ConfigurationError> {
-        Self::from_pairs(map)
+        pairs.into_iter().try_fold(Self::default(), |m, (k, v)| m.map(k.as_ref(), v.as_ref()))
     }
 
     /// Adds the roles of Keycloak client `client_id` (`resource_access.<client_id>.roles`) to whatever `roles`
@@ -406,7 +282,7 @@ impl ClaimMappings {
     ///
     /// # Errors
     /// A [`ConfigurationError`] for `keycloak_claim_mappings.roles` if `client_id` is empty.
-    pub fn with_client_roles(mut self, client_id: &str) -> Result<Self, ConfigurationError> {
+    pub fn client_roles(mut self, client_id: &str) -> Result<Self, ConfigurationError> {
         let path = ClaimPath::parse(&format!("resource_access.{}.roles", client_id.trim()))
             .filter(|_| !client_id.trim().is_empty())
             .ok_or_else(|| config_error("roles", format!("invalid client id `{client_id}`")))?;
@@ -496,7 +372,7 @@ impl ActorContext {
 #[derive(Debug, Clone)]
 pub enum Verify {
     /// Do not verify: the API gateway already did. The claims are only decoded
-    /// ([`decode_unverified`](crate::actor::jwt::decode_unverified)): no signature, `exp`, issuer or audience
+    /// ([`decode_unverified`](crate::actor::decode_unverified)): no signature, `exp`, issuer or audience
     /// check. Tokens with `alg: none` or an empty signature are still refused with
     /// [`TokenError::UnsignedToken`], since no verifying gateway passes them on.
     Skip,
@@ -522,7 +398,7 @@ impl From<TokenVerifier> for Verify {
 /// [`ActorContext::from_keycloak_token`].
 pub fn set_actor_from_keycloak_token(raw_jwt: &str, verify: &Verify) -> Result<ActorContext, TokenError> {
     let result = match verify {
-        Verify::Skip => crate::actor::jwt::decode_unverified(raw_jwt),
+        Verify::Skip => decode_unverified(raw_jwt),
         Verify::With(verifier) => verifier.verify(raw_jwt),
     }
     .and_then(|claims| ActorContext::from_keycloak_token(&claims, None));
@@ -638,25 +514,24 @@ mod tests {
     }
 
     #[test]
-    fn config_validates_keys_and_paths() {
-        let mut map = BTreeMap::new();
-        map.insert("roles".to_owned(), "permissions".to_owned());
-        let m = ClaimMappings::from_config(&map);
+    fn mappings_validate_keys_and_paths() {
+        let m = ClaimMappings::from_pairs([("roles", "permissions")]);
         assert_eq!(m.as_ref().ok().and_then(|m| m.get("roles")).as_deref(), Some("permissions"));
         assert_eq!(m.ok().and_then(|m| m.get("email")).as_deref(), Some("email"), "other fields keep defaults");
 
-        map.insert("role".to_owned(), "x".to_owned());
-        let Err(err) = ClaimMappings::from_config(&map) else { panic!("unknown key accepted") };
+        let Err(err) = ClaimMappings::from_pairs([("roles", "permissions"), ("role", "x")]) else {
+            panic!("unknown key accepted")
+        };
         assert_eq!(err.field, "keycloak_claim_mappings.role");
         for name in ClaimMappings::FIELDS {
             assert!(err.message.contains(name), "{}", err.message);
         }
 
         for bad in ["", "  ", "a..b", "a,", ",a"] {
-            let Err(err) = ClaimMappings::default().with("email", bad) else { panic!("{bad:?} accepted") };
+            let Err(err) = ClaimMappings::default().map("email", bad) else { panic!("{bad:?} accepted") };
             assert_eq!(err.field, "keycloak_claim_mappings.email");
         }
-        assert!(ClaimMappings::default().with_client_roles(" ").is_err());
+        assert!(ClaimMappings::default().client_roles(" ").is_err());
     }
 
     #[test]
@@ -674,7 +549,7 @@ mod tests {
             ("roles", "realm_access.roles, resource_access.app.roles"),
             ("email", "mail, email"),
         ]) {
-            Ok(m) => m.with_client_roles("app"),
+            Ok(m) => m.client_roles("app"),
             Err(e) => panic!("{e}"),
         };
         let Ok(m) = m else { panic!("client roles") };

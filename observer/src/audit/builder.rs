@@ -49,13 +49,13 @@ pub mod kind {
             use serde_json::Value;
             let m = &mut event.metadata;
             let tokens = |m: &serde_json::Map<String, Value>, k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
-            let usage = crate::cost::TokenUsage {
+            let usage = crate::llm::TokenUsage {
                 input_tokens: tokens(m, "input_tokens"),
                 output_tokens: tokens(m, "output_tokens"),
                 cached_tokens: tokens(m, "cached_tokens"),
                 cache_creation_tokens: tokens(m, "cache_creation_tokens"),
                 reasoning_tokens: tokens(m, "reasoning_tokens"),
-                ..crate::cost::TokenUsage::default()
+                ..crate::llm::TokenUsage::default()
             };
             m.entry("input_tokens").or_insert(Value::from(usage.input_tokens));
             m.entry("output_tokens").or_insert(Value::from(usage.output_tokens));

@@ -1,10 +1,14 @@
-//! Audit logging: the vocabulary, [`AuditEvent`], and the guide's helpers.
+//! Audit logging: the guide's `log_*` helpers.
+//!
+//! The audit nouns ([`AuditEvent`], [`ChangeRecord`](crate::ChangeRecord), the vocabulary
+//! enums, [`get_audit_logger`], [`AuditLogger`](crate::AuditLogger)) are at the crate
+//! root; this module holds the guide's `log_*` helpers and their [`AuditBuilder`].
 //!
 //! ```
 //! use observer::{audit, ChangeRecord, ResourceType};
 //!
 //! # fn main() -> Result<(), observer::AuditError> {
-//! # let sink = observer::MemorySink::new();
+//! # let sink = observer::export::MemorySink::new();
 //! # let _g = observer::init(observer::ObserverConfig { audit_sink: observer::AuditSink::Memory(sink), ..Default::default() }).unwrap();
 //! let event = audit::log_create(ResourceType::Document, "doc-123")
 //!     .resource_name("Project Proposal")
@@ -19,13 +23,18 @@
 //! # }
 //! ```
 
-mod builder;
+pub(crate) mod builder;
 pub(crate) mod event;
-mod vocabulary;
+pub(crate) mod vocabulary;
 
 pub use builder::{
-    get_audit_logger, kind, log_create, log_data_export, log_delete, log_llm_interaction, log_login, log_logout,
-    log_read, log_update, AuditBuilder, AuditLogger,
+    kind, log_create, log_data_export, log_delete, log_llm_interaction, log_login, log_logout, log_read, log_update,
+    AuditBuilder,
 };
-pub use event::{new_event_id, AuditEvent, ChangeRecord, SCHEMA_VERSION};
-pub use vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType, UnknownVariant};
+pub use event::{new_event_id, SCHEMA_VERSION};
+pub use vocabulary::UnknownVariant;
+
+// The crate's own short paths to the nouns published at the root.
+pub(crate) use builder::get_audit_logger;
+pub(crate) use event::AuditEvent;
+pub(crate) use vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};

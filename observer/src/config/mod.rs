@@ -7,7 +7,6 @@ mod kafka;
 #[cfg(feature = "otel")]
 mod otel;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,9 +60,10 @@ pub struct ObserverConfig {
     pub kafka: Option<KafkaConfig>,
     /// Export audit events to Kafka. Default `false`. Env `OBSERVER_KAFKA_ENABLED`.
     pub kafka_enabled: bool,
-    /// Custom Keycloak claim mappings, ActorContext field → dotted claim path (e.g. `"roles" →
-    /// "realm_access.roles"`); fields not listed keep the default mapping.
-    pub keycloak_claim_mappings: BTreeMap<String, String>,
+    /// Which Keycloak claim feeds which [`ActorContext`](crate::ActorContext) field. Default: Keycloak's layout;
+    /// override fields with [`ClaimMappings::from_pairs`](crate::ClaimMappings::from_pairs) (the guide's
+    /// `{"roles": "permissions"}`) or [`ClaimMappings::map`](crate::ClaimMappings::map).
+    pub keycloak_claim_mappings: crate::ClaimMappings,
     /// Where audit events are written (besides Kafka). Default: the JSON-lines file [`DEFAULT_AUDIT_FILE`].
     pub audit_sink: AuditSink,
     /// Additional sinks that receive every event.
@@ -96,7 +96,7 @@ impl Default for ObserverConfig {
             log_llm_interactions: false,
             kafka: None,
             kafka_enabled: false,
-            keycloak_claim_mappings: BTreeMap::new(),
+            keycloak_claim_mappings: crate::ClaimMappings::default(),
             audit_sink: AuditSink::default(),
             extra_sinks: Vec::new(),
             queue_capacity: 131_072,
@@ -366,7 +366,6 @@ impl ObserverConfig {
         } else if let Some(k) = &self.kafka {
             k.validate()?;
         }
-        crate::actor::ClaimMappings::from_config(&self.keycloak_claim_mappings)?;
         Ok(())
     }
 }

@@ -281,7 +281,7 @@ impl Sink for StdoutSink {
 /// give the other to the config (`AuditSink::Memory(sink.clone())`), then assert on what arrived.
 ///
 /// ```
-/// let sink = observer::MemorySink::new();
+/// let sink = observer::export::MemorySink::new();
 /// assert!(sink.is_empty());
 /// ```
 #[derive(Debug, Clone, Default)]

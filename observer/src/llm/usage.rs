@@ -1,78 +1,4 @@
-//! Token usage, model and provider found in arbitrary LLM or component output JSON.
-//!
-//! [`extract_llm_info`] searches a JSON value (e.g. a component's output, a provider's response body, a
-//! serialised LangChain message) for the usage shapes of the common providers and frameworks, and for the model
-//! and provider names. [`Extractors`] adds user-supplied [`UsageExtractor`]s for other shapes.
-//!
-//! ```
-//! use observer::llm::usage::{extract_llm_info, TokenUsage};
-//!
-//! let output = serde_json::json!({"classification": "account", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 50});
-//! let info = extract_llm_info(&output);
-//! assert_eq!(info.usage, Some(TokenUsage::new(100, 50)));
-//! assert_eq!(info.model.as_deref(), Some("gpt-4o"));
-//! assert_eq!(info.provider.as_deref(), Some("openai"));
-//! ```
-//!
-//! # Recognised usage shapes
-//!
-//! Every JSON object is checked for these sets of keys, wherever it sits (so `usage`, `usage_metadata`,
-//! `response_metadata.token_usage`, `llm_output.token_usage`, `usageMetadata`… are all found by the same rules,
-//! as are the same keys directly on an output object):
-//!
-//! | Shape | Keys | Normalisation |
-//! |---|---|---|
-//! | OpenAI chat | `prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`/`audio_tokens`, `completion_tokens_details.reasoning_tokens`/`audio_tokens` (also DeepSeek's `prompt_cache_hit_tokens`) | as is |
-//! | OpenAI Responses, LangChain `usage_metadata` | `input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`/`audio_tokens`, `output_tokens_details.reasoning_tokens`/`audio_tokens`, `input_token_details.cache_read`/`cache_creation`/`ephemeral_1h_input_tokens`/`audio`, `output_token_details.reasoning`/`audio` | as is |
-//! | Anthropic | `input_tokens`, `output_tokens` with `cache_read_input_tokens` and/or `cache_creation_input_tokens` (one-hour writes: `cache_creation.ephemeral_1h_input_tokens`) | input = input + cache read + cache creation |
-//! | Gemini | `promptTokenCount`, `candidatesTokenCount`, `cachedContentTokenCount`, `thoughtsTokenCount`, `toolUsePromptTokenCount` | input = prompt + tool-use prompt, output = candidates + thoughts |
-//! | Bedrock Converse | `inputTokens`, `outputTokens`, `cacheReadInputTokens`, `cacheWriteInputTokens` | input = input + cache read + cache write |
-//!
-//! An object is an Anthropic usage when it has a `cache_read_input_tokens` or `cache_creation_input_tokens` key
-//! (Anthropic's `input_tokens` excludes cache reads and writes); without them the Anthropic and Responses shapes
-//! mean the same. Every result is normalised to the [`TokenUsage`] invariant: cached, cache-creation and audio
-//! tokens are parts of `input_tokens`, reasoning and audio tokens parts of `output_tokens`; inconsistent data is
-//! clamped (the parts are lowered to fit their totals, never the totals raised).
-//!
-//! Counts may be non-negative integers, non-negative finite floats (truncated) or strings holding either;
-//! negative numbers, NaN, booleans and other types are ignored as if the key were absent. A usage whose keys are
-//! all present with zeros is `Some` (an explicit zero usage); `usage` is `None` only when no token key was found.
-//!
-//! # Merge rule
-//!
-//! - Shapes found on the same object, the results of custom extractors on that object, and the usages found
-//!   under its **view members** (`usage`, `usage_metadata`, `usageMetadata`, `token_usage`, `response_metadata`,
-//!   `llm_output`, `generation_info`) merge **field-wise by maximum**: they are views of the same response (a
-//!   LangChain `AIMessage` carries both `response_metadata.token_usage` and `usage_metadata`, and the cached
-//!   tokens may be in only one of them).
-//! - The usages found under an object's **other members** (e.g. `{"step1": {..}, "step2": {..}}`) are distinct
-//!   calls and are **summed** (saturating), except that a usage with the same input and output totals as one
-//!   already found among them is the same usage reported twice and merges with it by maximum. The sum then merges
-//!   by maximum with the object's own usage (an object that reports the total of its members is not counted twice).
-//! - The usages found in the elements of an **array** are **summed** (saturating): a list of messages or calls.
-//! - Each JSON node is visited once. The detail objects read as part of a recognised shape
-//!   (`prompt_tokens_details`, `input_token_details`, …) are not searched again.
-//!
-//! # Bounds
-//!
-//! A count above [`MAX_TOKEN_COUNT`] (one billion) is not believed: it is lowered to that ceiling and the usage is
-//! marked [`capped`](TokenUsage::capped), which marks any cost computed from it as not trustworthy.
-//!
-//! # Model and provider
-//!
-//! The model is the first non-empty string (trimmed) of `model`, `model_name`, `model_id`, `modelId`,
-//! `modelVersion` (Gemini) or `ls_model_name` on an object, so `response_metadata.model_name` and
-//! `response_metadata.model` are found too; the one nearest to the root wins (on a tie, the first in document
-//! order). The provider is the nearest `provider` or `ls_provider` string (e.g. `response_metadata.ls_provider`),
-//! otherwise [`detect_provider`] of the model. A custom extractor's model or provider takes precedence over the
-//! built-in keys of the same object.
-//!
-//! # Limits
-//!
-//! The search never panics and is bounded: objects and arrays nested deeper than [`MAX_DEPTH`] (64) levels below
-//! the root are not searched, and at most [`MAX_NODES`] (100,000) objects and arrays are visited per call; what
-//! lies beyond either limit is ignored. The search recurses at most [`MAX_DEPTH`] levels, so hostile input cannot
-//! overflow the stack.
+//! The one usage normaliser: token usage, model and provider found in arbitrary LLM or component output JSON.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -81,15 +7,15 @@ use std::sync::{Arc, LazyLock};
 use serde_json::{Map, Value};
 
 /// Objects and arrays nested deeper than this below the root value are not searched.
-pub const MAX_DEPTH: usize = 64;
+const MAX_DEPTH: usize = Extractors::MAX_DEPTH;
 
 /// At most this many objects and arrays are visited by one extraction.
-pub const MAX_NODES: usize = 100_000;
+const MAX_NODES: usize = Extractors::MAX_NODES;
 
 /// The largest token count believed for one key of one usage (one billion tokens, a hundred times the largest
 /// context window of any model). A larger count (e.g. `1e300`, which would otherwise become `u64::MAX`) is lowered
 /// to this ceiling and the usage marked [`capped`](TokenUsage::capped); its cost is then marked not trustworthy
-/// ([`CostResult::trusted`](crate::cost::CostResult::trusted)).
+/// ([`CostResult::trusted`](crate::CostResult::trusted)).
 pub const MAX_TOKEN_COUNT: u64 = 1_000_000_000;
 
 /// Token counts of one or more LLM calls.
@@ -98,7 +24,7 @@ pub const MAX_TOKEN_COUNT: u64 = 1_000_000_000;
 /// `input_tokens` (together at most `input_tokens`), `cache_creation_1h_tokens` a part of `cache_creation_tokens`;
 /// `reasoning_tokens` and `output_audio_tokens` are parts of
 /// `output_tokens` (together at most `output_tokens`). Everything this module returns holds it; [`merge_max`] and
-/// [`add`] restore it on their results. [`calculate_cost_usage`](crate::cost::calculate_cost_usage) prices each
+/// [`add`] restore it on their results. [`calculate_cost_usage`](crate::calculate_cost_usage) prices each
 /// part at its own rate.
 ///
 /// [`merge_max`]: TokenUsage::merge_max
@@ -225,13 +151,13 @@ pub struct LlmInfo {
 
 /// A user-supplied extractor for their own output shapes; called on every JSON object node (depth-first).
 ///
-/// Its results merge with the built-in ones by the module's [merge rule](self#merge-rule); its `usage` is
+/// Its results merge with the built-in ones by the module's [merge rule](crate::llm#merge-rule); its `usage` is
 /// normalised (clamped) like the built-in shapes'. Implemented for closures:
 ///
 /// ```
-/// use observer::llm::usage::{Extractors, LlmInfo, TokenUsage};
+/// use observer::llm::{Extractors, LlmInfo, TokenUsage};
 ///
-/// let extractors = Extractors::builtin().with(|node: &serde_json::Map<String, serde_json::Value>| {
+/// let extractors = Extractors::builtin().extractor(|node: &serde_json::Map<String, serde_json::Value>| {
 ///     let tokens = node.get("tokens")?.as_object()?;
 ///     let usage = TokenUsage::new(tokens.get("in")?.as_u64()?, tokens.get("out")?.as_u64()?);
 ///     Some(LlmInfo { usage: Some(usage), model: None, provider: None })
@@ -262,6 +188,12 @@ pub struct Extractors {
 static BUILTIN: LazyLock<Extractors> = LazyLock::new(|| Extractors { custom: Arc::new(Vec::new()) });
 
 impl Extractors {
+    /// Objects and arrays nested deeper than this below the root value are not searched.
+    pub const MAX_DEPTH: usize = 64;
+
+    /// At most this many objects and arrays are visited by one extraction.
+    pub const MAX_NODES: usize = 100_000;
+
     /// The built-in shapes only.
     #[must_use]
     pub fn builtin() -> Self {
@@ -270,14 +202,14 @@ impl Extractors {
 
     /// These extractors plus `e`, which runs after the ones added before it.
     #[must_use]
-    pub fn with(self, e: impl UsageExtractor) -> Self {
+    pub fn extractor(self, e: impl UsageExtractor) -> Self {
         let mut custom = Vec::with_capacity(self.custom.len() + 1);
         custom.extend(self.custom.iter().cloned());
         custom.push(Arc::new(e) as Arc<dyn UsageExtractor>);
         Self { custom: Arc::new(custom) }
     }
 
-    /// Searches `value` as the [module docs](self) describe.
+    /// Searches `value` as the [module docs](crate::llm#token-usage-in-output-json) describe.
     pub fn extract(&self, value: &Value) -> LlmInfo {
         extract_with(value, &self.custom)
     }
@@ -890,7 +822,7 @@ mod tests {
 
     #[test]
     fn custom_extractors() {
-        let extractors = Extractors::default().with(|node: &Map<String, Value>| {
+        let extractors = Extractors::default().extractor(|node: &Map<String, Value>| {
             let n = node.get("n")?.as_u64()?;
             Some(LlmInfo { usage: Some(full(n, n, n + 5, 0, 0)), model: Some(" custom ".into()), provider: None })
         });

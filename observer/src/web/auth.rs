@@ -11,10 +11,10 @@ use http::{HeaderMap, Method};
 use serde_json::Value;
 
 use crate::actor::context::scoped_actor_sync;
-use crate::actor::jwks::JwksCache;
-use crate::actor::{ActorContext, TokenVerifier};
+use crate::actor::{JwksCache, TokenVerifier};
 use crate::audit::{get_audit_logger, AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 use crate::error::TokenError;
+use crate::ActorContext;
 
 /// Longest path or user agent copied into spans, actors and audit events.
 const MAX_TEXT: usize = 1024;

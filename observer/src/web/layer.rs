@@ -14,8 +14,8 @@ use tracing::{Instrument as _, Span};
 use super::auth::{audit_failure, credential, Credential, Failure, RequestInfo};
 use super::{BearerVerifier, ClientIp, InvalidTokenPolicy};
 use crate::actor::context::scoped_actor;
-use crate::actor::{ActorContext, ClaimMappings};
 use crate::error::TokenError;
+use crate::{ActorContext, ClaimMappings};
 
 #[derive(Clone)]
 struct Config {
@@ -55,8 +55,8 @@ impl fmt::Debug for ObserverLayer {
 }
 
 impl ObserverLayer {
-    /// A layer that verifies bearer tokens with `verifier` — a [`JwksCache`](crate::actor::jwks::JwksCache) or a
-    /// [`TokenVerifier`](crate::TokenVerifier) — and runs each request with the token's actor. Defaults: invalid
+    /// A layer that verifies bearer tokens with `verifier` — a [`JwksCache`](crate::actor::JwksCache) or a
+    /// [`TokenVerifier`](crate::actor::TokenVerifier) — and runs each request with the token's actor. Defaults: invalid
     /// tokens are rejected ([`InvalidTokenPolicy::Reject`]), requests without a token go on anonymously, claims
     /// are mapped with the mappings configured at [`init`](crate::init), no client IP.
     pub fn new(verifier: impl BearerVerifier) -> Self {

@@ -10,7 +10,7 @@
 //!    [`ClientIp`]), and at the end `http.response.status_code`, with `otel.status_code = "error"` and
 //!    `error.type` on a 5xx answer or a service error. Audit events emitted inside carry its trace ids;
 //! 2. reads `Authorization: Bearer <jwt>` and verifies it with a [`BearerVerifier`] — a
-//!    [`JwksCache`](crate::actor::jwks::JwksCache) for Keycloak, or a [`TokenVerifier`](crate::TokenVerifier)
+//!    [`JwksCache`](crate::actor::JwksCache) for Keycloak, or a [`TokenVerifier`](crate::actor::TokenVerifier)
 //!    for a static key set. Tokens are never decoded without verification;
 //! 3. maps the claims to an [`ActorContext`](crate::ActorContext) with the claim mappings of
 //!    [`init`](crate::init) (or [`ObserverLayer::claim_mappings`]), adds the client IP and user agent, and runs
@@ -33,7 +33,7 @@
 //!
 //! ```ignore
 //! use axum::{routing::get, Router};
-//! use observer::actor::jwks::JwksCache;
+//! use observer::actor::JwksCache;
 //! use observer::web::{InvalidTokenPolicy, ObserverLayer};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,54 +1,4 @@
-//! LLM HTTP instrumentation (feature `llm-http`): the guide's `instrument_openai` / `instrument_anthropic`.
-//!
-//! - [`LlmMiddleware`] for `reqwest-middleware` clients,
-//! - [`LlmLayer`] for `tower` HTTP services (`http::Request<B>` or `reqwest::Request`, e.g. behind
-//!   `async-openai`'s `with_http_service`; see `examples/rag_agent.rs`),
-//! - [`record_llm_call`] for clients that take neither.
-//!
-//! # What is traced
-//!
-//! `POST` requests to OpenAI-compatible paths under any base path (`…/chat/completions`, `…/responses`,
-//! `…/completions`, `…/embeddings`) and to Anthropic's `…/v1/messages`. Everything else passes through untouched
-//! (no span, no body read).
-//!
-//! Each call gets a client span (`otel.kind = client`) named `"{operation} {model}"` (e.g. `chat gpt-4o`) with
-//! the GenAI attributes of [`semconv`](crate::llm::semconv): operation, provider (`gen_ai.provider.name` and
-//! `gen_ai.system`), request model, temperature, max tokens, top_p (from the JSON request body), response model,
-//! id and finish reasons, input / output / cache-read / cache-creation / reasoning tokens, `gen_ai.cost` (USD, by
-//! [`calculate_cost_usage`](crate::cost::calculate_cost_usage): cache reads and writes at their rates, counted
-//! once; `observer.cost_trusted = false` when a count was absurd),
-//! `server.address`, `server.port`, `http.response.status_code` and, for streams,
-//! `gen_ai.response.time_to_first_chunk` (seconds). HTTP 4xx/5xx responses, transport errors and bodies that
-//! fail mid-way set the span's status to error with `error.type` (the HTTP status code, `transport` or
-//! `stream_error`); the caller still receives the response (e.g. the 429 body) unchanged.
-//!
-//! The span starts before the request is sent (the request runs inside it, so spans of the HTTP client nest
-//! under it) and ends when the response body ends, fails or is dropped.
-//!
-//! # Bodies
-//!
-//! The request body of an LLM call is read for its parameters: in place for `reqwest` requests, into memory for
-//! `http` requests (they are small). The response body is never buffered for the caller: it passes frame by
-//! frame, byte-identical, while a bounded copy of a JSON body (at most 16 MiB) or an incremental parse of an
-//! event stream (`text/event-stream`; events of at most 1 MiB) collects the usage: OpenAI's last chunk
-//! (`stream_options.include_usage`), the Responses API's `response.completed`, Anthropic's `message_start` and
-//! `message_delta`. A body the instrumentation cannot read only means fewer attributes; it never changes or fails
-//! the call.
-//!
-//! # Switches
-//!
-//! Read from the global config at every call: [`ObserverConfig::instrument_openai`] and
-//! [`instrument_anthropic`](crate::ObserverConfig::instrument_anthropic) (both `true` by default, before and
-//! after [`init`](crate::init): an installed middleware traces unless switched off) switch the two providers, and
-//! [`log_llm_interactions`](crate::ObserverConfig::log_llm_interactions) records an
-//! [`audit::log_llm_interaction`](crate::audit::log_llm_interaction) event per call (model, provider, tokens,
-//! cost, duration, status, prompt and response lengths). **Before [`init`](crate::init)** both providers are
-//! instrumented and nothing is audited: adding the middleware is the opt-in, and tracing needs no audit pipeline.
-//! Each middleware or layer can override the three switches, and [`content_summaries`](LlmMiddleware::content_summaries)
-//! adds the first characters of the last user input and of the output to the audit event (off by default:
-//! audit events never carry prompt text unless asked to).
-//!
-//! [`ObserverConfig::instrument_openai`]: crate::ObserverConfig::instrument_openai
+//! The LLM HTTP instrumentation (feature `llm-http`): the shared options, and [`record_llm_call`].
 
 mod body;
 mod detect;
@@ -64,11 +14,11 @@ pub use self::body::LlmBody;
 pub use self::detect::Provider;
 pub use self::reqwest::LlmMiddleware;
 pub use self::tower::{BoxError, LlmLayer, LlmService, MAX_REQUEST_BYTES};
+use crate::cost::CostResult;
 use crate::llm::semconv::{
     GEN_AI_REQUEST_MAX_TOKENS, GEN_AI_REQUEST_TEMPERATURE, GEN_AI_REQUEST_TOP_P, GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
 };
-pub use crate::llm::usage::TokenUsage;
-use crate::CostResult;
+use crate::llm::usage::TokenUsage;
 
 /// Per-middleware overrides of the global switches.
 #[derive(Debug, Clone, Copy, Default)]
@@ -90,7 +40,7 @@ impl Options {
 macro_rules! options_builder {
     ($ty:ty) => {
         impl $ty {
-            /// Instruments the providers the global config switches on (see the [module docs](super)).
+            /// Instruments the providers the global config switches on (see the [module docs](crate::llm)).
             pub fn new() -> Self {
                 Self::default()
             }
@@ -133,7 +83,7 @@ pub(crate) use options_builder;
 ///
 /// ```
 /// use std::time::Duration;
-/// use observer::llm::http::{record_llm_call, LlmCall, TokenUsage};
+/// use observer::llm::{record_llm_call, LlmCall, TokenUsage};
 ///
 /// let cost = record_llm_call(&LlmCall {
 ///     provider: "openai".into(),

@@ -15,11 +15,11 @@ use super::record::Recorder;
 use super::Options;
 
 /// A [`reqwest_middleware::Middleware`] that traces OpenAI-compatible and Anthropic calls (see the
-/// [module docs](super)); every other request passes through untouched.
+/// [module docs](crate::llm#http-instrumentation-feature-llm-http)); every other request passes through untouched.
 ///
 /// ```no_run
 /// # fn main() {
-/// use observer::llm::http::LlmMiddleware;
+/// use observer::llm::LlmMiddleware;
 ///
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).with(LlmMiddleware::new()).build();
 /// # let _ = client;

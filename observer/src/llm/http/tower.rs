@@ -22,7 +22,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The largest request body read for its parameters (larger or unsized bodies are passed on unread).
 pub const MAX_REQUEST_BYTES: u64 = 32 << 20;
 
-/// A [`tower_layer::Layer`] that traces OpenAI-compatible and Anthropic calls (see the [module docs](super)).
+/// A [`tower_layer::Layer`] that traces OpenAI-compatible and Anthropic calls (see the [module docs](crate::llm#http-instrumentation-feature-llm-http)).
 ///
 /// The service it makes, [`LlmService`], wraps either
 /// - an `http::Request<B>` → `http::Response<RB>` service: responses become `http::Response<LlmBody<RB>>`; the
@@ -32,7 +32,7 @@ pub const MAX_REQUEST_BYTES: u64 = 32 << 20;
 ///   read in place; the response keeps its type).
 ///
 /// ```
-/// use observer::llm::http::LlmLayer;
+/// use observer::llm::LlmLayer;
 /// use tower_layer::Layer;
 ///
 /// let service = LlmLayer::new().layer(reqwest::Client::new());

@@ -1,130 +1,4 @@
-//! LLM cost calculation, backed by the price data bundled with the [`genai_prices`] crate.
-//!
-//! All amounts are US dollars (`currency` is always `"USD"`), rounded to [`USD_DECIMALS`] (10) decimal places
-//! by [`round_usd`], so that they are written without binary float noise (`0.001125`, not
-//! `0.0011250000000000001`) and add up like the bill.
-//!
-//! ```
-//! use observer::cost::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, TokenUsage};
-//!
-//! // result = calculate_cost(provider="openai", model="gpt-4o", input_tokens=1000, output_tokens=500)
-//! let result = calculate_cost("openai", "gpt-4o", 1000, 500);
-//! assert!(result.price_found);
-//! println!("{:.6} {}", result.total_cost, result.currency); // 0.007500 USD
-//!
-//! // result = calculate_cost(provider="anthropic", model="claude-3-5-sonnet-20241022",
-//! //                         input_tokens=2000, output_tokens=500, cached_tokens=1500)
-//! let result = calculate_cost_cached("anthropic", "claude-3-5-sonnet-20241022", 2000, 500, 1500);
-//! // 500 uncached input tokens at $3/M plus 1,500 cache reads at $0.30/M (0.006 without the cache).
-//! assert_eq!(result.input_cost, 0.00195);
-//!
-//! // Every usage kind at its own rate: here 1,000 of the input tokens were written to the cache ($3.75/M).
-//! let usage = TokenUsage { input_tokens: 2000, output_tokens: 500, cache_creation_tokens: 1000, ..Default::default() };
-//! let result = calculate_cost_usage("anthropic", "claude-3-5-sonnet-20241022", &usage);
-//! assert_eq!(result.input_cost, 0.00675);
-//!
-//! // price = get_price("openai", "gpt-4o")  # provider, model, input_price_per_1k, output_price_per_1k, or None
-//! let price = get_price("openai", "gpt-4o").expect("gpt-4o is priced");
-//! println!("{} {}: ${}/1K in, ${}/1K out", price.provider, price.model, price.input_price_per_1k, price.output_price_per_1k);
-//! assert!(get_price("openai", "no-such-model").is_none());
-//!
-//! // Unknown models cost nothing and never fail.
-//! let unknown = calculate_cost("acme", "no-such-model", 1000, 500);
-//! assert!(!unknown.price_found && unknown.total_cost == 0.0);
-//! ```
-//!
-//! # Price data
-//!
-//! Every price comes from the data embedded in the Rust `genai-prices` crate 0.2.1, which is the data of the
-//! Python `genai-prices` package 0.2.1: for the same model and usage the numbers equal what that Python release's
-//! `calc_price` computes (up to the rounding above). They are **not** necessarily what the Python
-//! `autonomize-observer` package computes today: it prices with whichever Python `genai-prices` release is
-//! installed, and newer releases have newer data (in November 2026, Python `genai-prices` 0.2.3 knew 63 models
-//! this data lacks and priced about 65 others differently). When reconciling costs across services, compare the
-//! `genai-prices` versions first; [`resolve_model`] shows which entry of this data a model id matched.
-//!
-//! # Models
-//!
-//! The model id is passed to `genai-prices` as given (matched case-insensitively by its rules), so a dated id such
-//! as `claude-3-5-sonnet-20241022` is priced as the model whose rule it matches (`claude-3-5-sonnet`), never mapped
-//! by this module to another model. Two id shapes are routed first:
-//!
-//! - **Bedrock model ids** (`anthropic.claude-3-haiku-20240307-v1:0`, region-prefixed
-//!   `us.anthropic.claude-…`, `amazon.nova-pro-v1:0`, `meta.llama3-…`: `[region.]vendor.model`) are priced as
-//!   Bedrock's (`genai-prices` provider `aws`), whatever provider is given: no other provider serves those ids.
-//! - **`vendor/model` ids** (LiteLLM and proxies: `azure/gpt-4o`, `openai/gpt-4o`) that the given provider does not
-//!   price are priced as `model` of `vendor`, when `vendor` is a provider of the data (after the aliases below).
-//!
-//! [`resolve_model`] shows what an id matched. Prices in effect *now* are used (some models have prices that
-//! change on a date); request-specific variants (OpenAI service tiers, batch processing) are not applied.
-//!
-//! # Providers
-//!
-//! The provider string is the caller's. It is resolved in this order:
-//!
-//! 1. Empty or whitespace only: no provider, the model alone selects it (see step 4).
-//! 2. This module's aliases, compared ignoring ASCII case and the separators `-`, `_`, `.`, `/` and space:
-//!
-//!    | given (any case or separators)                 | `genai-prices` provider id |
-//!    |-----------------------------------------------|----------------------------|
-//!    | `azure_openai`, `azure-openai`, `azure ai`    | `azure`                    |
-//!    | `claude`                                       | `anthropic`                |
-//!    | `x_ai`, `x.ai`, `grok`                         | `x-ai`                     |
-//!    | `togetherai`, `Together AI`                    | `together`                 |
-//!    | `fireworks-ai`, `fireworks_ai`                 | `fireworks`                |
-//!    | `deepseek-ai`                                  | `deepseek`                 |
-//!    | `zhipu`, `zhipu_ai`, `bigmodel`                | `zhipuai`                  |
-//!    | `z-ai`, `z.ai`                                 | `zai`                      |
-//!    | `kimi`                                         | `moonshotai`               |
-//!    | `open-router`, `open_router`                   | `openrouter`               |
-//!    | `pplx`, `perplexity-ai`                        | `perplexity`               |
-//!    | `groqcloud`                                    | `groq`                     |
-//!    | `minimax-ai`                                   | `minimax`                  |
-//!    | `ovh`                                          | `ovhcloud`                 |
-//!    | `workers-ai`, `cloudflare-workers-ai`          | `cloudflare`               |
-//!
-//! 3. Anything else goes to `genai-prices` unchanged, which matches provider ids case-insensitively (`openai`,
-//!    `anthropic`, `google`, `aws`, `azure`, `mistral`, `groq`, …) and its own aliases: anything containing
-//!    `google`, `vertex` or `gemini` is `google`; containing `bedrock` or `amazon` is `aws`; `xai` is `x-ai`;
-//!    starting with `mistral` (e.g. `mistralai`) is `mistral`; containing `openai`, `anthropic`, `moonshot`,
-//!    `cohere`, `voyage`, `cerebras`, `copilot` or `cloudflare` is that provider; `together-ai` and `together_ai`
-//!    are `together`. `litellm` with a `provider/model` id prices the prefixed provider's model.
-//! 4. A provider `genai-prices` does not know (e.g. `ollama`, `custom`) is treated like an empty one: the model id
-//!    alone selects the provider when it can (`gpt-…` is OpenAI's, `claude…` Anthropic's, `gemini…` Google's, …).
-//!
-//! A provider that is known but does not price the model is not second-guessed (except for the two id shapes
-//! above): the price is not found. Some providers fall back to others' models themselves (`azure` to OpenAI's and
-//! Anthropic's, `google` to Anthropic's).
-//!
-//! # Usage kinds
-//!
-//! [`calculate_cost_usage`] prices every kind of [`TokenUsage`] at the model's own rate for it, as `genai-prices`
-//! does: cache reads (`cached_tokens`), cache writes (`cache_creation_tokens`, of which `cache_creation_1h_tokens`
-//! at the one-hour rate when the model has one), input and output audio tokens, and
-//! reasoning tokens (at the output rate unless the model has a reasoning rate). All of them are parts of
-//! `input_tokens` / `output_tokens` (see [`TokenUsage`]); a part the model has no rate for is charged at the
-//! input or output rate. [`calculate_cost_cached`] is the common case of cache reads only; `cached_tokens` larger
-//! than `input_tokens` are clamped to `input_tokens`.
-//!
-//! # Absurd counts
-//!
-//! A token count above [`MAX_TOKEN_COUNT`] (one billion, far beyond any model's context) is priced as
-//! `MAX_TOKEN_COUNT` and the result has `trusted: false`; so is a usage marked
-//! [`capped`](TokenUsage::capped) by the extraction. Events carry the flag as `cost_trusted: false`. Price
-//! multi-call totals call by call, not as one sum above the ceiling.
-//!
-//! # Unknown models
-//!
-//! An unknown provider/model pair costs `0.0` with `price_found: false`; it is never an error and never panics.
-//! One `tracing` warning (target `observer::cost`) is logged per distinct pair, not per call; after
-//! [`MAX_WARNED_PAIRS`] distinct pairs, one last warning says that further ones are not reported. When the model
-//! looks like a provider and the provider like a model (swapped arguments), the warning says so.
-//!
-//! # Performance
-//!
-//! Decoding the bundled data takes about 150 ms and happens once, on first use or in [`warm_up`] (which `init`
-//! runs on a background thread). After that a calculation only matches the model and multiplies, typically a
-//! few microseconds.
+//! Prices: the bundled `genai-prices` data, the provider aliases and model routing, and the cost of a usage.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex, PoisonError};
@@ -132,7 +6,7 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use genai_prices::{Calculator, ErrorKind, PriceCalculation, PriceRequest, Usage, UsageKey};
 use serde::{Deserialize, Serialize};
 
-pub use crate::llm::usage::{TokenUsage, MAX_TOKEN_COUNT};
+use crate::llm::usage::{TokenUsage, MAX_TOKEN_COUNT};
 
 /// The currency of every amount in this module.
 pub const CURRENCY: &str = "USD";
@@ -191,7 +65,7 @@ pub struct CostResult {
     /// Whether a price was found; when false every cost is zero.
     pub price_found: bool,
     /// `false` when a token count was above [`MAX_TOKEN_COUNT`] (priced as the ceiling) or the usage was marked
-    /// [`capped`](TokenUsage::capped): the cost is not trustworthy (see the [module docs](self#absurd-counts)).
+    /// [`capped`](TokenUsage::capped): the cost is not trustworthy (see the [module docs](crate::cost#absurd-counts)).
     #[serde(default = "yes")]
     pub trusted: bool,
 }
@@ -224,7 +98,7 @@ pub struct ResolvedModel {
 
 /// Cost of a call without cached tokens.
 ///
-/// Never fails: an unknown provider/model costs `0.0` with `price_found: false` (see the [module docs](self)).
+/// Never fails: an unknown provider/model costs `0.0` with `price_found: false` (see the [module docs](crate::cost)).
 pub fn calculate_cost(provider: &str, model: &str, input_tokens: u64, output_tokens: u64) -> CostResult {
     calculate_cost_usage(provider, model, &TokenUsage::new(input_tokens, output_tokens))
 }
@@ -246,7 +120,7 @@ pub fn calculate_cost_cached(
 }
 
 /// Cost of a call with every kind of usage `genai-prices` prices: cache reads and writes, audio input and output,
-/// reasoning (see the [module docs](self#usage-kinds)).
+/// reasoning (see the [module docs](crate::cost#usage-kinds)).
 ///
 /// The usage is normalised first (parts clamped to their totals); counts above [`MAX_TOKEN_COUNT`] are priced as
 /// the ceiling and the result is marked `trusted: false`. Never fails: an unknown provider/model costs `0.0` with
