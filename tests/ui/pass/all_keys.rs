@@ -19,7 +19,7 @@ fn logout(user: &str) {
 }
 
 fn main() {
-    let sink = observer::MemorySink::new();
+    let sink = observer::export::MemorySink::new();
     let _guard = observer::init(observer::ObserverConfig {
         audit_sink: observer::AuditSink::Memory(sink.clone()),
         ..Default::default()

@@ -23,7 +23,7 @@ async fn import<S: AsRef<str> + Display + Send>(source: S, rows: impl IntoIterat
 }
 
 fn main() {
-    let sink = observer::MemorySink::new();
+    let sink = observer::export::MemorySink::new();
     let _guard = observer::init(observer::ObserverConfig {
         audit_sink: observer::AuditSink::Memory(sink.clone()),
         ..Default::default()

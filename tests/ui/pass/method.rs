@@ -53,7 +53,7 @@ impl Named for Store {
 }
 
 fn main() {
-    let sink = observer::MemorySink::new();
+    let sink = observer::export::MemorySink::new();
     let _guard = observer::init(observer::ObserverConfig {
         audit_sink: observer::AuditSink::Memory(sink.clone()),
         ..Default::default()

@@ -35,7 +35,7 @@ fn revoke(token: u64) -> Result<(), Opaque> {
 }
 
 fn main() {
-    let sink = observer::MemorySink::new();
+    let sink = observer::export::MemorySink::new();
     let _guard = observer::init(observer::ObserverConfig {
         audit_sink: observer::AuditSink::Memory(sink.clone()),
         ..Default::default()

@@ -27,7 +27,7 @@ fn open_session() -> u32 {
 }
 
 fn main() {
-    let sink = observer::MemorySink::new();
+    let sink = observer::export::MemorySink::new();
     let _guard = observer::init(observer::ObserverConfig {
         audit_sink: observer::AuditSink::Memory(sink.clone()),
         ..Default::default()

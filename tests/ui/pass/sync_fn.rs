@@ -41,7 +41,7 @@ macro_rules! audited_getter {
 audited_getter!(timeout, u64);
 
 fn main() {
-    let sink = observer::MemorySink::new();
+    let sink = observer::export::MemorySink::new();
     let _guard = observer::init(observer::ObserverConfig {
         audit_sink: observer::AuditSink::Memory(sink.clone()),
         ..Default::default()
