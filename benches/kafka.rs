@@ -133,7 +133,6 @@ fn throughput(c: &mut Criterion) {
     let guard = observer::init(ObserverConfig {
         service_name: "bench".into(),
         audit_sink: AuditSink::None,
-        kafka_enabled: true,
         kafka: Some(kafka_config(spool2.path())),
         ..Default::default()
     })
@@ -199,7 +198,6 @@ fn emit_latency(c: &mut Criterion) {
     let spool = tempfile::tempdir().expect("tempdir");
     let guard = observer::init(ObserverConfig {
         audit_sink: AuditSink::None,
-        kafka_enabled: true,
         kafka: Some(KafkaConfig {
             bootstrap_servers: format!("127.0.0.1:{port}"),
             spool_dir: Some(spool.path().to_owned()),

@@ -75,11 +75,11 @@ async fn generate(query: &str, documents: &[Document], history: &[String]) -> Re
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok();
-    let kafka = cfg!(feature = "kafka") && bootstrap.is_some();
+    // Kafka only with the `kafka` feature (without it, `init` refuses a Kafka config).
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok().filter(|_| cfg!(feature = "kafka"));
+    let kafka = bootstrap.is_some();
     let config = ObserverConfig {
         service_name: "ai-studio".into(),
-        kafka_enabled: kafka,
         kafka: bootstrap.map(|servers| KafkaConfig {
             bootstrap_servers: servers,
             trace_topic: "genesis-traces-streaming".into(),

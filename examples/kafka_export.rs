@@ -23,7 +23,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let guard = observer::init(ObserverConfig {
         service_name: "kafka-export-example".into(),
         kafka: Some(kafka.clone()),
-        kafka_enabled: true,
         audit_sink: AuditSink::None, // Kafka only
         flush_timeout: Duration::from_secs(10),
         ..Default::default()
@@ -36,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "broker {} topic {}; spool {} holds {} events from earlier runs",
         kafka.bootstrap_servers,
         kafka.audit_topic,
-        kafka.spool_dir.as_deref().unwrap_or(std::path::Path::new(observer::config::DEFAULT_SPOOL_DIR)).display(),
+        kafka.spool_dir.as_deref().unwrap_or(std::path::Path::new(KafkaConfig::DEFAULT_SPOOL_DIR)).display(),
         before.spool_records
     );
 

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until, Consumed};
-use observer::config::SecurityProtocol;
 use observer::export::KafkaTopicSink;
 use observer::trace::{AgentTrace, AgentTracer, AgentTracerConfig, TracerFactory};
+use observer::SecurityProtocol;
 use observer::{calculate_cost_cached, KafkaConfig, ObserverConfig, Secret};
 use serde_json::json;
 
@@ -246,7 +246,6 @@ fn the_guides_sasl_settings_work_as_written() {
             spool_dir: Some(spool_b.path().to_owned()),
             ..kafka
         }),
-        kafka_enabled: true,
         ..Default::default()
     });
     assert!(factory.is_ok(), "TracerFactory with SASL_SSL and no mechanism: {:?}", factory.err());

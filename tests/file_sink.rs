@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use observer::config::FilePermissions;
 use observer::export::Record;
 use observer::export::Sink;
-use observer::{audit, AuditSink, ExporterError, ObserverConfig, ResourceType};
+use observer::{audit, AuditSink, ExporterError, FilePermissions, ObserverConfig, ResourceType};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

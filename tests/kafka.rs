@@ -27,7 +27,6 @@ fn init_with_kafka() -> &'static MemorySink {
             let guard = observer::init(ObserverConfig {
                 service_name: "kafka-test".into(),
                 audit_sink: AuditSink::Memory(sink.clone()),
-                kafka_enabled: true,
                 kafka: Some(KafkaConfig {
                     bootstrap_servers: bootstrap(),
                     audit_topic: AUDIT_TOPIC.into(),
@@ -104,7 +103,7 @@ fn every_helper_event_arrives_with_the_guides_json() {
 #[test]
 fn custom_events_arrive_on_their_topic_with_their_key() {
     init_with_kafka();
-    let exporter = observer::kafka_exporter().expect("init with kafka_enabled shares its exporter");
+    let exporter = observer::kafka_exporter().expect("init with a Kafka config shares its exporter");
     let marker = format!("custom-{}", std::process::id());
     let data = json!({"event_type": "custom", "data": {"marker": marker, "n": 42}});
     let result = exporter.export_custom_event(CUSTOM_TOPIC, "my-key", &data);
@@ -124,7 +123,7 @@ fn a_missing_topic_is_reported_and_its_events_are_kept() {
     let exporter = KafkaExporter::new(KafkaConfig {
         bootstrap_servers: bootstrap(),
         audit_topic: "observer-no-such-topic".into(),
-        message_timeout_ms: 2_000,
+        message_timeout: Duration::from_secs(2),
         spool_dir: Some(spool.path().to_owned()),
         ..Default::default()
     })
@@ -165,7 +164,7 @@ fn broker_absent_at_start_gets_everything_once_started() {
     let config = KafkaConfig {
         bootstrap_servers: address.clone(),
         audit_topic: AUDIT_TOPIC.into(),
-        message_timeout_ms: 2_000,
+        message_timeout: Duration::from_secs(2),
         spool_dir: Some(spool.path().to_owned()),
         ..Default::default()
     };

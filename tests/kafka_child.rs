@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::kafka::{bootstrap, consume_until};
-use observer::config::FilePermissions;
 use observer::export::MemorySink;
+use observer::FilePermissions;
 use observer::{audit, AuditSink, KafkaConfig, ObserverConfig, ResourceType};
 
 /// Its own topic: 100,000 events here would slow down every other test reading `observer-test-audit` from the start.
@@ -24,7 +24,6 @@ fn child_emitter() {
     let guard = observer::init(ObserverConfig {
         service_name: "child".into(),
         audit_sink: AuditSink::Memory(MemorySink::new()),
-        kafka_enabled: true,
         kafka: Some(KafkaConfig {
             bootstrap_servers: bootstrap(),
             audit_topic: TOPIC.into(),
@@ -80,7 +79,6 @@ fn child_with_the_broker_unreachable() {
         flush_timeout: Duration::from_secs(3),
         // The spool follows the SDK's file permissions (A8).
         file_permissions: FilePermissions { file_mode: 0o640, dir_mode: 0o750 },
-        kafka_enabled: true,
         kafka: Some(KafkaConfig {
             bootstrap_servers: "127.0.0.1:9".into(),
             audit_topic: TOPIC.into(),

@@ -31,12 +31,11 @@ fn broker_paused_mid_stream_loses_nothing() {
     let guard = observer::init(ObserverConfig {
         service_name: "outage-test".into(),
         audit_sink: AuditSink::Memory(MemorySink::new()),
-        kafka_enabled: true,
         kafka: Some(KafkaConfig {
             bootstrap_servers: bootstrap(),
             audit_topic: TOPIC.into(),
             // Short, so that the outage outlasts librdkafka's retries and the spool does the work.
-            message_timeout_ms: 3_000,
+            message_timeout: Duration::from_secs(3),
             spool_dir: Some(spool.path().to_owned()),
             ..Default::default()
         }),
@@ -52,7 +51,7 @@ fn broker_paused_mid_stream_loses_nothing() {
             resume = Some(Resume);
         }
         if i == 2 * N / 3 {
-            // Keep the outage longer than message_timeout_ms so that messages fail and are spooled.
+            // Keep the outage longer than message_timeout so that messages fail and are spooled.
             std::thread::sleep(Duration::from_secs(5));
             drop(resume.take());
         }

@@ -285,12 +285,11 @@ fn child_broker_down() {
     let spool = Path::new(&file).with_file_name("spool");
     let guard = observer::init(ObserverConfig {
         audit_sink: AuditSink::file(&file),
-        kafka_enabled: true,
         kafka: Some(observer::KafkaConfig {
             // Nobody listens on port 1.
             bootstrap_servers: "127.0.0.1:1".into(),
             spool_dir: Some(spool),
-            message_timeout_ms: 1_000,
+            message_timeout: Duration::from_secs(1),
             ..Default::default()
         }),
         flush_timeout: Duration::from_secs(2),

@@ -162,8 +162,40 @@ fn a_second_configure_is_ignored_and_a_second_exporter_refused() {
     .err()
     .expect("only one exporter per process");
     assert!(matches!(&err, observer::ObserverError::Configuration(c) if c.field == "tracing"), "{err}");
-    // Nothing to export → a no-op layer, fine.
-    assert!(observer::trace::otel_layer::<tracing_subscriber::Registry>(&TracingConfig::default()).is_ok());
+}
+
+/// `otel_layer` with nothing to export is a layer that exports nothing (and leaves the installed exporter alone);
+/// an invalid endpoint is refused with the error that names the field.
+#[test]
+fn otel_layer_without_an_endpoint_exports_nothing_and_refuses_an_invalid_one() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let receiver = setup();
+    const T: &str = "no-op-layer";
+    let layer = observer::trace::otel_layer::<tracing_subscriber::Registry>(&TracingConfig::default())
+        .expect("nothing to export is a valid set-up");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let _span = tracing::info_span!("under-the-no-op-layer", test = T).entered();
+        assert_eq!(observer::__private::current_trace_ids(), None, "no OpenTelemetry span behind it");
+    });
+    drop(tracing::info_span!("after-the-no-op-layer", test = T).entered());
+    flush();
+    let spans = receiver
+        .wait_for(WAIT, |s| find(s, "after-the-no-op-layer", T).is_some())
+        .expect("the installed exporter still exports");
+    assert!(find(&spans, "under-the-no-op-layer", T).is_none(), "the no-op layer exported a span");
+
+    let err = observer::trace::otel_layer::<tracing_subscriber::Registry>(&TracingConfig {
+        otlp_endpoint: Some("localhost:4318".into()),
+        ..Default::default()
+    })
+    .err()
+    .expect("an endpoint without a scheme is refused");
+    assert!(
+        matches!(&err, observer::ObserverError::Configuration(c) if c.field == "otlp_endpoint"
+            && c.message.contains("http://")),
+        "{err}"
+    );
 }
 
 #[test]

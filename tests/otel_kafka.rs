@@ -25,12 +25,7 @@ fn kafka_config(spool: &std::path::Path) -> KafkaConfig {
 }
 
 fn tracing_config() -> TracingConfig {
-    TracingConfig {
-        service_name: "otel-kafka-test".into(),
-        kafka_topic: Some(TOPIC.into()),
-        send_to_logfire: false,
-        ..Default::default()
-    }
+    TracingConfig { service_name: "otel-kafka-test".into(), kafka_topic: Some(TOPIC.into()), ..Default::default() }
 }
 
 /// The spans of every `resourceSpans[].scopeSpans[]` of an OTLP-JSON request.
@@ -70,7 +65,6 @@ fn spans_arrive_on_the_topic_as_otlp_json() {
     let _guard = observer::init(ObserverConfig {
         service_name: "otel-kafka-test".into(),
         audit_sink: AuditSink::Memory(MemorySink::new()),
-        kafka_enabled: true,
         kafka: Some(kafka_config(spool.path())),
         ..Default::default()
     })

@@ -1,4 +1,4 @@
-//! `send_to_logfire = false` with no endpoint (the guide's "keep data local"): `configure_tracing` succeeds and
+//! No endpoint (the guide's `send_to_logfire=False`, "keep data local"): `configure_tracing` succeeds and
 //! nothing is exported, not even to the OTLP default endpoint. Invalid settings are refused, naming the field.
 
 mod common;
@@ -44,7 +44,7 @@ fn keep_data_local_exports_nothing() {
         assert_eq!(bad(TracingConfig { protocol: OtlpProtocol::Grpc, ..Default::default() }), "protocol");
     }
 
-    let config = TracingConfig { service_name: "local-only".into(), send_to_logfire: false, ..Default::default() };
+    let config = TracingConfig { service_name: "local-only".into(), ..Default::default() };
     assert_eq!(config.export_endpoint(), None);
     configure_tracing(config).expect("keeping data local is a valid set-up");
     {

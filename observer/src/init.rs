@@ -198,7 +198,8 @@ fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
 /// With the `otel` feature, `init` also sets up span export when an OTLP endpoint is configured
 /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, the other standard `OTEL_*` variables
 /// apply) or `send_to_logfire` is set: what `observer::trace::configure_tracing` with
-/// `TracingConfig::from_observer(&config)` installs, shut down by the guard. It leaves tracing alone when
+/// `TracingConfig::from_observer(&config)` installs (with `send_to_logfire` and no endpoint: the OTLP default
+/// endpoint, `http://localhost:4318`), shut down by the guard. It leaves tracing alone when
 /// `configure_tracing` / `otel_layer` ran before, and when the application installed a global `tracing`
 /// subscriber of its own (a warning then says to add `otel_layer` to it).
 ///
@@ -234,8 +235,8 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     }
     sinks.extend(config.extra_sinks.iter().cloned());
     #[cfg(feature = "kafka")]
-    let kafka = if config.kafka_enabled {
-        let mut kafka_config = config.kafka.clone().unwrap_or_default();
+    let kafka = if let Some(kafka_config) = &config.kafka {
+        let mut kafka_config = kafka_config.clone();
         kafka_config.spool_permissions.get_or_insert(config.file_permissions);
         let exporter = crate::export::KafkaExporter::new(kafka_config)?;
         exporter.initialize();
@@ -245,9 +246,9 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
         None
     };
     #[cfg(not(feature = "kafka"))]
-    if config.kafka_enabled {
+    if config.kafka.is_some() {
         return Err(crate::ConfigurationError::new(
-            "kafka_enabled",
+            "kafka",
             "this build of observer has no Kafka support; enable the `kafka` cargo feature",
         )
         .into());
@@ -406,7 +407,7 @@ fn fill_service(event: &mut AuditEvent, service: &ServiceFields) {
 
 /// Events emitted before [`init`] are written synchronously to the sink the environment names
 /// (`OBSERVER_AUDIT_FILE`, `OBSERVER_AUDIT_SINK`; default the file
-/// [`DEFAULT_AUDIT_FILE`](crate::config::DEFAULT_AUDIT_FILE)); events emitted after the guard is dropped go,
+/// [`AuditSink::DEFAULT_FILE`]); events emitted after the guard is dropped go,
 /// synchronously too, to the embedded sink the last [`init`] configured (its file, with its permissions and
 /// service fields; with `AuditSink::None`, to the stderr fallback). Each with a one-time warning. Slower, but
 /// nothing is lost.

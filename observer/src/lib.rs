@@ -32,7 +32,7 @@
 pub mod actor;
 mod agent;
 pub mod audit;
-pub mod config;
+mod config;
 pub mod cost;
 mod diag;
 mod error;
@@ -58,7 +58,10 @@ pub use actor::keycloak::{set_actor_from_keycloak_token, ClaimMappings, Verify};
 pub use audit::builder::{get_audit_logger, AuditLogger};
 pub use audit::event::{AuditEvent, ChangeRecord};
 pub use audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
-pub use config::{AuditSink, KafkaConfig, ObserverConfig, Secret};
+pub use config::{
+    AuditSink, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, SaslMechanism, Secret,
+    SecurityProtocol,
+};
 pub use cost::price::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};
 #[cfg(feature = "kafka")]

@@ -128,7 +128,6 @@ pub fn init_observer(service_name: &str) -> &'static observer::ObserverConfig {
             let config = observer::ObserverConfig {
                 service_name: service_name.into(),
                 audit_sink: observer::AuditSink::Memory(observer::export::MemorySink::new()),
-                kafka_enabled: true,
                 kafka: Some(observer::KafkaConfig {
                     bootstrap_servers: bootstrap(),
                     audit_topic: "observer-test-audit".into(),

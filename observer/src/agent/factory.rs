@@ -77,7 +77,7 @@ struct Inner {
 }
 
 impl TracerFactory {
-    /// A factory for `config`: with `kafka_enabled` and `kafka` set, agent tracers stream to `kafka.trace_topic`
+    /// A factory for `config`: with a `kafka` config, agent tracers stream to `kafka.trace_topic`
     /// through one producer — the one `observer::init` started when it is connected to the same cluster, else one
     /// created now and shared by every tracer of this factory (and of other factories for the same cluster).
     /// Without Kafka, tracers still compute totals and spans; [`with_sink`](Self::with_sink) sends events
@@ -98,12 +98,12 @@ impl TracerFactory {
     /// An invalid environment variable, a Kafka config without the `kafka` feature, or the exporter's error
     /// (invalid config, spool in use).
     pub fn new(config: ObserverConfig) -> Result<Self, ObserverError> {
-        // The same environment overrides as `init` (e.g. `KAFKA_*` fill in a missing `kafka` config).
+        // The same environment overrides as `init` (e.g. `KAFKA_*` over the `kafka` config).
         let mut config = config.apply_env()?;
         if let Some(k) = config.kafka.as_mut() {
             k.spool_permissions.get_or_insert(config.file_permissions);
         }
-        let kafka = if config.kafka_enabled { config.kafka.as_ref() } else { None };
+        let kafka = config.kafka.as_ref();
         let sink = default_sink(kafka)?;
         let workflow_sink = default_workflow_sink(kafka)?;
         Ok(Self {

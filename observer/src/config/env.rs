@@ -48,11 +48,6 @@ impl<'a> Env<'a> {
         (self.lookup)(var).filter(|v| !(self.empty_is_unset && v.trim().is_empty()))
     }
 
-    /// Whether any of `vars` is set.
-    pub(crate) fn any(&self, vars: &[&str]) -> bool {
-        vars.iter().any(|v| self.string(v).is_some())
-    }
-
     /// A path.
     pub(crate) fn path(&self, var: &str) -> Option<PathBuf> {
         self.string(var).map(PathBuf::from)
@@ -165,7 +160,5 @@ pub(crate) mod tests {
         // Empty values: set for OBSERVER_*/KAFKA_*, unset for OTEL_*.
         assert_eq!(env.string("EMPTY").as_deref(), Some(" "));
         assert_eq!(Env::otel(&vars).string("EMPTY"), None);
-        assert!(Env::otel(&vars).any(&["UNSET", "N"]));
-        assert!(!Env::otel(&vars).any(&["UNSET", "EMPTY"]));
     }
 }

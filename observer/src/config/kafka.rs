@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::env::{self, Env};
 use super::{FilePermissions, Secret};
@@ -114,20 +115,20 @@ pub struct KafkaConfig {
     pub acks: String,
     /// Producer retries. Default 3.
     pub retries: u32,
-    /// Backoff between retries in milliseconds. Default 100.
-    pub retry_backoff_ms: u64,
+    /// Backoff between retries (the guide's `retry_backoff_ms`), in whole milliseconds. Default 100 ms.
+    pub retry_backoff: Duration,
     /// Maximum batch size in bytes. Default 1,000,000 (librdkafka's; the guide's example sets 16,384, which
     /// caps a batch at ~16 events of 1 KB and costs throughput).
     pub batch_size: usize,
-    /// Linger before sending a batch, in milliseconds. Default 5.
-    pub linger_ms: u64,
+    /// Linger before sending a batch (the guide's `linger_ms`), in whole milliseconds, at most 900 s. Default 5 ms.
+    pub linger: Duration,
     /// Compression codec. Default none.
     pub compression: Compression,
     /// Idempotent producer (no duplicates from producer retries). Default `true`.
     pub enable_idempotence: bool,
     /// How long librdkafka keeps trying to deliver a message before reporting it failed (it then goes to the
-    /// spool). Default 30,000 ms. Env `KAFKA_MESSAGE_TIMEOUT_MS`.
-    pub message_timeout_ms: u64,
+    /// spool), in whole milliseconds, from 1 s to 1 h. Default 30 s. Env `KAFKA_MESSAGE_TIMEOUT_MS` (milliseconds).
+    pub message_timeout: Duration,
     /// CA certificate file for SSL / SASL_SSL (PEM). Env `KAFKA_SSL_CA_LOCATION`.
     pub ssl_ca_location: Option<PathBuf>,
     /// Directory of the durable spool for events the broker has not acknowledged. Default `observer-spool`
@@ -144,9 +145,6 @@ pub struct KafkaConfig {
     pub spool_permissions: Option<FilePermissions>,
 }
 
-/// The spool directory used when `KafkaConfig::spool_dir` is not set.
-pub const DEFAULT_SPOOL_DIR: &str = "observer-spool";
-
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
@@ -161,12 +159,12 @@ impl Default for KafkaConfig {
             sasl_password: None,
             acks: "all".into(),
             retries: 3,
-            retry_backoff_ms: 100,
+            retry_backoff: Duration::from_millis(100),
             batch_size: 1_000_000,
-            linger_ms: 5,
+            linger: Duration::from_millis(5),
             compression: Compression::None,
             enable_idempotence: true,
-            message_timeout_ms: 30_000,
+            message_timeout: Duration::from_secs(30),
             ssl_ca_location: None,
             spool_dir: None,
             spool_max_bytes: 1 << 30,
@@ -175,25 +173,11 @@ impl Default for KafkaConfig {
     }
 }
 
-/// The variables [`KafkaConfig::apply_env_from`] reads.
-pub(super) const KAFKA_ENV_VARS: [&str; 14] = [
-    "KAFKA_MESSAGE_TIMEOUT_MS",
-    "KAFKA_SSL_CA_LOCATION",
-    "OBSERVER_SPOOL_DIR",
-    "OBSERVER_SPOOL_MAX_BYTES",
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "KAFKA_CLIENT_ID",
-    "KAFKA_AUDIT_TOPIC",
-    "KAFKA_TRACE_TOPIC",
-    "KAFKA_WORKFLOW_TOPIC",
-    "KAFKA_ACKS",
-    "KAFKA_SECURITY_PROTOCOL",
-    "KAFKA_SASL_MECHANISM",
-    "KAFKA_SASL_USERNAME",
-    "KAFKA_SASL_PASSWORD",
-];
-
 impl KafkaConfig {
+    /// The spool directory used when [`spool_dir`](Self::spool_dir) is not set: `observer-spool`, relative to the
+    /// working directory.
+    pub const DEFAULT_SPOOL_DIR: &str = "observer-spool";
+
     /// The defaults with the `KAFKA_*` environment variables applied.
     ///
     /// # Errors
@@ -214,7 +198,7 @@ impl KafkaConfig {
     /// | `KAFKA_SASL_MECHANISM` | `sasl_mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`) |
     /// | `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD` | `sasl_username`, `sasl_password` |
     /// | `KAFKA_ACKS` | `acks` |
-    /// | `KAFKA_MESSAGE_TIMEOUT_MS` | `message_timeout_ms` (milliseconds) |
+    /// | `KAFKA_MESSAGE_TIMEOUT_MS` | `message_timeout` (milliseconds) |
     /// | `KAFKA_SSL_CA_LOCATION` | `ssl_ca_location` |
     /// | `OBSERVER_SPOOL_DIR`, `OBSERVER_SPOOL_MAX_BYTES` | `spool_dir`, `spool_max_bytes` |
     ///
@@ -256,7 +240,7 @@ impl KafkaConfig {
             self.sasl_password = Some(Secret::new(p));
         }
         if let Some(t) = env.millis("KAFKA_MESSAGE_TIMEOUT_MS")? {
-            self.message_timeout_ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+            self.message_timeout = t;
         }
         if let Some(p) = env.path("KAFKA_SSL_CA_LOCATION") {
             self.ssl_ca_location = Some(p);
@@ -331,8 +315,8 @@ impl KafkaConfig {
         if self.enable_idempotence && self.retries == 0 {
             return Err(ConfigurationError::new("kafka.retries", "the idempotent producer needs retries > 0"));
         }
-        if !(1_000..=3_600_000).contains(&self.message_timeout_ms) {
-            return Err(ConfigurationError::new("kafka.message_timeout_ms", "must be between 1000 and 3600000"));
+        if !(Duration::from_secs(1)..=Duration::from_secs(3_600)).contains(&self.message_timeout) {
+            return Err(ConfigurationError::new("kafka.message_timeout", "must be between 1 s and 1 h"));
         }
         if self.spool_max_bytes < 1 << 20 {
             return Err(ConfigurationError::new("kafka.spool_max_bytes", "must be at least 1 MiB"));
@@ -340,8 +324,8 @@ impl KafkaConfig {
         if let Some(p) = self.spool_permissions {
             p.validate("kafka.spool_permissions")?;
         }
-        if self.linger_ms > 900_000 {
-            return Err(ConfigurationError::new("kafka.linger_ms", "must be at most 900000"));
+        if self.linger > Duration::from_secs(900) {
+            return Err(ConfigurationError::new("kafka.linger", "must be at most 900 s"));
         }
         let protocol = self.effective_security_protocol();
         if self.effective_sasl_mechanism().is_some() {
@@ -405,7 +389,7 @@ mod tests {
             .unwrap();
         assert_eq!(k.bootstrap_servers, "k1:9092,k2:9093");
         assert_eq!(k.security_protocol, SecurityProtocol::SaslSsl);
-        assert_eq!(k.message_timeout_ms, 5_000);
+        assert_eq!(k.message_timeout, Duration::from_secs(5));
         assert_eq!(k.spool_dir.as_deref(), Some(std::path::Path::new("/var/spool/observer")));
         let err = KafkaConfig::default().apply_env_from(&table(&[("KAFKA_SASL_MECHANISM", "GSSAPI")])).unwrap_err();
         assert_eq!(err.field, "KAFKA_SASL_MECHANISM");
@@ -426,6 +410,8 @@ mod tests {
         assert_eq!(bad(|k| k.audit_topic = "audit events".into()), "kafka.audit_topic");
         assert_eq!(bad(|k| k.acks = "most".into()), "kafka.acks");
         assert_eq!(bad(|k| k.batch_size = 0), "kafka.batch_size");
+        assert_eq!(bad(|k| k.message_timeout = Duration::from_millis(999)), "kafka.message_timeout");
+        assert_eq!(bad(|k| k.linger = Duration::from_secs(901)), "kafka.linger");
         assert_eq!(bad(|k| k.security_protocol = SecurityProtocol::SaslSsl), "kafka.sasl_username");
         assert_eq!(bad(|k| k.sasl_username = Some("u".into())), "kafka.sasl_password");
         assert_eq!(bad(|k| k.sasl_mechanism = Some(SaslMechanism::Plain)), "kafka.security_protocol");
@@ -483,7 +469,11 @@ mod tests {
         assert_eq!(k.effective_sasl_mechanism(), Some(SaslMechanism::ScramSha256));
         // The same from the environment.
         let c = ObserverConfig::default()
-            .apply_env_from(&table(&[("KAFKA_SASL_USERNAME", "user"), ("KAFKA_SASL_PASSWORD", "pass")]))
+            .apply_env_from(&table(&[
+                ("OBSERVER_KAFKA_ENABLED", "true"),
+                ("KAFKA_SASL_USERNAME", "user"),
+                ("KAFKA_SASL_PASSWORD", "pass"),
+            ]))
             .unwrap();
         c.validate().unwrap();
         assert_eq!(c.kafka.unwrap().effective_security_protocol(), SecurityProtocol::SaslSsl);

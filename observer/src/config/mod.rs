@@ -12,15 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "otel")]
+pub(crate) use self::env::process as process_env;
 use self::env::Env;
-pub use self::kafka::{Compression, KafkaConfig, SaslMechanism, SecurityProtocol, DEFAULT_SPOOL_DIR};
+pub use self::kafka::{Compression, KafkaConfig, SaslMechanism, SecurityProtocol};
 #[cfg(feature = "otel")]
 pub use self::otel::{OtlpProtocol, TracingConfig};
 use crate::error::ConfigurationError;
 use crate::export::{MemorySink, Sink};
-
-/// The default JSON-lines audit file, relative to the working directory.
-pub const DEFAULT_AUDIT_FILE: &str = "observer-audit.jsonl";
 
 /// Everything [`init`](crate::init) needs. Build it with struct update syntax:
 ///
@@ -45,7 +44,9 @@ pub struct ObserverConfig {
     /// Whether traces may be sent to a remote backend (the guide's Logfire switch). Default `false`: keep data
     /// local, spans are exported only to an endpoint configured explicitly (`OTEL_EXPORTER_OTLP_ENDPOINT`). `true`:
     /// with the `otel` feature, `init` exports spans (to the OTLP default endpoint `http://localhost:4318` when none
-    /// is configured); see `observer::trace::TracingConfig`.
+    /// is configured); see `observer::trace::TracingConfig`. The SDK's one copy of this switch: `TracingConfig` has
+    /// none (for `configure_tracing`, name the endpoint); a `TracerFactory` takes it as the default of
+    /// `enable_otel`.
     pub send_to_logfire: bool,
     /// Trace OpenAI-compatible calls through the LLM HTTP middleware (feature `llm-http`). Default `true`:
     /// installing the middleware is the opt-in; set `false` to switch it off. Env `OBSERVER_INSTRUMENT_OPENAI`.
@@ -56,15 +57,16 @@ pub struct ObserverConfig {
     /// Record an LLM interaction audit event (model, provider, tokens, cost) for every call traced by the LLM HTTP
     /// instrumentation (feature `llm-http`). Default `false`. Env `OBSERVER_LOG_LLM_INTERACTIONS`.
     pub log_llm_interactions: bool,
-    /// Kafka settings. `None` with `kafka_enabled` takes them from the `KAFKA_*` environment variables.
+    /// Kafka export (feature `kafka`): `Some` sends every audit event to Kafka as well (the guide's
+    /// `kafka_enabled=True` with its `kafka_config`), `None` (default) does not. `Some(KafkaConfig::default())`
+    /// takes the settings from the `KAFKA_*` variables. Env `OBSERVER_KAFKA_ENABLED=true` turns it on with the
+    /// defaults when it is `None`, `=false` turns it off (sets `None`).
     pub kafka: Option<KafkaConfig>,
-    /// Export audit events to Kafka. Default `false`. Env `OBSERVER_KAFKA_ENABLED`.
-    pub kafka_enabled: bool,
     /// Which Keycloak claim feeds which [`ActorContext`](crate::ActorContext) field. Default: Keycloak's layout;
     /// override fields with [`ClaimMappings::from_pairs`](crate::ClaimMappings::from_pairs) (the guide's
     /// `{"roles": "permissions"}`) or [`ClaimMappings::map`](crate::ClaimMappings::map).
     pub keycloak_claim_mappings: crate::ClaimMappings,
-    /// Where audit events are written (besides Kafka). Default: the JSON-lines file [`DEFAULT_AUDIT_FILE`].
+    /// Where audit events are written (besides Kafka). Default: the JSON-lines file [`AuditSink::DEFAULT_FILE`].
     pub audit_sink: AuditSink,
     /// Additional sinks that receive every event.
     pub extra_sinks: Vec<Arc<dyn Sink>>,
@@ -95,7 +97,6 @@ impl Default for ObserverConfig {
             instrument_anthropic: true,
             log_llm_interactions: false,
             kafka: None,
-            kafka_enabled: false,
             keycloak_claim_mappings: crate::ClaimMappings::default(),
             audit_sink: AuditSink::default(),
             extra_sinks: Vec::new(),
@@ -167,11 +168,14 @@ pub enum AuditSink {
 
 impl Default for AuditSink {
     fn default() -> Self {
-        Self::File { path: PathBuf::from(DEFAULT_AUDIT_FILE), sync: FileSync::default() }
+        Self::File { path: PathBuf::from(Self::DEFAULT_FILE), sync: FileSync::default() }
     }
 }
 
 impl AuditSink {
+    /// The default JSON-lines audit file, `observer-audit.jsonl`, relative to the working directory.
+    pub const DEFAULT_FILE: &str = "observer-audit.jsonl";
+
     /// A JSON-lines file sink with the default fsync policy.
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Self::File { path: path.into(), sync: FileSync::default() }
@@ -245,7 +249,7 @@ impl ObserverConfig {
     /// | `OBSERVER_SERVICE_NAME` | `service_name` |
     /// | `OBSERVER_SERVICE_VERSION` | `service_version` |
     /// | `OBSERVER_ENVIRONMENT` | `environment` |
-    /// | `OBSERVER_KAFKA_ENABLED` | `kafka_enabled` (`true`/`false`) |
+    /// | `OBSERVER_KAFKA_ENABLED` | `kafka`: `true` = `Some` (the defaults when it was `None`), `false` = `None` |
     /// | `OBSERVER_INSTRUMENT_OPENAI` | `instrument_openai` (`true`/`false`) |
     /// | `OBSERVER_INSTRUMENT_ANTHROPIC` | `instrument_anthropic` (`true`/`false`) |
     /// | `OBSERVER_LOG_LLM_INTERACTIONS` | `log_llm_interactions` (`true`/`false`) |
@@ -276,7 +280,7 @@ impl ObserverConfig {
             self.environment = v;
         }
         if let Some(v) = env.bool("OBSERVER_KAFKA_ENABLED")? {
-            self.kafka_enabled = v;
+            self.kafka = v.then(|| self.kafka.take().unwrap_or_default());
         }
         if let Some(v) = env.bool("OBSERVER_INSTRUMENT_OPENAI")? {
             self.instrument_openai = v;
@@ -323,8 +327,8 @@ impl ObserverConfig {
         if let Some(mode) = env.octal_mode("OBSERVER_DIR_MODE")? {
             self.file_permissions.dir_mode = mode;
         }
-        if self.kafka.is_some() || self.kafka_enabled || env.any(&kafka::KAFKA_ENV_VARS) {
-            self.kafka = Some(self.kafka.take().unwrap_or_default().apply_env_from(lookup)?);
+        if let Some(kafka) = self.kafka.take() {
+            self.kafka = Some(kafka.apply_env_from(lookup)?);
         }
         Ok(self)
     }
@@ -352,18 +356,13 @@ impl ObserverConfig {
                 return Err(ConfigurationError::new("audit_sink", format!("`{}` is not a file path", path.display())));
             }
         }
-        if matches!(self.audit_sink, AuditSink::None) && self.extra_sinks.is_empty() && !self.kafka_enabled {
+        if matches!(self.audit_sink, AuditSink::None) && self.extra_sinks.is_empty() && self.kafka.is_none() {
             return Err(ConfigurationError::new(
                 "audit_sink",
                 "`none` needs Kafka or an extra sink: audit events must go somewhere",
             ));
         }
-        if self.kafka_enabled {
-            match &self.kafka {
-                Some(k) => k.validate()?,
-                None => KafkaConfig::default().validate()?,
-            }
-        } else if let Some(k) = &self.kafka {
+        if let Some(k) = &self.kafka {
             k.validate()?;
         }
         Ok(())
@@ -380,7 +379,7 @@ mod tests {
         let c = ObserverConfig::default();
         assert_eq!(c.service_name, "autonomize-service");
         assert_eq!(c.environment, "production");
-        assert!(!c.kafka_enabled);
+        assert!(c.kafka.is_none());
         c.validate().unwrap();
     }
 
@@ -391,6 +390,7 @@ mod tests {
                 ("OBSERVER_SERVICE_NAME", "from-env"),
                 ("OBSERVER_ENVIRONMENT", "staging"),
                 ("OBSERVER_AUDIT_FILE", "/tmp/x.jsonl"),
+                ("OBSERVER_KAFKA_ENABLED", "true"),
                 ("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9093"),
                 ("KAFKA_SASL_PASSWORD", "hunter2"),
             ]))
@@ -419,7 +419,9 @@ mod tests {
         assert_eq!(err.field, "file_permissions");
         let err = ObserverConfig::default().apply_env_from(&table(&[("OBSERVER_QUEUE_CAPACITY", "lots")])).unwrap_err();
         assert_eq!(err.field, "OBSERVER_QUEUE_CAPACITY");
-        let err = ObserverConfig::default().apply_env_from(&table(&[("KAFKA_SECURITY_PROTOCOL", "TLS")])).unwrap_err();
+        let err = ObserverConfig { kafka: Some(KafkaConfig::default()), ..Default::default() }
+            .apply_env_from(&table(&[("KAFKA_SECURITY_PROTOCOL", "TLS")]))
+            .unwrap_err();
         assert_eq!(err.field, "KAFKA_SECURITY_PROTOCOL");
         assert!(err.message.contains("SASL_SSL"), "{err}");
     }
@@ -433,7 +435,6 @@ mod tests {
         let err = ObserverConfig { audit_sink: AuditSink::None, ..Default::default() }.validate().unwrap_err();
         assert_eq!(err.field, "audit_sink");
         let err = ObserverConfig {
-            kafka_enabled: true,
             kafka: Some(KafkaConfig { audit_topic: "".into(), ..Default::default() }),
             ..Default::default()
         }

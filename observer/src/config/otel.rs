@@ -10,6 +10,7 @@ use crate::error::ConfigurationError;
 use crate::trace::{configure_tracing, flush_tracing, otel_layer, shutdown_tracing};
 
 /// The OTLP transport.
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OtlpProtocol {
@@ -59,7 +60,10 @@ impl FromStr for OtlpProtocol {
 }
 
 /// Settings of [`configure_tracing`] / [`otel_layer`]: the guide's `configure_logfire(service_name=..,
-/// send_to_logfire=..)`. Build it with `..Default::default()`.
+/// send_to_logfire=..)`. Build it with `..Default::default()`. The guide's `send_to_logfire=False` ("keep data
+/// local") is the default: no endpoint, nothing leaves the process; `send_to_logfire=True` names the collector:
+/// `otlp_endpoint: Some(OtlpProtocol::HttpProtobuf.default_endpoint().into())` (`http://localhost:4318`). The one
+/// `send_to_logfire` switch is `ObserverConfig::send_to_logfire`, for `observer::init`.
 ///
 /// ```no_run
 /// use observer::trace::{configure_tracing, TracingConfig};
@@ -81,12 +85,13 @@ impl FromStr for OtlpProtocol {
 /// ```
 ///
 /// [`configure_tracing`] applies the [environment](TracingConfig::apply_env) on top of these values. Then spans go:
-/// * with an explicit endpoint ([`otlp_endpoint`](Self::otlp_endpoint) / [`traces_endpoint`](Self::traces_endpoint),
-///   or the `OTEL_EXPORTER_OTLP_*` variables) → there, whatever `send_to_logfire` says;
-/// * with no endpoint and `send_to_logfire == false` (the default, the guide's "keep data local") → nowhere: no
-///   OpenTelemetry layer is installed at all (spans only reach the optional console layer);
-/// * with no endpoint and `send_to_logfire == true` → the OTLP default endpoint, `http://localhost:4318`
-///   (`http://localhost:4317` for gRPC): a collector next to the service. There is no vendor default.
+/// * with an endpoint ([`otlp_endpoint`](Self::otlp_endpoint) / [`traces_endpoint`](Self::traces_endpoint), or
+///   the `OTEL_EXPORTER_OTLP_*` variables) → there;
+/// * with none (the default, the guide's "keep data local") → nowhere: no OpenTelemetry layer is installed at all
+///   (spans only reach the optional console layer). There is no vendor default.
+///
+/// `observer::init` with `ObserverConfig::send_to_logfire` and no endpoint exports to the OTLP default endpoint of
+/// the protocol, `http://localhost:4318` (`http://localhost:4317` for gRPC): a collector next to the service.
 ///
 /// With [`kafka_topic`](Self::kafka_topic) set (feature `otel-kafka`), spans also go to that Kafka topic as
 /// OTLP-JSON, whatever the above says (and only there when no endpoint applies).
@@ -100,6 +105,7 @@ impl FromStr for OtlpProtocol {
 /// may be `http://` or `https://` (TLS through the system's OpenSSL and its root certificates); gRPC is plaintext,
 /// so `https://` with gRPC is refused: send to a collector nearby and let it forward over TLS.
 #[derive(Debug, Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub struct TracingConfig {
     /// `service.name` of the resource. Default `"autonomize-service"`. Env `OTEL_SERVICE_NAME`.
     pub service_name: String,
@@ -107,10 +113,6 @@ pub struct TracingConfig {
     pub service_version: String,
     /// `deployment.environment` (and `deployment.environment.name`). Default `"production"`.
     pub environment: String,
-    /// The guide's switch. `false` (default, "keep data local"): spans are exported only when an endpoint is
-    /// configured explicitly. `true`: with no endpoint, spans go to the OTLP default endpoint of
-    /// [`protocol`](Self::protocol) (`http://localhost:4318`).
-    pub send_to_logfire: bool,
     /// The OTLP base endpoint, e.g. `http://127.0.0.1:4318` (HTTP; `/v1/traces` is appended unless present) or
     /// `http://127.0.0.1:4317` (gRPC). Env `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_endpoint: Option<String>,
@@ -132,7 +134,7 @@ pub struct TracingConfig {
     /// `KafkaExporter` and add it to your own tracer provider). Each export batch is one message in the format
     /// of the OpenTelemetry Collector's Kafka exporter with `encoding: otlp_json` (`genesis-otel` in the guide's
     /// `otel-collector-config.yaml`), so no collector is needed. In addition to an OTLP endpoint when one is
-    /// configured, else instead of it; independent of `send_to_logfire`. The audit and trace stream topics are
+    /// configured, else instead of it. The audit and trace stream topics are
     /// refused. Needs the `otel-kafka` cargo feature. Default `None`.
     pub kafka_topic: Option<String>,
 }
@@ -144,14 +146,14 @@ impl Default for TracingConfig {
 }
 
 impl TracingConfig {
-    /// The service fields and `send_to_logfire` of an [`ObserverConfig`], the rest default, so that audit
-    /// events and spans name the same service.
+    /// The service fields of an [`ObserverConfig`], the rest default, so that audit events and spans name the
+    /// same service. (Its `send_to_logfire` is applied by `observer::init`: the protocol's default endpoint when
+    /// the environment names none.)
     pub fn from_observer(config: &ObserverConfig) -> Self {
         Self {
             service_name: config.service_name.clone(),
             service_version: config.service_version.clone(),
             environment: config.environment.clone(),
-            send_to_logfire: config.send_to_logfire,
             otlp_endpoint: None,
             traces_endpoint: None,
             protocol: OtlpProtocol::HttpProtobuf,
@@ -160,6 +162,21 @@ impl TracingConfig {
             resource_attributes: Vec::new(),
             kafka_topic: None,
         }
+    }
+
+    /// What `observer::init` exports with: [`from_observer`](Self::from_observer) with the environment applied,
+    /// and, when `config.send_to_logfire` is set and no endpoint is configured (nor `OTEL_SDK_DISABLED=true`), the
+    /// OTLP default endpoint of the protocol.
+    pub(crate) fn for_init(
+        config: &ObserverConfig,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigurationError> {
+        let mut tracing = Self::from_observer(config).apply_env_from(lookup)?;
+        let disabled = Env::otel(lookup).strict_bool("OTEL_SDK_DISABLED")? == Some(true);
+        if config.send_to_logfire && !disabled && tracing.export_endpoint().is_none() {
+            tracing.otlp_endpoint = Some(tracing.protocol.default_endpoint().to_owned());
+        }
+        Ok(tracing)
     }
 
     /// Applies the standard OpenTelemetry environment variables. As with [`ObserverConfig::apply_env`], the
@@ -173,7 +190,7 @@ impl TracingConfig {
     /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` |
     /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `traces_endpoint` |
     /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (the latter wins) | `protocol` |
-    /// | `OTEL_SDK_DISABLED=true` | exports nothing: clears `otlp_endpoint`, `traces_endpoint`, `kafka_topic`, `send_to_logfire` |
+    /// | `OTEL_SDK_DISABLED=true` | exports nothing: clears `otlp_endpoint`, `traces_endpoint`, `kafka_topic` (and `init` ignores `send_to_logfire`) |
     ///
     /// The exporter itself also reads `OTEL_EXPORTER_OTLP_HEADERS` (HTTP only), `OTEL_EXPORTER_OTLP_TIMEOUT` and
     /// the batch processor's `OTEL_BSP_*`.
@@ -230,7 +247,6 @@ impl TracingConfig {
             // The specification's kill switch: nothing is exported, whatever code and the other variables say.
             self.otlp_endpoint = None;
             self.traces_endpoint = None;
-            self.send_to_logfire = false;
             self.kafka_topic = None;
         }
         Ok(self)
@@ -286,16 +302,12 @@ impl TracingConfig {
     }
 
     /// Where spans are sent, without looking at the environment: the traces URL for HTTP (`…/v1/traces`), the
-    /// endpoint for gRPC, or `None` when nothing is exported (no endpoint and `send_to_logfire == false`).
+    /// endpoint for gRPC, or `None` when no endpoint is set.
     pub fn export_endpoint(&self) -> Option<String> {
         if let Some(url) = &self.traces_endpoint {
             return Some(url.trim().to_owned());
         }
-        let base = match &self.otlp_endpoint {
-            Some(e) => e.trim(),
-            None if self.send_to_logfire => self.protocol.default_endpoint(),
-            None => return None,
-        };
+        let base = self.otlp_endpoint.as_deref()?.trim();
         Some(match self.protocol {
             OtlpProtocol::HttpProtobuf => {
                 let base = base.trim_end_matches('/');
@@ -408,11 +420,7 @@ mod tests {
 
     #[test]
     fn otel_sdk_disabled_exports_nothing() {
-        let config = TracingConfig {
-            otlp_endpoint: Some("http://collector:4318".into()),
-            send_to_logfire: true,
-            ..Default::default()
-        };
+        let config = TracingConfig { otlp_endpoint: Some("http://collector:4318".into()), ..Default::default() };
         let on = config.clone().apply_env_from(&table(&[("OTEL_SDK_DISABLED", "false")])).unwrap();
         assert_eq!(on.export_endpoint().as_deref(), Some("http://collector:4318/v1/traces"));
         let off = config
@@ -453,19 +461,22 @@ mod tests {
     }
 
     #[test]
-    fn export_endpoint_follows_send_to_logfire() {
+    fn init_follows_send_to_logfire() {
+        let init = |send_to_logfire, vars| {
+            let observer = ObserverConfig { service_name: "svc".into(), send_to_logfire, ..Default::default() };
+            TracingConfig::for_init(&observer, &table(vars)).unwrap()
+        };
         assert_eq!(TracingConfig::default().export_endpoint(), None, "keep data local");
-        let on = TracingConfig { send_to_logfire: true, ..Default::default() };
+        assert_eq!(init(false, &[]).export_endpoint(), None, "keep data local");
+        let on = init(true, &[]);
+        assert_eq!(on.service_name, "svc");
         assert_eq!(on.export_endpoint().as_deref(), Some("http://localhost:4318/v1/traces"));
-        let grpc = TracingConfig { send_to_logfire: true, protocol: OtlpProtocol::Grpc, ..Default::default() };
+        let grpc = init(true, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
         assert_eq!(grpc.export_endpoint().as_deref(), Some("http://localhost:4317"));
+        let named = init(true, &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://gw:8080/custom")]);
+        assert_eq!(named.export_endpoint().as_deref(), Some("http://gw:8080/custom"));
+        assert_eq!(init(true, &[("OTEL_SDK_DISABLED", "true")]).export_endpoint(), None);
         let explicit = TracingConfig { otlp_endpoint: Some("http://c:4318/v1/traces".into()), ..Default::default() };
         assert_eq!(explicit.export_endpoint().as_deref(), Some("http://c:4318/v1/traces"));
-        let from_observer = TracingConfig::from_observer(&ObserverConfig {
-            service_name: "svc".into(),
-            send_to_logfire: true,
-            ..Default::default()
-        });
-        assert_eq!((from_observer.service_name.as_str(), from_observer.send_to_logfire), ("svc", true));
     }
 }

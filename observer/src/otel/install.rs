@@ -37,8 +37,8 @@ pub(crate) fn is_configured() -> bool {
 /// Already have a subscriber? Add [`otel_layer`] to it instead.
 ///
 /// [`observer::init`](crate::init) calls this itself when an OTLP endpoint is configured in the environment (or
-/// `send_to_logfire` is set); a later call is then ignored with a warning. Call it before `init` to choose other
-/// settings.
+/// `ObserverConfig::send_to_logfire` is set); a later call is then ignored with a warning. Call it before `init`
+/// to choose other settings.
 ///
 /// # Errors
 /// [`ConfigurationError`] naming the invalid field or variable (endpoint, protocol, …), or naming `tracing`
@@ -97,7 +97,7 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
                 service = %config.service_name, "OpenTelemetry export configured");
         }
         None => {
-            ::tracing::debug!(target: "observer", "tracing configured without export (no endpoint, send_to_logfire = false)");
+            ::tracing::debug!(target: "observer", "tracing configured without export (no endpoint)");
         }
     }
     Ok(())
@@ -105,11 +105,12 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
 
 /// [`init`](crate::init)'s part (the guide's `init(send_to_logfire=..)` sets tracing up in one call): when an
 /// endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) or
-/// `send_to_logfire` is set, installs what [`configure_tracing`] with [`TracingConfig::from_observer`] installs.
+/// `send_to_logfire` is set, installs what [`configure_tracing`] with [`TracingConfig::from_observer`] installs,
+/// with the OTLP default endpoint when `send_to_logfire` is set and no endpoint is configured.
 /// Leaves tracing alone when [`configure_tracing`] or [`otel_layer`] already ran, and when the application
 /// installed a global subscriber of its own (then says so: add [`otel_layer`] to it).
 pub(crate) fn configure_from_init(config: &ObserverConfig) -> Result<(), ObserverError> {
-    let tracing_config = TracingConfig::from_observer(config).apply_env()?;
+    let tracing_config = TracingConfig::for_init(config, &crate::config::process_env)?;
     let endpoint = tracing_config.export_endpoint();
     if !exports(&tracing_config, endpoint.as_deref()) || is_configured() || already_exporting() {
         return Ok(());

@@ -48,7 +48,7 @@ pub(super) fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<In
         let kafka = crate::kafka_exporter().ok_or_else(|| {
             ConfigurationError::new(
                 "kafka_topic",
-                "no shared Kafka exporter: call observer::init with `kafka_enabled: true` (and a Kafka config) before \
+                "no shared Kafka exporter: call observer::init with a Kafka config (`kafka: Some(..)`) before \
                  configuring tracing, or add a KafkaSpanExporter built from your own KafkaExporter to your own tracer \
                  provider",
             )

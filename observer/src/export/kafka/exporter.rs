@@ -5,13 +5,13 @@
 //! * **Never blocks the caller.** Sending hands the message to librdkafka's in-memory queue; when that queue is
 //!   full the message goes straight to the spool.
 //! * **At least once, nothing dropped.** A message librdkafka reports as failed (broker down past
-//!   `message_timeout_ms`, unknown topic, queue full, purged at shutdown) is appended to the spool and fsynced,
+//!   `message_timeout`, unknown topic, queue full, purged at shutdown) is appended to the spool and fsynced,
 //!   then re-sent, oldest segment first, when the broker takes messages again — also by the next process that
 //!   opens the same spool directory. Re-sending after a purge or an unacknowledged attempt can duplicate an
 //!   event; every audit event carries a unique `event_id` (also a header) for consumers to de-duplicate on.
 //! * **Shutdown** ([`KafkaExporter::shutdown`], called by the init guard) waits up to its timeout for
 //!   acknowledgements, then purges what is still in flight into the spool, so an orderly exit loses nothing.
-//!   A hard crash (SIGKILL) loses what was only in librdkafka's memory (at most `message_timeout_ms` worth).
+//!   A hard crash (SIGKILL) loses what was only in librdkafka's memory (at most `message_timeout` worth).
 //!   A wait longer than a second is announced on stderr (messages, brokers, deadline), and so is what went to
 //!   the spool.
 //! * **A bad spool file** (unreadable, or with lines that cannot be decoded) is moved to the spool's
@@ -56,7 +56,7 @@ use rdkafka::ClientContext;
 
 use super::spool::{Segment, Spool, SpoolError, SpoolRecord};
 use crate::audit::{AuditEvent, SCHEMA_VERSION};
-use crate::config::{KafkaConfig, SecurityProtocol, DEFAULT_SPOOL_DIR};
+use crate::config::{KafkaConfig, SecurityProtocol};
 use crate::error::ExporterError;
 use crate::export::{Record, Sink};
 
@@ -342,12 +342,12 @@ pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
         .set("client.id", &config.client_id)
         .set("acks", &config.acks)
         .set("retries", config.retries.to_string())
-        .set("retry.backoff.ms", config.retry_backoff_ms.to_string())
+        .set("retry.backoff.ms", config.retry_backoff.as_millis().to_string())
         .set("batch.size", config.batch_size.to_string())
-        .set("linger.ms", config.linger_ms.to_string())
+        .set("linger.ms", config.linger.as_millis().to_string())
         .set("compression.type", config.compression.as_str())
         .set("enable.idempotence", config.enable_idempotence.to_string())
-        .set("message.timeout.ms", config.message_timeout_ms.to_string())
+        .set("message.timeout.ms", config.message_timeout.as_millis().to_string())
         .set("security.protocol", config.effective_security_protocol().as_str());
     if let Some(m) = config.effective_sasl_mechanism() {
         c.set("sasl.mechanism", m.as_str());
@@ -376,7 +376,7 @@ impl KafkaExporter {
     /// is used by another process, or a librdkafka config it refuses.
     pub fn new(config: KafkaConfig) -> Result<Self, ExporterError> {
         config.validate().map_err(|e| ExporterError::Other(e.to_string()))?;
-        let dir = config.spool_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR));
+        let dir = config.spool_dir.clone().unwrap_or_else(|| PathBuf::from(KafkaConfig::DEFAULT_SPOOL_DIR));
         let perms = config.spool_permissions.unwrap_or_default();
         let spool = Spool::open_with_permissions(&dir, config.spool_max_bytes, perms).map_err(|e| match e {
             SpoolError::Locked(p) => ExporterError::Other(format!(
@@ -948,9 +948,9 @@ mod tests {
             ssl_ca_location: Some("/etc/ssl/ca.pem".into()),
             acks: "all".into(),
             retries: 7,
-            retry_backoff_ms: 250,
+            retry_backoff: Duration::from_millis(250),
             batch_size: 32_768,
-            linger_ms: 9,
+            linger: Duration::from_millis(9),
             compression: crate::config::Compression::Zstd,
             ..Default::default()
         };
@@ -998,7 +998,7 @@ mod tests {
     fn unreachable_exporter(spool_dir: &std::path::Path) -> KafkaExporter {
         KafkaExporter::new(KafkaConfig {
             bootstrap_servers: "127.0.0.1:9".into(),
-            message_timeout_ms: 1_000,
+            message_timeout: Duration::from_secs(1),
             spool_dir: Some(spool_dir.to_owned()),
             ..Default::default()
         })

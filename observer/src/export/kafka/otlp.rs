@@ -54,7 +54,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// use observer::trace::KafkaSpanExporter;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let kafka = observer::kafka_exporter().expect("observer::init with kafka_enabled");
+/// let kafka = observer::kafka_exporter().expect("observer::init with a Kafka config");
 /// let exporter = KafkaSpanExporter::new(kafka, "genesis-otel")?;
 /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_batch_exporter(exporter).build();
 /// # drop(provider);
