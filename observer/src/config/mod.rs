@@ -15,6 +15,8 @@ use std::time::Duration;
 #[cfg(feature = "otel")]
 pub(crate) use self::env::process as process_env;
 use self::env::Env;
+#[cfg(feature = "otel-kafka")]
+pub(crate) use self::kafka::validate_topic;
 pub use self::kafka::{Compression, KafkaConfig, SaslMechanism, SecurityProtocol};
 #[cfg(feature = "otel")]
 pub use self::otel::{OtlpProtocol, TracingConfig};

@@ -179,6 +179,14 @@ impl TracingConfig {
         Ok(tracing)
     }
 
+    /// The defaults with the `OTEL_*` environment variables applied.
+    ///
+    /// # Errors
+    /// As [`apply_env`](Self::apply_env).
+    pub fn from_env() -> Result<Self, ConfigurationError> {
+        Self::default().apply_env()
+    }
+
     /// Applies the standard OpenTelemetry environment variables. As with [`ObserverConfig::apply_env`], the
     /// environment wins over values set in code, so that operators can redirect a deployed service. Empty
     /// values count as unset.

@@ -13,6 +13,7 @@ use crate::error::ExporterError;
 /// # Errors
 /// [`ExporterError::FlushTimeout`], or [`ExporterError::Other`] when the export failed (e.g. the collector is
 /// unreachable).
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
     let Some(provider) = pipeline::provider() else {
         return Ok(());
@@ -37,6 +38,7 @@ pub fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
 ///
 /// # Errors
 /// As [`shutdown_tracing_with_timeout`].
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn shutdown_tracing() -> Result<(), ExporterError> {
     shutdown_tracing_with_timeout(Duration::from_secs(10))
 }
@@ -45,6 +47,7 @@ pub fn shutdown_tracing() -> Result<(), ExporterError> {
 ///
 /// # Errors
 /// [`ExporterError::Other`] when the last export failed or did not finish in time.
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn shutdown_tracing_with_timeout(timeout: Duration) -> Result<(), ExporterError> {
     let Some(installed) = pipeline::take() else {
         return Ok(());

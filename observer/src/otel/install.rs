@@ -43,6 +43,7 @@ pub(crate) fn is_configured() -> bool {
 /// # Errors
 /// [`ConfigurationError`] naming the invalid field or variable (endpoint, protocol, …), or naming `tracing`
 /// when another global subscriber is already installed; [`ExporterError`] if the exporter cannot be built.
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
     let mut configured = CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner);
     if *configured {
@@ -153,6 +154,7 @@ pub(crate) fn configure_from_init(config: &ObserverConfig) -> Result<(), Observe
 /// # Errors
 /// As [`configure_tracing`]; also a [`ConfigurationError`] naming `tracing` when an exporter is already
 /// installed (call [`shutdown_tracing`] first).
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn otel_layer<S>(config: &TracingConfig) -> Result<impl Layer<S>, ObserverError>
 where
     S: ::tracing::Subscriber + for<'a> LookupSpan<'a>,

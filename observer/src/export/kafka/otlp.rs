@@ -166,17 +166,7 @@ fn split(resource_spans: Vec<ResourceSpans>) -> (Vec<ResourceSpans>, Vec<Resourc
 /// A Kafka topic name that may carry OTLP-JSON spans: legal (`[a-zA-Z0-9._-]`, at most 249 characters, not `.`
 /// or `..`) and not one of the SDK's default audit and trace stream topics.
 pub(crate) fn check_topic(topic: &str) -> Result<(), ConfigurationError> {
-    let legal = !topic.is_empty()
-        && topic.len() <= 249
-        && topic != "."
-        && topic != ".."
-        && topic.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !legal {
-        return Err(ConfigurationError::new(
-            "kafka_topic",
-            format!("`{topic}` is not a valid Kafka topic name (1-249 characters of a-z, A-Z, 0-9, `.`, `_`, `-`)"),
-        ));
-    }
+    crate::config::validate_topic("kafka_topic", topic)?;
     match topic {
         DEFAULT_AUDIT_TOPIC => Err(reserved_topic(topic, "audit topic")),
         DEFAULT_TRACE_STREAM_TOPIC => Err(reserved_topic(topic, "trace stream topic")),
