@@ -135,7 +135,8 @@ pub struct KafkaConfig {
     /// in the working directory. One process per directory (it is locked). Env `OBSERVER_SPOOL_DIR`.
     pub spool_dir: Option<PathBuf>,
     /// Size limit of the spool in bytes. Default 1 GiB. When reached, further undeliverable events are
-    /// written to stderr (`observer-kafka-fallback: …`), counted and reported as errors. Env `OBSERVER_SPOOL_MAX_BYTES`.
+    /// written to stderr (`observer-kafka-fallback: …`), counted and reported as errors. Env
+    /// `OBSERVER_SPOOL_MAX_BYTES`.
     pub spool_max_bytes: u64,
     /// Permissions of the spool's files (segments, lock file) and of the directories it creates (the spool
     /// directory, `quarantine/`). `None` (default): the
@@ -193,7 +194,9 @@ impl KafkaConfig {
     /// |---|---|
     /// | `KAFKA_BOOTSTRAP_SERVERS` | `bootstrap_servers` |
     /// | `KAFKA_CLIENT_ID` | `client_id` |
-    /// | `KAFKA_AUDIT_TOPIC`, `KAFKA_TRACE_TOPIC`, `KAFKA_WORKFLOW_TOPIC` | `audit_topic`, `trace_topic`, `workflow_topic` |
+    /// | `KAFKA_AUDIT_TOPIC` | `audit_topic` |
+    /// | `KAFKA_TRACE_TOPIC` | `trace_topic` |
+    /// | `KAFKA_WORKFLOW_TOPIC` | `workflow_topic` |
     /// | `KAFKA_SECURITY_PROTOCOL` | `security_protocol` (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) |
     /// | `KAFKA_SASL_MECHANISM` | `sasl_mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`) |
     /// | `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD` | `sasl_username`, `sasl_password` |

@@ -198,7 +198,7 @@ impl TracingConfig {
     /// | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` |
     /// | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `traces_endpoint` |
     /// | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (the latter wins) | `protocol` |
-    /// | `OTEL_SDK_DISABLED=true` | exports nothing: clears `otlp_endpoint`, `traces_endpoint`, `kafka_topic` (and `init` ignores `send_to_logfire`) |
+    /// | `OTEL_SDK_DISABLED=true` | exports nothing: clears the endpoints and `kafka_topic`; `init` ignores `send_to_logfire` |
     ///
     /// The exporter itself also reads `OTEL_EXPORTER_OTLP_HEADERS` (HTTP only), `OTEL_EXPORTER_OTLP_TIMEOUT` and
     /// the batch processor's `OTEL_BSP_*`.

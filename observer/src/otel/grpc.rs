@@ -1,6 +1,7 @@
-//! OTLP over gRPC (feature `otel-grpc`). tonic needs a Tokio runtime for its connection tasks and timers, but the SDK's batch processor runs
-//! exports on a plain thread. The exporter is built inside a small dedicated runtime, and every export runs
-//! on it (`Handle::block_on` from the processor's thread), so gRPC works from any `main`.
+//! OTLP over gRPC (feature `otel-grpc`). tonic needs a Tokio runtime for its connection tasks and timers, but the
+//! SDK's batch processor runs exports on a plain thread. The exporter is built inside a small dedicated runtime,
+//! and every export runs on it (`Handle::block_on` from the processor's thread), so gRPC works from any `main`.
+
 use std::time::Duration;
 
 use opentelemetry_otlp::WithExportConfig;
