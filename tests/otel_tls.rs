@@ -40,5 +40,9 @@ fn https_endpoints_are_exported_over_tls() {
     }
     assert_eq!(first[0], 0x16, "a TLS handshake record, not `POST` ({first:?})");
     assert_eq!(first[1], 0x03, "TLS major version 3 ({first:?})");
-    let _ = exporter.join();
+    let flushed = exporter.join().expect("the flush thread");
+    assert!(
+        matches!(flushed, Err(observer::ExporterError::SpanExport(_) | observer::ExporterError::FlushTimeout(_))),
+        "the failed export is reported: {flushed:?}"
+    );
 }

@@ -100,6 +100,23 @@ pub enum ExporterError {
         #[source]
         source: Box<ExporterError>,
     },
+    /// The OpenTelemetry span exporter failed to export what had ended (on a flush), e.g. the collector is
+    /// unreachable.
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    #[error("OpenTelemetry span export: {0}")]
+    SpanExport(#[source] opentelemetry_sdk::error::OTelSdkError),
+    /// The OpenTelemetry span exporter did not shut down cleanly (its last export failed or did not finish in
+    /// time).
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    #[error("OpenTelemetry span exporter shutdown: {0}")]
+    SpanShutdown(#[source] opentelemetry_sdk::error::OTelSdkError),
+    /// The OTLP span exporter could not be built (e.g. its HTTP client or gRPC channel).
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    #[error("OTLP span exporter: {0}")]
+    SpanExporterBuild(#[source] opentelemetry_otlp::ExporterBuildError),
     /// Any other exporter failure.
     #[error("{0}")]
     Other(String),

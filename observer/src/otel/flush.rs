@@ -11,7 +11,7 @@ use crate::error::ExporterError;
 /// [`observer::flush`](crate::flush) calls it.
 ///
 /// # Errors
-/// [`ExporterError::FlushTimeout`], or [`ExporterError::Other`] when the export failed (e.g. the collector is
+/// [`ExporterError::FlushTimeout`], or [`ExporterError::SpanExport`] when the export failed (e.g. the collector is
 /// unreachable).
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
@@ -28,7 +28,7 @@ pub fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
         .map_err(|source| ExporterError::Io { sink: "OpenTelemetry flush thread".into(), source })?;
     match rx.recv_timeout(timeout) {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ExporterError::Other(format!("OpenTelemetry span export: {e}"))),
+        Ok(Err(e)) => Err(ExporterError::SpanExport(e)),
         Err(_) => Err(ExporterError::FlushTimeout(timeout)),
     }
 }
@@ -46,7 +46,7 @@ pub fn shutdown_tracing() -> Result<(), ExporterError> {
 /// [`shutdown_tracing`] waiting at most `timeout`. A no-op when nothing is exported or it was already shut down.
 ///
 /// # Errors
-/// [`ExporterError::Other`] when the last export failed or did not finish in time.
+/// [`ExporterError::SpanShutdown`] when the last export failed or did not finish in time.
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn shutdown_tracing_with_timeout(timeout: Duration) -> Result<(), ExporterError> {
     let Some(installed) = pipeline::take() else {
@@ -58,5 +58,5 @@ pub fn shutdown_tracing_with_timeout(timeout: Duration) -> Result<(), ExporterEr
         // Never blocks, so it is fine inside an async context too.
         rt.shutdown_background();
     }
-    res.map_err(|e| ExporterError::Other(format!("OpenTelemetry span exporter shutdown: {e}")))
+    res.map_err(ExporterError::SpanShutdown)
 }

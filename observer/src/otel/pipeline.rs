@@ -30,7 +30,7 @@ pub(super) fn exporter_error(e: opentelemetry_otlp::ExporterBuildError) -> Obser
         opentelemetry_otlp::ExporterBuildError::InvalidConfiguration(msg) => {
             ConfigurationError::new("otlp exporter", msg).into()
         }
-        other => ExporterError::Other(format!("OTLP span exporter: {other}")).into(),
+        other => ExporterError::SpanExporterBuild(other).into(),
     }
 }
 
