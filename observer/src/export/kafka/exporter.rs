@@ -39,36 +39,23 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashSet;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
-use rdkafka::ClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use super::spool::{Segment, Spool, SpoolError, SpoolRecord};
+use super::client::{check_topic, new_producer, purge_into_spool};
+use super::delivery::{is_permanent, lock, Counters, ExportContext, Shared, LIVE};
+use super::spool::{Spool, SpoolError, SpoolRecord};
 use crate::audit::{AuditEvent, SCHEMA_VERSION};
-use crate::config::{KafkaConfig, SecurityProtocol};
+use crate::config::KafkaConfig;
 use crate::error::ExporterError;
-use crate::export::{Record, Sink};
 
-/// Delivery tag of a live message.
-const LIVE: usize = 0;
-/// Delivery tag of a message re-sent from the spool.
-const REPLAY: usize = 1;
-/// Most spooled messages handed to librdkafka at once during replay.
-const REPLAY_WINDOW: usize = 10_000;
-/// How often the background thread polls librdkafka for delivery reports.
-const POLL: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long shutdown waits for acknowledgements in silence before saying on stderr what it is waiting for.
 const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 
@@ -117,210 +104,21 @@ pub struct KafkaStats {
     pub spool_quarantined: u64,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    produced: AtomicU64,
-    acknowledged: AtomicU64,
-    delivery_failures: AtomicU64,
-    spooled: AtomicU64,
-    replayed: AtomicU64,
-    spool_overflow: AtomicU64,
-    rejected: AtomicU64,
-}
-
-/// librdkafka callbacks: delivery reports, errors and logs. One per producer instance; all share [`Shared`].
-struct ExportContext {
-    shared: Arc<Shared>,
-}
-
-/// State shared by every producer instance of one exporter (a fenced producer is replaced by a new one).
-struct Shared {
-    counters: Counters,
-    /// Failed messages waiting to be appended to the spool by the background thread.
-    failed: Mutex<Vec<SpoolRecord>>,
-    /// Replayed messages not yet reported.
-    replay_outstanding: AtomicUsize,
-    /// Replayed messages that failed again in the current replay.
-    replay_failed: AtomicUsize,
-    reported_topics: Mutex<HashSet<String>>,
-    broker_down_reported: AtomicBool,
-    bootstrap: String,
-    /// The producer hit a fatal error (e.g. an idempotent producer fenced after a timeout) and must be replaced.
-    needs_new_producer: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl ClientContext for ExportContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::debug!(target: "observer::kafka", facility = fac, "librdkafka: {log_message}")
-            }
-            _ => tracing::trace!(target: "observer::kafka", facility = fac, "librdkafka: {log_message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        // Broker connection errors repeat every reconnect attempt: report the outage once, and again only after
-        // a delivery succeeded in between.
-        let transport = matches!(
-            error.rdkafka_error_code(),
-            Some(
-                RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve
-            )
-        );
-        let shared = &self.shared;
-        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
-            shared.needs_new_producer.store(true, Ordering::Release);
-        }
-        if transport {
-            if !shared.broker_down_reported.swap(true, Ordering::Relaxed) {
-                crate::diag::report!(
-                    WARN,
-                    "kafka-unreachable",
-                    "Kafka unreachable at {} ({reason}); events are queued, then spooled, and delivered when it is \
-                     back",
-                    shared.bootstrap
-                );
-            }
-        } else {
-            crate::diag::report!(ERROR, "kafka-error", "Kafka client error: {reason}");
-        }
-    }
-}
-
-impl ProducerContext for ExportContext {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
-        self.shared.delivery(result, tag);
-    }
-}
-
-impl Shared {
-    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
-        match result {
-            Ok(_) => {
-                self.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
-                if tag == REPLAY {
-                    self.counters.replayed.fetch_add(1, Ordering::Relaxed);
-                }
-                if self.broker_down_reported.swap(false, Ordering::Relaxed) {
-                    crate::diag::report!(INFO, "kafka-reachable", "Kafka reachable again");
-                }
-            }
-            Err((err, msg)) => {
-                self.counters.delivery_failures.fetch_add(1, Ordering::Relaxed);
-                if tag == REPLAY {
-                    self.replay_failed.fetch_add(1, Ordering::Relaxed);
-                }
-                let code = err.rdkafka_error_code();
-                if matches!(code, Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)) {
-                    self.report_unknown_topic(msg.topic());
-                }
-                if matches!(
-                    code,
-                    Some(
-                        RDKafkaErrorCode::ProducerFenced
-                            | RDKafkaErrorCode::InvalidProducerEpoch
-                            | RDKafkaErrorCode::Fatal
-                    )
-                ) {
-                    self.needs_new_producer.store(true, Ordering::Release);
-                }
-                let permanent = is_permanent(code);
-                let headers = msg
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let record = SpoolRecord {
-                    topic: msg.topic().to_owned(),
-                    key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    headers,
-                    payload: msg.payload().unwrap_or_default().to_vec(),
-                };
-                if permanent {
-                    self.reject(&record, err);
-                } else {
-                    lock(&self.failed).push(record);
-                }
-            }
-        }
-        if tag == REPLAY {
-            self.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-/// Whether librdkafka or the broker refused a message for good: re-sending it can never succeed.
-fn is_permanent(code: Option<RDKafkaErrorCode>) -> bool {
-    matches!(code, Some(RDKafkaErrorCode::MessageSizeTooLarge))
-}
-
-/// Writes messages that cannot be delivered or kept to stderr, one `observer-kafka-fallback:` line each, so that
-/// nothing disappears silently (log collectors keep stderr).
-fn write_fallback(records: &[SpoolRecord]) {
-    let mut err = std::io::stderr().lock();
-    for r in records {
-        let _ = write!(err, "observer-kafka-fallback: topic={} key={} ", r.topic, r.key.as_deref().unwrap_or(""));
-        let _ = err.write_all(&r.payload);
-        let _ = err.write_all(b"\n");
-    }
-}
-
-impl Shared {
-    /// A message Kafka can never take: counted, reported and written to stderr instead of the spool. Returns the
-    /// message for the caller.
-    fn reject(&self, record: &SpoolRecord, err: &KafkaError) -> String {
-        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        let message = format!(
-            "a {}-byte message for topic `{}` was refused by Kafka ({err}): larger than the maximum message size; \
-             written to stderr as an `observer-kafka-fallback:` line instead",
-            record.payload.len(),
-            record.topic
-        );
-        crate::diag::report!(ERROR, "kafka-message-refused", "{message}");
-        write_fallback(std::slice::from_ref(record));
-        message
-    }
-
-    fn report_unknown_topic(&self, topic: &str) {
-        if lock(&self.reported_topics).insert(topic.to_owned()) {
-            crate::diag::report!(
-                ERROR,
-                "kafka-unknown-topic",
-                "Kafka topic `{topic}` does not exist at {} (and the cluster does not create it): its events are \
-                 spooled until it is created",
-                self.bootstrap
-            );
-        }
-    }
-}
-
 /// Exports audit events and custom events to Kafka. Cheap to clone: clones share one producer, one spool and
 /// one background thread (one producer per process is the intended use; see `observer::kafka_exporter`).
 #[derive(Clone)]
 pub struct KafkaExporter {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: KafkaConfig,
-    shared: Arc<Shared>,
-    producer: ArcSwap<BaseProducer<ExportContext>>,
-    spool: Spool,
-    shutdown: AtomicBool,
-    closed: AtomicBool,
-    thread: Mutex<Option<JoinHandle<()>>>,
+pub(super) struct Inner {
+    pub(super) config: KafkaConfig,
+    pub(super) shared: Arc<Shared>,
+    pub(super) producer: ArcSwap<BaseProducer<ExportContext>>,
+    pub(super) spool: Spool,
+    pub(super) shutdown: AtomicBool,
+    pub(super) closed: AtomicBool,
+    pub(super) thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for KafkaExporter {
@@ -333,38 +131,6 @@ impl std::fmt::Debug for KafkaExporter {
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
-}
-
-/// The librdkafka properties for `config`. Holds the SASL password: never log it.
-pub(crate) fn client_config(config: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.bootstrap_servers)
-        .set("client.id", &config.client_id)
-        .set("acks", &config.acks)
-        .set("retries", config.retries.to_string())
-        .set("retry.backoff.ms", config.retry_backoff.as_millis().to_string())
-        .set("batch.size", config.batch_size.to_string())
-        .set("linger.ms", config.linger.as_millis().to_string())
-        .set("compression.type", config.compression.as_str())
-        .set("enable.idempotence", config.enable_idempotence.to_string())
-        .set("message.timeout.ms", config.message_timeout.as_millis().to_string())
-        .set("security.protocol", config.effective_security_protocol().as_str());
-    if let Some(m) = config.effective_sasl_mechanism() {
-        c.set("sasl.mechanism", m.as_str());
-    }
-    if let Some(u) = &config.sasl_username {
-        c.set("sasl.username", u);
-    }
-    if let Some(p) = &config.sasl_password {
-        c.set("sasl.password", p.expose());
-    }
-    if let Some(ca) = &config.ssl_ca_location {
-        c.set("ssl.ca.location", ca.to_string_lossy());
-    }
-    if matches!(config.effective_security_protocol(), SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-        c.set("ssl.endpoint.identification.algorithm", "https");
-    }
-    c
 }
 
 impl KafkaExporter {
@@ -385,16 +151,7 @@ impl KafkaExporter {
             )),
             other => ExporterError::Other(format!("opening spool directory {}: {other}", dir.display())),
         })?;
-        let shared = Arc::new(Shared {
-            counters: Counters::default(),
-            failed: Mutex::new(Vec::new()),
-            replay_outstanding: AtomicUsize::new(0),
-            replay_failed: AtomicUsize::new(0),
-            reported_topics: Mutex::new(HashSet::new()),
-            broker_down_reported: AtomicBool::new(false),
-            bootstrap: config.bootstrap_servers.clone(),
-            needs_new_producer: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(config.bootstrap_servers.clone()));
         let producer = new_producer(&config, &shared)?;
         if !spool.is_empty() {
             tracing::info!(
@@ -615,7 +372,7 @@ impl KafkaExporter {
 }
 
 /// librdkafka headers from `(name, value)` pairs.
-fn owned_headers<'a>(headers: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {
+pub(super) fn owned_headers<'a>(headers: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> OwnedHeaders {
     let mut owned = OwnedHeaders::new_with_capacity(headers.len());
     for (key, value) in headers {
         owned = owned.insert(Header { key, value: Some(value.as_bytes()) });
@@ -633,76 +390,9 @@ fn spool_record(topic: &str, key: Option<&str>, headers: &[(&str, &str)], payloa
     }
 }
 
-fn new_producer(config: &KafkaConfig, shared: &Arc<Shared>) -> Result<BaseProducer<ExportContext>, ExporterError> {
-    client_config(config)
-        .set_log_level(RDKafkaLogLevel::Warning)
-        .create_with_context(ExportContext { shared: shared.clone() })
-        .map_err(|e| ExporterError::Other(format!("creating the Kafka producer: {e}")))
-}
-
-/// Purges what `producer` still holds; the purged messages come back as failed delivery reports and are
-/// collected for the spool.
-fn purge_into_spool(producer: &BaseProducer<ExportContext>) {
-    if producer.in_flight_count() > 0 {
-        producer.purge(PurgeConfig::default().queue().inflight());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while producer.in_flight_count() > 0 && Instant::now() < deadline {
-            producer.poll(Duration::from_millis(10));
-        }
-    }
-    producer.poll(Duration::ZERO);
-}
-
-fn check_topic(producer: &BaseProducer<ExportContext>, topic: &str, timeout: Duration) -> Result<(), ExporterError> {
-    let metadata = producer
-        .client()
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| ExporterError::Other(format!("asking the Kafka cluster about topic `{topic}`: {e}")))?;
-    match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-        _ => Err(ExporterError::UnknownTopic(topic.to_owned())),
-    }
-}
-
-/// A segment being re-sent.
-struct Replay {
-    segment: Segment,
-    records: Vec<SpoolRecord>,
-    next: usize,
-    /// Lines of the segment that could not be decoded.
-    skipped: usize,
-}
-
 impl Inner {
-    fn counters(&self) -> &Counters {
+    pub(super) fn counters(&self) -> &Counters {
         &self.shared.counters
-    }
-
-    /// Replaces a producer that hit a fatal error (an idempotent producer that was fenced, e.g. after a
-    /// timeout during an outage): what the old one held is purged into the spool and re-sent by the new one.
-    fn replace_producer(&self, retired: &mut Vec<Arc<BaseProducer<ExportContext>>>) {
-        let fatal = self.producer.load().client().fatal_error();
-        crate::diag::report!(
-            WARN,
-            "kafka-producer-replaced",
-            "the Kafka producer was fenced or failed fatally ({fatal:?}); replacing it (undelivered events are spooled \
-             and re-sent)"
-        );
-        match new_producer(&self.config, &self.shared) {
-            Ok(p) => {
-                let old = self.producer.swap(Arc::new(p));
-                purge_into_spool(&old);
-                retired.push(old);
-            }
-            Err(e) => {
-                crate::diag::report!(
-                    ERROR,
-                    "kafka-producer-failed",
-                    "could not create a new Kafka producer ({e}); retrying"
-                );
-                self.shared.needs_new_producer.store(true, Ordering::Release);
-            }
-        }
     }
 
     /// Waits up to `timeout` until librdkafka has no message left in its queue or in flight. When that takes
@@ -739,355 +429,5 @@ impl Inner {
                 );
             }
         }
-    }
-
-    /// The background loop: serve delivery reports, persist failures, re-send the spool.
-    fn run(&self) {
-        let mut replay: Option<Replay> = None;
-        let mut backoff = Duration::from_millis(500);
-        let mut next_attempt = Instant::now();
-        // Replaced producers, dropped here (not on a caller's thread) once nobody uses them any more.
-        let mut retired: Vec<Arc<BaseProducer<ExportContext>>> = Vec::new();
-        while !self.shutdown.load(Ordering::Acquire) {
-            self.producer.load().poll(POLL);
-            for old in &retired {
-                old.poll(Duration::ZERO);
-            }
-            retired.retain(|p| Arc::strong_count(p) > 1 || p.in_flight_count() > 0);
-            if self.shared.needs_new_producer.swap(false, Ordering::AcqRel) {
-                self.replace_producer(&mut retired);
-                next_attempt = Instant::now() + backoff;
-            }
-            self.drain_failed();
-            match replay.take() {
-                Some(mut r) => {
-                    self.replay_some(&mut r);
-                    let done = r.next >= r.records.len() && self.shared.replay_outstanding.load(Ordering::Acquire) == 0;
-                    if done {
-                        // Failures of this replay are already back in the spool (drained above).
-                        self.drain_failed();
-                        let finished = if r.skipped > 0 {
-                            // What could not be decoded is never deleted: the whole segment is set aside.
-                            let reason = format!(
-                                "{} of its lines cannot be decoded (its {} other records were re-sent)",
-                                r.skipped,
-                                r.records.len()
-                            );
-                            self.spool.quarantine(&r.segment, &reason).map(drop)
-                        } else {
-                            self.spool.remove(&r.segment)
-                        };
-                        if let Err(e) = finished {
-                            crate::diag::report!(ERROR, "spool-remove", "removing a replayed spool segment: {e}");
-                        }
-                        let failed = self.shared.replay_failed.swap(0, Ordering::AcqRel);
-                        if failed > 0 {
-                            next_attempt = Instant::now() + backoff;
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        } else {
-                            backoff = Duration::from_millis(500);
-                        }
-                    } else {
-                        replay = Some(r);
-                    }
-                }
-                None if !self.spool.is_empty() && Instant::now() >= next_attempt => {
-                    replay = self.start_replay();
-                    if replay.is_none() {
-                        next_attempt = Instant::now() + backoff;
-                    }
-                }
-                None => {}
-            }
-        }
-    }
-
-    /// The oldest segment that can be read. A segment that cannot be read is quarantined (moved aside, reported
-    /// and counted) and the next one is tried, so that one bad file never stops the replay of the others.
-    fn start_replay(&self) -> Option<Replay> {
-        let segments = match self.spool.seal_and_list() {
-            Ok(s) => s,
-            Err(e) => {
-                crate::diag::report!(ERROR, "spool-list", "listing the spool: {e}");
-                return None;
-            }
-        };
-        for segment in segments {
-            match self.spool.read(&segment) {
-                Ok((records, skipped)) => {
-                    if skipped > 0 {
-                        crate::diag::report!(
-                            ERROR,
-                            "spool-undecodable",
-                            "{skipped} spooled records in {} cannot be decoded and are skipped; the segment is kept in \
-                             quarantine after the others are re-sent",
-                            segment.path().display()
-                        );
-                    }
-                    return Some(Replay { segment, records, next: 0, skipped });
-                }
-                Err(e) => {
-                    if let Err(e) = self.spool.quarantine(&segment, &format!("it cannot be read ({e})")) {
-                        crate::diag::report!(ERROR, "spool-quarantine", "quarantining a spool segment: {e}");
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    fn replay_some(&self, r: &mut Replay) {
-        let ctx = &*self.shared;
-        let producer = self.producer.load();
-        while r.next < r.records.len() && ctx.replay_outstanding.load(Ordering::Acquire) < REPLAY_WINDOW {
-            let rec = &r.records[r.next];
-            let headers = owned_headers(rec.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let mut record = BaseRecord::with_opaque_to(&rec.topic, REPLAY).payload(&rec.payload).headers(headers);
-            if let Some(k) = &rec.key {
-                record = record.key(k);
-            }
-            ctx.replay_outstanding.fetch_add(1, Ordering::AcqRel);
-            match producer.send(record) {
-                Ok(()) => {
-                    self.counters().produced.fetch_add(1, Ordering::Relaxed);
-                    r.next += 1;
-                }
-                Err((err, _)) if is_permanent(err.rdkafka_error_code()) => {
-                    // Spooled by an earlier version, or the limits changed: it can never be sent.
-                    ctx.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
-                    ctx.reject(rec, &err);
-                    r.next += 1;
-                }
-                Err(_) => {
-                    // librdkafka's queue is full: let it drain and continue on the next turn.
-                    ctx.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Appends the failed messages collected by the delivery callback to the spool.
-    fn drain_failed(&self) {
-        let batch = std::mem::take(&mut *lock(&self.shared.failed));
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(e) = self.spool_now(batch) {
-            crate::diag::report!(ERROR, "spool-write", "{e}");
-        }
-    }
-
-    fn spool_now(&self, batch: Vec<SpoolRecord>) -> Result<(), String> {
-        let n = batch.len() as u64;
-        match self.spool.append(&batch) {
-            Ok(()) => {
-                self.counters().spooled.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                self.counters().spool_overflow.fetch_add(n, Ordering::Relaxed);
-                write_fallback(&batch);
-                Err(format!(
-                    "{n} undeliverable Kafka messages could not be spooled ({e}); they were written to stderr as `observer-kafka-fallback:` lines"
-                ))
-            }
-        }
-    }
-}
-
-/// The audit sink that exports every event to the audit topic through a shared [`KafkaExporter`].
-#[derive(Debug, Clone)]
-pub struct KafkaSink {
-    exporter: KafkaExporter,
-    shutdown_timeout: Duration,
-}
-
-impl KafkaSink {
-    /// A sink over `exporter`; shutting the pipeline down waits up to `shutdown_timeout` for acknowledgements.
-    pub fn new(exporter: KafkaExporter, shutdown_timeout: Duration) -> Self {
-        Self { exporter, shutdown_timeout }
-    }
-}
-
-impl Sink for KafkaSink {
-    fn name(&self) -> String {
-        format!(
-            "kafka {} topic {}",
-            self.exporter.inner.config.bootstrap_servers, self.exporter.inner.config.audit_topic
-        )
-    }
-
-    fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
-        let r = self.exporter.send_audit_json(record.event, record.json);
-        match r.error {
-            None => Ok(()),
-            Some(e) => Err(ExporterError::Other(e)),
-        }
-    }
-
-    fn shutdown(&self) -> Result<(), ExporterError> {
-        self.exporter.shutdown(self.shutdown_timeout)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{SaslMechanism, Secret};
-
-    #[test]
-    fn every_setting_reaches_librdkafka() {
-        let config = KafkaConfig {
-            bootstrap_servers: "k1:9093,k2:9093".into(),
-            client_id: "my-service-producer".into(),
-            security_protocol: SecurityProtocol::SaslSsl,
-            sasl_mechanism: Some(SaslMechanism::ScramSha512),
-            sasl_username: Some("user".into()),
-            sasl_password: Some(Secret::new("hunter2")),
-            ssl_ca_location: Some("/etc/ssl/ca.pem".into()),
-            acks: "all".into(),
-            retries: 7,
-            retry_backoff: Duration::from_millis(250),
-            batch_size: 32_768,
-            linger: Duration::from_millis(9),
-            compression: crate::config::Compression::Zstd,
-            ..Default::default()
-        };
-        let c = client_config(&config);
-        for (k, v) in [
-            ("bootstrap.servers", "k1:9093,k2:9093"),
-            ("client.id", "my-service-producer"),
-            ("security.protocol", "SASL_SSL"),
-            ("sasl.mechanism", "SCRAM-SHA-512"),
-            ("sasl.username", "user"),
-            ("sasl.password", "hunter2"),
-            ("ssl.ca.location", "/etc/ssl/ca.pem"),
-            ("acks", "all"),
-            ("retries", "7"),
-            ("retry.backoff.ms", "250"),
-            ("batch.size", "32768"),
-            ("linger.ms", "9"),
-            ("compression.type", "zstd"),
-            ("enable.idempotence", "true"),
-            ("message.timeout.ms", "30000"),
-        ] {
-            assert_eq!(c.get(k), Some(v), "{k}");
-        }
-        // The guide's settings (username and password only) reach librdkafka as SASL_SSL with PLAIN.
-        let guide = client_config(&KafkaConfig {
-            sasl_username: Some("user".into()),
-            sasl_password: Some(Secret::new("pass")),
-            ..Default::default()
-        });
-        assert_eq!(guide.get("security.protocol"), Some("SASL_SSL"));
-        assert_eq!(guide.get("sasl.mechanism"), Some("PLAIN"));
-        assert_eq!(guide.get("ssl.endpoint.identification.algorithm"), Some("https"));
-        assert_eq!(client_config(&KafkaConfig::default()).get("sasl.mechanism"), None);
-        // librdkafka accepts the whole set (SSL and SASL are compiled in).
-        let dir = std::env::temp_dir().join(format!("observer-kafka-unit-{}", std::process::id()));
-        let exporter =
-            KafkaExporter::new(KafkaConfig { spool_dir: Some(dir.clone()), ssl_ca_location: None, ..config })
-                .expect("producer");
-        let shown = format!("{exporter:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        exporter.shutdown(Duration::from_secs(1)).expect("shutdown");
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    /// An exporter whose broker never answers (nothing listens on port 9), failing deliveries after 1 s.
-    fn unreachable_exporter(spool_dir: &std::path::Path) -> KafkaExporter {
-        KafkaExporter::new(KafkaConfig {
-            bootstrap_servers: "127.0.0.1:9".into(),
-            message_timeout: Duration::from_secs(1),
-            spool_dir: Some(spool_dir.to_owned()),
-            ..Default::default()
-        })
-        .expect("exporter")
-    }
-
-    fn spool_with_segments(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
-        let spool = Spool::open(dir, u64::MAX).unwrap();
-        for i in 0..n {
-            let record = SpoolRecord {
-                topic: "audit".into(),
-                key: None,
-                headers: vec![],
-                payload: format!("{{\"n\":{i}}}").into_bytes(),
-            };
-            spool.append(&[record]).unwrap();
-            spool.seal_and_list().unwrap();
-        }
-        spool.seal_and_list().unwrap().iter().map(|s| s.path().to_owned()).collect()
-    }
-
-    fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A3: a segment deleted before it is replayed must not stop the replay of the others (it used to be retried
-    /// every 500 ms forever).
-    #[test]
-    fn a_vanished_segment_does_not_stop_the_replay_of_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let segments = spool_with_segments(dir.path(), 2);
-        let exporter = unreachable_exporter(dir.path());
-        // Segment 1 is re-sent first (and fails after 1 s, back into a new segment 3); segment 2 vanishes.
-        std::fs::remove_file(&segments[1]).unwrap();
-        wait_for("the replay to go past the vanished segment", Duration::from_secs(30), || {
-            exporter.stats().produced >= 2
-        });
-        exporter.shutdown(Duration::from_secs(1)).unwrap();
-    }
-
-    /// A3: a segment that cannot be read (injected "permission denied": the tests run as root) is quarantined and
-    /// the replay goes on with the next one.
-    #[test]
-    fn an_unreadable_segment_is_quarantined_and_the_replay_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let segments = spool_with_segments(dir.path(), 2);
-        super::super::spool::failpoint::inject(&segments[0], super::super::spool::failpoint::OPEN);
-        let exporter = unreachable_exporter(dir.path());
-        wait_for("segment 2 to be re-sent", Duration::from_secs(30), || exporter.stats().produced >= 1);
-        let stats = exporter.stats();
-        assert_eq!(stats.spool_quarantined, 1, "{stats:?}");
-        let kept = dir.path().join("quarantine").join(segments[0].file_name().unwrap());
-        assert_eq!(
-            std::fs::read_to_string(kept).unwrap(),
-            "{\"topic\":\"audit\",\"key\":null,\"headers\":[],\"payload\":\"{\\\"n\\\":0}\"}\n"
-        );
-        exporter.shutdown(Duration::from_secs(1)).unwrap();
-    }
-
-    /// A4: a spooled line that cannot be decoded is never deleted: after the other records of its segment were
-    /// re-sent, the segment is kept (quarantined) with its bytes unchanged.
-    #[test]
-    fn a_record_that_cannot_be_decoded_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let segments = spool_with_segments(dir.path(), 1);
-        let broken = b"{\"topic\":\"audit\",\"key\":null,\"headers\":[],\"payload\":\"{\\\"n\\\":1}\"\n";
-        let mut file = std::fs::OpenOptions::new().append(true).open(&segments[0]).unwrap();
-        file.write_all(broken).unwrap();
-        drop(file);
-        let exporter = unreachable_exporter(dir.path());
-        // The good record fails after 1 s and is re-spooled; then the segment is done with.
-        wait_for("the segment to be replayed", Duration::from_secs(30), || !segments[0].exists());
-        let mut found = false;
-        let mut stack = vec![dir.path().to_owned()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(d).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if std::fs::read(&path).unwrap().windows(broken.len()).any(|w| w == broken) {
-                    found = true;
-                }
-            }
-        }
-        assert!(found, "the undecodable line was deleted");
-        exporter.shutdown(Duration::from_secs(1)).unwrap();
     }
 }

@@ -2,12 +2,17 @@
 //! [`KafkaSink`], the per-cluster producers shared by the tracers' event streams, the one topic sink of those
 //! streams ([`KafkaTopicSink`]) and (feature `otel-kafka`) OpenTelemetry spans as OTLP-JSON.
 
+mod client;
+mod delivery;
 mod exporter;
 #[cfg(feature = "otel-kafka")]
 pub(crate) mod otlp;
 mod producer;
+mod replay;
+mod sink;
 mod spool;
 mod topic;
 
-pub use exporter::{ExportResult, KafkaExporter, KafkaSink, KafkaStats};
+pub use exporter::{ExportResult, KafkaExporter, KafkaStats};
+pub use sink::KafkaSink;
 pub use topic::KafkaTopicSink;

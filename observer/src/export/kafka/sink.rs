@@ -1,0 +1,42 @@
+//! [`KafkaSink`]: the audit pipeline's sink to the audit topic.
+
+use std::time::Duration;
+
+use super::KafkaExporter;
+use crate::error::ExporterError;
+use crate::export::{Record, Sink};
+
+/// The audit sink that exports every event to the audit topic through a shared [`KafkaExporter`].
+#[derive(Debug, Clone)]
+pub struct KafkaSink {
+    exporter: KafkaExporter,
+    shutdown_timeout: Duration,
+}
+
+impl KafkaSink {
+    /// A sink over `exporter`; shutting the pipeline down waits up to `shutdown_timeout` for acknowledgements.
+    pub fn new(exporter: KafkaExporter, shutdown_timeout: Duration) -> Self {
+        Self { exporter, shutdown_timeout }
+    }
+}
+
+impl Sink for KafkaSink {
+    fn name(&self) -> String {
+        format!(
+            "kafka {} topic {}",
+            self.exporter.inner.config.bootstrap_servers, self.exporter.inner.config.audit_topic
+        )
+    }
+
+    fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
+        let r = self.exporter.send_audit_json(record.event, record.json);
+        match r.error {
+            None => Ok(()),
+            Some(e) => Err(ExporterError::Other(e)),
+        }
+    }
+
+    fn shutdown(&self) -> Result<(), ExporterError> {
+        self.exporter.shutdown(self.shutdown_timeout)
+    }
+}
