@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use observer::export::{KafkaExporter, KafkaTopicSink};
-use observer::trace::{AgentTracer, AgentTracerConfig, TraceSink};
+use observer::trace::{AgentTrace, AgentTracer, TraceSink};
 use observer::KafkaConfig;
 use serde_json::{json, Value};
 
@@ -47,9 +47,8 @@ fn stream(c: &mut Criterion) {
     let exporter: KafkaExporter = sink.exporter().clone();
     // A representative message: a span_end of the flow below.
     let probe = observer::trace::MemoryTraceSink::new();
-    let t = AgentTracer::new(AgentTracerConfig { trace_name: "bench".into(), ..Default::default() })
-        .unwrap()
-        .with_sink(probe.clone());
+    let t =
+        AgentTracer::new(AgentTrace { trace_name: "bench".into(), ..Default::default() }).unwrap().sink(probe.clone());
     t.add_trace("c0", "Classifier", "llm", json!({"query": "How do I reset my password?"}));
     t.end_trace("c0", "Classifier", outputs(), None);
     let payload = serde_json::to_vec(&probe.events()[2]).unwrap();
@@ -76,9 +75,9 @@ fn stream(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "bench".into(), ..Default::default() })
+                let tracer = AgentTracer::new(AgentTrace { trace_name: "bench".into(), ..Default::default() })
                     .unwrap()
-                    .with_sink(sink.clone());
+                    .sink(sink.clone());
                 let ids: Vec<String> = (0..N).map(|i| format!("c{i}")).collect();
                 let start = Instant::now();
                 for id in &ids {
@@ -96,9 +95,9 @@ fn stream(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("agent_end");
     g.bench_function("serialize_trace_end_json", |b| {
-        let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "bench".into(), ..Default::default() })
+        let tracer = AgentTracer::new(AgentTrace { trace_name: "bench".into(), ..Default::default() })
             .unwrap()
-            .with_sink(probe.clone());
+            .sink(probe.clone());
         tracer.end(json!({"query": "q"}), json!({"answer": "a"}), None, None);
         let end = probe.events().pop().unwrap();
         b.iter(|| black_box(serde_json::to_vec(black_box(&end)).unwrap()))
@@ -106,9 +105,9 @@ fn stream(c: &mut Criterion) {
     g.bench_function("end_10_components_kafka", |b| {
         b.iter_batched(
             || {
-                let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "bench".into(), ..Default::default() })
+                let tracer = AgentTracer::new(AgentTrace { trace_name: "bench".into(), ..Default::default() })
                     .unwrap()
-                    .with_sink(sink.clone());
+                    .sink(sink.clone());
                 tracer.start_trace();
                 for i in 0..10 {
                     let id = format!("c{i}");
@@ -141,7 +140,7 @@ fn component(c: &mut Criterion) {
         })
     });
     g.bench_function("add_trace_end_trace_no_sink", |b| {
-        let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "bench".into(), ..Default::default() }).unwrap();
+        let tracer = AgentTracer::new(AgentTrace { trace_name: "bench".into(), ..Default::default() }).unwrap();
         tracer.start_trace();
         let mut i = 0u64;
         b.iter(|| {

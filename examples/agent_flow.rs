@@ -93,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut factory = TracerFactory::new(config)?;
     if !kafka {
         println!("(KAFKA_BOOTSTRAP_SERVERS not set or feature `kafka` off: events are printed, not streamed)");
-        factory = factory.with_sink(events.clone());
+        factory = factory.sink(events.clone());
     }
 
     let tracer = factory.create_agent_tracer(AgentTrace {

@@ -16,16 +16,19 @@ use serde_json::{json, Value};
 fn tracer(name: &str) -> (AgentTracer, MemoryTraceSink) {
     let sink = MemoryTraceSink::new();
     let tracer = AgentTracer::new(AgentTracerConfig {
-        trace_name: name.into(),
-        flow_id: "flow-123".into(),
-        user_id: Some("user-456".into()),
-        session_id: Some("session-789".into()),
+        trace: AgentTrace {
+            trace_name: name.into(),
+            flow_id: "flow-123".into(),
+            user_id: Some("user-456".into()),
+            session_id: Some("session-789".into()),
+            ..Default::default()
+        },
         project_name: "SupportProject".into(),
         environment: "staging".into(),
         ..Default::default()
     })
     .unwrap()
-    .with_sink(sink.clone());
+    .sink(sink.clone());
     (tracer, sink)
 }
 
@@ -356,9 +359,9 @@ fn out_of_order_calls_are_reported_and_recorded_not_panicking() {
 fn a_tracer_dropped_without_end_ends_its_trace() {
     let sink = MemoryTraceSink::new();
     {
-        let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "dropped".into(), ..Default::default() })
+        let tracer = AgentTracer::new(AgentTrace { trace_name: "dropped".into(), ..Default::default() })
             .unwrap()
-            .with_sink(sink.clone());
+            .sink(sink.clone());
         tracer.start_trace();
         tracer.add_trace("c", "Work", "tool", json!({}));
         let clone = tracer.clone();
@@ -388,9 +391,13 @@ fn custom_extractors_and_llm_call_and_custom_events() {
             provider: None,
         })
     });
-    let tracer = AgentTracer::new(AgentTracerConfig { trace_name: "custom".into(), extractors, ..Default::default() })
-        .unwrap()
-        .with_sink(sink.clone());
+    let tracer = AgentTracer::new(AgentTracerConfig {
+        trace: AgentTrace { trace_name: "custom".into(), ..Default::default() },
+        extractors,
+        ..Default::default()
+    })
+    .unwrap()
+    .sink(sink.clone());
     tracer.start_trace();
     tracer.add_trace("c", "Custom", "", json!({}));
     tracer.llm_call_start("c", "gpt-4o", json!({"messages": [{"role": "user", "content": "hi"}]}));
@@ -414,8 +421,8 @@ fn the_factory_shares_its_config_across_tracers() {
     let sink = MemoryTraceSink::new();
     let factory = TracerFactory::new(ObserverConfig { service_name: "ai-studio".into(), ..Default::default() })
         .unwrap()
-        .with_project_name("Studio")
-        .with_sink(sink.clone());
+        .project_name("Studio")
+        .sink(sink.clone());
     let runs: Vec<AgentTracer> = (0..3)
         .map(|i| {
             factory.create_agent_tracer(AgentTrace {
@@ -544,7 +551,7 @@ async fn agent_component_records_inputs_outputs_errors_and_nesting() {
 #[test]
 fn agent_component_outside_a_trace_is_a_plain_call() {
     assert_eq!(generate("abc"), "class-of-3");
-    assert!(observer::trace::current_agent_tracer().is_none());
+    assert!(observer::trace::current_agent().is_none());
 }
 
 #[test]

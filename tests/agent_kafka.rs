@@ -27,7 +27,7 @@ fn consume_trace(key: &str, expected: usize) -> Vec<Consumed> {
 #[test]
 fn a_flow_with_concurrent_and_failing_components_arrives_complete_and_in_order() {
     let config = init();
-    let factory = TracerFactory::new(config.clone()).unwrap().with_project_name("KafkaProject");
+    let factory = TracerFactory::new(config.clone()).unwrap().project_name("KafkaProject");
     let tracer = factory.create_agent_tracer(AgentTrace {
         flow_id: "flow-kafka".into(),
         trace_name: "Customer Support Flow".into(),
@@ -203,7 +203,7 @@ fn tracers_with_their_own_kafka_settings_share_one_producer() {
     let a = KafkaTopicSink::new(&kafka, &kafka.trace_topic).unwrap();
     let b = KafkaTopicSink::new(&kafka, &kafka.trace_topic).unwrap();
     let tracer = AgentTracer::new(AgentTracerConfig {
-        trace_name: "standalone".into(),
+        trace: AgentTrace { trace_name: "standalone".into(), ..Default::default() },
         kafka: Some(kafka.clone()),
         ..Default::default()
     })
@@ -234,7 +234,7 @@ fn the_guides_sasl_settings_work_as_written() {
         ..Default::default()
     };
     let tracer = AgentTracer::new(AgentTracerConfig {
-        trace_name: "guide".into(),
+        trace: AgentTrace { trace_name: "guide".into(), ..Default::default() },
         kafka: Some(kafka.clone()),
         ..Default::default()
     });

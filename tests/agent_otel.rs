@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::otlp::OtlpReceiver;
 use observer::calculate_cost_cached;
-use observer::trace::{configure_tracing, AgentTracer, AgentTracerConfig, MemoryTraceSink, TracingConfig};
+use observer::trace::{configure_tracing, AgentTrace, AgentTracer, AgentTracerConfig, MemoryTraceSink, TracingConfig};
 use serde_json::json;
 
 #[test]
@@ -23,14 +23,17 @@ fn components_become_child_spans_linked_by_component_id() {
     .expect("configure_tracing");
 
     let tracer = AgentTracer::new(AgentTracerConfig {
-        trace_name: "Support Flow".into(),
-        flow_id: "flow-otel".into(),
-        session_id: Some("session-1".into()),
+        trace: AgentTrace {
+            trace_name: "Support Flow".into(),
+            flow_id: "flow-otel".into(),
+            session_id: Some("session-1".into()),
+            ..Default::default()
+        },
         enable_otel: true,
         ..Default::default()
     })
     .unwrap()
-    .with_sink(MemoryTraceSink::new());
+    .sink(MemoryTraceSink::new());
     tracer.start_trace();
     // An unrelated span is current while the components run: it must not become their parent.
     let unrelated = tracing::info_span!("unrelated-request");
@@ -97,13 +100,12 @@ fn components_become_child_spans_linked_by_component_id() {
 
     // A component whose token count is absurd: its span and the trace span say the cost is not trustworthy.
     let absurd = AgentTracer::new(AgentTracerConfig {
-        trace_name: "Absurd Flow".into(),
-        flow_id: "flow-absurd".into(),
+        trace: AgentTrace { trace_name: "Absurd Flow".into(), flow_id: "flow-absurd".into(), ..Default::default() },
         enable_otel: true,
         ..Default::default()
     })
     .unwrap()
-    .with_sink(MemoryTraceSink::new());
+    .sink(MemoryTraceSink::new());
     absurd.start_trace();
     absurd.add_trace("big", "Generator", "llm", json!({}));
     absurd.end_trace(

@@ -459,13 +459,13 @@ fn the_factory_streams_workflows_to_its_workflow_sink() {
     let events = MemoryWorkflowSink::new();
     let factory = TracerFactory::new(ObserverConfig { service_name: "factory-svc".into(), ..Default::default() })
         .unwrap()
-        .with_sink(agent_events.clone());
+        .sink(agent_events.clone());
     // Without Kafka (and no `observer::init`) and without a workflow sink, workflows do not stream.
     let plain = factory.create_workflow_tracer("plain");
     assert_eq!(plain.workflow_id(), None);
     plain.finish();
 
-    let factory = factory.with_workflow_sink(events.clone());
+    let factory = factory.workflow_sink(events.clone());
     assert!(format!("{factory:?}").contains("workflow_sink: Some(\"memory\")"));
     let wf = factory.create_workflow_tracer_with_attributes("ingest", [("source", json!("s3")), ("files", json!(3))]);
     let id = wf.workflow_id().expect("streams");

@@ -8,7 +8,7 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, LitStr, Path, Token};
 
-use crate::vocab;
+use crate::vocabulary;
 
 /// The keys `#[audit]` accepts after the action and the resource type, for "expected one of …" messages.
 pub(crate) const AUDIT_KEYS: &[&str] = &["id", "name", "description", "crate"];
@@ -107,8 +107,8 @@ fn python_style(input: ParseStream<'_>) -> Option<syn::Error> {
     if action.is_none() && resource.is_none() {
         return None;
     }
-    let action_name = action.and_then(|(_, v)| vocabulary_name(vocab::ACTIONS, v)).unwrap_or("create");
-    let resource_name = resource.and_then(|(_, v)| vocabulary_name(vocab::RESOURCES, v)).unwrap_or("Document");
+    let action_name = action.and_then(|(_, v)| vocabulary_name(vocabulary::ACTIONS, v)).unwrap_or("create");
+    let resource_name = resource.and_then(|(_, v)| vocabulary_name(vocabulary::RESOURCES, v)).unwrap_or("Document");
     let mut suggestion = format!("#[audit({action_name}, {resource_name}");
     for (key, value) in &pairs {
         let key = match key.to_string().as_str() {
@@ -132,7 +132,7 @@ fn python_style(input: ParseStream<'_>) -> Option<syn::Error> {
 
 /// The vocabulary's macro name for a Python-style value: `"CREATE"`, `ResourceType.DOCUMENT`,
 /// `AuditAction::Read`, `Document`, … (matched on the wire, variant or macro spelling).
-fn vocabulary_name(table: &'static [vocab::Entry], value: &Expr) -> Option<&'static str> {
+fn vocabulary_name(table: &'static [vocabulary::Entry], value: &Expr) -> Option<&'static str> {
     let text = match value {
         Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => s.value(),
         Expr::Field(f) => match &f.member {
@@ -162,10 +162,10 @@ fn expr_text(expr: &Expr) -> String {
 fn positional(input: ParseStream<'_>, after: Option<&Ident>) -> syn::Result<Ident> {
     if !input.peek(Ident::peek_any) {
         let (what, table) = match after {
-            None => ("action", vocab::ACTIONS),
-            Some(_) => ("resource type", vocab::RESOURCES),
+            None => ("action", vocabulary::ACTIONS),
+            Some(_) => ("resource type", vocabulary::RESOURCES),
         };
-        let expected = vocab::names(table);
+        let expected = vocabulary::names(table);
         return Err(syn::Error::new(input.span(), format!("expected the {what} of `#[audit]`, one of: {expected}")));
     }
     let ident = input.call(Ident::parse_any)?;
@@ -176,7 +176,7 @@ fn positional(input: ParseStream<'_>, after: Option<&Ident>) -> syn::Result<Iden
                 format!(
                     "missing action in `#[audit]`; write it first, e.g. `#[audit(create, Document, {ident} = ..)]`; \
                      expected one of: {}",
-                    vocab::names(vocab::ACTIONS)
+                    vocabulary::names(vocabulary::ACTIONS)
                 ),
             ),
             Some(action) => missing_resource(action, Some(&ident)),
@@ -195,7 +195,7 @@ fn missing_resource(action: &Ident, key: Option<&Ident>) -> syn::Error {
         key.unwrap_or(action).span(),
         format!(
             "missing resource type in `#[audit]`; write it after the action, e.g. `{example}`; expected one of: {}",
-            vocab::names(vocab::RESOURCES)
+            vocabulary::names(vocabulary::RESOURCES)
         ),
     )
 }

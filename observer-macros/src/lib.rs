@@ -6,7 +6,6 @@
 mod attr;
 mod expand;
 mod valid;
-mod vocab;
 mod vocabulary;
 
 use proc_macro::TokenStream;
@@ -15,8 +14,8 @@ use proc_macro::TokenStream;
 #[doc(hidden)]
 #[proc_macro]
 pub fn __vocabulary(input: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(input as vocabulary::VocabularyInput);
-    vocabulary::expand(input).unwrap_or_else(syn::Error::into_compile_error).into()
+    let input = syn::parse_macro_input!(input as expand::vocabulary::VocabularyInput);
+    expand::vocabulary::expand(input).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 /// Records one audit event for every call of the annotated function.
@@ -346,7 +345,8 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// - `name`: the component name (default: the fn's name).
 /// - `kind`: the component type, one of `llm`, `tool`, `agent`, `retrieval`, `memory`, `input`, `output`,
-///   `processing`, `component` (checked at compile time); inferred from the name and the outputs when left out.
+///   `processing`, `component` — the variants of `observer::trace::ComponentKind`, generated from the same table
+///   (checked at compile time); inferred from the name and the outputs when left out.
 /// - `skip(arg, ..)`: arguments left out of the inputs. Every other named argument is serialised into
 ///   `input_data` (its type must implement `serde::Serialize`; otherwise the error points at the argument — skip
 ///   it). Arguments are serialised only when an agent trace is current.

@@ -6,7 +6,7 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use syn::{Expr, Ident, Item, ItemFn, Path};
 
 use crate::attr::{AuditArgs, AuditKey, AUDIT_KEYS};
-use crate::vocab::{self, Entry};
+use crate::vocabulary::{self, Entry};
 
 /// Collects independent errors.
 #[derive(Default)]
@@ -66,12 +66,12 @@ pub(crate) struct Audit {
 /// Checks the action and resource type against the vocabulary and the keys for typos and duplicates.
 pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
     let mut errors = Errors::default();
-    let action = vocab::lookup(vocab::ACTIONS, &args.action.to_string());
-    let resource = vocab::lookup(vocab::RESOURCES, &args.resource.to_string());
+    let action = vocabulary::lookup(vocabulary::ACTIONS, &args.action.to_string());
+    let resource = vocabulary::lookup(vocabulary::RESOURCES, &args.resource.to_string());
     let swapped = action.is_none()
         && resource.is_none()
-        && vocab::lookup(vocab::RESOURCES, &args.action.to_string()).is_some()
-        && vocab::lookup(vocab::ACTIONS, &args.resource.to_string()).is_some();
+        && vocabulary::lookup(vocabulary::RESOURCES, &args.action.to_string()).is_some()
+        && vocabulary::lookup(vocabulary::ACTIONS, &args.resource.to_string()).is_some();
     if swapped {
         let (a, r) = (&args.action, &args.resource);
         errors.push(syn::Error::new_spanned(
@@ -80,10 +80,10 @@ pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
         ));
     } else {
         if action.is_none() {
-            errors.push(unknown_name(&args.action, "action", vocab::ACTIONS));
+            errors.push(unknown_name(&args.action, "action", vocabulary::ACTIONS));
         }
         if resource.is_none() {
-            errors.push(unknown_name(&args.resource, "resource type", vocab::RESOURCES));
+            errors.push(unknown_name(&args.resource, "resource type", vocabulary::RESOURCES));
         }
     }
 
@@ -119,20 +119,20 @@ pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
 
 fn unknown_name(ident: &Ident, what: &str, table: &'static [Entry]) -> syn::Error {
     let name = ident.to_string();
-    let hint = vocab::suggest(table, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
+    let hint =
+        vocabulary::suggest(table, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
     syn::Error::new_spanned(
         ident,
-        format!("unknown {what} `{name}` in `#[audit]`{hint} expected one of: {}", vocab::names(table)),
+        format!("unknown {what} `{name}` in `#[audit]`{hint} expected one of: {}", vocabulary::names(table)),
     )
 }
 
 fn unknown_key(ident: &Ident) -> syn::Error {
     let name = ident.to_string();
-    let hint =
-        vocab::closest(AUDIT_KEYS, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
+    let hint = closest(AUDIT_KEYS, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
     syn::Error::new_spanned(
         ident,
-        format!("unknown key `{name}` in `#[audit]`{hint} expected one of: {}", vocab::list(AUDIT_KEYS)),
+        format!("unknown key `{name}` in `#[audit]`{hint} expected one of: {}", list(AUDIT_KEYS)),
     )
 }
 
@@ -214,6 +214,23 @@ fn item_head(item: TokenStream) -> TokenStream {
     }
 }
 
+/// The closest of `candidates` to `name` (ignoring case and `_`), if it is close enough to be a likely misspelling.
+/// Used for the keys of the attribute macros, which are not vocabulary tables.
+pub(crate) fn closest(candidates: &[&'static str], name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase().replace('_', "");
+    candidates
+        .iter()
+        .map(|cand| (strsim::damerau_levenshtein(&lower, &cand.to_ascii_lowercase()), *cand))
+        .filter(|(d, cand)| *d <= 1.max(cand.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `candidates` as "`a`, `b`, `c`", for "expected one of …" messages.
+pub(crate) fn list(candidates: &[&str]) -> String {
+    candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,8 +241,8 @@ mod tests {
 
     #[test]
     fn accepts_the_vocabulary() {
-        for a in vocab::ACTIONS {
-            for r in vocab::RESOURCES {
+        for a in vocabulary::ACTIONS {
+            for r in vocabulary::RESOURCES {
                 assert_eq!(check(&format!("{}, {}", a.macro_name, r.macro_name)), "");
             }
         }
@@ -332,18 +349,17 @@ pub(crate) fn trace(attr: &'static str, args: crate::attr::TraceArgs) -> syn::Re
                 &key,
                 format!(
                     "unknown key `fields` in `#[{attr}]`; expected one of: {} (`fields(..)` is for `#[workflow]`)",
-                    vocab::list(allowed)
+                    list(allowed)
                 ),
             )),
             TraceKey::Crate(_, path) => krate = Some(path),
             TraceKey::Unknown(key) => {
                 let name = key.to_string();
-                let hint = vocab::closest(allowed, &name)
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_else(|| ";".into());
+                let hint =
+                    closest(allowed, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
                 errors.push(syn::Error::new_spanned(
                     &key,
-                    format!("unknown key `{name}` in `#[{attr}]`{hint} expected one of: {}", vocab::list(allowed)),
+                    format!("unknown key `{name}` in `#[{attr}]`{hint} expected one of: {}", list(allowed)),
                 ));
             }
         }

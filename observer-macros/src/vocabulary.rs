@@ -1,58 +1,127 @@
-//! `__vocabulary!`: generates the runtime's vocabulary enums from [`crate::vocab`].
+//! The vocabulary tables: the single source of truth for resource types, audit actions and agent component
+//! kinds.
+//!
+//! The runtime crate generates its `ResourceType`, `AuditAction` and `ComponentKind` enums from these tables
+//! (through the hidden `__vocabulary!` macro, [`crate::expand::vocabulary`]), and `#[audit]` and
+//! `#[agent_component]` check names against the same tables, so the macros and the runtime can never disagree.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
-use syn::parse::{Parse, ParseStream};
-use syn::{Attribute, Ident, Token, Visibility};
-
-use crate::vocab;
-
-/// `#[attrs] pub enum Name;`
-pub(crate) struct VocabularyInput {
-    attrs: Vec<Attribute>,
-    vis: Visibility,
-    ident: Ident,
+/// One vocabulary entry.
+pub(crate) struct Entry {
+    /// The Rust variant name, also the name written in `#[audit(.., Resource, ..)]`.
+    pub variant: &'static str,
+    /// The JSON spelling.
+    pub wire: &'static str,
+    /// The name written in `#[audit(action, ..)]`.
+    pub macro_name: &'static str,
+    /// Doc comment of the variant.
+    pub doc: &'static str,
 }
 
-impl Parse for VocabularyInput {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
-        let vis = input.parse()?;
-        input.parse::<Token![enum]>()?;
-        let ident = input.parse()?;
-        input.parse::<Token![;]>()?;
-        Ok(Self { attrs, vis, ident })
-    }
+macro_rules! entries {
+    ($( $variant:literal, $wire:literal, $macro_name:literal, $doc:literal; )*) => {
+        &[ $( Entry { variant: $variant, wire: $wire, macro_name: $macro_name, doc: $doc }, )* ]
+    };
 }
 
-pub(crate) fn expand(input: VocabularyInput) -> syn::Result<TokenStream> {
-    let VocabularyInput { attrs, vis, ident } = input;
-    let table = vocab::table(&ident.to_string()).ok_or_else(|| {
-        syn::Error::new_spanned(&ident, "`__vocabulary!` knows only `ResourceType` and `AuditAction`")
-    })?;
-    let variants = table.iter().map(|e| {
-        let v = format_ident!("{}", e.variant);
-        let (wire, doc) = (e.wire, e.doc);
-        quote! { #[doc = #doc] #[serde(rename = #wire)] #v }
-    });
-    let all = table.iter().map(|e| format_ident!("{}", e.variant));
-    let arms = table.iter().map(|e| {
-        let v = format_ident!("{}", e.variant);
-        let wire = e.wire;
-        quote! { Self::#v => #wire }
-    });
-    Ok(quote! {
-        #(#attrs)*
-        #vis enum #ident { #(#variants,)* }
+/// Resource types: the guide's, then the reference implementation's additions.
+pub(crate) const RESOURCES: &[Entry] = entries! {
+    "User", "USER", "User", "A user account.";
+    "Document", "DOCUMENT", "Document", "A document.";
+    "File", "FILE", "File", "A file.";
+    "Api", "API", "Api", "An API endpoint.";
+    "Database", "DATABASE", "Database", "A database or table.";
+    "Model", "MODEL", "Model", "A machine-learning model.";
+    "Flow", "FLOW", "Flow", "A flow (e.g. a Langflow flow).";
+    "Component", "COMPONENT", "Component", "A component of a flow.";
+    "Session", "SESSION", "Session", "A session.";
+    "Conversation", "CONVERSATION", "Conversation", "A conversation.";
+    "Message", "MESSAGE", "Message", "A message.";
+    "Agent", "AGENT", "Agent", "An agent.";
+    "LlmModel", "LLM_MODEL", "LlmModel", "A large language model.";
+    "Folder", "FOLDER", "Folder", "A folder.";
+    "Template", "TEMPLATE", "Template", "A template.";
+    "ApiKey", "API_KEY", "ApiKey", "An API key.";
+    "Token", "TOKEN", "Token", "A token.";
+    "Project", "PROJECT", "Project", "A project.";
+    "Workspace", "WORKSPACE", "Workspace", "A workspace.";
+    "Organization", "ORGANIZATION", "Organization", "An organisation.";
+    "Dataset", "DATASET", "Dataset", "A dataset.";
+    "VectorStore", "VECTOR_STORE", "VectorStore", "A vector store.";
+    "McpServer", "MCP_SERVER", "McpServer", "An MCP server.";
+    "Integration", "INTEGRATION", "Integration", "An integration.";
+    "Webhook", "WEBHOOK", "Webhook", "A webhook.";
+    "Connection", "CONNECTION", "Connection", "A connection.";
+    "ModelConfig", "MODEL_CONFIG", "ModelConfig", "A model configuration.";
+    "PromptTemplate", "PROMPT_TEMPLATE", "PromptTemplate", "A prompt template.";
+    "Configuration", "CONFIGURATION", "Configuration", "A configuration.";
+    "Secret", "SECRET", "Secret", "A secret.";
+    "Permission", "PERMISSION", "Permission", "A permission.";
+    "Role", "ROLE", "Role", "A role.";
+};
 
-        impl #ident {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[ #(Self::#all,)* ];
+/// Audit actions.
+pub(crate) const ACTIONS: &[Entry] = entries! {
+    "Create", "CREATE", "create", "Something was created.";
+    "Read", "READ", "read", "Something was read.";
+    "Update", "UPDATE", "update", "Something was changed.";
+    "Delete", "DELETE", "delete", "Something was deleted.";
+    "Execute", "EXECUTE", "execute", "Something was executed (an LLM call, an admin operation, …).";
+    "Share", "SHARE", "share", "Something was shared.";
+    "Export", "EXPORT", "export", "Data was exported.";
+    "Import", "IMPORT", "import", "Data was imported.";
+    "Login", "LOGIN", "login", "An actor logged in.";
+    "Logout", "LOGOUT", "logout", "An actor logged out.";
+};
 
-            /// The JSON spelling (UPPER_SNAKE), e.g. `"DOCUMENT"`.
-            pub const fn as_str(self) -> &'static str {
-                match self { #(#arms,)* }
-            }
-        }
-    })
+/// Agent component kinds: the reference Python SDK's `component_type` values, written in
+/// `#[agent_component(kind = "..")]` and sent as `component_type`. `Component` is the kind of a component that
+/// matches no other.
+pub(crate) const COMPONENT_KINDS: &[Entry] = entries! {
+    "Llm", "llm", "llm", "A call to a language model.";
+    "Tool", "tool", "tool", "A tool or function call.";
+    "Agent", "agent", "agent", "An agent, executor or orchestrator.";
+    "Retrieval", "retrieval", "retrieval", "Retrieval: a vector store, search, RAG.";
+    "Memory", "memory", "memory", "Memory: history, conversation context.";
+    "Input", "input", "input", "The flow's input: a prompt, question or query.";
+    "Output", "output", "output", "The flow's output: a response, result or answer.";
+    "Processing", "processing", "processing", "Processing: transforming, parsing, formatting.";
+    "Component", "component", "component", "Any other component.";
+};
+
+/// The tables of the generated enums, by enum name.
+pub(crate) const GENERATED: &[(&str, &[Entry])] =
+    &[("ResourceType", RESOURCES), ("AuditAction", ACTIONS), ("ComponentKind", COMPONENT_KINDS)];
+
+/// The table for a generated enum name.
+pub(crate) fn table(enum_name: &str) -> Option<&'static [Entry]> {
+    GENERATED.iter().find(|(name, _)| *name == enum_name).map(|(_, table)| *table)
+}
+
+/// The macro names of a table.
+pub(crate) fn macro_names(table: &'static [Entry]) -> Vec<&'static str> {
+    table.iter().map(|e| e.macro_name).collect()
+}
+
+/// The entry whose macro name is `name`.
+pub(crate) fn lookup(table: &'static [Entry], name: &str) -> Option<&'static Entry> {
+    table.iter().find(|e| e.macro_name == name)
+}
+
+/// The closest macro name to `name`, if it is close enough to be a likely misspelling.
+pub(crate) fn suggest(table: &'static [Entry], name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase().replace('_', "");
+    table
+        .iter()
+        .map(|e| {
+            let cand = e.macro_name.to_ascii_lowercase();
+            (strsim::damerau_levenshtein(&lower, &cand), e.macro_name)
+        })
+        .filter(|(d, cand)| *d <= 2.max(cand.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// All macro names of a table, for "expected one of …" messages.
+pub(crate) fn names(table: &'static [Entry]) -> String {
+    table.iter().map(|e| format!("`{}`", e.macro_name)).collect::<Vec<_>>().join(", ")
 }

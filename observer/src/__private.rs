@@ -284,6 +284,9 @@ pub fn typed_closure<R, F: FnOnce() -> R>(body: F) -> F {
 
 // ---- #[agent_component] -----------------------------------------------------------------------------------
 
+/// The `kind = ".."` of `#[agent_component]`, checked against the same table by the macro.
+pub use crate::agent::ComponentKind;
+
 /// An argument of an `#[agent_component]` fn, serialised for the component's `input_data`
 /// (`agent_input(&arg)`): the argument's type must implement `serde::Serialize`, or be left out with
 /// `skip(arg)`.
@@ -349,13 +352,13 @@ pub struct ComponentCall {
 }
 
 impl ComponentCall {
-    fn start(name: &'static str, kind: &'static str, inputs: Option<serde_json::Value>) -> Option<Self> {
+    fn start(name: &'static str, kind: Option<ComponentKind>, inputs: Option<serde_json::Value>) -> Option<Self> {
         let current = crate::agent::scope::current()?;
         let id: std::sync::Arc<str> = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
         current.tracer.start_component(
             id.to_string(),
             name.to_owned(),
-            kind.to_owned(),
+            kind.map_or_else(String::new, String::from),
             inputs.unwrap_or(serde_json::Value::Null),
             serde_json::Value::Null,
             current.component.as_deref().map(str::to_owned),
@@ -383,7 +386,7 @@ impl Drop for ComponentCall {
 /// components become its children), or, outside any agent trace, inside a plain span.
 pub fn agent_component_sync<R>(
     name: &'static str,
-    kind: &'static str,
+    kind: Option<ComponentKind>,
     inputs: Option<serde_json::Value>,
     body: impl FnOnce() -> R,
     outcome: impl FnOnce(&R) -> ComponentOutcome,
@@ -406,7 +409,7 @@ pub fn agent_component_sync<R>(
 /// the first poll to completion, across `.await`s.
 pub async fn agent_component_async<R>(
     name: &'static str,
-    kind: &'static str,
+    kind: Option<ComponentKind>,
     inputs: Option<serde_json::Value>,
     body: impl ::core::future::Future<Output = R>,
     outcome: impl FnOnce(&R) -> ComponentOutcome,

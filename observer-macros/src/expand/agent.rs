@@ -7,20 +7,17 @@ use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::{FnArg, Ident, ItemFn, LitStr, Pat, Path, Token};
 
-use crate::valid::{self, Errors};
-use crate::vocab;
+use crate::valid::{self, closest, list, Errors};
+use crate::vocabulary::{self, COMPONENT_KINDS};
 
 /// The keys `#[agent_component]` accepts.
 pub(crate) const AGENT_KEYS: &[&str] = &["name", "kind", "skip", "crate"];
 
-/// The component types of the agent trace stream (the reference Python SDK's `component_type` values).
-pub(crate) const KINDS: &[&str] =
-    &["llm", "tool", "agent", "retrieval", "memory", "input", "output", "processing", "component"];
-
 /// `#[agent_component(..)]` after every check.
 struct Agent {
     name: Option<LitStr>,
-    kind: Option<LitStr>,
+    /// The variant of `ComponentKind` named by `kind = ".."`.
+    kind: Option<Ident>,
     skip: Vec<Ident>,
     krate: Path,
 }
@@ -77,23 +74,24 @@ fn parse(input: ParseStream<'_>) -> syn::Result<Agent> {
                                 lit,
                                 format!("`{k}` in `#[agent_component]` must not be empty"),
                             ));
-                        } else if k == "kind" && !KINDS.contains(&lit.value().as_str()) {
+                        } else if k == "kind" && vocabulary::lookup(COMPONENT_KINDS, &lit.value()).is_none() {
                             let v = lit.value();
-                            let hint = vocab::closest(KINDS, &v)
+                            let kinds = vocabulary::macro_names(COMPONENT_KINDS);
+                            let hint = closest(&kinds, &v)
                                 .map(|s| format!("; did you mean `{s}`?"))
                                 .unwrap_or_else(|| ";".into());
                             errors.push(syn::Error::new_spanned(
                                 lit,
                                 format!(
                                     "unknown component kind `{v}` in `#[agent_component]`{hint} expected one of: {}",
-                                    vocab::list(KINDS)
+                                    list(&kinds)
                                 ),
                             ));
                         }
                         if k == "name" {
                             name = Some(lit.clone());
-                        } else {
-                            kind = Some(lit.clone());
+                        } else if let Some(entry) = vocabulary::lookup(COMPONENT_KINDS, &lit.value()) {
+                            kind = Some(Ident::new(entry.variant, lit.span()));
                         }
                     }
                     other => errors.push(syn::Error::new_spanned(
@@ -119,15 +117,11 @@ fn parse(input: ParseStream<'_>) -> syn::Result<Agent> {
                     syn::parenthesized!(content in input);
                     let _: TokenStream = content.parse()?;
                 }
-                let hint = vocab::closest(AGENT_KEYS, &k)
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_else(|| ";".into());
+                let hint =
+                    closest(AGENT_KEYS, &k).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
                 errors.push(syn::Error::new_spanned(
                     &key,
-                    format!(
-                        "unknown key `{k}` in `#[agent_component]`{hint} expected one of: {}",
-                        vocab::list(AGENT_KEYS)
-                    ),
+                    format!("unknown key `{k}` in `#[agent_component]`{hint} expected one of: {}", list(AGENT_KEYS)),
                 ));
             }
         }
@@ -165,7 +159,7 @@ fn check_skips(args: &Agent, func: &ItemFn) -> syn::Result<()> {
                     if names.is_empty() {
                         "(none)".to_owned()
                     } else {
-                        vocab::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
+                        list(&names.iter().map(String::as_str).collect::<Vec<_>>())
                     }
                 ),
             ));
@@ -179,7 +173,10 @@ fn generate(args: Agent, func: ItemFn) -> TokenStream {
     let ItemFn { attrs, vis, sig, block } = func;
     let (outer, inner) = super::split_attrs(attrs);
     let name = super::trace_name(name, &sig);
-    let kind = kind.map(|k| k.value()).unwrap_or_default();
+    let kind = match kind {
+        Some(variant) => quote! { ::core::option::Option::Some(#krate::__private::ComponentKind::#variant) },
+        None => quote! { ::core::option::Option::None },
+    };
 
     let skipped: Vec<String> = skip.iter().map(|s| s.unraw().to_string()).collect();
     let inputs =

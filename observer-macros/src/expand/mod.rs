@@ -4,6 +4,7 @@
 pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod step;
+pub(crate) mod vocabulary;
 pub(crate) mod workflow;
 
 use proc_macro2::TokenStream;

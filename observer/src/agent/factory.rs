@@ -4,41 +4,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use uuid::Uuid;
-
-use super::sink::TraceSink;
-use super::tracer::{default_sink, ensure_otel, AgentTracer, AgentTracerConfig, DEFAULT_PROJECT_NAME};
+use super::config::{AgentTrace, AgentTracerConfig, DEFAULT_PROJECT_NAME};
+use super::sink::{default_sink, TraceSink};
+use super::spans::ensure_otel;
+use super::tracer::AgentTracer;
 use crate::config::ObserverConfig;
 use crate::error::ObserverError;
 use crate::llm::usage::Extractors;
 use crate::workflow::{default_workflow_sink, WorkflowSink, WorkflowTracer};
-
-/// The identity of one flow run, for [`TracerFactory::create_agent_tracer`].
-#[derive(Debug, Clone)]
-pub struct AgentTrace {
-    /// The trace id; default a new random UUID.
-    pub trace_id: Uuid,
-    /// The flow id.
-    pub flow_id: String,
-    /// The trace (flow run) name.
-    pub trace_name: String,
-    /// The user who runs the flow.
-    pub user_id: Option<String>,
-    /// The session.
-    pub session_id: Option<String>,
-}
-
-impl Default for AgentTrace {
-    fn default() -> Self {
-        Self {
-            trace_id: Uuid::new_v4(),
-            flow_id: String::new(),
-            trace_name: String::new(),
-            user_id: None,
-            session_id: None,
-        }
-    }
-}
 
 /// Creates agent and workflow tracers that share one configuration, one Kafka producer and one OpenTelemetry
 /// pipeline. Create it once (it is cheap to clone) and a tracer per flow run (cheap: no connection, no thread).
@@ -80,11 +53,11 @@ impl TracerFactory {
     /// A factory for `config`: with a `kafka` config, agent tracers stream to `kafka.trace_topic`
     /// through one producer — the one `observer::init` started when it is connected to the same cluster, else one
     /// created now and shared by every tracer of this factory (and of other factories for the same cluster).
-    /// Without Kafka, tracers still compute totals and spans; [`with_sink`](Self::with_sink) sends events
+    /// Without Kafka, tracers still compute totals and spans; [`sink`](Self::sink) sends events
     /// elsewhere.
     ///
     /// Workflow tracers ([`create_workflow_tracer`](Self::create_workflow_tracer)) stream their events the same
-    /// way, to `kafka.workflow_topic` through the same producer; [`with_workflow_sink`](Self::with_workflow_sink)
+    /// way, to `kafka.workflow_topic` through the same producer; [`workflow_sink`](Self::workflow_sink)
     /// sends them elsewhere, [`without_workflow_stream`](Self::without_workflow_stream) turns them off. Without a
     /// `kafka` config, both streams go to the topics of `observer::init`'s Kafka exporter when there is one.
     ///
@@ -119,48 +92,48 @@ impl TracerFactory {
         })
     }
 
-    fn with_inner(self, f: impl FnOnce(&mut Inner)) -> Self {
+    fn update(self, f: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::unwrap_or_clone(self.inner);
         f(&mut inner);
         Self { inner: Arc::new(inner) }
     }
 
     /// The `project_name` of every event (default `"GenesisStudio"`).
-    pub fn with_project_name(self, project_name: impl Into<String>) -> Self {
+    pub fn project_name(self, project_name: impl Into<String>) -> Self {
         let project_name = project_name.into();
-        self.with_inner(|i| i.project_name = project_name)
+        self.update(|i| i.project_name = project_name)
     }
 
     /// Whether agent tracers also create OpenTelemetry spans (default: `ObserverConfig::send_to_logfire`). When
     /// on and OpenTelemetry tracing is not configured yet (feature `otel`), it is configured with the config's
     /// `service_name` when the first tracer is created.
-    pub fn with_otel(self, enable: bool) -> Self {
-        self.with_inner(|i| i.enable_otel = enable)
+    pub fn otel(self, enable: bool) -> Self {
+        self.update(|i| i.enable_otel = enable)
     }
 
     /// Adds extractors for your own output shapes (see [`Extractors`]).
-    pub fn with_extractors(self, extractors: Extractors) -> Self {
-        self.with_inner(|i| i.extractors = extractors)
+    pub fn extractors(self, extractors: Extractors) -> Self {
+        self.update(|i| i.extractors = extractors)
     }
 
     /// Sends every agent tracer's events to `sink` instead of Kafka (workflow events: see
-    /// [`with_workflow_sink`](Self::with_workflow_sink)).
-    pub fn with_sink(self, sink: impl TraceSink) -> Self {
+    /// [`workflow_sink`](Self::workflow_sink)).
+    pub fn sink(self, sink: impl TraceSink) -> Self {
         let sink: Arc<dyn TraceSink> = Arc::new(sink);
-        self.with_inner(|i| i.sink = Some(sink))
+        self.update(|i| i.sink = Some(sink))
     }
 
     /// Streams the events of every workflow tracer of this factory to `sink` (e.g. a
     /// [`MemoryWorkflowSink`](crate::trace::MemoryWorkflowSink) in tests) instead of Kafka's `workflow_topic`. Independent
-    /// of [`with_sink`](Self::with_sink), which only redirects agent tracers.
-    pub fn with_workflow_sink(self, sink: impl WorkflowSink) -> Self {
+    /// of [`sink`](Self::sink), which only redirects agent tracers.
+    pub fn workflow_sink(self, sink: impl WorkflowSink) -> Self {
         let sink: Arc<dyn WorkflowSink> = Arc::new(sink);
-        self.with_inner(|i| i.workflow_sink = Some(sink))
+        self.update(|i| i.workflow_sink = Some(sink))
     }
 
     /// Workflow tracers of this factory do not stream (agent tracers are not affected).
     pub fn without_workflow_stream(self) -> Self {
-        self.with_inner(|i| i.workflow_sink = None)
+        self.update(|i| i.workflow_sink = None)
     }
 
     /// The guide's `create_agent_tracer(trace_id, flow_id, trace_name, user_id, session_id)`.
@@ -170,11 +143,7 @@ impl TracerFactory {
             ensure_otel(Some(&i.service_name));
         }
         let config = AgentTracerConfig {
-            trace_name: trace.trace_name,
-            trace_id: trace.trace_id,
-            flow_id: trace.flow_id,
-            user_id: trace.user_id,
-            session_id: trace.session_id,
+            trace,
             project_name: i.project_name.clone(),
             environment: i.environment.clone(),
             kafka: None,
@@ -188,7 +157,7 @@ impl TracerFactory {
     /// A [`WorkflowTracer`] named `name` (its spans go to the same OpenTelemetry pipeline).
     ///
     /// When the factory has a workflow sink (Kafka's `workflow_topic`, or
-    /// [`with_workflow_sink`](Self::with_workflow_sink)), the workflow [streams](WorkflowTracer::with_stream) to
+    /// [`workflow_sink`](Self::workflow_sink)), the workflow [streams](WorkflowTracer::with_stream) to
     /// it with the config's `service_name`: `workflow_start` is sent now (use
     /// [`create_workflow_tracer_with_attributes`](Self::create_workflow_tracer_with_attributes) for attributes
     /// on it), then the step events and `workflow_end`. Otherwise it is exactly [`WorkflowTracer::new`].
@@ -199,7 +168,7 @@ impl TracerFactory {
     ///
     /// let events = MemoryWorkflowSink::new();
     /// let factory = TracerFactory::new(ObserverConfig { service_name: "shop".into(), ..Default::default() })?
-    ///     .with_workflow_sink(events.clone());
+    ///     .workflow_sink(events.clone());
     /// let wf = factory.create_workflow_tracer("process-order");
     /// wf.run_step("validate", |_step| Ok::<_, String>(())).unwrap();
     /// wf.finish();

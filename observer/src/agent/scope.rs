@@ -47,6 +47,19 @@ impl<F: Future> Future for AgentScope<F> {
     }
 }
 
+impl AgentTracer {
+    /// Runs `fut` with this tracer as the current agent trace of the task: `#[agent_component]` fns called in it
+    /// become components of this trace.
+    pub fn scope<F: std::future::Future>(&self, fut: F) -> AgentScope<F> {
+        AgentScope::new(self.clone(), None, fut)
+    }
+
+    /// Runs `f` with this tracer as the current agent trace of the thread (see [`scope`](Self::scope)).
+    pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
+        scope_sync(self.clone(), None, f)
+    }
+}
+
 /// Runs `f` with `tracer` (and `component`) current on this thread.
 pub(crate) fn scope_sync<R>(tracer: AgentTracer, component: Option<Arc<str>>, f: impl FnOnce() -> R) -> R {
     let mut slot = Some(Current { tracer, component });
@@ -64,7 +77,7 @@ pub fn with_current_agent<F: Future>(fut: F) -> AgentScope<F> {
 
 /// The agent trace of the innermost current [`scope`](AgentTracer::scope) (task) or
 /// [`scope_sync`](AgentTracer::scope_sync) (thread), if any.
-pub fn current_agent_tracer() -> Option<AgentTracer> {
+pub fn current_agent() -> Option<AgentTracer> {
     current().map(|c| c.tracer)
 }
 

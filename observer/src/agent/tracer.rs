@@ -7,89 +7,18 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
-use super::sink::{TraceEvent, TraceEventType, TraceSink};
-use crate::config::KafkaConfig;
+use super::config::{clean_flow_name, AgentTracerConfig};
+use super::events::{into_map, trace_end_metadata, TraceContext, TraceEnd, TraceEvent, TraceEventType};
+use super::kind::ComponentKind;
+use super::pricing::Priced;
+use super::sink::{default_sink, TraceSink};
+use super::{shrink, spans};
 use crate::error::ObserverError;
-use crate::llm::semconv;
-use crate::llm::usage::{Extractors, LlmInfo, TokenUsage};
+use crate::llm::usage::{Extractors, LlmInfo};
 
 /// Out-of-order calls kept (and logged) per trace; further ones are only counted (`metadata.warnings_total`).
 pub const MAX_WARNINGS: usize = 100;
-
-/// The default `project_name`.
-pub const DEFAULT_PROJECT_NAME: &str = "GenesisStudio";
-
-/// The default trace topic.
-pub const DEFAULT_TRACE_TOPIC: &str = "genesis-traces-streaming";
-
-/// Settings of one [`AgentTracer`]: the guide's constructor arguments.
-///
-/// `kafka` carries the guide's `kafka_bootstrap_servers`, `kafka_topic` (`trace_topic`), `kafka_username` and
-/// `kafka_password` (`sasl_username`, `sasl_password`: alone they mean SASL_SSL with PLAIN, as in the reference).
-/// When it is `None`, events go to the Kafka exporter of `observer::init` if Kafka is enabled there (its `trace_topic`), else nowhere (the tracer still computes totals and OTEL spans); a sink set with
-/// [`AgentTracer::with_sink`] replaces either.
-#[derive(Clone)]
-pub struct AgentTracerConfig {
-    /// The trace (flow run) name. Sent as `flow_name` without Langflow's `" - <flow id>"` suffix (what comes
-    /// before the first `" - "`, as the Python package does, so dashboards group runs by flow); empty is `"unknown"`.
-    pub trace_name: String,
-    /// The trace id; also the Kafka message key. Default: a new random UUID.
-    pub trace_id: Uuid,
-    /// The flow id.
-    pub flow_id: String,
-    /// The user who runs the flow.
-    pub user_id: Option<String>,
-    /// The session.
-    pub session_id: Option<String>,
-    /// Sent with every event. Default `"GenesisStudio"`.
-    pub project_name: String,
-    /// `metadata.environment` of `trace_start`. Default `"production"`.
-    pub environment: String,
-    /// Stream to this Kafka cluster and `trace_topic` (see the type docs). Needs the `kafka` feature.
-    pub kafka: Option<KafkaConfig>,
-    /// Also create `tracing` spans (exported by the OpenTelemetry layer, feature `otel`): one per trace, one child
-    /// per component.
-    pub enable_otel: bool,
-    /// With `enable_otel`: if OpenTelemetry tracing is not configured yet (feature `otel`), configure it with
-    /// this `service.name` (the standard `OTEL_*` variables apply). `None`: use whatever is configured.
-    pub otel_service_name: Option<String>,
-    /// How tokens, model and provider are found in outputs. Default: the built-in shapes.
-    pub extractors: Extractors,
-}
-
-impl Default for AgentTracerConfig {
-    fn default() -> Self {
-        Self {
-            trace_name: String::new(),
-            trace_id: Uuid::new_v4(),
-            flow_id: String::new(),
-            user_id: None,
-            session_id: None,
-            project_name: DEFAULT_PROJECT_NAME.into(),
-            environment: "production".into(),
-            kafka: None,
-            enable_otel: false,
-            otel_service_name: None,
-            extractors: Extractors::default(),
-        }
-    }
-}
-
-impl fmt::Debug for AgentTracerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `KafkaConfig`'s Debug hides the password; user and session ids are kept out like other PII.
-        f.debug_struct("AgentTracerConfig")
-            .field("trace_name", &self.trace_name)
-            .field("trace_id", &self.trace_id)
-            .field("flow_id", &self.flow_id)
-            .field("project_name", &self.project_name)
-            .field("kafka", &self.kafka)
-            .field("enable_otel", &self.enable_otel)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Token and cost totals of a trace (components ended so far).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -115,22 +44,26 @@ pub struct AgentTotals {
     pub untrusted_costs: u64,
 }
 
-/// Traces one flow run (cheap to clone: clones share the trace): Langflow / AI Studio flow tracing — one trace per flow run, one span per component —
+/// Traces one flow run: Langflow / AI Studio flow tracing — one trace per flow run, one span per component —
 /// streamed as events to Kafka (topic `genesis-traces-streaming`), with tokens and cost taken from the
-/// components' outputs, and optionally as OpenTelemetry spans.
+/// components' outputs, and optionally as OpenTelemetry spans. Cheap to clone: clones share the trace.
+///
+/// [`new`](Self::new) takes an [`AgentTrace`](super::AgentTrace) (which flow run) or an
+/// [`AgentTracerConfig`] (the run and its settings: Kafka, OpenTelemetry, project); a
+/// [`TracerFactory`](super::TracerFactory) creates tracers that share one configuration.
 ///
 /// ```
-/// use observer::trace::{AgentTracer, AgentTracerConfig, MemoryTraceSink};
+/// use observer::trace::{AgentTrace, AgentTracer, MemoryTraceSink};
 /// use serde_json::json;
 ///
 /// let events = MemoryTraceSink::new();
-/// let tracer = AgentTracer::new(AgentTracerConfig {
+/// let tracer = AgentTracer::new(AgentTrace {
 ///     trace_name: "Customer Support Flow".into(),
 ///     flow_id: "flow-123".into(),
 ///     user_id: Some("user-456".into()),
 ///     ..Default::default()
 /// })?
-/// .with_sink(events.clone());
+/// .sink(events.clone());
 ///
 /// tracer.start_trace();
 /// tracer.add_trace("comp-1", "QueryClassifier", "llm", json!({"query": "How do I reset my password?"}));
@@ -179,12 +112,7 @@ pub struct AgentTracer {
 }
 
 struct Inner {
-    trace_id: String,
-    trace_name: String,
-    flow_id: String,
-    user_id: Option<String>,
-    session_id: Option<String>,
-    project_name: String,
+    ctx: TraceContext,
     environment: String,
     enable_otel: bool,
     extractors: Extractors,
@@ -267,16 +195,18 @@ impl ComponentStart<'_> {
 }
 
 impl AgentTracer {
-    /// A tracer for one flow run. Nothing is sent until [`start_trace`](Self::start_trace).
+    /// A tracer for one flow run: an [`AgentTrace`](super::AgentTrace) alone (default settings) or an
+    /// [`AgentTracerConfig`]. Nothing is sent until [`start_trace`](Self::start_trace).
     ///
     /// # Errors
     /// With `kafka` set: [`ConfigurationError`](crate::ConfigurationError) without the `kafka` feature, or the
     /// exporter's error (invalid Kafka config, spool directory in use).
-    pub fn new(config: AgentTracerConfig) -> Result<Self, ObserverError> {
+    pub fn new(config: impl Into<AgentTracerConfig>) -> Result<Self, ObserverError> {
+        let config = config.into();
         crate::cost::warm_up_in_background();
         let sink = default_sink(config.kafka.as_ref())?;
         if config.enable_otel {
-            ensure_otel(config.otel_service_name.as_deref());
+            spans::ensure_otel(config.otel_service_name.as_deref());
         }
         Ok(Self::build(config, sink))
     }
@@ -284,12 +214,14 @@ impl AgentTracer {
     pub(crate) fn build(config: AgentTracerConfig, sink: Option<Arc<dyn TraceSink>>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                trace_id: config.trace_id.hyphenated().to_string(),
-                trace_name: clean_flow_name(&config.trace_name),
-                flow_id: config.flow_id,
-                user_id: config.user_id,
-                session_id: config.session_id,
-                project_name: config.project_name,
+                ctx: TraceContext {
+                    trace_id: config.trace.trace_id.hyphenated().to_string(),
+                    flow_name: clean_flow_name(&config.trace.trace_name),
+                    flow_id: config.trace.flow_id,
+                    user_id: config.trace.user_id,
+                    session_id: config.trace.session_id,
+                    project_name: config.project_name,
+                },
                 environment: config.environment,
                 enable_otel: config.enable_otel,
                 extractors: config.extractors,
@@ -300,29 +232,29 @@ impl AgentTracer {
     }
 
     /// Sends the events to `sink` instead (e.g. a [`MemoryTraceSink`](super::MemoryTraceSink) in tests).
-    pub fn with_sink(self, sink: impl TraceSink) -> Self {
+    pub fn sink(self, sink: impl TraceSink) -> Self {
         *self.inner.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(sink));
         self
     }
 
     /// The trace id (a UUID string, the Kafka message key).
     pub fn trace_id(&self) -> &str {
-        &self.inner.trace_id
+        &self.inner.ctx.trace_id
     }
 
     /// The flow name sent as `flow_name`: the configured trace name without Langflow's `" - <id>"` suffix.
     pub fn trace_name(&self) -> &str {
-        &self.inner.trace_name
+        &self.inner.ctx.flow_name
     }
 
     /// The flow id.
     pub fn flow_id(&self) -> &str {
-        &self.inner.flow_id
+        &self.inner.ctx.flow_id
     }
 
     /// The project name sent with every event.
     pub fn project_name(&self) -> &str {
-        &self.inner.project_name
+        &self.inner.ctx.project_name
     }
 
     /// Starts the trace: sends `trace_start`. A second call is ignored (and reported).
@@ -439,7 +371,7 @@ impl AgentTracer {
     pub fn llm_call_start(&self, component_id: &str, model: &str, inputs: impl Into<Value>) {
         let mut state = self.lock();
         self.ensure_started(&mut state, "llm_call_start");
-        let mut event = self.event(TraceEventType::LlmCallStart);
+        let mut event = self.inner.ctx.event(TraceEventType::LlmCallStart);
         event.span_id = Some(component_id.to_owned());
         event.input_data = Some(inputs.into());
         event.metadata.insert("model".into(), model.into());
@@ -458,7 +390,7 @@ impl AgentTracer {
         let mut state = self.lock();
         self.ensure_started(&mut state, "llm_call_end");
         let started = state.llm_calls.remove(component_id);
-        let mut event = self.event(TraceEventType::LlmCallEnd);
+        let mut event = self.inner.ctx.event(TraceEventType::LlmCallEnd);
         event.span_id = Some(component_id.to_owned());
         event.duration_ms = started.map(|s| elapsed_ms(s, ended));
         event.error = error.map(str::to_owned);
@@ -471,7 +403,7 @@ impl AgentTracer {
     pub fn custom_event(&self, name: &str, data: Value) {
         let mut state = self.lock();
         self.ensure_started(&mut state, "custom_event");
-        let mut event = self.event(TraceEventType::Custom);
+        let mut event = self.inner.ctx.event(TraceEventType::Custom);
         event.metadata = match data {
             Value::Object(map) => map,
             Value::Null => Map::new(),
@@ -516,18 +448,15 @@ impl AgentTracer {
         }
     }
 
-    /// Runs `fut` with this tracer as the current agent trace of the task: `#[agent_component]` fns called in it
-    /// become components of this trace.
-    pub fn scope<F: std::future::Future>(&self, fut: F) -> super::scope::AgentScope<F> {
-        super::scope::AgentScope::new(self.clone(), None, fut)
-    }
-
-    /// Runs `f` with this tracer as the current agent trace of the thread (see [`scope`](Self::scope)).
-    pub fn scope_sync<R>(&self, f: impl FnOnce() -> R) -> R {
-        super::scope::scope_sync(self.clone(), None, f)
-    }
-
     // ---------------------------------------------------------------------------------------------------------
+
+    fn send(&self, event: &TraceEvent) {
+        let sink = self.inner.sink.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(sink) = sink else { return };
+        if let Some((event, payload)) = shrink::encode(event) {
+            sink.send(&event, &payload);
+        }
+    }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -536,7 +465,7 @@ impl AgentTracer {
     fn warn(&self, state: &mut State, message: String) {
         state.warnings_total += 1;
         if state.warnings.len() < MAX_WARNINGS {
-            crate::diag::report!(WARN, "agent-misuse", "agent trace {}: {message}", self.inner.trace_id);
+            crate::diag::report!(WARN, "agent-misuse", "agent trace {}: {message}", self.inner.ctx.trace_id);
             state.warnings.push(message);
         } else if state.warnings_total == MAX_WARNINGS as u64 + 1 {
             crate::diag::report!(
@@ -544,7 +473,7 @@ impl AgentTracer {
                 "agent-misuse",
                 "agent trace {}: more than {MAX_WARNINGS} out-of-order calls in this trace; further ones are only \
                  counted",
-                self.inner.trace_id
+                self.inner.ctx.trace_id
             );
         }
     }
@@ -558,9 +487,9 @@ impl AgentTracer {
 
     fn begin(&self, state: &mut State) {
         if self.inner.enable_otel {
-            state.trace_span = Some(self.trace_span());
+            state.trace_span = Some(spans::trace_span(&self.inner.ctx));
         }
-        let mut event = self.event(TraceEventType::TraceStart);
+        let mut event = self.inner.ctx.event(TraceEventType::TraceStart);
         event.metadata.insert("environment".into(), self.inner.environment.clone().into());
         self.send(&event);
         // The trace's time starts once the SDK's own work is done.
@@ -580,7 +509,7 @@ impl AgentTracer {
         let model_hint = string_at(&metadata, &["model", "model_name", "model_id"]);
         let provider_hint = string_at(&metadata, &["provider"]);
         let kind_given = !kind.trim().is_empty();
-        let kind = if kind_given { kind } else { infer_component_type(&name, model_hint.is_some()).to_owned() };
+        let kind = if kind_given { kind } else { ComponentKind::infer(&name, model_hint.is_some()).into() };
         let mut state = self.lock();
         self.ensure_started(&mut state, "add_trace");
         if state.open.contains_key(&id) {
@@ -595,10 +524,18 @@ impl AgentTracer {
         let span = self.inner.enable_otel.then(|| {
             let parent_span = parent.as_ref().and_then(|p| state.open.get(p)).and_then(|c| c.span.clone());
             let parent_span = parent_span.or_else(|| state.trace_span.clone());
-            self.component_span(&id, &name, &kind, index, parent_span.as_ref(), model_hint.as_deref())
+            spans::component_span(
+                &self.inner.ctx.trace_id,
+                &id,
+                &name,
+                &kind,
+                index,
+                parent_span.as_ref(),
+                model_hint.as_deref(),
+            )
         });
 
-        let mut event = self.event(TraceEventType::SpanStart);
+        let mut event = self.inner.ctx.event(TraceEventType::SpanStart);
         event.span_id = Some(id.clone());
         event.parent_span_id = parent.clone();
         event.component_name = Some(name.clone());
@@ -638,8 +575,8 @@ impl AgentTracer {
     ) {
         let kind = match &component {
             Some(c) if c.kind_given || priced.model.is_none() => c.kind.clone(),
-            Some(_) => "llm".to_owned(),
-            None => infer_component_type(name, priced.model.is_some()).to_owned(),
+            Some(_) => ComponentKind::Llm.into(),
+            None => ComponentKind::infer(name, priced.model.is_some()).into(),
         };
         let component_name = component.as_ref().map_or_else(|| name.to_owned(), |c| c.name.clone());
         let status = if error.is_some() { "error" } else { "success" };
@@ -658,7 +595,7 @@ impl AgentTracer {
             t.untrusted_costs += u64::from(!priced.trusted);
         }
 
-        let mut event = self.event(TraceEventType::SpanEnd);
+        let mut event = self.inner.ctx.event(TraceEventType::SpanEnd);
         event.span_id = Some(id.to_owned());
         event.parent_span_id = component.as_ref().and_then(|c| c.parent.clone());
         event.component_name = Some(component_name.clone());
@@ -673,7 +610,7 @@ impl AgentTracer {
         priced.write(m);
 
         if let Some(span) = component.and_then(|c| c.span) {
-            record_component_span(&span, &kind, &priced, error.as_deref());
+            spans::record_component_span(&span, &kind, &priced, error.as_deref());
             drop(span); // ends the OTEL span now
         }
         event.output_data = Some(outputs);
@@ -702,161 +639,28 @@ impl AgentTracer {
         }
         state.ended = true;
         let totals = state.totals;
-        let mut event = self.event(TraceEventType::TraceEnd);
+        let mut event = self.inner.ctx.event(TraceEventType::TraceEnd);
         event.duration_ms = state.started.map(|s| elapsed_ms(s, ended));
         event.error = error.clone();
         event.input_data = Some(inputs);
         event.output_data = Some(outputs);
-        // As the Python package: tags, params and metrics flattened into `metadata` (later ones win on a clash), then
-        // the caller's metadata; the trace's own keys below win over all of them.
-        let mut m = state.tags.clone();
-        m.extend(state.params.clone());
-        m.extend(state.metrics.clone());
-        if let Some(v) = metadata {
-            m.extend(into_map(v));
-        }
-        let status = if error.is_some() { "error" } else { "success" };
-        m.insert("flow_id".into(), self.inner.flow_id.clone().into());
-        m.insert("flow_name".into(), self.inner.trace_name.clone().into());
-        m.insert("total_spans".into(), totals.spans.into());
-        m.insert("failed_spans".into(), totals.failed_spans.into());
-        m.insert("status".into(), status.into());
-        m.insert("project_name".into(), self.inner.project_name.clone().into());
-        m.insert("total_input_tokens".into(), totals.input_tokens.into());
-        m.insert("total_output_tokens".into(), totals.output_tokens.into());
-        m.insert("total_cached_tokens".into(), totals.cached_tokens.into());
-        m.insert("total_reasoning_tokens".into(), totals.reasoning_tokens.into());
-        m.insert("total_cost".into(), totals.total_cost.into());
-        if totals.untrusted_costs > 0 {
-            m.insert("cost_trusted".into(), Value::Bool(false));
-        }
-        if !state.warnings.is_empty() {
-            m.insert("warnings".into(), state.warnings.clone().into());
-        }
-        if state.warnings_total > state.warnings.len() as u64 {
-            m.insert("warnings_total".into(), state.warnings_total.into());
-        }
-        event.metadata = m;
+        event.metadata = trace_end_metadata(
+            &self.inner.ctx,
+            TraceEnd {
+                tags: &state.tags,
+                params: &state.params,
+                metrics: &state.metrics,
+                metadata,
+                failed: error.is_some(),
+                totals: &totals,
+                warnings: &state.warnings,
+                warnings_total: state.warnings_total,
+            },
+        );
         if let Some(span) = state.trace_span.take() {
-            record_trace_span(&span, &totals, error.as_deref());
+            spans::record_trace_span(&span, &totals, error.as_deref());
         }
         self.send(&event);
-    }
-
-    fn event(&self, event_type: TraceEventType) -> TraceEvent {
-        let i = &self.inner;
-        TraceEvent {
-            event_id: Uuid::now_v7().hyphenated().to_string(),
-            event_type,
-            timestamp: now_rfc3339(),
-            trace_id: i.trace_id.clone(),
-            span_id: None,
-            parent_span_id: None,
-            flow_id: Some(i.flow_id.clone()),
-            flow_name: Some(i.trace_name.clone()),
-            component_name: None,
-            component_type: None,
-            component_index: None,
-            duration_ms: None,
-            input_data: None,
-            output_data: None,
-            error: None,
-            user_id: i.user_id.clone(),
-            session_id: i.session_id.clone(),
-            project_name: i.project_name.clone(),
-            metadata: Map::new(),
-        }
-    }
-
-    fn send(&self, event: &TraceEvent) {
-        let sink = self.inner.sink.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let Some(sink) = sink else { return };
-        match serde_json::to_vec(event) {
-            Ok(payload) if payload.len() <= MAX_EVENT_BYTES => sink.send(event, &payload),
-            Ok(payload) => {
-                // Larger than a Kafka message may be: the data fields give way, the event itself is kept.
-                let mut small = event.clone();
-                let replaced = shrink(&mut small, payload.len());
-                crate::diag::report!(
-                    WARN,
-                    "agent-event-too-large",
-                    "agent trace event `{}` of {} bytes is larger than {MAX_EVENT_BYTES} bytes; data fields \
-                     {replaced:?} replaced by a preview",
-                    event.event_type,
-                    payload.len()
-                );
-                if let Ok(payload) = serde_json::to_vec(&small) {
-                    sink.send(&small, &payload);
-                }
-            }
-            Err(e) => {
-                // Only a non-string map key inside user data can do this; send the event without that data.
-                crate::diag::report!(
-                    ERROR,
-                    "agent-event-unserialisable",
-                    "agent trace event not serialisable ({e}); sent without its input/output data"
-                );
-                let mut plain = event.clone();
-                plain.input_data = None;
-                plain.output_data = None;
-                plain.metadata.insert("serialization_error".into(), e.to_string().into());
-                if let Ok(payload) = serde_json::to_vec(&plain) {
-                    sink.send(&plain, &payload);
-                }
-            }
-        }
-    }
-
-    fn trace_span(&self) -> ::tracing::Span {
-        let i = &self.inner;
-        let otel_name = format!("invoke_agent {}", i.trace_name);
-        let span = ::tracing::info_span!(parent: None, "agent_trace", otel.name = %otel_name);
-        let set = |k: &str, v: Value| crate::otel::set_span_attribute(&span, k, &v);
-        set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into());
-        set(semconv::GEN_AI_AGENT_NAME, i.trace_name.clone().into());
-        set("agent.trace_id", i.trace_id.clone().into());
-        set("agent.flow_id", i.flow_id.clone().into());
-        set("agent.project_name", i.project_name.clone().into());
-        if let Some(s) = &i.session_id {
-            set(semconv::GEN_AI_CONVERSATION_ID, s.clone().into());
-        }
-        if let Some(u) = &i.user_id {
-            set("user.id", u.clone().into());
-        }
-        span
-    }
-
-    fn component_span(
-        &self,
-        id: &str,
-        name: &str,
-        kind: &str,
-        index: u32,
-        parent: Option<&::tracing::Span>,
-        model: Option<&str>,
-    ) -> ::tracing::Span {
-        let span = match parent {
-            Some(p) => ::tracing::info_span!(parent: p, "agent_component", otel.name = %name),
-            None => ::tracing::info_span!(parent: None, "agent_component", otel.name = %name),
-        };
-        let set = |k: &str, v: Value| crate::otel::set_span_attribute(&span, k, &v);
-        set("component.id", id.into());
-        set("component.type", kind.into());
-        set("component.index", index.into());
-        set("agent.trace_id", self.inner.trace_id.clone().into());
-        match kind {
-            "llm" => set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::CHAT.into()),
-            "tool" => {
-                set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::EXECUTE_TOOL.into());
-                set(semconv::GEN_AI_TOOL_NAME, name.into());
-            }
-            "agent" => set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into()),
-            _ => {}
-        }
-        if let Some(m) = model {
-            set(semconv::GEN_AI_REQUEST_MODEL, m.into());
-        }
-        span
     }
 }
 
@@ -864,10 +668,10 @@ impl fmt::Debug for AgentTracer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sink = self.inner.sink.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|s| s.describe());
         f.debug_struct("AgentTracer")
-            .field("trace_id", &self.inner.trace_id)
-            .field("trace_name", &self.inner.trace_name)
-            .field("flow_id", &self.inner.flow_id)
-            .field("project_name", &self.inner.project_name)
+            .field("trace_id", &self.inner.ctx.trace_id)
+            .field("trace_name", &self.inner.ctx.flow_name)
+            .field("flow_id", &self.inner.ctx.flow_id)
+            .field("project_name", &self.inner.ctx.project_name)
             .field("sink", &sink)
             .finish_non_exhaustive()
     }
@@ -882,12 +686,7 @@ impl Drop for Inner {
         // The last clone is gone without `end()`: end the trace so that the stream is complete.
         let tracer = AgentTracer {
             inner: Arc::new(Inner {
-                trace_id: std::mem::take(&mut self.trace_id),
-                trace_name: std::mem::take(&mut self.trace_name),
-                flow_id: std::mem::take(&mut self.flow_id),
-                user_id: self.user_id.take(),
-                session_id: self.session_id.take(),
-                project_name: std::mem::take(&mut self.project_name),
+                ctx: std::mem::take(&mut self.ctx),
                 environment: std::mem::take(&mut self.environment),
                 enable_otel: self.enable_otel,
                 extractors: self.extractors.clone(),
@@ -902,263 +701,6 @@ impl Drop for Inner {
     }
 }
 
-/// The largest event sent as is: below librdkafka's default `message.max.bytes` (1,000,000) with room for the key
-/// and headers. Larger events have their data fields replaced by a preview (see [`AgentTracer`], "Large data").
-pub const MAX_EVENT_BYTES: usize = 900_000;
-
-/// Characters of a replaced data field kept as its preview.
-const PREVIEW_CHARS: usize = 2_000;
-
-/// Replaces `input_data`, then `output_data`, then user metadata of an event that serialised to `bytes` bytes by
-/// `{"_truncated": true, "original_bytes": N, "preview": "<first characters of its JSON>"}` until it fits in
-/// [`MAX_EVENT_BYTES`]; returns the names of the replaced fields. Totals, tokens and cost are computed before
-/// and are never affected.
-fn shrink(event: &mut TraceEvent, bytes: usize) -> Vec<&'static str> {
-    fn preview(v: &Value) -> Value {
-        let json = serde_json::to_string(v).unwrap_or_default();
-        let cut: String = json.chars().take(PREVIEW_CHARS).collect();
-        serde_json::json!({"_truncated": true, "original_bytes": json.len(), "preview": cut})
-    }
-    let size = |e: &TraceEvent| serde_json::to_vec(e).map_or(usize::MAX, |v| v.len());
-    let mut replaced = Vec::new();
-    let mut current = bytes;
-    for field in ["input_data", "output_data"] {
-        if current <= MAX_EVENT_BYTES {
-            break;
-        }
-        let slot = if field == "input_data" { &mut event.input_data } else { &mut event.output_data };
-        if let Some(v) = slot.as_mut() {
-            *v = preview(v);
-            replaced.push(field);
-            current = size(event);
-        }
-    }
-    if current > MAX_EVENT_BYTES {
-        // User metadata (ours is small: status, model, tokens, totals): keep our keys, preview the rest.
-        const OURS: &[&str] = &[
-            "component_name",
-            "status",
-            "component_type",
-            "model",
-            "provider",
-            "input_tokens",
-            "output_tokens",
-            "cached_tokens",
-            "reasoning_tokens",
-            "cost",
-            "flow_id",
-            "flow_name",
-            "total_spans",
-            "failed_spans",
-            "project_name",
-            "total_input_tokens",
-            "total_output_tokens",
-            "total_cached_tokens",
-            "total_reasoning_tokens",
-            "total_cost",
-            "cost_trusted",
-            "environment",
-            "name",
-        ];
-        let (ours, theirs): (Map<String, Value>, Map<String, Value>) =
-            std::mem::take(&mut event.metadata).into_iter().partition(|(k, _)| OURS.contains(&k.as_str()));
-        event.metadata = ours;
-        event.metadata.insert("user_metadata".into(), preview(&Value::Object(theirs)));
-        replaced.push("metadata");
-    }
-    event.metadata.insert("data_truncated".into(), Value::Bool(true));
-    replaced
-}
-
-/// Tokens, model, provider and cost of one output.
-struct Priced {
-    usage: Option<TokenUsage>,
-    model: Option<String>,
-    provider: Option<String>,
-    cost: Option<f64>,
-    /// False when the cost comes from a count above the ceiling (see `CostResult::trusted`).
-    trusted: bool,
-}
-
-impl Priced {
-    fn new(info: &LlmInfo, model_hint: Option<&str>, provider_hint: Option<&str>) -> Self {
-        let model = info.model.clone().or_else(|| model_hint.map(str::to_owned));
-        let provider = info
-            .provider
-            .clone()
-            .or_else(|| provider_hint.map(str::to_owned))
-            .or_else(|| model.as_deref().and_then(crate::llm::usage::detect_provider));
-        let (cost, trusted) = match (&info.usage, &model) {
-            (Some(u), Some(m)) => {
-                let c = crate::cost::calculate_cost_usage(provider.as_deref().unwrap_or(""), m, u);
-                (c.price_found.then_some(c.total_cost), c.trusted)
-            }
-            (Some(u), None) => (None, !u.capped),
-            _ => (None, true),
-        };
-        Self { usage: info.usage, model, provider, cost, trusted }
-    }
-
-    fn write(&self, m: &mut Map<String, Value>) {
-        if let Some(model) = &self.model {
-            m.insert("model".into(), model.clone().into());
-        }
-        if let Some(p) = &self.provider {
-            m.insert("provider".into(), p.clone().into());
-        }
-        if let Some(u) = &self.usage {
-            m.insert("input_tokens".into(), u.input_tokens.into());
-            m.insert("output_tokens".into(), u.output_tokens.into());
-            if u.cached_tokens > 0 {
-                m.insert("cached_tokens".into(), u.cached_tokens.into());
-            }
-            if u.reasoning_tokens > 0 {
-                m.insert("reasoning_tokens".into(), u.reasoning_tokens.into());
-            }
-        }
-        if let Some(c) = self.cost {
-            m.insert("cost".into(), c.into());
-        }
-        if !self.trusted {
-            m.insert("cost_trusted".into(), Value::Bool(false));
-        }
-    }
-}
-
-fn record_component_span(span: &::tracing::Span, kind: &str, priced: &Priced, error: Option<&str>) {
-    let set = |k: &str, v: Value| crate::otel::set_span_attribute(span, k, &v);
-    if kind == "llm" || priced.model.is_some() {
-        set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::CHAT.into());
-    }
-    if let Some(m) = &priced.model {
-        set(semconv::GEN_AI_REQUEST_MODEL, m.clone().into());
-        set(semconv::GEN_AI_RESPONSE_MODEL, m.clone().into());
-    }
-    if let Some(p) = &priced.provider {
-        set(semconv::GEN_AI_PROVIDER_NAME, p.clone().into());
-        set(semconv::GEN_AI_SYSTEM, p.clone().into());
-    }
-    if let Some(u) = &priced.usage {
-        set(semconv::GEN_AI_USAGE_INPUT_TOKENS, u.input_tokens.into());
-        set(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, u.output_tokens.into());
-        if u.cached_tokens > 0 {
-            set(semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, u.cached_tokens.into());
-        }
-        if u.cache_creation_tokens > 0 {
-            set(semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, u.cache_creation_tokens.into());
-        }
-        if u.reasoning_tokens > 0 {
-            set(semconv::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, u.reasoning_tokens.into());
-        }
-    }
-    if let Some(c) = priced.cost {
-        set(semconv::GEN_AI_COST, c.into());
-    }
-    if !priced.trusted {
-        set(semconv::OBSERVER_COST_TRUSTED, false.into());
-    }
-    if let Some(e) = error {
-        crate::otel::set_span_error(span, e);
-    }
-}
-
-fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, error: Option<&str>) {
-    let set = |k: &str, v: Value| crate::otel::set_span_attribute(span, k, &v);
-    set(semconv::GEN_AI_USAGE_INPUT_TOKENS, totals.input_tokens.into());
-    set(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, totals.output_tokens.into());
-    set(semconv::GEN_AI_COST, totals.total_cost.into());
-    if totals.untrusted_costs > 0 {
-        set(semconv::OBSERVER_COST_TRUSTED, false.into());
-    }
-    set("agent.total_spans", totals.spans.into());
-    if let Some(e) = error {
-        crate::otel::set_span_error(span, e);
-    }
-}
-
-/// The default `sink` of a tracer: Kafka (own config, or `observer::init`'s exporter), else none.
-pub(crate) fn default_sink(kafka: Option<&KafkaConfig>) -> Result<Option<Arc<dyn TraceSink>>, ObserverError> {
-    #[cfg(feature = "kafka")]
-    {
-        if let Some(k) = kafka {
-            let sink = crate::export::KafkaTopicSink::new(k, &k.trace_topic)?;
-            return Ok(Some(Arc::new(sink)));
-        }
-        Ok(crate::kafka_exporter().map(|e| {
-            let topic = e.config().trace_topic.clone();
-            Arc::new(crate::export::KafkaTopicSink::from_exporter(e, topic)) as Arc<dyn TraceSink>
-        }))
-    }
-    #[cfg(not(feature = "kafka"))]
-    {
-        if kafka.is_some() {
-            return Err(crate::ConfigurationError::new(
-                "kafka",
-                "AgentTracer streaming to Kafka needs the `kafka` feature of observer",
-            )
-            .into());
-        }
-        Ok(None)
-    }
-}
-
-/// With `enable_otel` and a service name: configures OpenTelemetry tracing once, if nothing is configured yet.
-pub(crate) fn ensure_otel(service_name: Option<&str>) {
-    #[cfg(feature = "otel")]
-    if let Some(name) = service_name {
-        if !crate::otel::is_configured() {
-            let config = crate::trace::TracingConfig { service_name: name.to_owned(), ..Default::default() };
-            if let Err(e) = crate::trace::configure_tracing(config) {
-                crate::diag::report!(
-                    WARN,
-                    "agent-otel",
-                    "AgentTracer could not configure OpenTelemetry ({e}); spans go to the current subscriber only"
-                );
-            }
-        }
-    }
-    #[cfg(not(feature = "otel"))]
-    let _ = service_name;
-}
-
-/// The component type when none was given, inferred as the reference Python SDK does: `llm` if a model was found,
-/// else by keywords in the name.
-pub fn infer_component_type(name: &str, has_model: bool) -> &'static str {
-    if has_model {
-        return "llm";
-    }
-    let n = name.to_ascii_lowercase();
-    const RULES: &[(&[&str], &str)] = &[
-        (&["agent", "executor", "workflow", "orchestrator"], "agent"),
-        (&["input", "prompt", "question", "query"], "input"),
-        (&["output", "response", "result", "answer"], "output"),
-        (&["retrieval", "vector", "search", "rag", "knowledge"], "retrieval"),
-        (&["memory", "history", "context", "conversation"], "memory"),
-        (&["tool", "function", "api", "external", "utility"], "tool"),
-        (&["process", "transform", "parse", "format"], "processing"),
-        (&["llm", "model", "chat", "completion"], "llm"),
-    ];
-    RULES.iter().find(|(words, _)| words.iter().any(|w| n.contains(w))).map_or("component", |(_, kind)| kind)
-}
-
-/// The flow name of a trace name: Langflow names traces `"<flow name> - <flow id>"`; the name
-/// is what comes before the first `" - "` (trimmed, as the Python package does), and an empty name is `"unknown"`.
-fn clean_flow_name(trace_name: &str) -> String {
-    let name = trace_name.split(" - ").next().unwrap_or("").trim();
-    if trace_name.trim().is_empty() {
-        return "unknown".into();
-    }
-    name.to_owned()
-}
-
-fn into_map(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        Value::Null => Map::new(),
-        other => Map::from_iter([("value".to_owned(), other)]),
-    }
-}
-
 fn string_at(m: &Map<String, Value>, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| m.get(*k).and_then(Value::as_str)).filter(|s| !s.is_empty()).map(str::to_owned)
 }
@@ -1169,6 +711,164 @@ fn elapsed_ms(start: Instant, end: Instant) -> f64 {
     end.saturating_duration_since(start).as_secs_f64() * 1000.0
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::config::AgentTrace;
+    use crate::agent::sink::MemoryTraceSink;
+    use serde_json::json;
+
+    fn tracer() -> (AgentTracer, MemoryTraceSink) {
+        let events = MemoryTraceSink::new();
+        let config = AgentTracerConfig::from(AgentTrace { trace_name: "Flow - id-1".into(), ..Default::default() });
+        (AgentTracer::build(config, None).sink(events.clone()), events)
+    }
+
+    fn types(events: &MemoryTraceSink) -> Vec<TraceEventType> {
+        events.events().iter().map(|e| e.event_type).collect()
+    }
+
+    #[test]
+    fn the_calls_in_order_send_one_event_each() {
+        use TraceEventType::*;
+        let (t, events) = tracer();
+        assert!(events.events().is_empty(), "nothing is sent before start_trace");
+        t.start_trace();
+        t.add_trace("c1", "Classifier", "llm", json!({"q": 1}));
+        t.end_trace("c1", "Classifier", json!({"model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}), None);
+        t.end(json!({}), json!({}), None, None);
+        assert_eq!(types(&events), [TraceStart, SpanStart, SpanEnd, TraceEnd]);
+        assert!(t.warnings().is_empty() && t.is_ended() && t.running_components().is_empty());
+        let all = events.events();
+        assert!(all.iter().all(|e| e.flow_name.as_deref() == Some("Flow") && e.trace_id == t.trace_id()));
+        assert_eq!(all[1].component_index, Some(0));
+        assert_eq!(all[2].metadata["status"], "success");
+        assert!(all[2].duration_ms.is_some());
+        assert_eq!(t.totals().spans, 1);
+        assert_eq!((t.totals().input_tokens, t.totals().output_tokens), (10, 5));
+    }
+
+    #[test]
+    fn a_component_before_start_trace_starts_the_trace_and_says_so() {
+        let (t, events) = tracer();
+        t.add_trace("c1", "Tool", "tool", json!({}));
+        assert_eq!(types(&events), [TraceEventType::TraceStart, TraceEventType::SpanStart]);
+        assert_eq!(t.warnings().len(), 1);
+        assert!(t.warnings()[0].contains("before start_trace"), "{:?}", t.warnings());
+    }
+
+    #[test]
+    fn repeated_and_unknown_calls_are_ignored_or_sent_without_duration() {
+        let (t, events) = tracer();
+        t.start_trace();
+        t.start_trace(); // ignored
+        t.add_trace("c1", "A", "tool", json!({}));
+        t.add_trace("c1", "A", "tool", json!({})); // already running: ignored
+        t.end_trace("c1", "A", json!({}), None);
+        t.end_trace("c1", "A", json!({}), None); // twice: ignored
+        t.end_trace("ghost", "Ghost", json!({"input_tokens": 3, "output_tokens": 1}), None); // unknown: sent
+        let sent = events.events();
+        assert_eq!(sent.iter().filter(|e| e.event_type == TraceEventType::TraceStart).count(), 1);
+        assert_eq!(sent.iter().filter(|e| e.event_type == TraceEventType::SpanStart).count(), 1);
+        let ends: Vec<_> = sent.iter().filter(|e| e.event_type == TraceEventType::SpanEnd).collect();
+        assert_eq!(ends.len(), 2);
+        assert_eq!((ends[1].span_id.as_deref(), ends[1].duration_ms), (Some("ghost"), None));
+        assert_eq!(t.totals().input_tokens, 3, "an unknown component's tokens still count");
+        assert_eq!(t.warnings().len(), 4, "{:?}", t.warnings());
+    }
+
+    #[test]
+    fn end_ends_running_components_with_an_error_in_start_order() {
+        let (t, events) = tracer();
+        t.start_trace();
+        t.add_trace("b", "Second", "tool", json!({}));
+        t.add_trace("a", "Third", "tool", json!({}));
+        t.end(json!({}), json!({}), None, None);
+        let ends: Vec<_> = events.events().into_iter().filter(|e| e.event_type == TraceEventType::SpanEnd).collect();
+        assert_eq!(ends.iter().map(|e| e.span_id.clone().unwrap()).collect::<Vec<_>>(), ["b", "a"]);
+        assert!(ends.iter().all(|e| e.error.is_some() && e.metadata["status"] == "error"));
+        assert_eq!(t.totals().failed_spans, 2);
+        let end = events.events().pop().unwrap();
+        assert_eq!(end.metadata["failed_spans"], 2);
+        assert_eq!(end.metadata["status"], "success", "the trace itself did not fail");
+    }
+
+    #[test]
+    fn calls_after_end_are_sent_but_do_not_change_the_totals() {
+        let (t, events) = tracer();
+        t.start_trace();
+        t.end(json!({}), json!({}), None, None);
+        t.end(json!({}), json!({}), None, None); // twice: ignored
+        t.add_trace("late", "Late", "llm", json!({}));
+        t.end_trace("late", "Late", json!({"input_tokens": 5, "output_tokens": 5}), None);
+        assert_eq!(events.events().len(), 4, "trace_start, trace_end, then the late span_start and span_end");
+        assert_eq!(t.totals(), AgentTotals::default());
+        assert_eq!(t.warnings().len(), 2, "{:?}", t.warnings());
+    }
+
+    #[test]
+    fn kinds_are_inferred_and_a_model_makes_an_llm() {
+        let (t, events) = tracer();
+        t.start_trace();
+        t.add_trace("r", "Vector Retriever", "", json!({}));
+        t.component("m", "Mystery").metadata(json!({"model": "gpt-4o"})).start();
+        t.add_trace("x", "Thing", "", json!({}));
+        t.add_trace("g", "Given", "tool", json!({}));
+        t.end_trace("r", "Vector Retriever", json!({}), None);
+        t.end_trace("m", "Mystery", json!({}), None);
+        t.end_trace("x", "Thing", json!({"model": "gpt-4o"}), None); // a model in the outputs: llm
+        t.end_trace("g", "Given", json!({"model": "gpt-4o"}), None); // a given kind stays
+        let kind = |id: &str, ty| {
+            events
+                .events()
+                .into_iter()
+                .find(|e| e.event_type == ty && e.span_id.as_deref() == Some(id))
+                .and_then(|e| e.component_type)
+                .unwrap()
+        };
+        assert_eq!(kind("r", TraceEventType::SpanStart), "retrieval");
+        assert_eq!(kind("m", TraceEventType::SpanStart), "llm");
+        assert_eq!(kind("x", TraceEventType::SpanStart), "component");
+        assert_eq!(kind("x", TraceEventType::SpanEnd), "llm");
+        assert_eq!(kind("g", TraceEventType::SpanEnd), "tool");
+    }
+
+    #[test]
+    fn parents_and_metadata_hints_are_carried() {
+        let (t, events) = tracer();
+        t.start_trace();
+        t.add_trace("outer", "Agent", "agent", json!({}));
+        t.component("inner", "LLM").parent("outer").metadata(json!({"model": "gpt-4o", "provider": "openai"})).start();
+        t.end_trace("inner", "LLM", json!({"input_tokens": 100, "output_tokens": 10}), None);
+        let end = events.events().pop().unwrap();
+        assert_eq!(end.parent_span_id.as_deref(), Some("outer"));
+        assert_eq!(
+            (end.metadata["model"].clone(), end.metadata["provider"].clone()),
+            (json!("gpt-4o"), json!("openai"))
+        );
+        assert!(end.metadata["cost"].as_f64().unwrap() > 0.0, "priced from the start's model hint");
+    }
+
+    #[test]
+    fn warnings_beyond_the_limit_are_only_counted() {
+        let (t, events) = tracer();
+        t.start_trace();
+        for _ in 0..MAX_WARNINGS + 5 {
+            t.start_trace();
+        }
+        t.end(json!({}), json!({}), None, None);
+        assert_eq!(t.warnings().len(), MAX_WARNINGS);
+        let end = events.events().pop().unwrap();
+        assert_eq!(end.metadata["warnings_total"], json!(MAX_WARNINGS + 5));
+    }
+
+    #[test]
+    fn a_tracer_without_a_sink_still_keeps_totals() {
+        let t = AgentTracer::build(AgentTracerConfig::default(), None);
+        t.start_trace();
+        t.add_trace("c", "C", "llm", json!({}));
+        t.end_trace("c", "C", json!({"input_tokens": 1, "output_tokens": 2}), None);
+        assert_eq!((t.totals().input_tokens, t.totals().output_tokens), (1, 2));
+        assert!(format!("{t:?}").contains("sink: None"));
+    }
 }

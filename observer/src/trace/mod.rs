@@ -21,8 +21,8 @@ pub use crate::otel::{configure_tracing, flush_tracing, otel_layer, shutdown_tra
 pub use crate::export::kafka::otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
 pub use crate::agent::{
-    current_agent_tracer, infer_component_type, with_current_agent, AgentScope, AgentTotals, AgentTrace, AgentTracer,
-    AgentTracerConfig, ComponentStart, MemoryTraceSink, TraceEvent, TraceEventType, TraceSink, TracerFactory,
+    current_agent, with_current_agent, AgentScope, AgentTotals, AgentTrace, AgentTracer, AgentTracerConfig,
+    ComponentKind, ComponentStart, MemoryTraceSink, TraceEvent, TraceEventType, TraceSink, TracerFactory,
     DEFAULT_PROJECT_NAME, DEFAULT_TRACE_TOPIC, MAX_EVENT_BYTES, MAX_WARNINGS,
 };
 pub use crate::workflow::{
