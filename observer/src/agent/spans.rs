@@ -8,12 +8,13 @@ use super::kind::ComponentKind;
 use super::pricing::Priced;
 use super::tracer::AgentTotals;
 use crate::llm::semconv;
+use crate::otel::{set_span_attribute, set_span_error};
 
 /// The span of a trace (a root span, `invoke_agent <flow name>`).
 pub(super) fn trace_span(i: &TraceContext) -> ::tracing::Span {
     let otel_name = format!("invoke_agent {}", i.flow_name);
     let span = ::tracing::info_span!(parent: None, "agent_trace", otel.name = %otel_name);
-    let set = |k: &str, v: Value| crate::trace::set_span_attribute(&span, k, &v);
+    let set = |k: &str, v: Value| set_span_attribute(&span, k, &v);
     set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into());
     set(semconv::GEN_AI_AGENT_NAME, i.flow_name.clone().into());
     set("agent.trace_id", i.trace_id.clone().into());
@@ -42,7 +43,7 @@ pub(super) fn component_span(
         Some(p) => ::tracing::info_span!(parent: p, "agent_component", otel.name = %name),
         None => ::tracing::info_span!(parent: None, "agent_component", otel.name = %name),
     };
-    let set = |k: &str, v: Value| crate::trace::set_span_attribute(&span, k, &v);
+    let set = |k: &str, v: Value| set_span_attribute(&span, k, &v);
     set("component.id", id.into());
     set("component.type", kind.into());
     set("component.index", index.into());
@@ -64,7 +65,7 @@ pub(super) fn component_span(
 
 /// Records a finished component's model, usage, cost and error on its span.
 pub(super) fn record_component_span(span: &::tracing::Span, kind: &str, priced: &Priced, error: Option<&str>) {
-    let set = |k: &str, v: Value| crate::trace::set_span_attribute(span, k, &v);
+    let set = |k: &str, v: Value| set_span_attribute(span, k, &v);
     if kind == ComponentKind::Llm.as_str() || priced.model.is_some() {
         set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::CHAT.into());
     }
@@ -96,13 +97,13 @@ pub(super) fn record_component_span(span: &::tracing::Span, kind: &str, priced: 
         set(semconv::OBSERVER_COST_TRUSTED, false.into());
     }
     if let Some(e) = error {
-        crate::trace::set_span_error(span, e);
+        set_span_error(span, e);
     }
 }
 
 /// Records the trace's totals and error on its span.
 pub(super) fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, error: Option<&str>) {
-    let set = |k: &str, v: Value| crate::trace::set_span_attribute(span, k, &v);
+    let set = |k: &str, v: Value| set_span_attribute(span, k, &v);
     set(semconv::GEN_AI_USAGE_INPUT_TOKENS, totals.input_tokens.into());
     set(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, totals.output_tokens.into());
     set(semconv::GEN_AI_COST, totals.total_cost.into());
@@ -111,7 +112,7 @@ pub(super) fn record_trace_span(span: &::tracing::Span, totals: &AgentTotals, er
     }
     set("agent.total_spans", totals.spans.into());
     if let Some(e) = error {
-        crate::trace::set_span_error(span, e);
+        set_span_error(span, e);
     }
 }
 
