@@ -46,7 +46,7 @@ pub(super) fn encode(event: &TraceEvent) -> Option<(Cow<'_, TraceEvent>, Vec<u8>
 }
 
 /// The largest event sent as is: below librdkafka's default `message.max.bytes` (1,000,000) with room for the key
-/// and headers. Larger events have their data fields replaced by a preview (see [`AgentTracer`], "Large data").
+/// and headers. Larger events have their data fields replaced by a preview (see [`AgentTracer`](super::AgentTracer), "Large data").
 pub const MAX_EVENT_BYTES: usize = 900_000;
 
 /// Characters of a replaced data field kept as its preview.

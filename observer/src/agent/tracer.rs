@@ -86,7 +86,7 @@ pub struct AgentTotals {
 /// `observer::init`'s guard (or the last tracer of a standalone exporter) drains it at exit.
 ///
 /// ## Large data
-/// An event whose JSON would exceed [`MAX_EVENT_BYTES`] (900 KB, under Kafka's default 1 MB message limit) is still
+/// An event whose JSON would exceed [`MAX_EVENT_BYTES`](super::MAX_EVENT_BYTES) (900 KB, under Kafka's default 1 MB message limit) is still
 /// sent, with its `input_data`, then `output_data`, then user metadata replaced by
 /// `{"_truncated": true, "original_bytes": N, "preview": "<first 2,000 characters>"}` and `metadata.data_truncated`
 /// set; tokens, cost and totals are taken before and are exact.
