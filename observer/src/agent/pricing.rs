@@ -74,7 +74,7 @@ mod tests {
         let info = LlmInfo { usage: Some(usage(1000, 500)), model: Some("gpt-4o".into()), ..Default::default() };
         let p = Priced::new(&info, None, None);
         assert_eq!(p.provider.as_deref(), Some("openai"));
-        let expected = crate::cost::calculate_cost("openai", "gpt-4o", 1000, 500).total_cost;
+        let expected = crate::calculate_cost("openai", "gpt-4o", 1000, 500).total_cost;
         assert_eq!(p.cost, Some(expected));
         assert!(p.trusted);
         let mut m = Map::new();
