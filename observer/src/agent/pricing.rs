@@ -1,6 +1,7 @@
-//! Tokens, model, provider and cost of one component output (or LLM call), as sent in `span_end` /
-//! `llm_call_end` metadata and added to the trace's totals.
+//! Tokens, model, provider and cost: of one component output (or LLM call), as sent in `span_end` /
+//! `llm_call_end` metadata, and summed over a trace ([`AgentTotals`]).
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::llm::usage::{LlmInfo, TokenUsage};
@@ -57,6 +58,46 @@ impl Priced {
         if !self.trusted {
             m.insert("cost_trusted".into(), Value::Bool(false));
         }
+    }
+}
+
+/// Token and cost totals of a trace (components ended so far).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct AgentTotals {
+    /// Components ended (`span_end` events).
+    pub spans: u64,
+    /// Components that ended with an error.
+    pub failed_spans: u64,
+    /// Input tokens, cached ones included.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cached input tokens.
+    pub cached_tokens: u64,
+    /// Reasoning output tokens.
+    pub reasoning_tokens: u64,
+    /// USD, of the components whose model has a price (rounded to 1e-10 USD, see
+    /// [`round_usd`](crate::cost::round_usd)).
+    pub total_cost: f64,
+    /// Components whose cost is not trustworthy (a token count above
+    /// [`MAX_TOKEN_COUNT`](crate::cost::MAX_TOKEN_COUNT), priced at that ceiling); `trace_end` then says
+    /// `cost_trusted: false`.
+    pub untrusted_costs: u64,
+}
+
+impl AgentTotals {
+    /// Adds one ended component: its tokens, cost and trust, and whether it failed.
+    pub(super) fn add(&mut self, priced: &Priced, failed: bool) {
+        self.spans += 1;
+        self.failed_spans += u64::from(failed);
+        if let Some(u) = &priced.usage {
+            self.input_tokens = self.input_tokens.saturating_add(u.input_tokens);
+            self.output_tokens = self.output_tokens.saturating_add(u.output_tokens);
+            self.cached_tokens = self.cached_tokens.saturating_add(u.cached_tokens);
+            self.reasoning_tokens = self.reasoning_tokens.saturating_add(u.reasoning_tokens);
+        }
+        self.total_cost = crate::cost::round_usd(self.total_cost + priced.cost.unwrap_or(0.0));
+        self.untrusted_costs += u64::from(!priced.trusted);
     }
 }
 
@@ -134,5 +175,25 @@ mod tests {
         let mut m = Map::new();
         Priced::new(&LlmInfo { usage: Some(u), ..Default::default() }, None, None).write(&mut m);
         assert_eq!((m["cached_tokens"].clone(), m["reasoning_tokens"].clone()), (json!(7), json!(9)));
+    }
+
+    #[test]
+    fn totals_add_up_components_saturating_and_rounded() {
+        let mut t = AgentTotals::default();
+        let one = Priced {
+            usage: Some(TokenUsage { cached_tokens: 2, ..usage(10, 5) }),
+            model: None,
+            provider: None,
+            cost: Some(0.1),
+            trusted: true,
+        };
+        let two =
+            Priced { usage: Some(usage(u64::MAX, 1)), model: None, provider: None, cost: Some(0.2), trusted: false };
+        t.add(&one, false);
+        t.add(&two, true);
+        t.add(&Priced::new(&LlmInfo::default(), None, None), false);
+        assert_eq!((t.spans, t.failed_spans, t.untrusted_costs), (3, 1, 1));
+        assert_eq!((t.input_tokens, t.output_tokens, t.cached_tokens), (u64::MAX, 6, 2));
+        assert_eq!(t.total_cost, 0.3, "rounded: not 0.30000000000000004");
     }
 }

@@ -5,8 +5,7 @@ use serde_json::Value;
 
 use super::events::TraceContext;
 use super::kind::ComponentKind;
-use super::pricing::Priced;
-use super::tracer::AgentTotals;
+use super::pricing::{AgentTotals, Priced};
 use crate::llm::semconv;
 use crate::otel::{set_span_attribute, set_span_error};
 

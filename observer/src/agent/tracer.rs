@@ -5,13 +5,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::config::{clean_flow_name, AgentTracerConfig};
 use super::events::{into_map, trace_end_metadata, TraceContext, TraceEnd, TraceEvent, TraceEventType};
 use super::kind::ComponentKind;
-use super::pricing::Priced;
+use super::pricing::{AgentTotals, Priced};
 use super::sink::{default_sink, TraceSink};
 use super::{shrink, spans};
 use crate::error::ObserverError;
@@ -19,30 +18,6 @@ use crate::llm::usage::{Extractors, LlmInfo};
 
 /// Out-of-order calls kept (and logged) per trace; further ones are only counted (`metadata.warnings_total`).
 pub const MAX_WARNINGS: usize = 100;
-
-/// Token and cost totals of a trace (components ended so far).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct AgentTotals {
-    /// Components ended (`span_end` events).
-    pub spans: u64,
-    /// Components that ended with an error.
-    pub failed_spans: u64,
-    /// Input tokens, cached ones included.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Cached input tokens.
-    pub cached_tokens: u64,
-    /// Reasoning output tokens.
-    pub reasoning_tokens: u64,
-    /// USD, of the components whose model has a price (rounded to 1e-10 USD, see
-    /// [`round_usd`](crate::cost::round_usd)).
-    pub total_cost: f64,
-    /// Components whose cost is not trustworthy (a token count above
-    /// [`MAX_TOKEN_COUNT`](crate::cost::MAX_TOKEN_COUNT), priced at that ceiling); `trace_end` then says
-    /// `cost_trusted: false`.
-    pub untrusted_costs: u64,
-}
 
 /// Traces one flow run: Langflow / AI Studio flow tracing — one trace per flow run, one span per component —
 /// streamed as events to Kafka (topic `genesis-traces-streaming`), with tokens and cost taken from the
@@ -582,17 +557,7 @@ impl AgentTracer {
         let status = if error.is_some() { "error" } else { "success" };
 
         if !state.ended {
-            let t = &mut state.totals;
-            t.spans += 1;
-            t.failed_spans += u64::from(error.is_some());
-            if let Some(u) = &priced.usage {
-                t.input_tokens = t.input_tokens.saturating_add(u.input_tokens);
-                t.output_tokens = t.output_tokens.saturating_add(u.output_tokens);
-                t.cached_tokens = t.cached_tokens.saturating_add(u.cached_tokens);
-                t.reasoning_tokens = t.reasoning_tokens.saturating_add(u.reasoning_tokens);
-            }
-            t.total_cost = crate::cost::round_usd(t.total_cost + priced.cost.unwrap_or(0.0));
-            t.untrusted_costs += u64::from(!priced.trusted);
+            state.totals.add(&priced, error.is_some());
         }
 
         let mut event = self.inner.ctx.event(TraceEventType::SpanEnd);
