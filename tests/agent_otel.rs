@@ -61,7 +61,7 @@ fn components_become_child_spans_linked_by_component_id() {
     );
     tracer.end(json!({}), json!({}), None, None);
     drop(_entered);
-    observer::trace::flush_tracing(Duration::from_secs(10)).expect("spans exported");
+    observer::flush(Duration::from_secs(10)).expect("spans exported");
 
     let spans = receiver
         .wait_for(Duration::from_secs(15), |s| s.iter().filter(|s| s.attr_str("agent.trace_id").is_some()).count() >= 5)
@@ -115,7 +115,7 @@ fn components_become_child_spans_linked_by_component_id() {
         None,
     );
     absurd.end(json!({}), json!({}), None, None);
-    observer::trace::flush_tracing(Duration::from_secs(10)).expect("spans exported");
+    observer::flush(Duration::from_secs(10)).expect("spans exported");
     let spans = receiver
         .wait_for(Duration::from_secs(15), |s| {
             s.iter().filter(|s| s.attr_str("agent.trace_id") == Some(absurd.trace_id())).count() >= 2

@@ -53,7 +53,7 @@ fn keep_data_local_exports_nothing() {
         assert_eq!(observer::__private::current_trace_ids(), None, "no OpenTelemetry layer, no trace ids");
     }
     observer::flush(Duration::from_secs(5)).expect("flush");
-    observer::trace::flush_tracing(Duration::from_secs(5)).expect("nothing to flush");
+    observer::flush(Duration::from_secs(5)).expect("nothing to flush");
     std::thread::sleep(Duration::from_millis(700));
     assert!(receiver.requests().is_empty());
     if let Some(d) = &default_port {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use observer::trace::{configure_tracing, flush_tracing, TracingConfig};
+use observer::trace::{configure_tracing, TracingConfig};
 
 #[test]
 fn https_endpoints_are_exported_over_tls() {
@@ -19,7 +19,7 @@ fn https_endpoints_are_exported_over_tls() {
     .expect("an https endpoint is a valid set-up");
     drop(tracing::info_span!("over-tls").entered());
     // The handshake cannot complete (this listener is not a TLS server): the flush reports a failed export.
-    let exporter = std::thread::spawn(|| flush_tracing(Duration::from_secs(2)));
+    let exporter = std::thread::spawn(|| observer::flush(Duration::from_secs(2)));
 
     listener.set_nonblocking(true).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

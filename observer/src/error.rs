@@ -59,9 +59,6 @@ pub enum AuditError {
         /// The event that was not recorded.
         event: std::sync::Arc<AuditEvent>,
     },
-    /// An event could not be built from its parts (e.g. an unknown enum spelling).
-    #[error("invalid audit event: {0}")]
-    Invalid(String),
 }
 
 /// A sink or exporter failed.

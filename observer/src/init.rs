@@ -7,23 +7,17 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 
 use crate::audit::AuditEvent;
-use crate::config::{AuditSink, ObserverConfig};
+use crate::config::ObserverConfig;
 use crate::error::{AuditError, ExporterError, ObserverError};
-use crate::export::{DispatchStats, FileSink, Pipeline, PipelineSettings, Sink, StdoutSink};
+use crate::export::{Core, DispatchStats, ServiceFields, Sink, StdoutSink, Worker};
 
-/// The initialised SDK: config, pipeline and derived settings.
+/// The initialised SDK: the process's pipeline and what is derived from its config.
 #[derive(Debug)]
 pub(crate) struct Runtime {
-    pub(crate) config: ObserverConfig,
-    service: ServiceFields,
-    pipeline: Pipeline,
-    #[cfg(feature = "kafka")]
-    kafka: Option<crate::export::KafkaExporter>,
-    sink_names: Vec<String>,
+    pipeline: Core,
+    /// The dispatcher thread, taken by the one shutdown that waits for it.
+    worker: Mutex<Option<Worker>>,
 }
-
-/// Extra time the guard waits beyond `flush_timeout` for sinks to move undelivered events somewhere durable.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 static RUNTIME: ArcSwapOption<Runtime> = ArcSwapOption::const_empty();
 static INIT_LOCK: Mutex<()> = Mutex::new(());
@@ -94,11 +88,6 @@ impl ObserverGuard {
         &self.sink_names
     }
 
-    /// Waits until every event emitted so far has been written and synced (at most `timeout`).
-    pub fn flush(&self, timeout: Duration) -> Result<(), ExporterError> {
-        flush(timeout)
-    }
-
     /// Drains and stops the pipeline now, returning any error instead of reporting it on drop.
     pub fn shutdown(mut self) -> Result<(), ExporterError> {
         match self.runtime.take() {
@@ -157,23 +146,23 @@ fn stop(ours: Option<&Weak<Runtime>>) -> Result<(), ExporterError> {
 }
 
 fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
-    // Unpublish the runtime so that new events take the synchronous path, then wait until emitters that loaded
-    // it before have handed their events over.
+    // Unpublish the runtime so that new events take the synchronous path.
     RUNTIME.store(None);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Arc::strong_count(&rt) > 1 && Instant::now() < deadline {
-        std::thread::yield_now();
-    }
+    let Some(mut worker) = rt.worker.lock().unwrap_or_else(PoisonError::into_inner).take() else { return Ok(()) };
+    let timeout = rt.pipeline.stop_timeout();
     // First the OpenTelemetry span exporter, if `configure_tracing` installed one (bounded by `flush_timeout`):
     // spans exported to Kafka still find the shared producer alive.
     #[cfg(feature = "otel")]
-    let traced = crate::trace::shutdown_tracing_with_timeout(rt.config.flush_timeout);
+    let traced = crate::trace::shutdown_tracing_with_timeout(rt.pipeline.config.flush_timeout);
     #[cfg(not(feature = "otel"))]
     let traced = Ok(());
-    // Then the sinks: they get `flush_timeout` to deliver; the grace covers the Kafka sink moving what is left
-    // into its spool after that.
-    let res = rt.pipeline.shutdown(rt.config.flush_timeout + SHUTDOWN_GRACE).and(traced);
-    let stats = rt.pipeline.stats();
+    // Then the sinks: the dispatcher stops once the last handle of the queue is gone (ours here, and those of
+    // emitters that loaded the runtime before it was unpublished, once their event is in), after writing
+    // everything queued. The sinks get `flush_timeout` to deliver; the grace covers the Kafka sink moving what
+    // is left into its spool after that.
+    drop(rt);
+    let res = worker.wait(timeout).and(traced);
+    let stats = worker.stats();
     if stats.rejected_queue_full > 0 || stats.sink_errors > 0 || stats.pending > 0 {
         crate::diag::report!(
             WARN,
@@ -214,7 +203,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
             "init-ignored",
             "observer::init called again while already initialised (service `{}`); the new config (service `{}`) \
              is ignored",
-            existing.config.service_name,
+            existing.pipeline.config.service_name,
             config.service_name
         );
         return Ok(ObserverGuard {
@@ -229,52 +218,18 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     // With an OTLP endpoint (or `send_to_logfire`), the span exporter too; the guard shuts it down.
     #[cfg(feature = "otel")]
     crate::otel::configure_from_init(&config)?;
-    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
-    if let Some(sink) = embedded_sink(&config)? {
-        sinks.push(sink);
-    }
-    sinks.extend(config.extra_sinks.iter().cloned());
-    #[cfg(feature = "kafka")]
-    let kafka = if let Some(kafka_config) = &config.kafka {
-        let mut kafka_config = kafka_config.clone();
-        kafka_config.spool_permissions.get_or_insert(config.file_permissions);
-        let exporter = crate::export::KafkaExporter::new(kafka_config)?;
-        exporter.initialize();
-        sinks.push(Arc::new(crate::export::KafkaSink::new(exporter.clone(), config.flush_timeout)));
-        Some(exporter)
-    } else {
-        None
-    };
-    #[cfg(not(feature = "kafka"))]
-    if config.kafka.is_some() {
-        return Err(crate::ConfigurationError::new(
-            "kafka",
-            "this build of observer has no Kafka support; enable the `kafka` cargo feature",
-        )
-        .into());
-    }
-    let sink_names = sinks.iter().map(|s| s.name()).collect();
-    let settings = PipelineSettings { capacity: config.queue_capacity, sync_interval: config.sync_interval };
-    let pipeline = Pipeline::start(settings, sinks)
-        .map_err(|source| ExporterError::Io { sink: "dispatcher thread".into(), source })?;
+    let (pipeline, worker) = Core::start(config)?;
     // Decoding the bundled price table takes ~150 ms: do it off the caller's path.
     crate::cost::warm_up_in_background();
-    let service = ServiceFields::new(&config);
-    let runtime = Arc::new(Runtime {
-        config,
-        service,
-        pipeline,
-        #[cfg(feature = "kafka")]
-        kafka,
-        sink_names,
-    });
-    fallback::configure(&runtime.config);
+    let runtime = Arc::new(Runtime { pipeline, worker: Mutex::new(Some(worker)) });
+    let config = &runtime.pipeline.config;
+    fallback::configure(config);
     DROPPED_AT_ONCE_AFTER_INIT.store(false, Ordering::Relaxed);
     RUNTIME.store(Some(runtime.clone()));
-    tracing::debug!(target: "observer", service = %runtime.config.service_name, sinks = ?runtime.sink_names, "observer initialised");
+    tracing::debug!(target: "observer", service = %config.service_name, sinks = ?runtime.pipeline.sink_names, "observer initialised");
     Ok(ObserverGuard {
         runtime: Some(Arc::downgrade(&runtime)),
-        sink_names: runtime.sink_names.clone(),
+        sink_names: runtime.pipeline.sink_names.clone(),
         status: InitStatus::Initialized,
         created: Instant::now(),
     })
@@ -283,17 +238,6 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
 /// The guide's `configure(config)`: the same as [`init`].
 pub fn configure(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     init(config)
-}
-
-fn embedded_sink(config: &ObserverConfig) -> Result<Option<Arc<dyn Sink>>, ExporterError> {
-    Ok(match &config.audit_sink {
-        AuditSink::File { path, sync } => {
-            Some(Arc::new(FileSink::open_with_permissions(path.clone(), *sync, config.file_permissions)?))
-        }
-        AuditSink::Stdout => Some(Arc::new(StdoutSink::new())),
-        AuditSink::Memory(m) => Some(Arc::new(m.clone())),
-        AuditSink::None => None,
-    })
 }
 
 /// Whether [`init`] has been called (and its guard not yet dropped).
@@ -306,28 +250,36 @@ pub fn stats() -> Option<DispatchStats> {
     RUNTIME.load().as_ref().map(|r| r.pipeline.stats())
 }
 
-/// Waits until every audit event emitted so far is written and synced by every sink (at most `timeout`).
-/// Before [`init`] events are written synchronously, so there is nothing to wait for.
+/// Flushes everything the SDK owns, waiting at most `timeout` in all: the audit pipeline of [`init`] (every
+/// audit event emitted so far is written and synced by every sink; with Kafka, acknowledged by the broker or
+/// spooled), the Kafka producers shared by the agent and workflow event streams (with the `kafka` feature),
+/// and, with the `otel` feature, the spans that have ended (with or without `init`). Before [`init`] events
+/// are written synchronously, so there is nothing of theirs to wait for.
 ///
-/// With Kafka enabled this also waits until the broker acknowledged them (or they were spooled).
+/// Not needed for delivery: the [`ObserverGuard`] drains all of it at exit. Useful before reading what was
+/// written (a file, a topic) or before a risky step. A [`Pipeline`](crate::export::Pipeline) of your own has
+/// its own [`flush`](crate::export::Pipeline::flush).
 ///
-/// With the `otel` feature this also exports the spans that have ended (see
-/// `observer::trace::flush_tracing`), with or without `init`.
+/// # Errors
+/// The first failure: [`ExporterError::FlushTimeout`], or the error of a sink that failed since the previous
+/// flush. Every part is flushed even when an earlier one failed.
 pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
     let deadline = Instant::now() + timeout;
+    let left = || deadline.saturating_duration_since(Instant::now());
     // Spans first (they may be exported to Kafka), then audit events, then Kafka's acknowledgements of both.
     #[cfg(feature = "otel")]
-    let traced = crate::trace::flush_tracing(timeout);
+    let traced = crate::otel::flush_tracing(timeout);
     #[cfg(not(feature = "otel"))]
     let traced: Result<(), ExporterError> = Ok(());
-    if let Some(rt) = RUNTIME.load_full() {
-        rt.pipeline.flush(deadline.saturating_duration_since(Instant::now()))?;
-        #[cfg(feature = "kafka")]
-        if let Some(k) = &rt.kafka {
-            k.flush(deadline.saturating_duration_since(Instant::now()))?;
-        }
-    }
-    traced
+    let audited = match RUNTIME.load_full() {
+        Some(rt) => rt.pipeline.flush(left()),
+        None => Ok(()),
+    };
+    #[cfg(feature = "kafka")]
+    let streamed = crate::export::kafka::flush_shared_producers(left());
+    #[cfg(not(feature = "kafka"))]
+    let streamed: Result<(), ExporterError> = Ok(());
+    traced.and(audited).and(streamed)
 }
 
 /// The process's shared Kafka exporter (one producer per process), when `init` enabled Kafka. Tracers and
@@ -335,73 +287,70 @@ pub fn flush(timeout: Duration) -> Result<(), ExporterError> {
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub fn kafka_exporter() -> Option<crate::export::KafkaExporter> {
-    RUNTIME.load().as_ref().and_then(|r| r.kafka.clone())
+    RUNTIME.load().as_ref().and_then(|r| r.pipeline.kafka.clone())
 }
 
-/// `(instrument_openai, instrument_anthropic, log_llm_interactions)` of the running config, `None` before [`init`].
+/// The LLM HTTP instrumentation switches of the running config.
 #[cfg(feature = "llm-http")]
-pub(crate) fn llm_http_flags() -> Option<(bool, bool, bool)> {
-    let rt = RUNTIME.load();
-    rt.as_ref().map(|r| (r.config.instrument_openai, r.config.instrument_anthropic, r.config.log_llm_interactions))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LlmHttpFlags {
+    /// `ObserverConfig::instrument_openai`.
+    pub(crate) instrument_openai: bool,
+    /// `ObserverConfig::instrument_anthropic`.
+    pub(crate) instrument_anthropic: bool,
+    /// `ObserverConfig::log_llm_interactions`.
+    pub(crate) log_llm_interactions: bool,
+}
+
+#[cfg(feature = "llm-http")]
+impl Default for LlmHttpFlags {
+    /// Before [`init`]: both providers instrumented, no audit events.
+    fn default() -> Self {
+        Self { instrument_openai: true, instrument_anthropic: true, log_llm_interactions: false }
+    }
+}
+
+/// The LLM HTTP instrumentation switches of the running config ([the defaults](LlmHttpFlags::default) before
+/// [`init`]).
+#[cfg(feature = "llm-http")]
+pub(crate) fn llm_http_flags() -> LlmHttpFlags {
+    RUNTIME.load().as_ref().map_or_else(LlmHttpFlags::default, |r| {
+        let c = &r.pipeline.config;
+        LlmHttpFlags {
+            instrument_openai: c.instrument_openai,
+            instrument_anthropic: c.instrument_anthropic,
+            log_llm_interactions: c.log_llm_interactions,
+        }
+    })
 }
 
 /// The configured Keycloak claim mappings (the defaults before [`init`]).
 pub(crate) fn claim_mappings() -> crate::ClaimMappings {
-    RUNTIME.load().as_ref().map(|r| r.config.keycloak_claim_mappings.clone()).unwrap_or_default()
+    RUNTIME.load().as_ref().map(|r| r.pipeline.config.keycloak_claim_mappings.clone()).unwrap_or_default()
 }
 
-/// Hands a finished event to the pipeline (filling in the service fields), or writes it synchronously when
-/// the SDK is not initialised. Returns the event as recorded.
-pub(crate) fn submit(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
+/// Hands a finished event to the pipeline of the current [`with_pipeline`](crate::export::with_pipeline)
+/// scope or else the process's (filling in the service fields), or writes it synchronously when the SDK is not
+/// initialised. Returns the event as recorded.
+pub(crate) fn submit(event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
+    if let Some(scoped) = crate::export::current_pipeline() {
+        return scoped.submit(event);
+    }
     let guard = RUNTIME.load();
     match guard.as_ref() {
-        Some(rt) => {
-            fill_service(&mut event, &rt.service);
-            let event = Arc::new(event);
-            match rt.pipeline.submit(event.clone()) {
-                Ok(()) => Ok(event),
-                Err(AuditError::WriteFailed { source: ExporterError::ShutDown, event }) => {
-                    drop(guard);
-                    fallback::write(Arc::unwrap_or_clone(event))
-                }
-                Err(e) => Err(e),
+        Some(rt) => match rt.pipeline.submit(event) {
+            Err(AuditError::WriteFailed { source: ExporterError::ShutDown, event }) => {
+                // The dispatcher thread died: write synchronously instead.
+                drop(guard);
+                fallback::write(Arc::unwrap_or_clone(event))
             }
-        }
+            res => res,
+        },
         None => {
             drop(guard);
             report_guard_dropped_at_once();
             fallback::write(event)
         }
-    }
-}
-
-/// The service fields of every event, shared so that filling them in is a reference-count increment.
-#[derive(Debug, Clone)]
-pub(crate) struct ServiceFields {
-    name: Arc<str>,
-    version: Arc<str>,
-    environment: Arc<str>,
-}
-
-impl ServiceFields {
-    fn new(config: &ObserverConfig) -> Self {
-        Self {
-            name: config.service_name.as_str().into(),
-            version: config.service_version.as_str().into(),
-            environment: config.environment.as_str().into(),
-        }
-    }
-}
-
-fn fill_service(event: &mut AuditEvent, service: &ServiceFields) {
-    if event.service_name.is_empty() {
-        event.service_name = service.name.clone();
-    }
-    if event.service_version.is_empty() {
-        event.service_version = service.version.clone();
-    }
-    if event.environment.is_empty() {
-        event.environment = service.environment.clone();
     }
 }
 
@@ -413,7 +362,7 @@ fn fill_service(event: &mut AuditEvent, service: &ServiceFields) {
 /// nothing is lost.
 mod fallback {
     use super::*;
-    use crate::export::Record;
+    use crate::export::{embedded_sink, Record};
 
     struct Fallback {
         service: ServiceFields,
@@ -464,7 +413,7 @@ mod fallback {
     pub(super) fn write(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
         let mut slot = FALLBACK.lock().unwrap_or_else(PoisonError::into_inner);
         let fb = slot.get_or_insert_with(open);
-        fill_service(&mut event, &fb.service);
+        fb.service.fill(&mut event);
         let json = match serde_json::to_vec(&event) {
             Ok(j) => j,
             Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Arc::new(event) }),

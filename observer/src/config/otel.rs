@@ -7,7 +7,7 @@ use super::env::{self, Env};
 use super::ObserverConfig;
 use crate::error::ConfigurationError;
 #[cfg(doc)]
-use crate::trace::{configure_tracing, flush_tracing, otel_layer, shutdown_tracing};
+use crate::trace::{configure_tracing, otel_layer, shutdown_tracing};
 
 /// The OTLP transport.
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
@@ -97,7 +97,7 @@ impl FromStr for OtlpProtocol {
 /// OTLP-JSON, whatever the above says (and only there when no endpoint applies).
 ///
 /// Spans are batched (the SDK's batch span processor on its own thread; the `OTEL_BSP_*` variables apply) and sent
-/// every 5 s, on [`observer::flush`](crate::flush) / [`flush_tracing`], on [`shutdown_tracing`] and when the
+/// every 5 s, on [`observer::flush`](crate::flush), on [`shutdown_tracing`] and when the
 /// [`ObserverGuard`](crate::ObserverGuard) is dropped.
 ///
 /// Transports: OTLP HTTP/protobuf (uncompressed) always; OTLP gRPC with the `otel-grpc` cargo feature (tonic, run

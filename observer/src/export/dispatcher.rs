@@ -2,11 +2,11 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError};
 
 use super::{Record, Sink};
 use crate::audit::AuditEvent;
@@ -20,7 +20,7 @@ const POLL: Duration = Duration::from_millis(1);
 const BLOCK_AFTER: Duration = Duration::from_millis(50);
 /// Longest single block on an empty queue.
 const IDLE: Duration = Duration::from_secs(1);
-/// Written events waiting to be dropped by the next callers (see [`Pipeline::submit`]).
+/// Written events waiting to be dropped by the next callers (see [`Queue::submit`]).
 const RECYCLE: usize = 1024;
 
 /// Counters of the audit pipeline since [`init`](crate::init). Read with [`stats`](crate::stats).
@@ -61,7 +61,6 @@ struct Counters {
 enum Command {
     Event(Arc<AuditEvent>),
     Flush(Sender<Result<(), ExporterError>>),
-    Shutdown(Sender<Result<(), ExporterError>>),
 }
 
 /// What a pipeline needs besides its sinks.
@@ -72,21 +71,45 @@ pub(crate) struct PipelineSettings {
     pub sync_interval: Duration,
 }
 
-/// The queue, its dispatcher thread and the sinks.
+/// Why [`Queue::submit`] did not take an event (the caller still holds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue is full.
+    Full,
+    /// The dispatcher thread is gone (it panicked outside a sink).
+    Stopped,
+}
+
+/// The callers' side of a pipeline: the bounded queue into the dispatcher thread.
+///
+/// The dispatcher stops when every `Queue` is dropped: it writes what is still queued, shuts the sinks down
+/// and reports to its [`Worker`]. So whoever stops a pipeline drops its queue and waits on the worker; an
+/// emitter that still held the queue at that moment only delays the stop until its event is in.
 #[derive(Debug)]
-pub(crate) struct Pipeline {
+pub(crate) struct Queue {
     tx: Sender<Command>,
     /// Events the dispatcher is done with, dropped on the callers' threads.
     recycled: Receiver<Arc<AuditEvent>>,
     capacity: usize,
     counters: Arc<Counters>,
-    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Pipeline {
-    pub(crate) fn start(settings: PipelineSettings, sinks: Vec<Arc<dyn Sink>>) -> std::io::Result<Self> {
+/// The dispatcher thread of a [`Queue`]: waited on once every queue handle is dropped.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    /// The result of the sinks' last flush and shutdown, sent when the thread is done.
+    done: Receiver<Result<(), ExporterError>>,
+    /// Taken by the first [`wait`](Self::wait) that saw the thread finish.
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl Queue {
+    /// Starts the dispatcher thread feeding `sinks`.
+    pub(crate) fn start(settings: PipelineSettings, sinks: Vec<Arc<dyn Sink>>) -> std::io::Result<(Self, Worker)> {
         let (tx, rx) = bounded(settings.capacity);
         let (recycle, recycled) = bounded(RECYCLE);
+        let (done_tx, done) = bounded(1);
         let counters = Arc::new(Counters::default());
         let worker = Dispatcher {
             rx,
@@ -98,10 +121,15 @@ impl Pipeline {
             failed: Vec::with_capacity(MAX_BATCH),
             unsynced_since: None,
             unsynced_events: 0,
+            unreported: Ok(()),
             sync_interval: settings.sync_interval,
         };
-        let thread = std::thread::Builder::new().name("observer-dispatch".into()).spawn(move || worker.run())?;
-        Ok(Self { tx, recycled, capacity: settings.capacity, counters, thread: Mutex::new(Some(thread)) })
+        let thread = std::thread::Builder::new().name("observer-dispatch".into()).spawn(move || {
+            let res = worker.run();
+            let _ = done_tx.send(res);
+        })?;
+        let queue = Self { tx, recycled, capacity: settings.capacity, counters: counters.clone() };
+        Ok((queue, Worker { done, thread: Some(thread), counters }))
     }
 
     /// Hands an event to the dispatcher without blocking.
@@ -109,7 +137,7 @@ impl Pipeline {
     /// Also drops up to two events the dispatcher has finished with: memory allocated on a caller's thread is
     /// then mostly freed there too. With glibc's malloc, frees from the dispatcher thread contend with the
     /// callers' allocations on the arena lock; freed here, they stay in the thread's cache and are reused.
-    pub(crate) fn submit(&self, event: Arc<AuditEvent>) -> Result<(), AuditError> {
+    pub(crate) fn submit(&self, event: Arc<AuditEvent>) -> Result<(), Refused> {
         for _ in 0..2 {
             match self.recycled.try_recv() {
                 Ok(done) => drop(done),
@@ -121,7 +149,7 @@ impl Pipeline {
                 self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(TrySendError::Full(Command::Event(event))) => {
+            Err(TrySendError::Full(_)) => {
                 let n = self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {
                     crate::diag::report!(
@@ -133,69 +161,86 @@ impl Pipeline {
                         n + 1
                     );
                 }
-                Err(AuditError::QueueFull { capacity: self.capacity, event })
+                Err(Refused::Full)
             }
-            Err(TrySendError::Disconnected(Command::Event(event))) => {
-                // The dispatcher is gone (it only stops at shutdown): the caller writes the event synchronously.
-                Err(AuditError::WriteFailed { source: ExporterError::ShutDown, event })
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                // Only events are sent with try_send.
-                Err(AuditError::Invalid("unexpected control message".into()))
-            }
+            Err(TrySendError::Disconnected(_)) => Err(Refused::Stopped),
         }
+    }
+
+    /// The queue's capacity.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Waits (at most `timeout`) until every event queued before this call is written and the sinks synced.
+    ///
+    /// # Errors
+    /// The first sink failure (in `flush`, `sync` or `shutdown`) since the previous flush, or
+    /// [`ExporterError::FlushTimeout`].
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), ExporterError> {
-        self.control(timeout, Command::Flush)
-    }
-
-    /// Drains the queue, shuts the sinks down and stops the thread, waiting at most `timeout`.
-    pub(crate) fn shutdown(&self, timeout: Duration) -> Result<(), ExporterError> {
-        let res = self.control(timeout, Command::Shutdown);
-        if res.is_ok() {
-            if let Some(t) = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-                let _ = t.join();
-            }
-        }
-        res
-    }
-
-    fn control(
-        &self,
-        timeout: Duration,
-        make: fn(Sender<Result<(), ExporterError>>) -> Command,
-    ) -> Result<(), ExporterError> {
         let (ack_tx, ack_rx) = bounded(1);
         let deadline = Instant::now() + timeout;
-        self.tx.send_deadline(make(ack_tx), deadline).map_err(|e| match e {
-            crossbeam_channel::SendTimeoutError::Timeout(_) => ExporterError::FlushTimeout(timeout),
-            crossbeam_channel::SendTimeoutError::Disconnected(_) => ExporterError::ShutDown,
+        self.tx.send_deadline(Command::Flush(ack_tx), deadline).map_err(|e| match e {
+            SendTimeoutError::Timeout(_) => ExporterError::FlushTimeout(timeout),
+            SendTimeoutError::Disconnected(_) => ExporterError::ShutDown,
         })?;
         match ack_rx.recv_deadline(deadline) {
             Ok(r) => r,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(ExporterError::FlushTimeout(timeout)),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(ExporterError::ShutDown),
+            Err(RecvTimeoutError::Timeout) => Err(ExporterError::FlushTimeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(ExporterError::ShutDown),
         }
     }
 
     pub(crate) fn stats(&self) -> DispatchStats {
-        let c = &self.counters;
+        self.counters.stats()
+    }
+}
+
+impl Worker {
+    /// Waits (at most `timeout`) until the dispatcher, whose queue handles are all dropped, has written what
+    /// was queued and shut the sinks down.
+    ///
+    /// # Errors
+    /// The first sink failure since the last flush; [`ExporterError::FlushTimeout`] when a queue handle was
+    /// still alive or the sinks took longer (the thread then finishes on its own).
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Result<(), ExporterError> {
+        let Some(thread) = self.thread.take() else { return Ok(()) };
+        match self.done.recv_timeout(timeout) {
+            Ok(res) => {
+                let _ = thread.join();
+                res
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.thread = Some(thread);
+                Err(ExporterError::FlushTimeout(timeout))
+            }
+            // The thread died without reporting: a panic outside the sinks (they are contained).
+            Err(RecvTimeoutError::Disconnected) => Err(ExporterError::ShutDown),
+        }
+    }
+
+    /// The counters, also after the queue is gone.
+    pub(crate) fn stats(&self) -> DispatchStats {
+        self.counters.stats()
+    }
+}
+
+impl Counters {
+    fn stats(&self) -> DispatchStats {
         // Settled counts first, then `accepted` (which only grows): `pending` is what was accepted and not yet
         // settled, so `accepted == written + failed + pending` (up to submits still in flight, which count as
         // accepted just after their event is queued).
-        let written = c.written.load(Ordering::Acquire);
-        let failed = c.failed.load(Ordering::Acquire);
-        let accepted = c.accepted.load(Ordering::Acquire);
+        let written = self.written.load(Ordering::Acquire);
+        let failed = self.failed.load(Ordering::Acquire);
+        let accepted = self.accepted.load(Ordering::Acquire);
         DispatchStats {
             accepted,
             written,
             failed,
-            sink_panics: c.sink_panics.load(Ordering::Relaxed),
-            rejected_queue_full: c.rejected.load(Ordering::Relaxed),
-            sink_errors: c.sink_errors.load(Ordering::Relaxed),
-            sync_failed: c.sync_failed.load(Ordering::Relaxed),
+            sink_panics: self.sink_panics.load(Ordering::Relaxed),
+            rejected_queue_full: self.rejected.load(Ordering::Relaxed),
+            sink_errors: self.sink_errors.load(Ordering::Relaxed),
+            sync_failed: self.sync_failed.load(Ordering::Relaxed),
             pending: accepted.saturating_sub(written + failed),
         }
     }
@@ -223,6 +268,8 @@ struct Dispatcher {
     unsynced_since: Option<Instant>,
     /// Events counted as written since the sinks' last sync.
     unsynced_events: u64,
+    /// The first sink failure (`flush`, `sync`, `shutdown`) since the last flush command: its answer.
+    unreported: Result<(), ExporterError>,
     sync_interval: Duration,
 }
 
@@ -246,7 +293,8 @@ fn call<T>(f: impl FnOnce() -> T) -> Call<T> {
 }
 
 impl Dispatcher {
-    fn run(mut self) {
+    /// Runs until every [`Queue`] is dropped and the queue is empty; returns the sinks' last failure.
+    fn run(mut self) -> Result<(), ExporterError> {
         let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
         let mut last_work = Instant::now();
         loop {
@@ -262,21 +310,16 @@ impl Dispatcher {
                 }
                 Err(TryRecvError::Empty) => {
                     if self.unsynced_since.is_some() {
-                        let _ = self.sync_all();
+                        let res = self.sync_all();
+                        self.note(res);
                     }
                     match self.rx.recv_timeout(IDLE) {
                         Ok(cmd) => batch.push(cmd),
                         Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => {
-                            let _ = self.shutdown_all();
-                            return;
-                        }
+                        Err(RecvTimeoutError::Disconnected) => return self.stop(),
                     }
                 }
-                Err(TryRecvError::Disconnected) => {
-                    let _ = self.shutdown_all();
-                    return;
-                }
+                Err(TryRecvError::Disconnected) => return self.stop(),
             }
             last_work = Instant::now();
             while batch.len() < MAX_BATCH {
@@ -285,46 +328,36 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
-            let mut cmds = batch.drain(..);
-            while let Some(cmd) = cmds.next() {
+            for cmd in batch.drain(..) {
                 match cmd {
                     Command::Event(event) => {
                         self.write(&event);
-                        // Dropped by a caller (see `Pipeline::submit`), or here when they are not keeping up.
+                        // Dropped by a caller (see `Queue::submit`), or here when they are not keeping up.
                         let _ = self.recycle.try_send(event);
                     }
                     Command::Flush(ack) => {
-                        let res = self.flush_all().and(self.sync_all());
-                        let _ = ack.send(res);
-                    }
-                    Command::Shutdown(ack) => {
-                        // Everything sent before the shutdown is in this batch or the queue.
-                        // Collected first: writing needs `self` mutably.
-                        let rest =
-                            cmds.by_ref().chain(std::iter::from_fn(|| self.rx.try_recv().ok())).collect::<Vec<_>>();
-                        let mut first = Ok(());
-                        for cmd in rest {
-                            match cmd {
-                                Command::Event(e) => {
-                                    self.write(&e);
-                                    if self.spans.len() >= MAX_BATCH {
-                                        first = first.and(self.flush_all());
-                                    }
-                                }
-                                Command::Flush(a) | Command::Shutdown(a) => {
-                                    let _ = a.send(Ok(()));
-                                }
-                            }
-                        }
-                        let res = first.and(self.flush_all()).and(self.shutdown_all());
-                        let _ = ack.send(res);
-                        return;
+                        let res = self.flush_all().and_then(|()| self.sync_all());
+                        let earlier = std::mem::replace(&mut self.unreported, Ok(()));
+                        let _ = ack.send(earlier.and(res));
                     }
                 }
             }
-            drop(cmds);
-            let _ = self.flush_all();
+            let res = self.flush_all();
+            self.note(res);
             self.sync_if_due();
+        }
+    }
+
+    /// Every queue handle is gone and the queue is empty (each batch was flushed as it was written).
+    fn stop(&mut self) -> Result<(), ExporterError> {
+        let res = self.shutdown_all();
+        std::mem::replace(&mut self.unreported, Ok(())).and(res)
+    }
+
+    /// Keeps the first sink failure for the next flush or the shutdown to return.
+    fn note(&mut self, res: Result<(), ExporterError>) {
+        if self.unreported.is_ok() {
+            self.unreported = res;
         }
     }
 
@@ -448,7 +481,8 @@ impl Dispatcher {
     /// Syncs when data has waited `sync_interval` for it, so that steady load cannot postpone it forever.
     fn sync_if_due(&mut self) {
         if self.unsynced_since.is_some_and(|t| t.elapsed() >= self.sync_interval) {
-            let _ = self.sync_all();
+            let res = self.sync_all();
+            self.note(res);
         }
     }
 
@@ -544,7 +578,6 @@ pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, Aud
         // The synchronous writer's file sink already put the line on the fallback.
         AuditError::WriteFailed { source: ExporterError::PartialFlush { .. }, .. } => None,
         AuditError::WriteFailed { event, .. } => Some(event),
-        _ => None,
     };
     if let Some(json) = event.and_then(|ev| serde_json::to_vec(ev).ok()) {
         fallback_to_stderr(&json);
@@ -597,7 +630,7 @@ mod tests {
         failing.fail.store(true, Ordering::SeqCst);
         let memory = MemorySink::new();
         let settings = PipelineSettings { capacity: 64, sync_interval: Duration::from_secs(3600) };
-        let pipeline = Pipeline::start(settings, vec![Arc::new(memory.clone()), failing.clone()]).unwrap();
+        let (pipeline, mut worker) = Queue::start(settings, vec![Arc::new(memory.clone()), failing.clone()]).unwrap();
 
         for i in 0..10 {
             pipeline.submit(event(i)).unwrap();
@@ -611,8 +644,9 @@ mod tests {
             pipeline.submit(event(i)).unwrap();
         }
         pipeline.flush(Duration::from_secs(10)).unwrap();
-        pipeline.shutdown(Duration::from_secs(10)).unwrap();
-        let stats = pipeline.stats();
+        drop(pipeline);
+        worker.wait(Duration::from_secs(10)).unwrap();
+        let stats = worker.stats();
         assert_eq!((stats.written, stats.sync_failed), (15, 10), "{stats:?}");
         assert_eq!(memory.len(), 15);
     }

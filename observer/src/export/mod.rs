@@ -4,19 +4,26 @@
 //! once and gives the JSON to every sink, batch by batch. After every batch each sink is
 //! [flushed](Sink::flush) (handed to the OS, for the file sink), so a crash of the process loses nothing
 //! the dispatcher already took.
+//!
+//! [`observer::init`](crate::init) runs one such pipeline for the process. A [`Pipeline`] is one of your own,
+//! made current for a scope with [`with_pipeline`] (a future) or [`with_pipeline_sync`] (a closure): audit
+//! events emitted inside go to it, not to the process's, so that tests need no global state.
 
 mod dispatcher;
 pub(crate) mod files;
 #[cfg(feature = "kafka")]
 pub(crate) mod kafka;
+mod pipeline;
 mod sinks;
 
 pub use dispatcher::DispatchStats;
+pub(crate) use dispatcher::Worker;
 pub(crate) use dispatcher::{emit_or_fallback, fallback_to_stderr};
-pub(crate) use dispatcher::{Pipeline, PipelineSettings};
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use kafka::{ExportResult, KafkaExporter, KafkaSink, KafkaStats, KafkaTopicSink};
+pub(crate) use pipeline::{current_pipeline, embedded_sink, Core, ServiceFields};
+pub use pipeline::{with_pipeline, with_pipeline_sync, Pipeline, WithPipeline};
 pub use sinks::{FileSink, MemorySink, StdoutSink};
 
 use crate::audit::AuditEvent;

@@ -8,13 +8,12 @@ use super::pipeline;
 use crate::error::ExporterError;
 
 /// Exports every span that has ended so far (waits at most `timeout`). A no-op when nothing is exported.
-/// [`observer::flush`](crate::flush) calls it.
+/// [`observer::flush`](crate::flush) calls it (the one public flush of the spans).
 ///
 /// # Errors
 /// [`ExporterError::FlushTimeout`], or [`ExporterError::SpanExport`] when the export failed (e.g. the collector is
 /// unreachable).
-#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
-pub fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
+pub(crate) fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
     let Some(provider) = pipeline::provider() else {
         return Ok(());
     };

@@ -23,7 +23,8 @@ mod pipeline;
 pub(crate) use attributes::current_trace_ids;
 pub(crate) use attributes::{set_span_attribute, set_span_error};
 #[cfg(feature = "otel")]
-pub use flush::{flush_tracing, shutdown_tracing, shutdown_tracing_with_timeout};
+pub(crate) use flush::flush_tracing;
+pub use flush::{shutdown_tracing, shutdown_tracing_with_timeout};
 #[cfg(feature = "otel")]
 pub(crate) use install::{configure_from_init, is_configured};
 #[cfg(feature = "otel")]

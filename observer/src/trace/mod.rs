@@ -2,7 +2,7 @@
 //! exports `tracing` spans over OTLP — the guide's "LLM Tracing with Logfire" and "Workflow Tracing".
 //!
 //! With `otel`: `configure_tracing` (the guide's `configure_logfire`), `otel_layer` for your own subscriber,
-//! `flush_tracing` / `shutdown_tracing`; `TracingConfig` says where spans go. With `otel-kafka`, also straight to
+//! `shutdown_tracing` ([`observer::flush`](crate::flush) flushes spans too); `TracingConfig` says where spans go. With `otel-kafka`, also straight to
 //! Kafka as OTLP-JSON (`TracingConfig::kafka_topic`, `KafkaSpanExporter`), without a collector.
 //!
 //! Custom spans are plain [`tracing`] spans: `tracing::info_span!("process-document", document_id = "doc-123")`.
@@ -14,7 +14,7 @@ pub(crate) mod scope;
 pub use crate::config::{OtlpProtocol, TracingConfig};
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
-pub use crate::otel::{configure_tracing, flush_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout};
+pub use crate::otel::{configure_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout};
 
 #[cfg(feature = "otel-kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]

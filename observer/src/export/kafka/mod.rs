@@ -16,3 +16,4 @@ mod topic;
 pub use exporter::{ExportResult, KafkaExporter, KafkaStats};
 pub use sink::KafkaSink;
 pub use topic::KafkaTopicSink;
+pub(crate) use producer::flush_shared_producers;

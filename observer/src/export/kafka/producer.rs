@@ -40,6 +40,21 @@ impl Drop for OwnedExporter {
 /// Exporters created for tracers, one per cluster, shared while any tracer or factory uses them.
 static OWNED: Mutex<Vec<Weak<OwnedExporter>>> = Mutex::new(Vec::new());
 
+/// Flushes every exporter created for tracers (the one of `observer::init` is flushed with the audit pipeline),
+/// waiting at most `timeout` in all. [`observer::flush`](crate::flush) calls it.
+pub(crate) fn flush_shared_producers(timeout: Duration) -> Result<(), ExporterError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let owned: Vec<Arc<OwnedExporter>> =
+        OWNED.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(Weak::upgrade).collect();
+    // Every one is flushed, also after a failure; the first failure is the answer.
+    let mut first = Ok(());
+    for o in &owned {
+        let res = o.exporter.flush(deadline.saturating_duration_since(std::time::Instant::now()));
+        first = first.and(res);
+    }
+    first
+}
+
 fn cluster_key(config: &KafkaConfig) -> String {
     format!(
         "{}|{}|{}|{}",

@@ -165,7 +165,7 @@ pub fn record_llm_call(call: &LlmCall) -> CostResult {
         span.record(record::SERVER_PORT, i64::from(port));
     }
     span.record(record::OPERATION_DURATION, call.duration.as_secs_f64());
-    let audit = call.log_interaction.unwrap_or_else(|| crate::init::llm_http_flags().is_some_and(|f| f.2));
+    let audit = call.log_interaction.unwrap_or_else(|| crate::init::llm_http_flags().log_llm_interactions);
     let outcome = record::Outcome {
         provider: &call.provider,
         operation,

@@ -418,16 +418,15 @@ pub(crate) fn resolve(
     audit: Option<bool>,
     summary_chars: usize,
 ) -> Option<Settings> {
-    let flags = crate::init::llm_http_flags();
-    let (global_openai, global_anthropic, global_audit) = flags.unwrap_or((true, true, false));
+    let global = crate::init::llm_http_flags();
     let (enabled, by_config) = match provider {
-        Provider::OpenAi => (openai.unwrap_or(global_openai), openai.is_none()),
-        Provider::Anthropic => (anthropic.unwrap_or(global_anthropic), anthropic.is_none()),
+        Provider::OpenAi => (openai.unwrap_or(global.instrument_openai), openai.is_none()),
+        Provider::Anthropic => (anthropic.unwrap_or(global.instrument_anthropic), anthropic.is_none()),
     };
     if !enabled && by_config {
         notice_switched_off(provider);
     }
-    enabled.then_some(Settings { audit: audit.unwrap_or(global_audit), summary_chars })
+    enabled.then_some(Settings { audit: audit.unwrap_or(global.log_llm_interactions), summary_chars })
 }
 
 /// Says once per provider and process that a call went untraced because the running config switches the
