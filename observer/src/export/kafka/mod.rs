@@ -14,6 +14,6 @@ mod spool;
 mod topic;
 
 pub use exporter::{ExportResult, KafkaExporter, KafkaStats};
+pub(crate) use producer::flush_shared_producers;
 pub use sink::KafkaSink;
 pub use topic::KafkaTopicSink;
-pub(crate) use producer::flush_shared_producers;
