@@ -38,7 +38,7 @@ fn chunked(iters: u64, mut run: impl FnMut(&WorkflowTracer, u64) -> Duration) ->
         let n = left.min(10_000);
         let wf = WorkflowTracer::new("bench");
         total += run(&wf, n);
-        drop(wf.finish());
+        wf.finish();
         left -= n;
     }
     total
@@ -75,7 +75,9 @@ fn with_subscriber(c: &mut Criterion) {
         g.bench_function("workflow_tracer_step", |b| {
             b.iter_custom(|iters| {
                 chunked(iters, |wf, n| {
-                    timed(n, || wf.run_step("validate", |_s| Ok::<_, std::convert::Infallible>(plain(black_box(3)))))
+                    timed(n, || {
+                        wf.run_step_sync("validate", |_s| Ok::<_, std::convert::Infallible>(plain(black_box(3))))
+                    })
                 })
             })
         });

@@ -19,7 +19,7 @@ fn llm(model: &str, prompt: &str) -> (String, u64, u64) {
 fn multi_agent_pipeline(topic: &str) -> Result<String, Box<dyn std::error::Error>> {
     let wf = WorkflowTracer::new("multi-agent-pipeline").attr("topic", topic);
 
-    let research = wf.run_step("research-agent", |step| {
+    let research = wf.run_step_sync("research-agent", |step| {
         let (text, input, output) = llm("gpt-4o", &format!("Research: {topic}"));
         let cost = observer::calculate_cost("openai", "gpt-4o", input, output);
         audit::log_llm_interaction("openai", "gpt-4o")
@@ -33,7 +33,7 @@ fn multi_agent_pipeline(topic: &str) -> Result<String, Box<dyn std::error::Error
         Ok::<_, Box<dyn std::error::Error>>(text)
     })?;
 
-    let analysis = wf.run_step("analysis-agent", |step| {
+    let analysis = wf.run_step_sync("analysis-agent", |step| {
         let (text, input, output) = llm("claude-3-5-sonnet-20241022", &format!("Analyze: {research}"));
         let cost = observer::calculate_cost("anthropic", "claude-3-5-sonnet-20241022", input, output);
         audit::log_llm_interaction("anthropic", "claude-3-5-sonnet-20241022")
@@ -47,7 +47,8 @@ fn multi_agent_pipeline(topic: &str) -> Result<String, Box<dyn std::error::Error
     })?;
 
     wf.set("status", "completed");
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
     println!("Total: {:.2}ms", summary.duration_ms);
     for step in &summary.steps {
         println!("  {}: {:.2}ms, ${}", step.name, step.duration_ms, step.attributes["cost_usd"]);

@@ -35,7 +35,7 @@ fn process_order(order_id: &str, decline: bool) -> Result<serde_json::Value, Pay
         step.set("items_count", 5).set("valid", true);
         step.finish(); // a guarded step ends as a success only when finished
     }
-    let charged = wf.run_step("payment", |step| {
+    let charged = wf.run_step_sync("payment", |step| {
         std::thread::sleep(Duration::from_millis(15));
         if decline {
             return Err(PaymentError("Card declined".into()));
@@ -51,12 +51,13 @@ fn process_order(order_id: &str, decline: bool) -> Result<serde_json::Value, Pay
         wf.finish();
         return Err(e);
     }
-    wf.run_step("fulfillment", |_| {
+    wf.run_step_sync("fulfillment", |_| {
         std::thread::sleep(Duration::from_millis(5));
         Ok::<_, PaymentError>(())
     })?;
     wf.set("status", "completed").set("priority", "high");
-    Ok(serde_json::to_value(wf.finish()).unwrap_or_default())
+    wf.finish();
+    Ok(wf.get_summary())
 }
 
 /// Data pipeline: extract → transform → load with row counts.
@@ -149,7 +150,8 @@ fn process_batch(items: &[i32]) -> serde_json::Value {
         transformed.len()
     };
     wf.set("success_rate", saved as f64 / items.len() as f64 * 100.0);
-    serde_json::to_value(wf.finish()).unwrap_or_default()
+    wf.finish();
+    wf.get_summary()
 }
 
 // `pub`: the OTLP test (tests/otel.rs) runs this `main` to check the export claim above.

@@ -89,7 +89,8 @@ fn chaining_and_trace_workflow() {
         let mut step = wf.step("process");
         step.set("result", "ok").set("items", 5).log("Processing complete");
     }
-    let s = wf.finish();
+    wf.finish();
+    let s = wf.summary();
     assert_eq!(s.name, "order");
     assert_eq!(
         Value::Object(s.attributes),
@@ -105,11 +106,13 @@ fn finish_freezes_the_duration_and_is_idempotent() {
     let running = wf.step("still-running");
     wf.step("done").finish();
     std::thread::sleep(Duration::from_millis(5));
-    let first = wf.finish();
+    wf.finish();
+    let first = wf.summary();
     assert!(wf.is_finished());
     assert_eq!(first.step_count, 1, "a running step is not in the summary");
     std::thread::sleep(Duration::from_millis(5));
-    let second = wf.finish();
+    wf.finish();
+    let second = wf.summary();
     assert_eq!(first.duration_ms, second.duration_ms);
     assert_eq!(wf.duration_ms(), first.duration_ms);
 
@@ -141,7 +144,8 @@ fn odd_input_does_not_panic() {
         let mut s = wf.step("");
         s.set(big.clone(), big.clone()).log(&big).record_error(&big);
     }
-    let s = wf.finish();
+    wf.finish();
+    let s = wf.summary();
     assert_eq!(s.name, "");
     assert_eq!(s.attributes[""], Value::Null);
     assert_eq!(s.steps[0].error.as_deref(), Some(big.as_str()));
@@ -164,7 +168,8 @@ fn steps_are_timed_against_known_sleeps() {
         let _step = wf.step(format!("sleep-{ms}"));
         std::thread::sleep(Duration::from_millis(ms));
     }
-    let s = wf.finish();
+    wf.finish();
+    let s = wf.summary();
     for (step, ms) in s.steps.iter().zip([20.0, 60.0]) {
         assert!(step.duration_ms >= ms, "{}: {} < {ms}", step.name, step.duration_ms);
         assert!(step.duration_ms < ms + 200.0, "{}: {} way above {ms}", step.name, step.duration_ms);
@@ -188,20 +193,21 @@ impl std::fmt::Display for PaymentError {
 fn step_errors_are_captured_and_returned() {
     init();
     let wf = WorkflowTracer::new("order-workflow");
-    let ok: Result<u32, PaymentError> = wf.run_step("validate", |step| {
+    let ok: Result<u32, PaymentError> = wf.run_step_sync("validate", |step| {
         step.set("valid", true);
         Ok(7)
     });
     assert_eq!(ok.unwrap(), 7);
 
-    let err = wf.run_step("payment", |_| Err::<(), _>(PaymentError("Card declined")));
+    let err = wf.run_step_sync("payment", |_| Err::<(), _>(PaymentError("Card declined")));
     assert_eq!(err.unwrap_err().0, "Card declined");
 
     // A later step still works.
-    let later = wf.run_step("notify", |_| Ok::<_, PaymentError>("sent"));
+    let later = wf.run_step_sync("notify", |_| Ok::<_, PaymentError>("sent"));
     assert_eq!(later.unwrap(), "sent");
 
-    let s = wf.finish();
+    wf.finish();
+    let s = wf.summary();
     let errors: Vec<(&str, Option<&str>)> = s.steps.iter().map(|s| (s.name.as_str(), s.error.as_deref())).collect();
     assert_eq!(errors, [("validate", None), ("payment", Some("Card declined")), ("notify", None)]);
     assert_eq!(wf.get_summary()["steps"][1]["error"], "Card declined");
@@ -213,7 +219,7 @@ fn a_panicking_step_is_recorded_and_the_panic_propagates() {
     let wf = WorkflowTracer::new("w");
     let wf2 = wf.clone();
     let caught = std::panic::catch_unwind(move || {
-        let _ = wf2.run_step("boom", |_| -> Result<(), String> { panic!("kaboom") });
+        let _ = wf2.run_step_sync("boom", |_| -> Result<(), String> { panic!("kaboom") });
     });
     assert!(caught.is_err());
     let wf3 = wf.clone();
@@ -229,8 +235,8 @@ fn a_panicking_step_is_recorded_and_the_panic_propagates() {
 }
 
 /// A guard dropped by `?` (or at once, `let _ = wf.step(..)`) cannot see the error nor the work: it must not be
-/// recorded as a successful step. Only a confirmed step (`finish`, `finish_with(&Ok)`, `run_step` returning `Ok`)
-/// is `"ok"`; an unconfirmed one says so; a failing one is `"error"` with its message.
+/// recorded as a successful step. Only a confirmed step (`finish`, `finish_with(&Ok)`, `run_step_sync` returning
+/// `Ok`) is `"ok"`; an unconfirmed one says so; a failing one is `"error"` with its message.
 #[test]
 fn a_guard_dropped_without_confirmation_is_not_recorded_as_success() {
     init();
@@ -242,7 +248,7 @@ fn a_guard_dropped_without_confirmation_is_not_recorded_as_success() {
     }
     assert!(pay(&wf).is_err());
     let _ = wf.step("dropped-at-once");
-    wf.run_step("validate", |_| Ok::<_, PaymentError>(())).unwrap();
+    wf.run_step_sync("validate", |_| Ok::<_, PaymentError>(())).unwrap();
     let caught = std::panic::catch_unwind(|| {
         let _s = wf.step("boom");
         panic!("kaboom");
@@ -279,7 +285,8 @@ fn guarded_steps_record_their_outcome() {
     let mut noted = wf.step("noted");
     noted.record_error("partial");
     noted.finish();
-    let s = wf.finish();
+    wf.finish();
+    let s = wf.summary();
     let got: Vec<(&str, StepStatus, Option<&str>)> =
         s.steps.iter().map(|x| (x.name.as_str(), x.status, x.error.as_deref())).collect();
     assert_eq!(
@@ -325,7 +332,7 @@ async fn async_steps_are_timed_across_awaits() {
     let wf = WorkflowTracer::new("async");
     let wf2 = wf.clone();
     let fut = async move {
-        wf2.run_step_async("fetch", |mut step| async move {
+        wf2.run_step("fetch", |mut step| async move {
             let before = std::thread::current().id();
             tokio::time::sleep(Duration::from_millis(50)).await;
             tokio::task::yield_now().await;
@@ -339,10 +346,11 @@ async fn async_steps_are_timed_across_awaits() {
     let out = tokio::spawn(fut).await.unwrap();
     assert_eq!(out.unwrap(), 42);
 
-    let err = wf.run_step_async("charge", |_| async { Err::<(), _>(PaymentError("Card declined")) }).await;
+    let err = wf.run_step("charge", |_| async { Err::<(), _>(PaymentError("Card declined")) }).await;
     assert!(err.is_err());
 
-    let s = wf.finish();
+    wf.finish();
+    let s = wf.summary();
     assert_eq!(s.steps[0].name, "fetch");
     assert!(s.steps[0].duration_ms >= 50.0, "{}", s.steps[0].duration_ms);
     assert!(s.steps[0].duration_ms < 250.0, "{}", s.steps[0].duration_ms);
@@ -358,7 +366,7 @@ async fn concurrent_steps_keep_start_order() {
     let wf = WorkflowTracer::new("concurrent");
     // join!: started a, b, c; finish c, b, a.
     let step = |name: &'static str, ms: u64| {
-        wf.run_step_async(name, move |_| async move {
+        wf.run_step(name, move |_| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok::<_, PaymentError>(ms)
         })
@@ -379,7 +387,8 @@ async fn concurrent_steps_keep_start_order() {
         h.await.unwrap();
     }
 
-    let s = wf.finish();
+    wf.finish();
+    let s = wf.summary();
     let names: Vec<&str> = s.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c", "spawned-0", "spawned-1", "spawned-2"]);
     assert!(s.steps[0].duration_ms >= 60.0);
@@ -390,7 +399,7 @@ async fn concurrent_steps_keep_start_order() {
 async fn a_cancelled_async_step_is_recorded() {
     init();
     let wf = WorkflowTracer::new("w");
-    let slow = wf.run_step_async("slow", |_| async {
+    let slow = wf.run_step("slow", |_| async {
         tokio::time::sleep(Duration::from_secs(10)).await;
         Ok::<_, PaymentError>(())
     });
@@ -407,7 +416,7 @@ async fn a_panicking_async_step_is_recorded() {
     let wf = WorkflowTracer::new("w");
     let wf2 = wf.clone();
     let joined = tokio::spawn(async move {
-        wf2.run_step_async("boom", |_| async {
+        wf2.run_step("boom", |_| async {
             tokio::task::yield_now().await;
             if true {
                 panic!("kaboom");
@@ -614,7 +623,7 @@ fn spans_have_the_reference_names_and_parents() {
             let mut s = wf.step("validate");
             s.log("Processing complete");
         }
-        wf.run_step("payment", |_| {
+        wf.run_step_sync("payment", |_| {
             tracing::info!("inside payment");
             Ok::<_, PaymentError>(())
         })
@@ -650,7 +659,7 @@ fn spans_have_the_reference_names_and_parents() {
     let find = |m: &str| events.iter().find(|e| e.message == m).unwrap_or_else(|| panic!("no event {m}: {events:?}"));
     assert_eq!(find("started").span.as_deref(), Some("workflow:process-order"));
     assert_eq!(find("Processing complete").span.as_deref(), Some("step:validate"));
-    // run_step enters the step span.
+    // run_step_sync enters the step span.
     assert_eq!(find("inside payment").span.as_deref(), Some("step:payment"));
 
     // finish ended every span.
@@ -669,7 +678,7 @@ async fn async_step_spans_are_entered_while_polled() {
     let d2 = dispatch.clone();
     // The recorder is the default only while the step's future is polled, on whichever worker thread polls it.
     let task = tokio::spawn(async move {
-        let fut = wf2.run_step_async("fetch", |_| async {
+        let fut = wf2.run_step("fetch", |_| async {
             tokio::task::yield_now().await;
             tracing::info!("after await");
             Ok::<_, PaymentError>(())

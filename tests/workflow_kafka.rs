@@ -44,14 +44,14 @@ fn run_workflow(wf: &WorkflowTracer) {
             step.finish();
         });
         s.spawn(|| {
-            let r = wf.run_step("payment", |step| {
+            let r = wf.run_step_sync("payment", |step| {
                 step.set("provider", "stripe");
                 Err::<(), _>("card declined")
             });
             assert!(r.is_err());
         });
     });
-    wf.run_step("notify", |step| {
+    wf.run_step_sync("notify", |step| {
         step.set("channel", "email");
         Ok::<_, String>(())
     })
@@ -78,7 +78,8 @@ fn a_factory_workflow_arrives_complete_in_order_with_every_field() {
     let workflow_id = wf.workflow_id().expect("a Kafka factory streams workflows");
     run_workflow(&wf);
     let started = std::time::Instant::now();
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
     assert!(started.elapsed() < Duration::from_millis(100), "finish() does not wait for the broker");
     factory.flush(Duration::from_secs(30)).expect("acknowledged");
 
@@ -166,7 +167,7 @@ fn kafka_messages_are_exactly_the_memory_sinks_json() {
     assert_eq!(kafka.topic(), WORKFLOW_TOPIC);
     assert_eq!(kafka.describe(), "kafka workflow-traces");
     let memory = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("tee-workflow").attr("run", 7).with_stream(Tee(kafka, memory.clone()), "tee-svc");
+    let wf = WorkflowTracer::new("tee-workflow").attr("run", 7).stream(Tee(kafka, memory.clone()), "tee-svc");
     let workflow_id = wf.workflow_id().unwrap();
     run_workflow(&wf);
     wf.record_error("payment failed");

@@ -235,7 +235,8 @@ fn sync_workflow_with_nested_steps() {
     assert_eq!(pipeline(5, &mut seen), 3);
     let wf = seen.expect("current workflow");
     assert!(wf.is_finished());
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
     assert_eq!(summary.name, "data-pipeline");
     assert_eq!(summary.attributes["rows"], 5);
     // `count` is called from inside `transform`: it starts after it, so it comes after it.
@@ -320,7 +321,8 @@ fn a_manual_workflow_scope_is_found_by_steps() {
     assert_eq!(n, 2);
     let paid = rt().block_on(wf.scope(async { payment(1, true).await }));
     assert!(paid.is_err());
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
     assert_eq!(summary.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["count", "payment"]);
     assert_eq!(summary.steps[1].error.as_deref(), Some("card declined"));
 }

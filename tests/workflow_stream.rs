@@ -55,26 +55,27 @@ fn with_common(extra: &[&'static str]) -> Vec<&'static str> {
 #[test]
 fn a_workflow_with_two_ok_steps_and_one_failing_step_streams_every_field() {
     let sink = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("process-order").attr("order_id", "123").with_stream(sink.clone(), "orders-svc");
+    let wf = WorkflowTracer::new("process-order").attr("order_id", "123").stream(sink.clone(), "orders-svc");
     let workflow_id = wf.workflow_id().expect("streaming");
     assert_eq!(uuid_version(&workflow_id), Some(4), "{workflow_id}");
     let mut step = wf.step("validate");
     step.set("items_count", 5);
     std::thread::sleep(Duration::from_millis(3));
     step.finish();
-    wf.run_step("payment", |step| {
+    wf.run_step_sync("payment", |step| {
         step.set("amount", 99.99).set("provider", "stripe");
         std::thread::sleep(Duration::from_millis(2));
         Ok::<_, String>(())
     })
     .unwrap();
-    let failed = wf.run_step("fulfillment", |step| {
+    let failed = wf.run_step_sync("fulfillment", |step| {
         step.set("warehouse", "w1");
         Err::<(), _>("out of stock".to_string())
     });
     assert!(failed.is_err());
     wf.set("status", "partial");
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
 
     let events = sink.json();
     assert_eq!(
@@ -163,7 +164,8 @@ fn a_workflow_with_two_ok_steps_and_one_failing_step_streams_every_field() {
     assert_eq!(WorkflowEventType::StepEnd.to_string(), "step_end");
 
     // Later finishes send nothing more.
-    assert_eq!(wf.finish(), summary);
+    wf.finish();
+    assert_eq!(wf.summary(), summary);
     drop(wf);
     assert_eq!(sink.events().len(), 8);
 }
@@ -182,7 +184,7 @@ fn uuid_version(id: &str) -> Option<u32> {
 #[test]
 fn the_workflow_error_is_on_workflow_end() {
     let sink = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("wf").with_stream(sink.clone(), "svc");
+    let wf = WorkflowTracer::new("wf").stream(sink.clone(), "svc");
     wf.record_error("first");
     wf.record_error("upstream timeout");
     wf.finish();
@@ -198,7 +200,7 @@ fn the_workflow_error_is_on_workflow_end() {
 #[test]
 fn dropping_the_last_clone_without_finish_sends_workflow_end_once() {
     let sink = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("wf").with_stream(sink.clone(), "svc");
+    let wf = WorkflowTracer::new("wf").stream(sink.clone(), "svc");
     let clone = wf.clone();
     wf.step("a").finish();
     drop(wf);
@@ -212,9 +214,10 @@ fn dropping_the_last_clone_without_finish_sends_workflow_end_once() {
 #[test]
 fn a_step_still_running_at_finish_sends_its_end_after_workflow_end() {
     let sink = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("wf").with_stream(sink.clone(), "svc");
+    let wf = WorkflowTracer::new("wf").stream(sink.clone(), "svc");
     let running = wf.step("slow");
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
     assert_eq!(summary.step_count, 0);
     drop(running);
     let events = sink.json();
@@ -226,14 +229,14 @@ fn a_step_still_running_at_finish_sends_its_end_after_workflow_end() {
 #[test]
 fn steps_that_end_by_drop_or_panic_send_their_end() {
     let sink = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("wf").with_stream(sink.clone(), "svc");
+    let wf = WorkflowTracer::new("wf").stream(sink.clone(), "svc");
     {
         let mut s = wf.step("dropped");
         s.set("k", "v");
     }
     let wf2 = wf.clone();
     let panicked = std::thread::spawn(move || {
-        wf2.run_step("boom", |_s| -> Result<(), String> { panic!("kaboom") }).ok();
+        wf2.run_step_sync("boom", |_s| -> Result<(), String> { panic!("kaboom") }).ok();
     })
     .join();
     assert!(panicked.is_err());
@@ -277,14 +280,14 @@ async fn async_macro_step(x: u32) -> u32 {
 #[tokio::test]
 async fn macro_and_async_steps_stream_too() {
     let sink = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("wf").with_stream(sink.clone(), "svc");
+    let wf = WorkflowTracer::new("wf").stream(sink.clone(), "svc");
     wf.scope_sync(|| {
         assert_eq!(macro_step(2), Ok(4));
         assert!(macro_step(0).is_err());
     });
     assert_eq!(wf.scope(async_macro_step(1)).await, 2);
     let v = wf
-        .run_step_async("async-run", |mut s| async move {
+        .run_step("async-run", |mut s| async move {
             tokio::time::sleep(Duration::from_millis(1)).await;
             s.set("ok", true);
             Ok::<_, String>(7)
@@ -294,11 +297,12 @@ async fn macro_and_async_steps_stream_too() {
     // A cancelled async step ends with "cancelled".
     let cancelled = tokio::time::timeout(
         Duration::from_millis(5),
-        wf.run_step_async("never", |_s| async { std::future::pending::<Result<(), String>>().await }),
+        wf.run_step("never", |_s| async { std::future::pending::<Result<(), String>>().await }),
     )
     .await;
     assert!(cancelled.is_err());
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
 
     let events = sink.json();
     let ends: Vec<(String, Option<String>, u64)> = events
@@ -336,7 +340,7 @@ fn concurrent_steps_keep_one_start_and_end_each_and_workflow_end_last() {
     const THREADS: usize = 8;
     const STEPS: usize = 50;
     let sink = MemoryWorkflowSink::new();
-    let wf = WorkflowTracer::new("parallel").with_stream(sink.clone(), "svc");
+    let wf = WorkflowTracer::new("parallel").stream(sink.clone(), "svc");
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let wf = &wf;
@@ -344,7 +348,7 @@ fn concurrent_steps_keep_one_start_and_end_each_and_workflow_end_last() {
                 for i in 0..STEPS {
                     let name = format!("t{t}-s{i}");
                     if i % 3 == 0 {
-                        let _ = wf.run_step(name, |_| if i % 2 == 0 { Err("even") } else { Ok(()) });
+                        let _ = wf.run_step_sync(name, |_| if i % 2 == 0 { Err("even") } else { Ok(()) });
                     } else {
                         let mut step = wf.step(name);
                         step.set("thread", t as u64);
@@ -353,7 +357,8 @@ fn concurrent_steps_keep_one_start_and_end_each_and_workflow_end_last() {
             });
         }
     });
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
     let events = sink.json();
     let n = THREADS * STEPS;
     assert_eq!(events.len(), 2 + 2 * n);
@@ -395,24 +400,24 @@ fn concurrent_steps_keep_one_start_and_end_each_and_workflow_end_last() {
 }
 
 #[test]
-fn streaming_starts_with_with_stream_and_only_once() {
+fn streaming_starts_with_stream_and_only_once() {
     let sink = MemoryWorkflowSink::new();
     let wf = WorkflowTracer::new("late");
     assert_eq!(wf.workflow_id(), None);
     assert!(wf.flush(Duration::from_secs(1)).is_ok());
     let before = wf.step("before");
-    let wf = wf.attr("a", 1).with_stream(sink.clone(), "svc");
+    let wf = wf.attr("a", 1).stream(sink.clone(), "svc");
     let id = wf.workflow_id().unwrap();
     drop(before); // started before streaming: no events
     wf.step("after").finish();
 
     let other = MemoryWorkflowSink::new();
-    let wf = wf.with_stream(other.clone(), "svc2"); // ignored: already streams
+    let wf = wf.stream(other.clone(), "svc2"); // ignored: already streams
     assert_eq!(wf.workflow_id().as_deref(), Some(id.as_str()));
     wf.finish();
     let finished = WorkflowTracer::new("done");
     finished.finish();
-    let finished = finished.with_stream(other.clone(), "svc"); // ignored: already finished
+    let finished = finished.stream(other.clone(), "svc"); // ignored: already finished
     assert_eq!(finished.workflow_id(), None);
     drop(finished);
     assert!(other.events().is_empty());
@@ -444,10 +449,11 @@ impl WorkflowSink for Panicking {
 #[test]
 fn a_panicking_sink_does_not_break_the_workflow() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let wf = WorkflowTracer::new("wf").with_stream(Panicking(calls.clone()), "svc");
-    wf.run_step("a", |_| Ok::<_, String>(())).unwrap();
+    let wf = WorkflowTracer::new("wf").stream(Panicking(calls.clone()), "svc");
+    wf.run_step_sync("a", |_| Ok::<_, String>(())).unwrap();
     wf.set("still", "works");
-    let summary = wf.finish();
+    wf.finish();
+    let summary = wf.summary();
     assert_eq!(summary.step_count, 1);
     assert_eq!(summary.attributes["still"], "works");
     assert_eq!(calls.load(Ordering::SeqCst), 4);
@@ -469,7 +475,7 @@ fn the_factory_streams_workflows_to_its_workflow_sink() {
     assert!(format!("{factory:?}").contains("workflow_sink: Some(\"memory\")"));
     let wf = factory.create_workflow_tracer_with_attributes("ingest", [("source", json!("s3")), ("files", json!(3))]);
     let id = wf.workflow_id().expect("streams");
-    wf.run_step("read", |_| Ok::<_, String>(())).unwrap();
+    wf.run_step_sync("read", |_| Ok::<_, String>(())).unwrap();
     wf.finish();
     let other = factory.create_workflow_tracer("second");
     let other_id = other.workflow_id().unwrap();

@@ -253,7 +253,7 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// - **Inside a workflow** (`observer::trace::current_workflow()` is `Some` — the body of a `#[workflow]` fn,
 ///   a `WorkflowTracer::scope`/`scope_sync`, including nested sync and async calls): the call runs as
-///   `WorkflowTracer::run_step(name, ..)` (`run_step_async` for an `async fn`, timed across its `.await`s; the
+///   `WorkflowTracer::run_step_sync(name, ..)` (`run_step` for an `async fn`, timed across its `.await`s; the
 ///   workflow is looked up when the future is first polled). It appears in the workflow's `steps()`/summary in
 ///   start order, as an OTEL span `step:{name}` under the workflow's span.
 /// - **Outside any workflow**: the body runs inside `tracing::info_span!("step", otel.name = "step:{name}",
@@ -324,7 +324,7 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
 /// fn step_sync_result<T, E>(name, span, body, message) -> Result<T, E> {
 ///     match current_workflow() {
 ///         None => { let span = span(); let _entered = span.enter(); body() }
-///         Some(wf) => /* wf.run_step(name, |step| { let r = body(); record_error(message(&e)) on Err; r }) */,
+///         Some(wf) => /* wf.run_step_sync(name, |step| { let r = body(); record_error(message(&e)) on Err; r }) */,
 ///     }
 /// }
 /// ```

@@ -184,7 +184,8 @@ pub fn step_sync<R>(name: &'static str, span: impl FnOnce() -> ::tracing::Span, 
             body()
         }
         Some(workflow) => {
-            match workflow.run_step(name, |_| ::core::result::Result::Ok::<R, ::core::convert::Infallible>(body())) {
+            match workflow.run_step_sync(name, |_| ::core::result::Result::Ok::<R, ::core::convert::Infallible>(body()))
+            {
                 Ok(value) => value,
                 Err(never) => match never {},
             }
@@ -208,7 +209,7 @@ pub fn step_sync_result<T, E>(
             body()
         }
         Some(workflow) => {
-            let ret = workflow.run_step(name, |step| {
+            let ret = workflow.run_step_sync(name, |step| {
                 let ret = body();
                 if let Err(e) = &ret {
                     step.record_error(message(e));
@@ -235,9 +236,8 @@ pub async fn step_async<R>(
     match current_workflow() {
         None => body.instrument(span()).await,
         Some(workflow) => {
-            let ret = workflow
-                .run_step_async(name, |_| async move { Ok::<R, ::core::convert::Infallible>(body.await) })
-                .await;
+            let ret =
+                workflow.run_step(name, |_| async move { Ok::<R, ::core::convert::Infallible>(body.await) }).await;
             match ret {
                 Ok(value) => value,
                 Err(never) => match never {},
@@ -259,7 +259,7 @@ pub async fn step_async_result<T, E>(
         None => body.instrument(span()).await,
         Some(workflow) => {
             let ret = workflow
-                .run_step_async(name, |mut step| async move {
+                .run_step(name, |mut step| async move {
                     let ret = body.await;
                     if let Err(e) = &ret {
                         step.record_error(message(e));

@@ -157,7 +157,7 @@ impl TracerFactory {
     /// A [`WorkflowTracer`] named `name` (its spans go to the same OpenTelemetry pipeline).
     ///
     /// When the factory has a workflow sink (Kafka's `workflow_topic`, or
-    /// [`workflow_sink`](Self::workflow_sink)), the workflow [streams](WorkflowTracer::with_stream) to
+    /// [`workflow_sink`](Self::workflow_sink)), the workflow [streams](WorkflowTracer::stream) to
     /// it with the config's `service_name`: `workflow_start` is sent now (use
     /// [`create_workflow_tracer_with_attributes`](Self::create_workflow_tracer_with_attributes) for attributes
     /// on it), then the step events and `workflow_end`. Otherwise it is exactly [`WorkflowTracer::new`].
@@ -170,7 +170,7 @@ impl TracerFactory {
     /// let factory = TracerFactory::new(ObserverConfig { service_name: "shop".into(), ..Default::default() })?
     ///     .workflow_sink(events.clone());
     /// let wf = factory.create_workflow_tracer("process-order");
-    /// wf.run_step("validate", |_step| Ok::<_, String>(())).unwrap();
+    /// wf.run_step_sync("validate", |_step| Ok::<_, String>(())).unwrap();
     /// wf.finish();
     /// assert_eq!(events.events().len(), 4);
     /// assert_eq!(events.json()[0]["service_name"], "shop");
