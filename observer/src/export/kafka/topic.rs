@@ -23,7 +23,7 @@ use crate::trace::{TraceEvent, TraceSink, WorkflowEvent, WorkflowSink};
 /// # fn main() -> Result<(), observer::ExporterError> {
 /// let kafka = observer::KafkaConfig { bootstrap_servers: "kafka:9092".into(), ..Default::default() };
 /// let sink = KafkaTopicSink::new(&kafka, &kafka.workflow_topic)?;
-/// let wf = WorkflowTracer::new("process-order").with_stream(sink, "orders");
+/// let wf = WorkflowTracer::new("process-order").stream(sink, "orders");
 /// # drop(wf);
 /// # Ok(()) }
 /// ```
