@@ -63,7 +63,7 @@ fn stream(c: &mut Criterion) {
             for _ in 0..iters {
                 let start = Instant::now();
                 for _ in 0..2 * N {
-                    exporter.send(TOPIC, Some(&key), &[("event_type", "span_end")], &payload);
+                    exporter.send(TOPIC, Some(&key), &[("event_type", "span_end")], &payload).expect("accepted");
                 }
                 exporter.flush(Duration::from_secs(60)).unwrap();
                 total += start.elapsed();

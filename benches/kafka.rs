@@ -117,7 +117,7 @@ fn throughput(c: &mut Criterion) {
             for _ in 0..iters {
                 let start = Instant::now();
                 for _ in 0..N {
-                    black_box(exporter.export_audit(&event));
+                    black_box(exporter.export_audit(&event)).expect("accepted");
                 }
                 exporter.flush(Duration::from_secs(60)).expect("flush");
                 total += start.elapsed();

@@ -42,9 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..n {
         audit::log_create(ResourceType::Document, format!("doc-{i}")).resource_name(format!("Document {i}")).emit()?;
     }
-    let custom =
-        exporter.export_custom_event("custom-events", "my-key", &json!({"event_type": "custom", "data": {"n": n}}));
-    println!("custom event accepted: {} (spooled: {})", custom.success, custom.spooled);
+    let accepted =
+        exporter.export_custom_event("custom-events", "my-key", &json!({"event_type": "custom", "data": {"n": n}}))?;
+    println!("custom event accepted: {accepted:?}");
 
     if n == 0 {
         // Give the background thread a moment to re-send what the spool held.

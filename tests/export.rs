@@ -182,7 +182,7 @@ impl Sink for GateSink {
             std::thread::sleep(Duration::from_millis(1));
         }
         if self.writes.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
-            return Err(ExporterError::Other("simulated failure".into()));
+            return Err(ExporterError::Custom { sink: self.name(), source: "simulated failure".into() });
         }
         Ok(())
     }

@@ -10,8 +10,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::kafka::{bootstrap, broker_script, consume_until, free_port};
-use observer::export::{KafkaExporter, MemorySink};
-use observer::{audit, ActorContext, AuditSink, ChangeRecord, KafkaConfig, ObserverConfig, ResourceType};
+use observer::export::{Accepted, KafkaExporter, MemorySink};
+use observer::{
+    audit, ActorContext, AuditSink, ChangeRecord, ExporterError, KafkaConfig, ObserverConfig, ResourceType,
+};
 use serde_json::json;
 
 const AUDIT_TOPIC: &str = "observer-test-audit";
@@ -106,8 +108,8 @@ fn custom_events_arrive_on_their_topic_with_their_key() {
     let exporter = observer::kafka_exporter().expect("init with a Kafka config shares its exporter");
     let marker = format!("custom-{}", std::process::id());
     let data = json!({"event_type": "custom", "data": {"marker": marker, "n": 42}});
-    let result = exporter.export_custom_event(CUSTOM_TOPIC, "my-key", &data);
-    assert!(result.success && !result.spooled, "{result:?}");
+    let accepted = exporter.export_custom_event(CUSTOM_TOPIC, "my-key", &data).unwrap();
+    assert_eq!(accepted, Accepted::Queued);
     exporter.flush(Duration::from_secs(30)).unwrap();
     let got = consume_until(&bootstrap(), CUSTOM_TOPIC, Duration::from_secs(60), |msgs| {
         msgs.iter().any(|m| m.payload["data"]["marker"] == marker.as_str())
@@ -130,7 +132,7 @@ fn a_missing_topic_is_reported_and_its_events_are_kept() {
     .unwrap();
     let started = Instant::now();
     let err = exporter.check_topic("observer-no-such-topic", Duration::from_secs(10)).unwrap_err();
-    assert!(matches!(err, observer::ExporterError::UnknownTopic(_)), "{err}");
+    assert!(matches!(err, ExporterError::UnknownTopic(_)), "{err}");
     assert!(err.to_string().contains("observer-no-such-topic"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "reported, not hung");
     exporter.check_topic(AUDIT_TOPIC, Duration::from_secs(10)).expect("an existing topic passes");
@@ -141,7 +143,7 @@ fn a_missing_topic_is_reported_and_its_events_are_kept() {
         ResourceType::File,
         "orphan",
     );
-    assert!(exporter.export_audit(&event).success);
+    exporter.export_audit(&event).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while exporter.stats().spooled == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -169,7 +171,6 @@ fn broker_absent_at_start_gets_everything_once_started() {
         ..Default::default()
     };
     let exporter = KafkaExporter::new(config).expect("a missing broker does not fail creation");
-    exporter.initialize();
     const N: usize = 1_000;
     let ids: Vec<String> = (0..N)
         .map(|i| {
@@ -179,7 +180,7 @@ fn broker_absent_at_start_gets_everything_once_started() {
                 ResourceType::File,
                 format!("absent-{i}"),
             );
-            assert!(exporter.export_audit(&e).success);
+            exporter.export_audit(&e).unwrap();
             e.event_id
         })
         .collect();
@@ -230,13 +231,16 @@ fn a_message_larger_than_kafka_takes_is_refused_not_spooled_forever() {
     .unwrap();
     // librdkafka's default `message.max.bytes` is 1,000,000.
     let huge = json!({"blob": "x".repeat(1_500_000)});
-    let result = exporter.export_custom_event(CUSTOM_TOPIC, "huge", &huge);
-    assert!(!result.success && !result.spooled, "{result:?}");
-    let error = result.error.unwrap();
+    let error = exporter.export_custom_event(CUSTOM_TOPIC, "huge", &huge).unwrap_err();
+    assert!(
+        matches!(error, ExporterError::MessageTooLarge { ref topic, bytes } if topic == CUSTOM_TOPIC && bytes > 1_500_000),
+        "{error}"
+    );
+    let error = error.to_string();
     assert!(error.contains("maximum message size") && error.contains("stderr"), "{error}");
     let marker = format!("after-huge-{}", std::process::id());
     let ok = exporter.export_custom_event(CUSTOM_TOPIC, "small", &json!({"marker": marker}));
-    assert!(ok.success && !ok.spooled, "{ok:?}");
+    assert_eq!(ok.unwrap(), Accepted::Queued);
     exporter.flush(Duration::from_secs(30)).expect("the exporter is not stuck behind the refused message");
     let stats = exporter.stats();
     assert_eq!(stats.rejected, 1);

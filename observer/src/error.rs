@@ -65,10 +65,10 @@ pub enum AuditError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExporterError {
-    /// An I/O error from a file or stream sink.
+    /// An I/O error: of a file or stream sink, the Kafka spool, or a thread the SDK could not start.
     #[error("{sink} sink: {source}")]
     Io {
-        /// Which sink failed (e.g. `file /var/log/audit.jsonl`).
+        /// What failed (e.g. `file /var/log/audit.jsonl`, `Kafka spool /var/spool/observer`, `dispatcher thread`).
         sink: String,
         /// The I/O error.
         #[source]
@@ -83,9 +83,6 @@ pub enum ExporterError {
     /// The exporter has been shut down.
     #[error("exporter is shut down")]
     ShutDown,
-    /// The Kafka topic does not exist on the cluster (and the cluster does not create topics on demand).
-    #[error("Kafka topic `{0}` does not exist; create it, or enable auto-creation on the cluster")]
-    UnknownTopic(String),
     /// A sink delivered only part of what it had buffered: the first `delivered` records it accepted since its
     /// previous flush reached the destination; the sink itself wrote the rest to the stderr fallback. Returned by
     /// [`Sink::flush`](crate::export::Sink::flush) so that the pipeline's counters stay exact.
@@ -114,9 +111,94 @@ pub enum ExporterError {
     #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
     #[error("OTLP span exporter: {0}")]
     SpanExporterBuild(#[source] opentelemetry_otlp::ExporterBuildError),
-    /// Any other exporter failure.
-    #[error("{0}")]
-    Other(String),
+    /// A sink of your own failed: what its [`Sink`](crate::export::Sink) methods return for failures that are not
+    /// I/O errors. The SDK's own sinks never return it.
+    #[error("{sink} sink: {source}")]
+    Custom {
+        /// Which sink failed (its [`name`](crate::export::Sink::name)).
+        sink: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The Kafka configuration is invalid (checked by `KafkaExporter::new` and `KafkaTopicSink::new`); the error
+    /// names the field.
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error(transparent)]
+    Configuration(#[from] ConfigurationError),
+    /// librdkafka refused to create the producer (a setting it does not accept, e.g. an unreadable
+    /// `ssl_ca_location`).
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error("creating the Kafka producer: {0}")]
+    ProducerCreation(#[source] rdkafka::error::KafkaError),
+    /// The Kafka spool directory is in use by another exporter or process (each exporter needs its own
+    /// `spool_dir`).
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error(
+        "Kafka spool directory {} is in use by another exporter or process; give each its own `spool_dir`",
+        .0.display()
+    )]
+    SpoolLocked(std::path::PathBuf),
+    /// The Kafka spool reached its size limit (`spool_max_bytes`).
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error("the Kafka spool is full (limit {limit_bytes} bytes)")]
+    SpoolFull {
+        /// The configured limit.
+        limit_bytes: u64,
+    },
+    /// Messages Kafka could not take (now, or before a shutdown) could not be kept in the spool either: they were
+    /// written to stderr as `observer-kafka-fallback:` lines instead (recover them from the logs). `source` says
+    /// why ([`SpoolFull`](Self::SpoolFull) or [`Io`](Self::Io)) when the error is about one send; the error of
+    /// [`KafkaExporter::shutdown`](crate::export::KafkaExporter::shutdown) counts all of them and has none.
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error(
+        "{messages} undeliverable Kafka messages could not be spooled{}; they were written to stderr as \
+         `observer-kafka-fallback:` lines",
+        .source.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+    )]
+    Unspooled {
+        /// How many messages.
+        messages: u64,
+        /// Why the spool could not take them, when known.
+        #[source]
+        source: Option<Box<ExporterError>>,
+    },
+    /// Kafka can never take this message: it is larger than the producer's or the broker's maximum message size.
+    /// It was not spooled (it would be re-sent forever) but written to stderr as an `observer-kafka-fallback:`
+    /// line.
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error(
+        "a {bytes}-byte message for Kafka topic `{topic}` is larger than the maximum message size; written to \
+         stderr as an `observer-kafka-fallback:` line instead"
+    )]
+    MessageTooLarge {
+        /// The topic.
+        topic: String,
+        /// The payload's size.
+        bytes: usize,
+    },
+    /// The Kafka topic does not exist on the cluster (and the cluster does not create topics on demand).
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error("Kafka topic `{0}` does not exist; create it, or enable auto-creation on the cluster")]
+    UnknownTopic(String),
+    /// The Kafka cluster could not be asked about a topic (unreachable, or it refused the request).
+    #[cfg(feature = "kafka")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+    #[error("asking the Kafka cluster about topic `{topic}`: {source}")]
+    TopicMetadata {
+        /// The topic.
+        topic: String,
+        /// librdkafka's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
 }
 
 /// A JWT that could not be decoded or verified. Each case is distinct so that callers (and audit events)

@@ -22,13 +22,14 @@ struct Listener {
     wakers: Mutex<Vec<Waker>>,
 }
 
-static LISTENER: OnceLock<Result<Listener, String>> = OnceLock::new();
+/// The listener, or why it could not be set up: what failed, and the I/O error's kind and message.
+static LISTENER: OnceLock<Result<Listener, (&'static str, std::io::ErrorKind, String)>> = OnceLock::new();
 
-fn listener() -> Result<&'static Listener, String> {
+fn listener() -> Result<&'static Listener, crate::ExporterError> {
     LISTENER
         .get_or_init(|| {
             let mut signals =
-                Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("registering signal handlers: {e}"))?;
+                Signals::new([SIGTERM, SIGINT]).map_err(|e| ("signal handlers", e.kind(), e.to_string()))?;
             std::thread::Builder::new()
                 .name("observer-signals".into())
                 .spawn(move || {
@@ -36,11 +37,15 @@ fn listener() -> Result<&'static Listener, String> {
                         on_signal(signal);
                     }
                 })
-                .map_err(|e| format!("starting the signal thread: {e}"))?;
+                .map_err(|e| ("signal thread", e.kind(), e.to_string()))?;
             Ok(Listener::default())
         })
         .as_ref()
-        .map_err(Clone::clone)
+        // The first failure is kept (an `io::Error` cannot be cloned): its kind and message.
+        .map_err(|(what, kind, message)| crate::ExporterError::Io {
+            sink: (*what).into(),
+            source: std::io::Error::new(*kind, message.clone()),
+        })
 }
 
 fn name(signal: i32) -> &'static str {
@@ -118,7 +123,7 @@ fn terminate(signal: i32) -> ! {
 /// When the handlers cannot be registered (the message says why); the default signal behaviour then stays.
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub fn shutdown_on_signals() -> Result<(), crate::ExporterError> {
-    let l = listener().map_err(crate::ExporterError::Other)?;
+    let l = listener()?;
     l.drain_and_exit.store(true, Ordering::Release);
     // A signal that arrived before the switch was set: drain now.
     let received = l.received.load(Ordering::Acquire);

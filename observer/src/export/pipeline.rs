@@ -90,7 +90,6 @@ impl Core {
             let mut kafka_config = kafka_config.clone();
             kafka_config.spool_permissions.get_or_insert(config.file_permissions);
             let exporter = crate::export::KafkaExporter::new(kafka_config)?;
-            exporter.initialize();
             sinks.push(Arc::new(crate::export::KafkaSink::new(exporter.clone(), config.flush_timeout)));
             Some(exporter)
         } else {

@@ -50,7 +50,7 @@ pub(super) fn new_producer(
     client_config(config)
         .set_log_level(RDKafkaLogLevel::Warning)
         .create_with_context(ExportContext { shared: shared.clone() })
-        .map_err(|e| ExporterError::Other(format!("creating the Kafka producer: {e}")))
+        .map_err(ExporterError::ProducerCreation)
 }
 
 /// Purges what `producer` still holds; the purged messages come back as failed delivery reports and are
@@ -74,7 +74,7 @@ pub(super) fn check_topic(
     let metadata = producer
         .client()
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| ExporterError::Other(format!("asking the Kafka cluster about topic `{topic}`: {e}")))?;
+        .map_err(|source| ExporterError::TopicMetadata { topic: topic.to_owned(), source })?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
         _ => Err(ExporterError::UnknownTopic(topic.to_owned())),

@@ -13,6 +13,7 @@ use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::spool::SpoolRecord;
+use crate::error::ExporterError;
 
 /// Delivery tag of a live message.
 pub(super) const LIVE: usize = 0;
@@ -198,18 +199,19 @@ pub(super) fn write_fallback(records: &[SpoolRecord]) {
 
 impl Shared {
     /// A message Kafka can never take: counted, reported and written to stderr instead of the spool. Returns the
-    /// message for the caller.
-    pub(super) fn reject(&self, record: &SpoolRecord, err: &KafkaError) -> String {
+    /// error for the caller.
+    pub(super) fn reject(&self, record: &SpoolRecord, err: &KafkaError) -> ExporterError {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        let message = format!(
+        crate::diag::report!(
+            ERROR,
+            "kafka-message-refused",
             "a {}-byte message for topic `{}` was refused by Kafka ({err}): larger than the maximum message size; \
              written to stderr as an `observer-kafka-fallback:` line instead",
             record.payload.len(),
             record.topic
         );
-        crate::diag::report!(ERROR, "kafka-message-refused", "{message}");
         write_fallback(std::slice::from_ref(record));
-        message
+        ExporterError::MessageTooLarge { topic: record.topic.clone(), bytes: record.payload.len() }
     }
 
     pub(super) fn report_unknown_topic(&self, topic: &str) {

@@ -29,11 +29,10 @@
 //! use observer::{AuditEvent, KafkaConfig};
 //! # fn main() -> Result<(), observer::ExporterError> {
 //! let exporter = KafkaExporter::new(KafkaConfig { bootstrap_servers: "kafka:9092".into(), ..Default::default() })?;
-//! exporter.initialize();
 //! # let event = observer::audit::log_create(observer::ResourceType::Document, "doc-123").emit().unwrap();
-//! let result = exporter.export_audit(&event);
-//! println!("Export success: {}", result.success);
-//! exporter.export_custom_event("custom-events", "my-key", &serde_json::json!({"event_type": "custom"}));
+//! let accepted = exporter.export_audit(&event)?; // Accepted::Queued, or Accepted::Spooled when librdkafka is full
+//! println!("export: {accepted:?}");
+//! exporter.export_custom_event("custom-events", "my-key", &serde_json::json!({"event_type": "custom"}))?;
 //! exporter.flush(std::time::Duration::from_secs(5))?;
 //! exporter.shutdown(std::time::Duration::from_secs(5))?;
 //! # Ok(()) }
@@ -51,7 +50,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::client::{check_topic, new_producer, purge_into_spool};
 use super::delivery::{is_permanent, lock, Counters, ExportContext, Shared, LIVE};
-use super::spool::{Spool, SpoolError, SpoolRecord};
+use super::spool::{Spool, SpoolRecord};
 use crate::audit::{AuditEvent, SCHEMA_VERSION};
 use crate::config::KafkaConfig;
 use crate::error::ExporterError;
@@ -59,18 +58,16 @@ use crate::error::ExporterError;
 /// How long shutdown waits for acknowledgements in silence before saying on stderr what it is waiting for.
 const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 
-/// What one export call did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a [`KafkaExporter`] took a message it was given (the guide's `ExportResult.success == True`). Either way
+/// the message is delivered at least once (or, if even the spool fails later, written to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ExportResult {
-    /// The message was accepted: queued for delivery, or (when librdkafka could not take it) spooled to disk.
-    pub success: bool,
-    /// The message went to the disk spool instead of librdkafka's queue.
-    pub spooled: bool,
-    /// The topic.
-    pub topic: String,
-    /// Why it failed (`success == false`): the spool was full or could not be written.
-    pub error: Option<String>,
+pub enum Accepted {
+    /// Handed to librdkafka's queue for delivery.
+    Queued,
+    /// librdkafka could not take it (its queue is full, or the exporter is shut down): it goes to the disk
+    /// spool and is re-sent from there.
+    Spooled,
 }
 
 /// Counters of a [`KafkaExporter`].
@@ -134,23 +131,22 @@ impl std::fmt::Debug for KafkaExporter {
 }
 
 impl KafkaExporter {
-    /// Validates `config`, opens the spool directory and creates the producer. Does not contact the broker:
-    /// a broker that is down does not fail this (call [`initialize`](Self::initialize) to check it).
+    /// A ready exporter: validates `config`, opens the spool directory (re-sending what an earlier process left
+    /// there), creates the producer and its background thread, and checks in the background that the broker
+    /// answers and that the audit and trace topics exist (the guide's `exporter.initialize()`; what is wrong is
+    /// reported once: a missing topic is an error, its events are spooled until it is created). Never blocks on
+    /// the broker: a broker that is down does not fail this.
     ///
     /// # Errors
-    /// An invalid config ([`ExporterError::Other`] naming the field), a spool directory that cannot be opened or
-    /// is used by another process, or a librdkafka config it refuses.
+    /// [`ExporterError::Configuration`] (an invalid setting, the field named), [`ExporterError::SpoolLocked`] (the
+    /// spool directory is used by another exporter or process), [`ExporterError::Io`] (the spool directory cannot
+    /// be opened, or the thread not started), [`ExporterError::ProducerCreation`] (librdkafka refuses a setting).
     pub fn new(config: KafkaConfig) -> Result<Self, ExporterError> {
-        config.validate().map_err(|e| ExporterError::Other(e.to_string()))?;
+        config.validate()?;
         let dir = config.spool_dir.clone().unwrap_or_else(|| PathBuf::from(KafkaConfig::DEFAULT_SPOOL_DIR));
         let perms = config.spool_permissions.unwrap_or_default();
-        let spool = Spool::open_with_permissions(&dir, config.spool_max_bytes, perms).map_err(|e| match e {
-            SpoolError::Locked(p) => ExporterError::Other(format!(
-                "spool directory {} is in use by another exporter or process; give each its own `spool_dir`",
-                p.display()
-            )),
-            other => ExporterError::Other(format!("opening spool directory {}: {other}", dir.display())),
-        })?;
+        let spool = Spool::open_with_permissions(&dir, config.spool_max_bytes, perms)
+            .map_err(|e| e.into_exporter_error(&dir))?;
         let shared = Arc::new(Shared::new(config.bootstrap_servers.clone()));
         let producer = new_producer(&config, &shared)?;
         if !spool.is_empty() {
@@ -176,13 +172,14 @@ impl KafkaExporter {
             .spawn(move || worker.run())
             .map_err(|e| ExporterError::Io { sink: "kafka thread".into(), source: e })?;
         *lock(&inner.thread) = Some(thread);
-        Ok(Self { inner })
+        let exporter = Self { inner };
+        exporter.check_topics_in_background();
+        Ok(exporter)
     }
 
-    /// The guide's `exporter.initialize()`: checks, in the background, that the broker answers and that the
-    /// audit and trace topics exist, and reports what is wrong once (a missing topic is an error: its events
-    /// are spooled until it is created). Never fails and never blocks.
-    pub fn initialize(&self) {
+    /// Checks, in the background, that the broker answers and that the audit and trace topics exist, and reports
+    /// what is wrong once. Never fails and never blocks.
+    fn check_topics_in_background(&self) {
         let inner = self.inner.clone();
         let _ = std::thread::Builder::new().name("observer-kafka-check".into()).spawn(move || {
             let topics = [inner.config.audit_topic.clone(), inner.config.trace_topic.clone()];
@@ -208,8 +205,8 @@ impl KafkaExporter {
     /// Checks now (waiting at most `timeout`) that `topic` exists on the cluster.
     ///
     /// # Errors
-    /// [`ExporterError::UnknownTopic`] when the broker says it does not exist; [`ExporterError::Other`] when the
-    /// broker could not be asked.
+    /// [`ExporterError::UnknownTopic`] when the broker says it does not exist; [`ExporterError::TopicMetadata`]
+    /// when the cluster could not be asked.
     pub fn check_topic(&self, topic: &str, timeout: Duration) -> Result<(), ExporterError> {
         check_topic(&self.inner.producer.load(), topic, timeout)
     }
@@ -221,22 +218,29 @@ impl KafkaExporter {
 
     /// Exports one audit event to the audit topic (JSON as in the guide; key `RESOURCE_TYPE:resource_id`;
     /// headers `event_type`, `event_id`, `schema_version`, `content-type`). Never blocks.
-    pub fn export_audit(&self, event: &AuditEvent) -> ExportResult {
-        match serde_json::to_vec(event) {
-            Ok(json) => self.send_audit_json(event, &json),
-            Err(e) => self.result(&self.inner.config.audit_topic, false, Some(format!("serialising: {e}"))),
-        }
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`ExporterError::Serialize`].
+    pub fn export_audit(&self, event: &AuditEvent) -> Result<Accepted, ExporterError> {
+        let json = serde_json::to_vec(event)?;
+        self.send_audit_json(event, &json)
     }
 
     /// Exports any JSON value to `topic` with `key`. Never blocks.
-    pub fn export_custom_event(&self, topic: &str, key: &str, data: &serde_json::Value) -> ExportResult {
-        match serde_json::to_vec(data) {
-            Ok(json) => self.send(topic, Some(key), &[("content-type", "application/json")], &json),
-            Err(e) => self.result(topic, false, Some(format!("serialising: {e}"))),
-        }
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`ExporterError::Serialize`].
+    pub fn export_custom_event(
+        &self,
+        topic: &str,
+        key: &str,
+        data: &serde_json::Value,
+    ) -> Result<Accepted, ExporterError> {
+        let json = serde_json::to_vec(data)?;
+        self.send(topic, Some(key), &[("content-type", "application/json")], &json)
     }
 
-    pub(crate) fn send_audit_json(&self, event: &AuditEvent, json: &[u8]) -> ExportResult {
+    pub(crate) fn send_audit_json(&self, event: &AuditEvent, json: &[u8]) -> Result<Accepted, ExporterError> {
         let mut key = String::with_capacity(event.resource_type.as_str().len() + 1 + event.resource_id.len());
         key.push_str(event.resource_type.as_str());
         key.push(':');
@@ -250,13 +254,22 @@ impl KafkaExporter {
         self.send(&self.inner.config.audit_topic, Some(&key), &headers, json)
     }
 
-    /// Hands one message to librdkafka, or to the spool when librdkafka cannot take it.
-    pub fn send(&self, topic: &str, key: Option<&str>, headers: &[(&str, &str)], payload: &[u8]) -> ExportResult {
+    /// Hands one message to librdkafka, or to the spool when librdkafka cannot take it. Never blocks.
+    ///
+    /// # Errors
+    /// Only when the message is not on its way to Kafka; it was then written to stderr as an
+    /// `observer-kafka-fallback:` line: [`ExporterError::MessageTooLarge`] (Kafka can never take it), or
+    /// [`ExporterError::Unspooled`] (after shutdown, the spool could not take it).
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        payload: &[u8],
+    ) -> Result<Accepted, ExporterError> {
         if self.inner.closed.load(Ordering::Acquire) {
-            return match self.inner.spool_now(vec![spool_record(topic, key, headers, payload)]) {
-                Ok(()) => ExportResult { success: true, spooled: true, topic: topic.to_owned(), error: None },
-                Err(e) => self.result(topic, false, Some(e)),
-            };
+            self.inner.spool_now(vec![spool_record(topic, key, headers, payload)])?;
+            return Ok(Accepted::Spooled);
         }
         let owned = owned_headers(headers.iter().copied());
         let mut record = BaseRecord::with_opaque_to(topic, LIVE).payload(payload).headers(owned);
@@ -266,24 +279,19 @@ impl KafkaExporter {
         match self.inner.producer.load().send(record) {
             Ok(()) => {
                 self.inner.counters().produced.fetch_add(1, Ordering::Relaxed);
-                self.result(topic, true, None)
+                Ok(Accepted::Queued)
             }
             Err((err, _)) if is_permanent(err.rdkafka_error_code()) => {
                 let record = spool_record(topic, key, headers, payload);
-                let message = self.inner.shared.reject(&record, &err);
-                self.result(topic, false, Some(message))
+                Err(self.inner.shared.reject(&record, &err))
             }
             Err((err, _)) => {
                 // Queue full (or any other immediate refusal): keep it on disk instead.
                 tracing::debug!(target: "observer::kafka", error = %err, "librdkafka refused a message; spooling it");
                 lock(&self.inner.shared.failed).push(spool_record(topic, key, headers, payload));
-                ExportResult { success: true, spooled: true, topic: topic.to_owned(), error: None }
+                Ok(Accepted::Spooled)
             }
         }
-    }
-
-    fn result(&self, topic: &str, success: bool, error: Option<String>) -> ExportResult {
-        ExportResult { success, spooled: false, topic: topic.to_owned(), error }
     }
 
     /// Waits (at most `timeout`) until every message handed over so far is acknowledged, and whatever failed
@@ -311,7 +319,8 @@ impl KafkaExporter {
     /// is reported there too, whatever `tracing` subscriber is installed.
     ///
     /// # Errors
-    /// Only when messages could not be spooled (they were written to stderr instead).
+    /// [`ExporterError::Unspooled`] when messages could not be spooled during the exporter's life (they were
+    /// written to stderr instead), with their number.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), ExporterError> {
         let inner = &self.inner;
         if inner.shutdown.swap(true, Ordering::AcqRel) {
@@ -347,7 +356,7 @@ impl KafkaExporter {
             );
         }
         if overflow > 0 {
-            return Err(ExporterError::Other(format!("{overflow} messages could not be spooled and went to stderr")));
+            return Err(ExporterError::Unspooled { messages: overflow, source: None });
         }
         Ok(())
     }

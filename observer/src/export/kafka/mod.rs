@@ -13,7 +13,7 @@ mod sink;
 mod spool;
 mod topic;
 
-pub use exporter::{ExportResult, KafkaExporter, KafkaStats};
+pub use exporter::{Accepted, KafkaExporter, KafkaStats};
 pub(crate) use producer::flush_shared_producers;
 pub use sink::KafkaSink;
 pub use topic::KafkaTopicSink;

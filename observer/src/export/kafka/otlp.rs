@@ -188,14 +188,9 @@ impl SpanExporter for KafkaSpanExporter {
     fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let res = self.messages(batch).and_then(|messages| {
             for (payload, key) in messages {
-                let r = self.kafka.send(&self.topic, Some(&key), &[("content-type", "application/json")], &payload);
-                if !r.success {
-                    return Err(OTelSdkError::InternalFailure(format!(
-                        "Kafka topic `{}`: {}",
-                        self.topic,
-                        r.error.unwrap_or_default()
-                    )));
-                }
+                self.kafka
+                    .send(&self.topic, Some(&key), &[("content-type", "application/json")], &payload)
+                    .map_err(|e| OTelSdkError::InternalFailure(format!("Kafka topic `{}`: {e}", self.topic)))?;
             }
             Ok(())
         });

@@ -74,7 +74,7 @@ impl SharedProducer {
     pub(crate) fn for_cluster(config: &KafkaConfig) -> Result<Self, ExporterError> {
         // The one place Kafka settings are checked (and SASL defaults applied), also when the exporter
         // of `observer::init` is reused.
-        config.validate().map_err(|e| ExporterError::Other(e.to_string()))?;
+        config.validate()?;
         if let Some(global) = crate::kafka_exporter() {
             if global.config().bootstrap_servers == config.bootstrap_servers {
                 return Ok(Self::Global(global));
@@ -87,7 +87,6 @@ impl SharedProducer {
             return Ok(Self::Owned(existing));
         }
         let exporter = KafkaExporter::new(config.clone())?;
-        exporter.initialize();
         let shared = Arc::new(OwnedExporter { key, exporter });
         owned.push(Arc::downgrade(&shared));
         Ok(Self::Owned(shared))

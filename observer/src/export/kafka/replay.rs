@@ -13,6 +13,7 @@ use super::client::{new_producer, purge_into_spool};
 use super::delivery::{is_permanent, lock, write_fallback, ExportContext, REPLAY};
 use super::exporter::{owned_headers, Inner};
 use super::spool::{Segment, SpoolRecord};
+use crate::error::ExporterError;
 
 /// Most spooled messages handed to librdkafka at once during replay.
 const REPLAY_WINDOW: usize = 10_000;
@@ -196,7 +197,7 @@ impl Inner {
         }
     }
 
-    pub(super) fn spool_now(&self, batch: Vec<SpoolRecord>) -> Result<(), String> {
+    pub(super) fn spool_now(&self, batch: Vec<SpoolRecord>) -> Result<(), ExporterError> {
         let n = batch.len() as u64;
         match self.spool.append(&batch) {
             Ok(()) => {
@@ -206,9 +207,10 @@ impl Inner {
             Err(e) => {
                 self.counters().spool_overflow.fetch_add(n, Ordering::Relaxed);
                 write_fallback(&batch);
-                Err(format!(
-                    "{n} undeliverable Kafka messages could not be spooled ({e}); they were written to stderr as `observer-kafka-fallback:` lines"
-                ))
+                Err(ExporterError::Unspooled {
+                    messages: n,
+                    source: Some(Box::new(e.into_exporter_error(self.spool.dir()))),
+                })
             }
         }
     }

@@ -29,11 +29,7 @@ impl Sink for KafkaSink {
     }
 
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
-        let r = self.exporter.send_audit_json(record.event, record.json);
-        match r.error {
-            None => Ok(()),
-            Some(e) => Err(ExporterError::Other(e)),
-        }
+        self.exporter.send_audit_json(record.event, record.json).map(drop)
     }
 
     fn shutdown(&self) -> Result<(), ExporterError> {

@@ -70,16 +70,9 @@ impl KafkaTopicSink {
     /// Hands one event to the exporter; `code` and `what` name it in the report if even the spool failed.
     fn send_event(&self, key: &str, event_type: &str, payload: &[u8], code: &'static str, what: &str) {
         let headers = [("event_type", event_type), ("content-type", "application/json")];
-        let result = self.exporter().send(&self.topic, Some(key), &headers, payload);
-        if !result.success {
-            // Only when the spool itself failed; the exporter has already written the event to stderr.
-            crate::diag::report!(
-                ERROR,
-                code,
-                "{what} could not be queued for Kafka topic `{}`: {:?}",
-                self.topic,
-                result.error
-            );
+        if let Err(e) = self.exporter().send(&self.topic, Some(key), &headers, payload) {
+            // The exporter has already written the event to stderr.
+            crate::diag::report!(ERROR, code, "{what} could not be queued for Kafka topic `{}`: {e}", self.topic);
         }
     }
 }

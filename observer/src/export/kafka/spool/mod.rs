@@ -75,6 +75,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::config::FilePermissions;
+use crate::error::ExporterError;
 use crate::export::files;
 use format::{encode_line, parse_segment, parse_segment_name, scan_segment, SEGMENT_PREFIX};
 use quarantine::Quarantine;
@@ -83,6 +84,17 @@ use segments::{sealed_segment, Active, Inner, DEFAULT_SEGMENT_BYTES};
 
 /// The name of the lock file inside the spool directory.
 const LOCK_FILE: &str = "spool.lock";
+
+impl SpoolError {
+    /// The public error for this spool error of the spool in `dir`.
+    pub(crate) fn into_exporter_error(self, dir: &Path) -> ExporterError {
+        match self {
+            Self::Full { limit_bytes } => ExporterError::SpoolFull { limit_bytes },
+            Self::Io(source) => ExporterError::Io { sink: format!("Kafka spool {}", dir.display()), source },
+            Self::Locked(dir) => ExporterError::SpoolLocked(dir),
+        }
+    }
+}
 
 /// One message as it will be (re)produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
