@@ -24,6 +24,7 @@ pub(crate) use attributes::current_trace_ids;
 pub(crate) use attributes::{set_span_attribute, set_span_error};
 #[cfg(feature = "otel")]
 pub(crate) use flush::flush_tracing;
+#[cfg(feature = "otel")]
 pub use flush::{shutdown_tracing, shutdown_tracing_with_timeout};
 #[cfg(feature = "otel")]
 pub(crate) use install::{configure_from_init, is_configured};
