@@ -36,7 +36,7 @@ use axum::routing::get;
 use axum::Router;
 use observer::actor::JwksCache;
 use observer::web::{ClientIp, InvalidTokenPolicy, ObserverLayer};
-use observer::{audit, get_actor_context, ActorScopeExt, AuditSink, ObserverConfig, ResourceType};
+use observer::{audit, get_actor_context, AuditSink, ObserverConfig, ResourceType, ScopeExt};
 use serde_json::{json, Value};
 
 /// A JSON response (axum's `Json` needs its `json` feature; this keeps the example's dependencies small).
@@ -48,8 +48,8 @@ fn json_response(body: Value) -> Response {
 async fn read_document(Path(id): Path<String>) -> Response {
     let event = audit::log_read(ResourceType::Document, id.clone()).description(format!("Read document {id}")).emit();
     let actor = event.as_ref().ok().and_then(|e| e.actor.as_ref()).map(|a| a.actor_id.clone());
-    // Background work keeps the request's actor when spawned with `.with_current_actor()`.
-    let background = tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }.with_current_actor());
+    // Background work keeps the request's actor when spawned with `.in_current_scope()`.
+    let background = tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }.in_current_scope());
     let background_actor = background.await.ok().flatten();
     json_response(json!({"document": id, "audited_as": actor, "background_actor": background_actor}))
 }

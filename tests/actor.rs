@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::memory_sink;
 use observer::{
-    audit, get_actor_context, register_actor_provider, set_actor_context, with_actor, ActorContext, ActorScopeExt,
-    ResourceType,
+    audit, get_actor_context, register_actor_provider, set_actor_context, with_actor, ActorContext, ResourceType,
+    ScopeExt,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -37,7 +37,7 @@ async fn actors_stay_isolated_across_1000_concurrent_tasks() {
             assert_eq!(e.actor.as_ref().unwrap().actor_id, format!("{me}-changed"));
             // a spawned child sees the actor only when wrapped
             let inherited =
-                tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }.with_current_actor()).await.unwrap();
+                tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }.in_current_scope()).await.unwrap();
             assert_eq!(inherited, Some(format!("{me}-changed")));
             let bare = tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }).await.unwrap();
             assert!(
@@ -191,7 +191,7 @@ async fn plain_spawn_inside_with_actor_never_sees_another_tasks_actor() {
     })
     .await;
     assert_ne!(child.as_deref(), Some("leaky-user-a"), "a plain task recorded another request's actor");
-    assert_eq!(child, None, "an unwrapped task has no actor (wrap it with `.with_current_actor()` to inherit)");
+    assert_eq!(child, None, "an unwrapped task has no actor (wrap it with `.in_current_scope()` to inherit)");
     // Nor does any later task on that thread.
     let later = tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }).await.unwrap();
     assert_eq!(later, None);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use observer::trace::{
     AgentTrace, AgentTracer, AgentTracerConfig, MemoryTraceSink, TraceEvent, TraceEventType, TracerFactory,
 };
-use observer::{calculate_cost_cached, ObserverConfig};
+use observer::{calculate_cost_cached, ObserverConfig, ScopeExt};
 use serde_json::{json, Value};
 
 fn tracer(name: &str) -> (AgentTracer, MemoryTraceSink) {
@@ -624,13 +624,13 @@ fn a_flood_of_out_of_order_calls_is_counted_not_kept() {
 #[observer::agent_component(name = "Dispatcher", kind = "agent")]
 async fn dispatch(n: u32) -> u32 {
     // A spawned task keeps the trace and its parent component only when wrapped.
-    let joined = tokio::spawn(observer::trace::with_current_agent(async move { generate("spawned").len() as u32 }));
+    let joined = tokio::spawn(async move { generate("spawned").len() as u32 }.in_current_scope());
     let plain = tokio::spawn(async move { generate("not traced").len() as u32 });
     n + joined.await.unwrap() + plain.await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawned_tasks_join_the_trace_with_with_current_agent() {
+async fn spawned_tasks_join_the_trace_with_in_current_scope() {
     let (tracer, sink) = tracer("spawn");
     tracer.start_trace();
     let n = tracer.scope(dispatch(1)).await;

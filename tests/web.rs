@@ -22,7 +22,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use observer::actor::JwksCache;
 use observer::actor::TokenVerifier;
 use observer::web::{ClientIp, InvalidTokenPolicy, ObserverLayer};
-use observer::{audit, get_actor_context, ActorScopeExt, AuditEvent, ResourceType};
+use observer::{audit, get_actor_context, AuditEvent, ResourceType, ScopeExt};
 use serde_json::{json, Value};
 
 const RSA_PRIVATE: &[u8] = include_bytes!("data/jwt/rsa_private.pem");
@@ -146,7 +146,7 @@ fn actor_json() -> Value {
 }
 
 /// The actor as the handler sees it: at the start, after an `.await`, in a task spawned with
-/// `.with_current_actor()`, and in a task spawned without it.
+/// `.in_current_scope()`, and in a task spawned without it.
 async fn whoami(State(calls): State<Arc<AtomicUsize>>) -> impl IntoResponse {
     calls.fetch_add(1, Ordering::SeqCst);
     let before = actor_json();
@@ -157,7 +157,7 @@ async fn whoami(State(calls): State<Arc<AtomicUsize>>) -> impl IntoResponse {
             tokio::time::sleep(Duration::from_millis(5)).await;
             actor_json()
         }
-        .with_current_actor(),
+        .in_current_scope(),
     )
     .await
     .unwrap_or(Value::Null);
@@ -260,7 +260,7 @@ async fn valid_token_gives_the_handler_its_actor_everywhere() {
         });
         assert_eq!(body["before"], expected);
         assert_eq!(body["after_await"], expected, "across .await");
-        assert_eq!(body["spawned"], expected, "in tokio::spawn(fut.with_current_actor())");
+        assert_eq!(body["spawned"], expected, "in tokio::spawn(fut.in_current_scope())");
         assert_eq!(body["unscoped_spawn"], Value::Null, "a plain spawn does not inherit the actor");
         assert_eq!(realm.hits.load(Ordering::SeqCst), 1);
     })

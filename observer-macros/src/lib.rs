@@ -357,7 +357,7 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
 /// inside the body (nested `#[agent_component]` calls) become its children; concurrent calls are siblings. A
 /// panic or a future dropped before completion ends the component with an error. The function keeps its
 /// signature and may be sync or `async`, a free function or a method. A task spawned from a component joins the
-/// trace when wrapped: `tokio::spawn(observer::trace::with_current_agent(fut))`.
+/// trace when wrapped: `tokio::spawn(fut.in_current_scope())` (`observer::ScopeExt`).
 ///
 /// ```ignore
 /// #[observer::agent_component(name = "QueryClassifier", kind = "llm")]

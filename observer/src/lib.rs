@@ -40,6 +40,7 @@ pub mod export;
 mod init;
 pub mod llm;
 mod otel;
+mod scope;
 #[cfg(unix)]
 mod signals;
 pub mod trace;
@@ -51,9 +52,7 @@ mod workflow;
 #[doc(hidden)]
 pub mod __private;
 
-pub use actor::context::{
-    get_actor_context, register_actor_provider, set_actor_context, with_actor, ActorContext, ActorScopeExt,
-};
+pub use actor::context::{get_actor_context, register_actor_provider, set_actor_context, with_actor, ActorContext};
 pub use actor::keycloak::{set_actor_from_keycloak_token, ClaimMappings, Verify};
 pub use audit::builder::{get_audit_logger, AuditLogger};
 pub use audit::event::{AuditEvent, ChangeRecord};
@@ -71,6 +70,7 @@ pub use init::{configure, exit, flush, init, is_initialized, shutdown, stats, In
 pub use observer_macros::audit;
 #[doc(inline)]
 pub use observer_macros::{agent_component, step, workflow};
+pub use scope::{InCurrentScope, ScopeExt};
 #[cfg(unix)]
 pub use signals::{shutdown_on_signals, shutdown_signal, ShutdownSignal};
 

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::event::nullable;
+use crate::scope::ScopeGuard;
 
 /// Who performed an audited action. Serialised as the `actor` object of an audit event, always with every field:
 /// unknown ones are `null` (an empty string is written as `null` too) and `roles` / `groups` are `[]` when empty,
@@ -150,16 +151,10 @@ impl ActorContext {
 // ---------------------------------------------------------------------------------------------
 // Resolution: scope (task) → thread → providers.
 
-/// What the current thread is doing with respect to actor scopes.
-enum Slot {
-    /// Not inside any [`with_actor`] scope.
-    NoScope,
-    /// Inside a scope; the scope's actor (which [`set_actor_context`] replaces while inside it).
-    Scoped(Option<Arc<ActorContext>>),
-}
-
 thread_local! {
-    static SCOPE: RefCell<Slot> = const { RefCell::new(Slot::NoScope) };
+    /// The actor scope of the running task or closure: `None` outside any [`with_actor`] scope, `Some(actor)`
+    /// inside one (`Some(None)`: a scope without an actor, which [`set_actor_context`] fills in).
+    pub(crate) static SCOPE: RefCell<Option<Option<Arc<ActorContext>>>> = const { RefCell::new(None) };
     static THREAD_ACTOR: RefCell<Option<Arc<ActorContext>>> = const { RefCell::new(None) };
 }
 
@@ -277,7 +272,7 @@ static PROVIDERS: std::sync::LazyLock<ArcSwap<Vec<Provider>>> =
 
 /// Sets the current actor.
 ///
-/// * Inside a [`with_actor`] / [`ActorScopeExt`] scope: replaces the scope's actor (task-local, like Python's
+/// * Inside a [`with_actor`] scope (or a task wrapped with [`in_current_scope`](crate::ScopeExt::in_current_scope)): replaces the scope's actor (task-local, like Python's
 ///   `contextvars`).
 /// * Outside any scope, inside a Tokio task (e.g. an async middleware that sets the actor at the start of a
 ///   request and clears it with `None` at the end): sets the actor of **that task** only. Other tasks, also on the
@@ -294,11 +289,11 @@ static PROVIDERS: std::sync::LazyLock<ArcSwap<Vec<Provider>>> =
 pub fn set_actor_context(actor: Option<ActorContext>) {
     let actor = actor.map(Arc::new);
     let in_scope = SCOPE.with(|s| match &mut *s.borrow_mut() {
-        Slot::Scoped(slot) => {
-            *slot = actor.clone();
+        Some(scoped) => {
+            *scoped = actor.clone();
             true
         }
-        Slot::NoScope => false,
+        None => false,
     });
     if !in_scope {
         match tokio::task::try_id() {
@@ -320,10 +315,7 @@ pub fn get_actor_context() -> Option<ActorContext> {
 
 /// Like [`get_actor_context`] but without cloning the actor (used on the hot path of emitting events).
 pub(crate) fn current_actor() -> Option<Arc<ActorContext>> {
-    let scoped = SCOPE.with(|s| match &*s.borrow() {
-        Slot::Scoped(a) => Some(a.clone()),
-        Slot::NoScope => None,
-    });
+    let scoped = crate::scope::current(&SCOPE);
     let explicit = match scoped {
         Some(a) => a,
         None => match tokio::task::try_id() {
@@ -360,7 +352,8 @@ pub fn clear_actor_providers() {
 
 /// Runs `fut` with `actor` as its actor. The actor follows the future across `.await` points and worker
 /// threads, and is visible only while this future is being polled, never to other tasks on the same thread.
-/// To carry it into a spawned task, wrap that task too: `tokio::spawn(fut.with_current_actor())`.
+/// To carry it into a spawned task, wrap that task too: `tokio::spawn(fut.in_current_scope())`
+/// ([`ScopeExt`](crate::ScopeExt)).
 pub fn with_actor<F: Future>(actor: ActorContext, fut: F) -> WithActor<F> {
     scoped_actor(Some(actor), fut)
 }
@@ -373,37 +366,21 @@ pub fn with_actor_sync<R>(actor: ActorContext, f: impl FnOnce() -> R) -> R {
 /// [`with_actor`] for an actor that may be absent: a scope with no actor still shadows the thread's actor (and
 /// keeps `set_actor_context` inside it), so one request never sees another's.
 pub(crate) fn scoped_actor<F: Future>(actor: Option<ActorContext>, fut: F) -> WithActor<F> {
-    WithActor { actor: actor.map(Arc::new), inner: fut }
+    WithActor { scope: Some(actor.map(Arc::new)), inner: fut }
 }
 
 /// [`with_actor_sync`] for an actor that may be absent (see [`scoped_actor`]).
 pub(crate) fn scoped_actor_sync<R>(actor: Option<ActorContext>, f: impl FnOnce() -> R) -> R {
-    let mut slot = actor.map(Arc::new);
-    let _guard = ScopeGuard::enter(&mut slot);
+    let mut slot = Some(actor.map(Arc::new));
+    let _guard = ScopeGuard::enter(&SCOPE, &mut slot);
     f()
 }
-
-/// Extension methods that attach an actor scope to any future.
-pub trait ActorScopeExt: Future + Sized {
-    /// Runs this future with `actor` as its actor (see [`with_actor`]).
-    fn with_actor(self, actor: ActorContext) -> WithActor<Self> {
-        with_actor(actor, self)
-    }
-
-    /// Captures the actor that is current *now* (see [`get_actor_context`]) and runs this future with it,
-    /// e.g. for `tokio::spawn(task.with_current_actor())`.
-    fn with_current_actor(self) -> WithActor<Self> {
-        WithActor { actor: current_actor(), inner: self }
-    }
-}
-
-impl<F: Future> ActorScopeExt for F {}
 
 pin_project_lite::pin_project! {
     /// A future running inside an actor scope; see [`with_actor`].
     #[must_use = "futures do nothing unless polled"]
     pub struct WithActor<F> {
-        actor: Option<Arc<ActorContext>>,
+        scope: Option<Option<Arc<ActorContext>>>,
         #[pin]
         inner: F,
     }
@@ -414,32 +391,8 @@ impl<F: Future> Future for WithActor<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _guard = ScopeGuard::enter(this.actor);
+        let _guard = ScopeGuard::enter(&SCOPE, this.scope);
         this.inner.poll(cx)
-    }
-}
-
-/// Installs a scope on this thread for the duration of one poll (or one closure call) and writes back any
-/// change made through [`set_actor_context`] when it ends, also on unwind.
-struct ScopeGuard<'a> {
-    slot: &'a mut Option<Arc<ActorContext>>,
-    previous: Option<Slot>,
-}
-
-impl<'a> ScopeGuard<'a> {
-    fn enter(slot: &'a mut Option<Arc<ActorContext>>) -> Self {
-        let previous = SCOPE.with(|s| std::mem::replace(&mut *s.borrow_mut(), Slot::Scoped(slot.take())));
-        Self { slot, previous: Some(previous) }
-    }
-}
-
-impl Drop for ScopeGuard<'_> {
-    fn drop(&mut self) {
-        let previous = self.previous.take().unwrap_or(Slot::NoScope);
-        let ours = SCOPE.with(|s| std::mem::replace(&mut *s.borrow_mut(), previous));
-        if let Slot::Scoped(actor) = ours {
-            *self.slot = actor;
-        }
     }
 }
 

@@ -23,7 +23,7 @@ pub use events::{TraceEvent, TraceEventType};
 pub use factory::TracerFactory;
 pub use kind::ComponentKind;
 pub use pricing::AgentTotals;
-pub use scope::{current_agent, with_current_agent, AgentScope};
+pub use scope::{current_agent, AgentScope};
 pub use shrink::MAX_EVENT_BYTES;
 pub use sink::{MemoryTraceSink, TraceSink};
 pub use tracer::{AgentTracer, ComponentStart, MAX_WARNINGS};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::tracer::AgentTracer;
-use crate::trace::scope::ScopeGuard;
+use crate::scope::ScopeGuard;
 
 /// The agent trace a scope runs in, and the component it runs inside (the parent of components it starts).
 #[derive(Clone, Debug)]
@@ -18,7 +18,7 @@ pub(crate) struct Current {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    pub(crate) static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
 }
 
 pin_project_lite::pin_project! {
@@ -67,20 +67,13 @@ pub(crate) fn scope_sync<R>(tracer: AgentTracer, component: Option<Arc<str>>, f:
     f()
 }
 
-/// Wraps `fut` to run in the agent trace — and under the component — current now, wherever it is polled: for
-/// `tokio::spawn(with_current_agent(fut))` from inside a component, so that the spawned task's
-/// `#[agent_component]` calls join the trace as children of that component. Outside an agent trace, `fut` runs
-/// outside one too.
-pub fn with_current_agent<F: Future>(fut: F) -> AgentScope<F> {
-    AgentScope { current: current(), inner: fut }
-}
-
 /// The agent trace of the innermost current [`scope`](AgentTracer::scope) (task) or
-/// [`scope_sync`](AgentTracer::scope_sync) (thread), if any.
+/// [`scope_sync`](AgentTracer::scope_sync) (thread), if any. A task spawned from inside one keeps it when wrapped
+/// with [`in_current_scope`](crate::ScopeExt::in_current_scope).
 pub fn current_agent() -> Option<AgentTracer> {
     current().map(|c| c.tracer)
 }
 
 pub(crate) fn current() -> Option<Current> {
-    crate::trace::scope::current(&CURRENT)
+    crate::scope::current(&CURRENT)
 }

@@ -37,4 +37,4 @@ pub use vocabulary::UnknownVariant;
 // The crate's own short paths to the nouns published at the root.
 pub(crate) use builder::get_audit_logger;
 pub(crate) use event::AuditEvent;
-pub(crate) use vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
+pub(crate) use vocabulary::{AuditAction, ResourceType};

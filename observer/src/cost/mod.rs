@@ -137,5 +137,5 @@ pub(crate) mod price;
 pub use crate::llm::usage::MAX_TOKEN_COUNT;
 pub use price::{resolve_model, round_usd, warm_up, ResolvedModel, CURRENCY, MAX_WARNED_PAIRS, USD_DECIMALS};
 
-pub(crate) use price::{calculate_cost_usage, CostResult};
+pub(crate) use price::calculate_cost_usage;
 pub(crate) use price::{is_bedrock_model_id, warm_up_in_background};

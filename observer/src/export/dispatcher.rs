@@ -589,9 +589,9 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use crate::audit::{AuditAction, AuditEventType};
     use crate::export::MemorySink;
     use crate::ResourceType;
+    use crate::{AuditAction, AuditEventType};
 
     /// A sink whose `sync` fails while `fail` is set (as `fdatasync` does after a write-back error).
     #[derive(Debug, Default)]

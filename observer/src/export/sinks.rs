@@ -359,7 +359,7 @@ impl Sink for MemorySink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditAction, AuditEventType, ResourceType};
+    use crate::{AuditAction, AuditEventType, ResourceType};
 
     fn write_one(sink: &FileSink, id: &str) {
         let event = AuditEvent::new(AuditEventType::DataAccess, AuditAction::Read, ResourceType::Document, id);

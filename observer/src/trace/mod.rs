@@ -7,8 +7,6 @@
 //!
 //! Custom spans are plain [`tracing`] spans: `tracing::info_span!("process-document", document_id = "doc-123")`.
 
-pub(crate) mod scope;
-
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub use crate::config::{OtlpProtocol, TracingConfig};
@@ -21,9 +19,9 @@ pub use crate::otel::{configure_tracing, otel_layer, shutdown_tracing, shutdown_
 pub use crate::export::kafka::otlp::{KafkaSpanExporter, DEFAULT_OTEL_TOPIC};
 
 pub use crate::agent::{
-    current_agent, with_current_agent, AgentScope, AgentTotals, AgentTrace, AgentTracer, AgentTracerConfig,
-    ComponentKind, ComponentStart, MemoryTraceSink, TraceEvent, TraceEventType, TraceSink, TracerFactory,
-    DEFAULT_PROJECT_NAME, DEFAULT_TRACE_TOPIC, MAX_EVENT_BYTES, MAX_WARNINGS,
+    current_agent, AgentScope, AgentTotals, AgentTrace, AgentTracer, AgentTracerConfig, ComponentKind, ComponentStart,
+    MemoryTraceSink, TraceEvent, TraceEventType, TraceSink, TracerFactory, DEFAULT_PROJECT_NAME, DEFAULT_TRACE_TOPIC,
+    MAX_EVENT_BYTES, MAX_WARNINGS,
 };
 pub use crate::workflow::{
     current_workflow, trace_workflow, MemoryWorkflowSink, Step, StepRecord, StepStatus, WorkflowEvent,

@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use crate::actor::context::scoped_actor_sync;
 use crate::actor::{JwksCache, TokenVerifier};
-use crate::audit::{get_audit_logger, AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 use crate::error::TokenError;
 use crate::ActorContext;
+use crate::{get_audit_logger, AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 
 /// Longest path or user agent copied into spans, actors and audit events.
 const MAX_TEXT: usize = 1024;

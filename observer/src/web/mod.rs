@@ -16,7 +16,7 @@
 //!    [`init`](crate::init) (or [`ObserverLayer::claim_mappings`]), adds the client IP and user agent, and runs
 //!    the whole inner service inside [`with_actor`](crate::with_actor): the actor is the current one for the
 //!    whole request, across every `.await`, and in tasks spawned with
-//!    `tokio::spawn(fut.with_current_actor())` ([`ActorScopeExt`](crate::ActorScopeExt)). Nothing is left behind
+//!    `tokio::spawn(fut.in_current_scope())` ([`ScopeExt`](crate::ScopeExt)). Nothing is left behind
 //!    when the request ends, and a request without an actor never sees another's;
 //! 4. on a token that fails verification records an AUTHENTICATION / LOGIN audit event on the `API` resource
 //!    (the request path) with outcome FAILURE, severity MEDIUM and metadata `reason` (`expired`,

@@ -14,6 +14,7 @@ mod summary;
 mod tracer;
 
 pub use events::{WorkflowEvent, WorkflowEventType};
+pub(crate) use scope::CURRENT as CURRENT_WORKFLOW;
 pub use scope::{current_workflow, WorkflowScope};
 pub(crate) use sink::default_workflow_sink;
 pub use sink::{MemoryWorkflowSink, WorkflowSink};

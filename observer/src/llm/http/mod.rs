@@ -14,11 +14,11 @@ pub use self::body::LlmBody;
 pub use self::detect::Provider;
 pub use self::reqwest::LlmMiddleware;
 pub use self::tower::{BoxError, LlmLayer, LlmService, MAX_REQUEST_BYTES};
-use crate::cost::CostResult;
 use crate::llm::semconv::{
     GEN_AI_REQUEST_MAX_TOKENS, GEN_AI_REQUEST_TEMPERATURE, GEN_AI_REQUEST_TOP_P, GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
 };
 use crate::llm::usage::TokenUsage;
+use crate::CostResult;
 
 /// Per-middleware overrides of the global switches.
 #[derive(Debug, Clone, Copy, Default)]

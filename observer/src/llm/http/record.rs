@@ -9,8 +9,8 @@ use super::detect::{Endpoint, Provider};
 use super::extract::{parse_request, truncate, RequestInfo, ResponseInfo};
 use super::sse::SseParser;
 use super::TokenUsage;
-use crate::cost::{calculate_cost_usage, CostResult};
 use crate::llm::semconv::*;
+use crate::{calculate_cost_usage, CostResult};
 
 /// `error.type` attribute (OpenTelemetry general conventions).
 pub(crate) const ERROR_TYPE: &str = "error.type";

@@ -1,0 +1,184 @@
+//! The one scope primitive for the ambient values of a task or thread — the current actor scope, workflow and
+//! agent trace: a thread-local slot made current for one poll of a future (or one closure call) and restored
+//! afterwards ([`ScopeGuard`]), and the capture of all of them into a spawned task ([`ScopeExt`]).
+//!
+//! Each value lives in its area's thread-local (`actor::context::SCOPE`, `workflow::CURRENT_WORKFLOW`,
+//! `agent::scope::CURRENT`); the area's scope future (`WithActor`, `WorkflowScope`, `AgentScope`) holds the value
+//! between polls and enters it with a [`ScopeGuard`] on every poll, so the value follows the future across `.await`
+//! points and worker threads and is never seen by another task on the same thread.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::LocalKey;
+
+use crate::agent::scope::Current as AgentCurrent;
+use crate::trace::WorkflowTracer;
+use crate::ActorContext;
+
+/// A thread-local slot holding the current value (`None`: no current value).
+pub(crate) type Current<T> = &'static LocalKey<RefCell<Option<T>>>;
+
+/// Makes `slot`'s value the current one for one poll (or one closure call), and puts it back into `slot` and
+/// restores the previous current value when it ends, also on unwind. A change made to the current value while
+/// the guard is held (e.g. `set_actor_context` inside an actor scope) is written back into `slot`.
+pub(crate) struct ScopeGuard<'a, T: 'static> {
+    key: Current<T>,
+    slot: &'a mut Option<T>,
+    previous: Option<T>,
+}
+
+impl<'a, T: 'static> ScopeGuard<'a, T> {
+    pub(crate) fn enter(key: Current<T>, slot: &'a mut Option<T>) -> Self {
+        let ours = slot.take();
+        let previous = key.with(|c| std::mem::replace(&mut *c.borrow_mut(), ours));
+        Self { key, slot, previous }
+    }
+}
+
+impl<T: 'static> Drop for ScopeGuard<'_, T> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // `try_with`: never panic, even if this runs while the thread-local is being destroyed.
+        if let Ok(ours) = self.key.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous)) {
+            *self.slot = ours;
+        }
+    }
+}
+
+/// A clone of the current value, if any.
+pub(crate) fn current<T: Clone + 'static>(key: Current<T>) -> Option<T> {
+    key.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// Carries the ambient values of the caller into a future that runs elsewhere, typically a spawned task.
+///
+/// A future given to `tokio::spawn` starts with no actor, no current workflow and no current agent trace: the
+/// scopes of the code that spawned it belong to that code's task. [`in_current_scope`](ScopeExt::in_current_scope)
+/// captures all three *now* and makes them current again whenever the wrapped future is polled:
+///
+/// - the actor (as [`get_actor_context`](crate::get_actor_context) resolves it: scope, task, thread, providers),
+///   as a [`with_actor`](crate::with_actor) scope — `set_actor_context` inside it changes only the spawned task;
+/// - the current workflow ([`current_workflow`](crate::trace::current_workflow)), so its `#[step]`s record into it;
+/// - the current agent trace and component ([`current_agent`](crate::trace::current_agent)), so its
+///   `#[agent_component]` calls join the trace as children of that component.
+///
+/// What is not current now stays absent in the wrapped future. The `tracing` span is carried separately, with
+/// [`tracing::Instrument::in_current_span`].
+///
+/// ```
+/// use observer::{get_actor_context, with_actor, ActorContext, ScopeExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// with_actor(ActorContext::new("user-123"), async {
+///     let spawned = tokio::spawn(async { get_actor_context().map(|a| a.actor_id) }.in_current_scope());
+///     assert_eq!(spawned.await.unwrap().as_deref(), Some("user-123"));
+/// })
+/// .await;
+/// # }
+/// ```
+pub trait ScopeExt: Future + Sized {
+    /// Wraps this future to run with the actor, workflow and agent trace that are current now; see [`ScopeExt`].
+    fn in_current_scope(self) -> InCurrentScope<Self> {
+        InCurrentScope {
+            actor: Some(crate::actor::current_actor()),
+            workflow: current(&crate::workflow::CURRENT_WORKFLOW),
+            agent: current(&crate::agent::scope::CURRENT),
+            inner: self,
+        }
+    }
+}
+
+impl<F: Future> ScopeExt for F {}
+
+pin_project_lite::pin_project! {
+    /// A future running with the actor, workflow and agent trace captured by
+    /// [`in_current_scope`](ScopeExt::in_current_scope).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct InCurrentScope<F> {
+        actor: Option<Option<Arc<ActorContext>>>,
+        workflow: Option<WorkflowTracer>,
+        agent: Option<AgentCurrent>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for InCurrentScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // Dropped in reverse order: agent, workflow, actor.
+        let _actor = ScopeGuard::enter(&crate::actor::context::SCOPE, this.actor);
+        let _workflow = ScopeGuard::enter(&crate::workflow::CURRENT_WORKFLOW, this.workflow);
+        let _agent = ScopeGuard::enter(&crate::agent::scope::CURRENT, this.agent);
+        this.inner.poll(cx)
+    }
+}
+
+impl<F> std::fmt::Debug for InCurrentScope<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InCurrentScope")
+            .field("actor", &self.actor)
+            .field("workflow", &self.workflow.is_some())
+            .field("agent", &self.agent.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{current_agent, current_workflow, AgentTrace, AgentTracer, AgentTracerConfig};
+    use crate::{get_actor_context, set_actor_context, with_actor};
+
+    fn ambient() -> (Option<String>, Option<String>, Option<String>) {
+        (
+            get_actor_context().map(|a| a.actor_id),
+            current_workflow().map(|w| w.name().to_owned()),
+            current_agent().map(|t| t.trace_name().to_owned()),
+        )
+    }
+
+    #[test]
+    fn in_current_scope_carries_actor_workflow_and_agent_into_a_spawned_task() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let wf = crate::trace::trace_workflow("scope-wf");
+        let trace = AgentTrace { trace_name: "scope-agent".into(), ..Default::default() };
+        let agent = AgentTracer::new(AgentTracerConfig { trace, ..Default::default() }).expect("tracer");
+        let (carried, plain) = rt.block_on(with_actor(
+            ActorContext::new("scope-user"),
+            wf.scope(agent.scope(async {
+                let carried = tokio::spawn(async { ambient() }.in_current_scope());
+                let plain = tokio::spawn(async { ambient() });
+                (carried.await.unwrap(), plain.await.unwrap())
+            })),
+        ));
+        let expected = (Some("scope-user".to_owned()), Some("scope-wf".to_owned()), Some("scope-agent".to_owned()));
+        assert_eq!(carried, expected);
+        assert_eq!(plain, (None, None, None), "a plain spawn starts with nothing");
+    }
+
+    #[test]
+    fn a_carried_actor_scope_keeps_its_own_changes_and_nothing_else_leaks() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(with_actor(ActorContext::new("outer"), async {
+            let task = async {
+                set_actor_context(Some(ActorContext::new("changed-in-task")));
+                tokio::task::yield_now().await;
+                get_actor_context().map(|a| a.actor_id)
+            };
+            let inner = tokio::spawn(task.in_current_scope()).await.unwrap();
+            assert_eq!(inner.as_deref(), Some("changed-in-task"), "kept across polls");
+            assert_eq!(get_actor_context().map(|a| a.actor_id).as_deref(), Some("outer"), "the spawner's is kept");
+        }));
+        // Outside any scope nothing is captured, and nothing is left on the thread.
+        assert_eq!(ambient(), (None, None, None));
+        let outside = rt.block_on(async { tokio::spawn(async { ambient() }.in_current_scope()).await.unwrap() });
+        assert_eq!(outside, (None, None, None));
+    }
+}
