@@ -1,9 +1,10 @@
-//! The one scope primitive for the ambient values of a task or thread — the current actor scope, workflow and
-//! agent trace: a thread-local slot made current for one poll of a future (or one closure call) and restored
-//! afterwards ([`ScopeGuard`]), and the capture of all of them into a spawned task ([`ScopeExt`]).
+//! The one scope primitive for the ambient values of a task or thread — the current actor scope, workflow,
+//! agent trace and audit pipeline: a thread-local slot made current for one poll of a future (or one closure call)
+//! and restored afterwards ([`ScopeGuard`]), and the capture of all of them into a spawned task ([`ScopeExt`]).
 //!
 //! Each value lives in its area's thread-local (`actor::context::SCOPE`, `workflow::CURRENT_WORKFLOW`,
-//! `agent::scope::CURRENT`); the area's scope future (`WithActor`, `WorkflowScope`, `AgentScope`) holds the value
+//! `agent::scope::CURRENT`, `export::CURRENT_PIPELINE`); the area's scope future (`WithActor`, `WorkflowScope`,
+//! `AgentScope`, `WithPipeline`) holds the value
 //! between polls and enters it with a [`ScopeGuard`] on every poll, so the value follows the future across `.await`
 //! points and worker threads and is never seen by another task on the same thread.
 
@@ -15,6 +16,7 @@ use std::task::{Context, Poll};
 use std::thread::LocalKey;
 
 use crate::agent::scope::Current as AgentCurrent;
+use crate::export::Core;
 use crate::trace::WorkflowTracer;
 use crate::ActorContext;
 
@@ -55,15 +57,17 @@ pub(crate) fn current<T: Clone + 'static>(key: Current<T>) -> Option<T> {
 
 /// Carries the ambient values of the caller into a future that runs elsewhere, typically a spawned task.
 ///
-/// A future given to `tokio::spawn` starts with no actor, no current workflow and no current agent trace: the
-/// scopes of the code that spawned it belong to that code's task. [`in_current_scope`](ScopeExt::in_current_scope)
-/// captures all three *now* and makes them current again whenever the wrapped future is polled:
+/// A future given to `tokio::spawn` starts with no actor, no current workflow, no current agent trace and the
+/// process's audit pipeline: the scopes of the code that spawned it belong to that code's task.
+/// [`in_current_scope`](ScopeExt::in_current_scope) captures them all *now* and makes them current again whenever
+/// the wrapped future is polled:
 ///
 /// - the actor (as [`get_actor_context`](crate::get_actor_context) resolves it: scope, task, thread, providers),
 ///   as a [`with_actor`](crate::with_actor) scope — `set_actor_context` inside it changes only the spawned task;
 /// - the current workflow ([`current_workflow`](crate::trace::current_workflow)), so its `#[step]`s record into it;
 /// - the current agent trace and component ([`current_agent`](crate::trace::current_agent)), so its
-///   `#[agent_component]` calls join the trace as children of that component.
+///   `#[agent_component]` calls join the trace as children of that component;
+/// - the audit pipeline of a [`with_pipeline`](crate::export::with_pipeline) scope, so its audit events go there.
 ///
 /// What is not current now stays absent in the wrapped future. The `tracing` span is carried separately, with
 /// [`tracing::Instrument::in_current_span`].
@@ -81,12 +85,14 @@ pub(crate) fn current<T: Clone + 'static>(key: Current<T>) -> Option<T> {
 /// # }
 /// ```
 pub trait ScopeExt: Future + Sized {
-    /// Wraps this future to run with the actor, workflow and agent trace that are current now; see [`ScopeExt`].
+    /// Wraps this future to run with the actor, workflow, agent trace and audit pipeline that are current now;
+    /// see [`ScopeExt`].
     fn in_current_scope(self) -> InCurrentScope<Self> {
         InCurrentScope {
             actor: Some(crate::actor::current_actor()),
             workflow: current(&crate::workflow::CURRENT_WORKFLOW),
             agent: current(&crate::agent::scope::CURRENT),
+            pipeline: current(&crate::export::CURRENT_PIPELINE),
             inner: self,
         }
     }
@@ -95,13 +101,14 @@ pub trait ScopeExt: Future + Sized {
 impl<F: Future> ScopeExt for F {}
 
 pin_project_lite::pin_project! {
-    /// A future running with the actor, workflow and agent trace captured by
+    /// A future running with the actor, workflow, agent trace and audit pipeline captured by
     /// [`in_current_scope`](ScopeExt::in_current_scope).
     #[must_use = "futures do nothing unless polled"]
     pub struct InCurrentScope<F> {
         actor: Option<Option<Arc<ActorContext>>>,
         workflow: Option<WorkflowTracer>,
         agent: Option<AgentCurrent>,
+        pipeline: Option<Arc<Core>>,
         #[pin]
         inner: F,
     }
@@ -112,7 +119,8 @@ impl<F: Future> Future for InCurrentScope<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // Dropped in reverse order: agent, workflow, actor.
+        // Dropped in reverse order: agent, workflow, actor, pipeline.
+        let _pipeline = ScopeGuard::enter(&crate::export::CURRENT_PIPELINE, this.pipeline);
         let _actor = ScopeGuard::enter(&crate::actor::context::SCOPE, this.actor);
         let _workflow = ScopeGuard::enter(&crate::workflow::CURRENT_WORKFLOW, this.workflow);
         let _agent = ScopeGuard::enter(&crate::agent::scope::CURRENT, this.agent);
@@ -126,6 +134,7 @@ impl<F> std::fmt::Debug for InCurrentScope<F> {
             .field("actor", &self.actor)
             .field("workflow", &self.workflow.is_some())
             .field("agent", &self.agent.is_some())
+            .field("pipeline", &self.pipeline.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -180,5 +189,26 @@ mod tests {
         assert_eq!(ambient(), (None, None, None));
         let outside = rt.block_on(async { tokio::spawn(async { ambient() }.in_current_scope()).await.unwrap() });
         assert_eq!(outside, (None, None, None));
+    }
+
+    #[test]
+    fn in_current_scope_carries_the_scoped_audit_pipeline() {
+        use crate::export::{with_pipeline, MemorySink, Pipeline};
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let sink = MemorySink::new();
+        let config = crate::ObserverConfig {
+            service_name: "scoped-pipeline".into(),
+            audit_sink: crate::AuditSink::Memory(sink.clone()),
+            ..Default::default()
+        };
+        let pipeline = Pipeline::new(config).expect("pipeline");
+        rt.block_on(with_pipeline(&pipeline, async {
+            let emit = || crate::audit::log_read(crate::ResourceType::Document, "carried").emit().map(|_| ());
+            tokio::spawn(async move { emit() }.in_current_scope()).await.unwrap().expect("emitted");
+        }));
+        pipeline.flush(std::time::Duration::from_secs(5)).expect("flush");
+        let events = sink.events();
+        assert_eq!(events.len(), 1, "the spawned task's event went to the scoped pipeline");
+        assert_eq!(events[0].resource_id, "carried");
     }
 }

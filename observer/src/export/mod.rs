@@ -22,7 +22,7 @@ pub(crate) use dispatcher::{emit_or_fallback, fallback_to_stderr};
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use kafka::{Accepted, KafkaExporter, KafkaSink, KafkaStats, KafkaTopicSink};
-pub(crate) use pipeline::{current_pipeline, embedded_sink, Core, ServiceFields};
+pub(crate) use pipeline::{current_pipeline, embedded_sink, Core, ServiceFields, CURRENT as CURRENT_PIPELINE};
 pub use pipeline::{with_pipeline, with_pipeline_sync, Pipeline, WithPipeline};
 pub use sinks::{FileSink, MemorySink, StdoutSink};
 

@@ -254,7 +254,7 @@ impl Pipeline {
 
 thread_local! {
     /// The pipeline of the innermost [`with_pipeline`] / [`with_pipeline_sync`] scope on this thread.
-    static CURRENT: RefCell<Option<Arc<Core>>> = const { RefCell::new(None) };
+    pub(crate) static CURRENT: RefCell<Option<Arc<Core>>> = const { RefCell::new(None) };
 }
 
 /// The pipeline of the current scope, if any.
