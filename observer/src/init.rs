@@ -256,9 +256,11 @@ pub fn stats() -> Option<DispatchStats> {
 /// and, with the `otel` feature, the spans that have ended (with or without `init`). Before [`init`] events
 /// are written synchronously, so there is nothing of theirs to wait for.
 ///
-/// Not needed for delivery: the [`ObserverGuard`] drains all of it at exit. Useful before reading what was
-/// written (a file, a topic) or before a risky step. A [`Pipeline`](crate::export::Pipeline) of your own has
-/// its own [`flush`](crate::export::Pipeline::flush).
+/// Not needed for delivery: the [`ObserverGuard`] drains the audit pipeline and the spans at exit, and a shared
+/// producer is drained when the last tracer using it is dropped. Useful before reading what was written (a file,
+/// a topic). What the SDK does not own keeps its own flush: a [`Pipeline`](crate::export::Pipeline) of your
+/// own, a `KafkaExporter` you created, and a tracer's or factory's sink of your own (`AgentTracer::flush`,
+/// `WorkflowTracer::flush`, `TracerFactory::flush`).
 ///
 /// # Errors
 /// The first failure: [`ExporterError::FlushTimeout`], or the error of a sink that failed since the previous

@@ -206,7 +206,12 @@ impl TracerFactory {
     }
 
     /// Waits (at most `timeout`) until the events of every agent and workflow tracer of this factory are
-    /// delivered.
+    /// delivered by the factory's sinks.
+    ///
+    /// [`observer::flush`](crate::flush) already flushes the SDK's own Kafka producers, which carry the sinks a
+    /// factory builds from a `KafkaConfig`; this flush is for sinks it cannot reach: a
+    /// [`TraceSink`](crate::trace::TraceSink) or `WorkflowSink` of your own, or a topic sink over a `KafkaExporter`
+    /// you created.
     ///
     /// # Errors
     /// The sink's flush error, e.g. [`ExporterError::FlushTimeout`](crate::ExporterError::FlushTimeout).

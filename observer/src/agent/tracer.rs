@@ -413,6 +413,10 @@ impl AgentTracer {
     /// Waits (at most `timeout`) until the events sent so far are delivered by the sink. Not needed for
     /// delivery (the exporter's spool and `observer::init`'s guard see to that); useful before reading the topic.
     ///
+    /// [`observer::flush`](crate::flush) already flushes the SDK's own Kafka producers, which carry the sinks
+    /// built from a `KafkaConfig`; this flush is for a sink it cannot reach: a
+    /// [`TraceSink`](crate::trace::TraceSink) of your own, or a topic sink over a `KafkaExporter` you created.
+    ///
     /// # Errors
     /// The sink's flush error, e.g. [`ExporterError::FlushTimeout`](crate::ExporterError::FlushTimeout).
     pub fn flush(&self, timeout: std::time::Duration) -> Result<(), crate::ExporterError> {

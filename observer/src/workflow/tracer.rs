@@ -321,6 +321,10 @@ impl WorkflowTracer {
     /// (immediately `Ok` when it does not stream). Not needed for delivery: the shared producer delivers on its
     /// own and `observer::init`'s guard drains it at exit.
     ///
+    /// [`observer::flush`](crate::flush) already flushes the SDK's own Kafka producers, which carry the sinks
+    /// built from a `KafkaConfig`; this flush is for a sink it cannot reach: a `WorkflowSink` of your own, or a
+    /// topic sink over a `KafkaExporter` you created.
+    ///
     /// # Errors
     /// The sink's flush error, e.g. [`ExporterError::FlushTimeout`](crate::ExporterError::FlushTimeout).
     pub fn flush(&self, timeout: std::time::Duration) -> Result<(), crate::ExporterError> {

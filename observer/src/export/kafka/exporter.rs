@@ -297,6 +297,9 @@ impl KafkaExporter {
     /// Waits (at most `timeout`) until every message handed over so far is acknowledged, and whatever failed
     /// meanwhile is safely in the spool.
     ///
+    /// [`observer::flush`](crate::flush) flushes the exporters the SDK owns (the one of `init`, the ones shared
+    /// by the tracers' streams); this is the flush of an exporter you created yourself.
+    ///
     /// # Errors
     /// [`ExporterError::FlushTimeout`] if messages are still in flight when the timeout passes (they stay
     /// queued and are delivered or spooled later).
