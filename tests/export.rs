@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use observer::export::{self, MemorySink, Pipeline, Record, Sink};
-use observer::{audit, AuditError, AuditSink, ExporterError, FilePermissions, ObserverConfig, ResourceType};
+use observer::{audit, AuditError, AuditSink, ExporterError, FilePermissions, ObserverConfig, ResourceType, ScopeExt};
 
 /// A pipeline of the test's own.
 fn pipeline(config: ObserverConfig) -> Pipeline {
@@ -552,7 +552,8 @@ fn a_scope_sends_events_to_its_pipeline_and_nested_scopes_restore_the_outer_one(
     assert_eq!(ids(&inner_sink), ["inner-0"]);
 }
 
-/// The future form follows the task across `.await`s and worker threads.
+/// The future form follows the task across `.await`s and worker threads; `in_current_scope` carries it into a
+/// spawned task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_future_keeps_its_pipeline_across_awaits_and_threads() {
     let sink = MemorySink::new();
@@ -560,10 +561,12 @@ async fn a_future_keeps_its_pipeline_across_awaits_and_threads() {
     let tasks: Vec<_> = (0..8)
         .map(|t| {
             tokio::spawn(export::with_pipeline(&p, async move {
-                for i in 0..10 {
+                for i in 0..9 {
                     audit::log_read(ResourceType::Document, format!("t{t}-{i}")).emit().expect("queued");
                     tokio::task::yield_now().await;
                 }
+                let spawned = async move { audit::log_read(ResourceType::Document, format!("t{t}-9")).emit() };
+                tokio::spawn(spawned.in_current_scope()).await.unwrap().expect("queued");
             }))
         })
         .collect();

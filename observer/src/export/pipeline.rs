@@ -264,6 +264,7 @@ pub(crate) fn current_pipeline() -> Option<Arc<Core>> {
 
 /// Runs `fut` with `pipeline` as the current audit pipeline of the task: audit events emitted while it is
 /// polled go to `pipeline`, not to the process's. The future form; [`with_pipeline_sync`] takes a closure.
+/// A task spawned inside gets it with [`in_current_scope`](crate::ScopeExt::in_current_scope).
 pub fn with_pipeline<F: Future>(pipeline: &Pipeline, fut: F) -> WithPipeline<F> {
     WithPipeline { slot: Some(Arc::clone(&pipeline.core)), fut }
 }
