@@ -1,5 +1,7 @@
-//! Tracing: [`WorkflowTracer`] for step-timed workflows, and (feature `otel`) the OpenTelemetry set-up that
-//! exports `tracing` spans over OTLP — the guide's "LLM Tracing with Logfire" and "Workflow Tracing".
+//! Tracing: [`WorkflowTracer`] for step-timed workflows, [`AgentTracer`] for AI Studio (Langflow) flow runs (one
+//! span per component, streamed as [`TraceEvent`]s; [`TracerFactory`] shares one configuration), and (feature
+//! `otel`) the OpenTelemetry set-up that exports `tracing` spans over OTLP — the guide's "LLM Tracing with
+//! Logfire", "Workflow Tracing" and "AI Studio Agent Tracing".
 //!
 //! With `otel`: `configure_tracing` (the guide's `configure_logfire`), `otel_layer` for your own subscriber,
 //! `shutdown_tracing` ([`observer::flush`](crate::flush) flushes spans too); `TracingConfig` says where spans go. With `otel-kafka`, also straight to
