@@ -64,6 +64,7 @@ pub use config::{
 pub use cost::price::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};
 #[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use init::kafka_exporter;
 pub use init::{configure, exit, flush, init, is_initialized, shutdown, stats, InitStatus, ObserverGuard};
 #[doc(inline)]
@@ -72,6 +73,7 @@ pub use observer_macros::audit;
 pub use observer_macros::{agent_component, step, workflow};
 pub use scope::{InCurrentScope, ScopeExt};
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use signals::{shutdown_on_signals, shutdown_signal, ShutdownSignal};
 
 /// The README's examples, compiled as doc tests.

@@ -129,7 +129,7 @@
 //!
 //! The guide's functions and types ([`calculate_cost`](crate::calculate_cost),
 //! [`calculate_cost_cached`](crate::calculate_cost_cached), [`calculate_cost_usage`],
-//! [`get_price`](crate::get_price), [`CostResult`], [`ModelPrice`](crate::ModelPrice)) are at
+//! [`get_price`](crate::get_price), [`CostResult`](crate::CostResult), [`ModelPrice`](crate::ModelPrice)) are at
 //! the crate root; this module holds the rest.
 
 pub(crate) mod price;
