@@ -1,4 +1,4 @@
-//! Token usage, model and provider extraction (`observer::llm::usage`) on provider response bodies.
+//! Token usage, model and provider extraction (`observer::llm::extract_llm_info`) on provider response bodies.
 //!
 //! The fixtures in `tests/data/llm/` follow the response bodies printed in each provider's API documentation
 //! (OpenAI chat completions and Responses, Anthropic Messages with prompt caching, Gemini `generateContent`,

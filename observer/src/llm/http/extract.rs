@@ -143,7 +143,7 @@ pub(crate) struct ResponseInfo {
 
 impl ResponseInfo {
     /// The usage normalised (input includes cache reads and writes, output includes reasoning) by
-    /// [`builtin_usage`], the normaliser of `observer::llm::usage`: the same shapes, lenient counts (strings,
+    /// [`builtin_usage`], the one usage normaliser (`llm/usage.rs`): the same shapes, lenient counts (strings,
     /// floats), DeepSeek's cache hits and the [`MAX_TOKEN_COUNT`](crate::llm::usage::MAX_TOKEN_COUNT) ceiling.
     pub(crate) fn token_usage(&self) -> Option<TokenUsage> {
         if !self.has_usage {
