@@ -1,6 +1,5 @@
 //! The bounded queue and the background thread that serialises events and feeds the sinks.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -8,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 
+use super::fallback_to_stderr;
 use super::{Record, Sink};
 use crate::audit::AuditEvent;
-use crate::error::{AuditError, ExporterError};
+use crate::error::ExporterError;
 
 /// Most events taken from the queue before the sinks are flushed.
 const MAX_BATCH: usize = 1024;
@@ -525,39 +525,6 @@ fn report_sink_error(sink: &dyn Sink, err: &ExporterError) {
         "audit sink {} failed: {err}; the events it did not deliver are on stderr (observer-audit-fallback: lines)",
         sink.name()
     );
-}
-
-/// The last resort for events a sink could not take: one line each on stderr, prefixed
-/// `observer-audit-fallback: `, so they are never lost silently. `lines` holds one or more JSON lines.
-pub(crate) fn fallback_to_stderr(lines: &[u8]) {
-    let mut err = std::io::stderr().lock();
-    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let _ = err.write_all(b"observer-audit-fallback: ");
-        let _ = err.write_all(line);
-        let _ = err.write_all(b"\n");
-    }
-}
-
-/// The one way the SDK's own audit events (`#[audit]`, LLM interactions, authentication failures) handle an
-/// event `emit` could not record: the queue was full or the synchronous writer failed. The failure is reported
-/// (as an error naming `origin`) and the event's JSON line is written to the stderr fallback, so that it is never
-/// lost silently. Other errors (an invalid event) are only reported.
-pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, AuditError>) {
-    let Err(e) = result else { return };
-    crate::diag::report!(
-        ERROR,
-        "event-unrecorded",
-        "{origin} audit event could not be recorded ({e}); written to stderr"
-    );
-    let event = match &e {
-        AuditError::QueueFull { event, .. } => Some(event),
-        // The synchronous writer's file sink already put the line on the fallback.
-        AuditError::WriteFailed { source: ExporterError::PartialFlush { .. }, .. } => None,
-        AuditError::WriteFailed { event, .. } => Some(event),
-    };
-    if let Some(json) = event.and_then(|ev| serde_json::to_vec(ev).ok()) {
-        fallback_to_stderr(&json);
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! events emitted inside go to it, not to the process's, so that tests need no global state.
 
 mod dispatcher;
+mod fallback;
 pub(crate) mod files;
 #[cfg(feature = "kafka")]
 pub(crate) mod kafka;
@@ -18,7 +19,7 @@ mod sinks;
 
 pub use dispatcher::DispatchStats;
 pub(crate) use dispatcher::Worker;
-pub(crate) use dispatcher::{emit_or_fallback, fallback_to_stderr};
+pub(crate) use fallback::{emit_or_fallback, fallback_to_stderr};
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub use kafka::{Accepted, KafkaExporter, KafkaSink, KafkaStats, KafkaTopicSink};

@@ -176,7 +176,7 @@ impl FileSink {
                 }
             }
         }
-        super::dispatcher::fallback_to_stderr(&pending[clean..]);
+        super::fallback_to_stderr(&pending[clean..]);
         // Keep the buffer (its capacity) for the next batch.
         state.pending = pending;
         state.pending.clear();
