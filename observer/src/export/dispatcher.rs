@@ -19,7 +19,8 @@ const QUIET: Duration = Duration::from_millis(50);
 /// Longest single wait on an empty queue with nothing to sync.
 const IDLE: Duration = Duration::from_secs(1);
 
-/// Counters of the audit pipeline since [`init`](crate::init). Read with [`stats`](crate::stats).
+/// Counters of an audit pipeline since it started: the process's ([`observer::stats`](crate::stats)) or a
+/// [`Pipeline`](super::Pipeline)'s ([`Pipeline::stats`](super::Pipeline::stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DispatchStats {
