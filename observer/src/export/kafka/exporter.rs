@@ -62,6 +62,7 @@ const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 /// the message is delivered at least once (or, if even the spool fails later, written to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub enum Accepted {
     /// Handed to librdkafka's queue for delivery.
     Queued,
@@ -73,6 +74,7 @@ pub enum Accepted {
 /// Counters of a [`KafkaExporter`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub struct KafkaStats {
     /// Messages handed to librdkafka (live and replayed).
     pub produced: u64,
@@ -104,6 +106,7 @@ pub struct KafkaStats {
 /// Exports audit events and custom events to Kafka. Cheap to clone: clones share one producer, one spool and
 /// one background thread (one producer per process is the intended use; see `observer::kafka_exporter`).
 #[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub struct KafkaExporter {
     pub(super) inner: Arc<Inner>,
 }

@@ -22,6 +22,7 @@ use super::KafkaExporter;
 use crate::error::ConfigurationError;
 
 /// The default topic of OTLP-JSON spans: `genesis-otel`, the topic of the guide's collector pipeline.
+#[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]
 pub const DEFAULT_OTEL_TOPIC: &str = "genesis-otel";
 
 /// The default audit topic; never used for spans (one schema per topic).
@@ -61,6 +62,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]
 pub struct KafkaSpanExporter {
     kafka: KafkaExporter,
     topic: String,

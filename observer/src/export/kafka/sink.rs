@@ -8,6 +8,7 @@ use crate::export::{Record, Sink};
 
 /// The audit sink that exports every event to the audit topic through a shared [`KafkaExporter`].
 #[derive(Debug, Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub struct KafkaSink {
     exporter: KafkaExporter,
     shutdown_timeout: Duration,

@@ -28,6 +28,7 @@ use crate::trace::{TraceEvent, TraceSink, WorkflowEvent, WorkflowSink};
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub struct KafkaTopicSink {
     producer: SharedProducer,
     topic: Arc<str>,
