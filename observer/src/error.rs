@@ -66,10 +66,10 @@ pub enum AuditError {
 #[non_exhaustive]
 pub enum ExporterError {
     /// An I/O error: of a file or stream sink, the Kafka spool, or a thread the SDK could not start.
-    #[error("{sink} sink: {source}")]
+    #[error("{what}: {source}")]
     Io {
         /// What failed (e.g. `file /var/log/audit.jsonl`, `Kafka spool /var/spool/observer`, `dispatcher thread`).
-        sink: String,
+        what: String,
         /// The I/O error.
         #[source]
         source: std::io::Error,

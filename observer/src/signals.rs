@@ -43,7 +43,7 @@ fn listener() -> Result<&'static Listener, crate::ExporterError> {
         .as_ref()
         // The first failure is kept (an `io::Error` cannot be cloned): its kind and message.
         .map_err(|(what, kind, message)| crate::ExporterError::Io {
-            sink: (*what).into(),
+            what: (*what).into(),
             source: std::io::Error::new(*kind, message.clone()),
         })
 }

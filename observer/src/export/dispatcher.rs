@@ -552,7 +552,7 @@ mod tests {
         }
         fn sync(&self) -> Result<(), ExporterError> {
             if self.fail.load(Ordering::SeqCst) {
-                Err(ExporterError::Io { sink: self.name(), source: std::io::Error::other("EIO") })
+                Err(ExporterError::Io { what: self.name(), source: std::io::Error::other("EIO") })
             } else {
                 Ok(())
             }

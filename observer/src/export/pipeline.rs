@@ -106,7 +106,7 @@ impl Core {
         let sink_names = sinks.iter().map(|s| s.name()).collect();
         let settings = PipelineSettings { capacity: config.queue_capacity, sync_interval: config.sync_interval };
         let (queue, worker) = Queue::start(settings, sinks)
-            .map_err(|source| ExporterError::Io { sink: "dispatcher thread".into(), source })?;
+            .map_err(|source| ExporterError::Io { what: "dispatcher thread".into(), source })?;
         let service = ServiceFields::new(&config);
         let core = Self {
             config,

@@ -67,7 +67,7 @@ impl FileSink {
     ) -> Result<Self, ExporterError> {
         let path = path.into();
         let file = open_file(&path, permissions)
-            .map_err(|source| ExporterError::Io { sink: format!("file {}", path.display()), source })?;
+            .map_err(|source| ExporterError::Io { what: format!("file {}", path.display()), source })?;
         Ok(Self {
             path,
             sync,
@@ -105,7 +105,7 @@ impl FileSink {
     fn write_pending(&self, state: &mut FileState, fsync: bool) -> Result<(), ExporterError> {
         if state.pending.is_empty() {
             if let (true, Some(open)) = (fsync, state.file.as_ref()) {
-                return open.file.sync_data().map_err(|source| ExporterError::Io { sink: self.name(), source });
+                return open.file.sync_data().map_err(|source| ExporterError::Io { what: self.name(), source });
             }
             return Ok(());
         }
@@ -141,7 +141,7 @@ impl FileSink {
                     // the fallback (better twice than not at all).
                     state.file = None;
                     state.pending.clear();
-                    return Err(ExporterError::Io { sink: self.name(), source });
+                    return Err(ExporterError::Io { what: self.name(), source });
                 }
             }
             state.pending.clear();
@@ -180,7 +180,7 @@ impl FileSink {
         // Keep the buffer (its capacity) for the next batch.
         state.pending = pending;
         state.pending.clear();
-        ExporterError::PartialFlush { delivered, source: Box::new(ExporterError::Io { sink: self.name(), source }) }
+        ExporterError::PartialFlush { delivered, source: Box::new(ExporterError::Io { what: self.name(), source }) }
     }
 }
 
@@ -273,7 +273,7 @@ impl Sink for StdoutSink {
         let mut out = std::io::stdout().lock();
         let res = out.write_all(&buf).and_then(|()| out.flush());
         buf.clear();
-        res.map_err(|source| ExporterError::Io { sink: self.name(), source })
+        res.map_err(|source| ExporterError::Io { what: self.name(), source })
     }
 }
 

@@ -24,7 +24,7 @@ pub(crate) fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
         .spawn(move || {
             let _ = tx.send(provider.force_flush());
         })
-        .map_err(|source| ExporterError::Io { sink: "OpenTelemetry flush thread".into(), source })?;
+        .map_err(|source| ExporterError::Io { what: "OpenTelemetry flush thread".into(), source })?;
     match rx.recv_timeout(timeout) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(ExporterError::SpanExport(e)),

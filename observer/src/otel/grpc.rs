@@ -41,7 +41,7 @@ pub(super) fn exporter(endpoint: &str) -> Result<(OnRuntime, tokio::runtime::Run
         .thread_name("observer-otlp-grpc")
         .enable_all()
         .build()
-        .map_err(|e| ExporterError::Io { sink: "OTLP gRPC runtime".into(), source: e })?;
+        .map_err(|e| ExporterError::Io { what: "OTLP gRPC runtime".into(), source: e })?;
     let inner = {
         let _enter = runtime.enter();
         opentelemetry_otlp::SpanExporter::builder()

@@ -173,7 +173,7 @@ impl KafkaExporter {
         let thread = std::thread::Builder::new()
             .name("observer-kafka".into())
             .spawn(move || worker.run())
-            .map_err(|e| ExporterError::Io { sink: "kafka thread".into(), source: e })?;
+            .map_err(|e| ExporterError::Io { what: "kafka thread".into(), source: e })?;
         *lock(&inner.thread) = Some(thread);
         let exporter = Self { inner };
         exporter.check_topics_in_background();

@@ -90,7 +90,7 @@ impl SpoolError {
     pub(crate) fn into_exporter_error(self, dir: &Path) -> ExporterError {
         match self {
             Self::Full { limit_bytes } => ExporterError::SpoolFull { limit_bytes },
-            Self::Io(source) => ExporterError::Io { sink: format!("Kafka spool {}", dir.display()), source },
+            Self::Io(source) => ExporterError::Io { what: format!("Kafka spool {}", dir.display()), source },
             Self::Locked(dir) => ExporterError::SpoolLocked(dir),
         }
     }
