@@ -244,3 +244,17 @@ pub enum TokenError {
     #[error("verification keys unavailable: {0}")]
     KeysUnavailable(String),
 }
+
+/// A malformed OTLP exporter setting is a [`ConfigurationError`]; any other failure to build the exporter is
+/// [`ExporterError::SpanExporterBuild`].
+#[cfg(feature = "otel")]
+impl From<opentelemetry_otlp::ExporterBuildError> for ObserverError {
+    fn from(e: opentelemetry_otlp::ExporterBuildError) -> Self {
+        match e {
+            opentelemetry_otlp::ExporterBuildError::InvalidConfiguration(msg) => {
+                ConfigurationError::new("otlp exporter", msg).into()
+            }
+            other => ExporterError::SpanExporterBuild(other).into(),
+        }
+    }
+}

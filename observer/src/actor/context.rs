@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::event::nullable;
-use crate::scope::ScopeGuard;
+use crate::scope::guard::ScopeGuard;
 
 /// Who performed an audited action. Serialised as the `actor` object of an audit event, always with every field:
 /// unknown ones are `null` (an empty string is written as `null` too) and `roles` / `groups` are `[]` when empty,
@@ -315,7 +315,7 @@ pub fn get_actor_context() -> Option<ActorContext> {
 
 /// Like [`get_actor_context`] but without cloning the actor (used on the hot path of emitting events).
 pub(crate) fn current_actor() -> Option<Arc<ActorContext>> {
-    let scoped = crate::scope::current(&SCOPE);
+    let scoped = crate::scope::guard::current(&SCOPE);
     let explicit = match scoped {
         Some(a) => a,
         None => match tokio::task::try_id() {

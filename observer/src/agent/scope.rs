@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::tracer::AgentTracer;
-use crate::scope::ScopeGuard;
+use crate::scope::guard::ScopeGuard;
 
 /// The agent trace a scope runs in, and the component it runs inside (the parent of components it starts).
 #[derive(Clone, Debug)]
@@ -75,5 +75,5 @@ pub fn current_agent() -> Option<AgentTracer> {
 }
 
 pub(crate) fn current() -> Option<Current> {
-    crate::scope::current(&CURRENT)
+    crate::scope::guard::current(&CURRENT)
 }

@@ -15,7 +15,7 @@ use super::{DispatchStats, FileSink, Sink, StdoutSink};
 use crate::audit::AuditEvent;
 use crate::config::{AuditSink, ObserverConfig};
 use crate::error::{AuditError, ExporterError, ObserverError};
-use crate::scope::{current, ScopeGuard};
+use crate::scope::guard::{current, ScopeGuard};
 
 /// Extra time a shutdown waits beyond `flush_timeout` for sinks to move undelivered events somewhere durable
 /// (the Kafka sink into its spool).

@@ -49,7 +49,7 @@ pub(super) fn exporter(endpoint: &str) -> Result<(OnRuntime, tokio::runtime::Run
             .with_protocol(opentelemetry_otlp::Protocol::Grpc)
             .with_endpoint(endpoint)
             .build()
-            .map_err(super::pipeline::exporter_error)?
+            .map_err(ObserverError::from)?
     };
     Ok((OnRuntime { inner, handle: runtime.handle().clone() }, runtime))
 }

@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
 use crate::config::{OtlpProtocol, TracingConfig};
-use crate::error::{ConfigurationError, ExporterError, ObserverError};
+use crate::error::{ConfigurationError, ObserverError};
 #[cfg(doc)]
 use crate::trace::{configure_tracing, otel_layer};
 
@@ -24,15 +24,6 @@ pub(super) struct Installed {
 
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 const SCOPE: &str = "observer";
-
-pub(super) fn exporter_error(e: opentelemetry_otlp::ExporterBuildError) -> ObserverError {
-    match e {
-        opentelemetry_otlp::ExporterBuildError::InvalidConfiguration(msg) => {
-            ConfigurationError::new("otlp exporter", msg).into()
-        }
-        other => ExporterError::SpanExporterBuild(other).into(),
-    }
-}
 
 /// Whether `config` exports spans anywhere: an OTLP endpoint (resolved) or a Kafka topic.
 pub(super) fn exports(config: &TracingConfig, endpoint: Option<&str>) -> bool {
@@ -71,7 +62,7 @@ pub(super) fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<In
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(endpoint)
                 .build()
-                .map_err(exporter_error)?;
+                .map_err(ObserverError::from)?;
             Installed {
                 provider: builder.with_batch_exporter(exporter).build(),
                 #[cfg(feature = "otel-grpc")]

@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::summary::{StepRecord, StepStatus};
-#[cfg(doc)]
-use super::tracer::WorkflowTracer;
 
 /// The `event_type` of a workflow event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -16,13 +14,13 @@ use super::tracer::WorkflowTracer;
 #[non_exhaustive]
 pub enum WorkflowEventType {
     /// The workflow started streaming (created by a streaming factory, or
-    /// [`stream`](WorkflowTracer::stream)).
+    /// [`stream`](crate::trace::WorkflowTracer::stream)).
     WorkflowStart,
     /// A step started.
     StepStart,
     /// A step ended (finished, dropped, failed, panicked or cancelled).
     StepEnd,
-    /// The workflow [finished](WorkflowTracer::finish) (or its last handle was dropped).
+    /// The workflow [finished](crate::trace::WorkflowTracer::finish) (or its last handle was dropped).
     WorkflowEnd,
 }
 
@@ -46,12 +44,12 @@ impl fmt::Display for WorkflowEventType {
 
 /// One message of the workflow stream (topic `KafkaConfig::workflow_topic`, default `workflow-traces`).
 ///
-/// A streaming workflow (see [`WorkflowTracer::stream`]) sends `workflow_start` when streaming begins,
-/// `step_start` / `step_end` for every step (however it runs and however it ends: [`Step`](crate::trace::Step)
-/// guard, `run_step`, `run_step_sync`, `#[step]`, drop, panic, cancellation) and `workflow_end` once, on
-/// [`finish`](WorkflowTracer::finish) or when the last clone of the tracer is dropped. Every event carries
-/// `event_type`, `workflow_id` (a UUID string per workflow run, also the Kafka message key), `workflow_name`,
-/// `service_name` and `timestamp`.
+/// A streaming workflow (see [`WorkflowTracer::stream`](crate::trace::WorkflowTracer::stream)) sends
+/// `workflow_start` when streaming begins, `step_start` / `step_end` for every step (however it runs and however it
+/// ends: [`Step`](crate::trace::Step) guard, `run_step`, `run_step_sync`, `#[step]`, drop, panic, cancellation) and
+/// `workflow_end` once, on [`finish`](crate::trace::WorkflowTracer::finish) or when the last clone of the tracer is
+/// dropped. Every event carries `event_type`, `workflow_id` (a UUID string per workflow run, also the Kafka
+/// message key), `workflow_name`, `service_name` and `timestamp`.
 ///
 /// ```
 /// use observer::trace::{MemoryWorkflowSink, WorkflowEventType, WorkflowTracer};
@@ -81,7 +79,7 @@ impl fmt::Display for WorkflowEventType {
 /// | `step_end`       | `step_name`, `step_index`, `attributes`, `duration_ms`, `status`, `error` (only if it |
 /// |                  | failed)                                                                               |
 /// | `workflow_end`   | `duration_ms`, `step_count`, `total_step_time_ms`, `failed_step_count`, `error` (only |
-/// |                  | if [recorded](WorkflowTracer::record_error)), `attributes`, `steps`            |
+/// |                  | if [recorded](crate::trace::WorkflowTracer::record_error)), `attributes`, `steps`            |
 ///
 /// The common fields are `event_type`, `workflow_id`, `workflow_name`, `service_name` and `timestamp`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

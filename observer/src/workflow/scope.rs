@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::tracer::WorkflowTracer;
-use crate::scope::ScopeGuard;
+use crate::scope::guard::ScopeGuard;
 
 impl WorkflowTracer {
     /// Runs `fut` with this workflow as the [current workflow](current_workflow) (task-scoped: visible only while
@@ -53,7 +53,7 @@ impl<F: Future> Future for WorkflowScope<F> {
 /// The workflow of the innermost current [`scope`](WorkflowTracer::scope) (of the running task) or
 /// [`scope_sync`](WorkflowTracer::scope_sync) (of the thread), if any.
 pub fn current_workflow() -> Option<WorkflowTracer> {
-    crate::scope::current(&CURRENT)
+    crate::scope::guard::current(&CURRENT)
 }
 
 #[cfg(test)]

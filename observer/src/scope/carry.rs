@@ -1,59 +1,15 @@
-//! The one scope primitive for the ambient values of a task or thread — the current actor scope, workflow,
-//! agent trace and audit pipeline: a thread-local slot made current for one poll of a future (or one closure call)
-//! and restored afterwards ([`ScopeGuard`]), and the capture of all of them into a spawned task ([`ScopeExt`]).
-//!
-//! Each value lives in its area's thread-local (`actor::context::SCOPE`, `workflow::CURRENT_WORKFLOW`,
-//! `agent::scope::CURRENT`, `export::CURRENT_PIPELINE`); the area's scope future (`WithActor`, `WorkflowScope`,
-//! `AgentScope`, `WithPipeline`) holds the value
-//! between polls and enters it with a [`ScopeGuard`] on every poll, so the value follows the future across `.await`
-//! points and worker threads and is never seen by another task on the same thread.
+//! [`ScopeExt::in_current_scope`]: the capture of every ambient value into a spawned task.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::thread::LocalKey;
 
+use super::guard::{current, ScopeGuard};
 use crate::agent::scope::Current as AgentCurrent;
 use crate::export::Core;
 use crate::trace::WorkflowTracer;
 use crate::ActorContext;
-
-/// A thread-local slot holding the current value (`None`: no current value).
-pub(crate) type Current<T> = &'static LocalKey<RefCell<Option<T>>>;
-
-/// Makes `slot`'s value the current one for one poll (or one closure call), and puts it back into `slot` and
-/// restores the previous current value when it ends, also on unwind. A change made to the current value while
-/// the guard is held (e.g. `set_actor_context` inside an actor scope) is written back into `slot`.
-pub(crate) struct ScopeGuard<'a, T: 'static> {
-    key: Current<T>,
-    slot: &'a mut Option<T>,
-    previous: Option<T>,
-}
-
-impl<'a, T: 'static> ScopeGuard<'a, T> {
-    pub(crate) fn enter(key: Current<T>, slot: &'a mut Option<T>) -> Self {
-        let ours = slot.take();
-        let previous = key.with(|c| std::mem::replace(&mut *c.borrow_mut(), ours));
-        Self { key, slot, previous }
-    }
-}
-
-impl<T: 'static> Drop for ScopeGuard<'_, T> {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        // `try_with`: never panic, even if this runs while the thread-local is being destroyed.
-        if let Ok(ours) = self.key.try_with(|c| std::mem::replace(&mut *c.borrow_mut(), previous)) {
-            *self.slot = ours;
-        }
-    }
-}
-
-/// A clone of the current value, if any.
-pub(crate) fn current<T: Clone + 'static>(key: Current<T>) -> Option<T> {
-    key.try_with(|c| c.borrow().clone()).ok().flatten()
-}
 
 /// Carries the ambient values of the caller into a future that runs elsewhere, typically a spawned task.
 ///
