@@ -75,8 +75,3 @@ pub use scope::{InCurrentScope, ScopeExt};
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use signals::{shutdown_on_signals, shutdown_signal, ShutdownSignal};
-
-/// The README's examples, compiled as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
