@@ -16,6 +16,12 @@ export KAFKA_BOOTSTRAP_SERVERS KAFKA_BROKER_PID
 trap 'bash scripts/kafka-broker.sh stop >/dev/null 2>&1 || true' EXIT
 echo "broker at $KAFKA_BOOTSTRAP_SERVERS (pid $KAFKA_BROKER_PID)"
 
+echo "== Python checkers (independent implementations some tests compare against)"
+py_env="$(bash scripts/python-env.sh)"
+eval "$py_env"
+export OBSERVER_PYTHON
+echo "python at $OBSERVER_PYTHON"
+
 echo "== unit, integration and UI tests"
 cargo test --workspace --all-targets --all-features --locked
 echo "== doc tests"
