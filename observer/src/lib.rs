@@ -38,6 +38,7 @@ mod diag;
 mod error;
 pub mod export;
 mod init;
+pub mod integrity;
 pub mod llm;
 mod otel;
 mod scope;
