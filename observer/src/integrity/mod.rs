@@ -15,6 +15,7 @@ mod checkpoint;
 mod merkle;
 mod note;
 mod proof;
+mod verify;
 
 pub use canonical::{canonical_json, parse_strict, write_canonical};
 pub use chain::{
@@ -27,6 +28,9 @@ pub use checkpoint::{
 pub use merkle::{inclusion_proof, leaf_hash, merkle_root, node_hash, verify_inclusion, MerkleTree};
 pub use note::{key_id, open_note, NoteError, NoteSigner, NoteVerifier, OpenedNote};
 pub use proof::{InclusionProof, INCLUSION_PROOF_TYPE};
+pub use verify::{
+    examine_line, ChainReport, Examined, Finding, FindingKind, SourceId, TrailReport, TrailVerifier, FALLBACK_PREFIX,
+};
 
 /// Why an event, a checkpoint or a proof did not verify, or could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
