@@ -10,7 +10,7 @@ use std::sync::Arc;
 use observer::trace::{
     AgentTrace, AgentTracer, AgentTracerConfig, MemoryTraceSink, TraceEvent, TraceEventType, TracerFactory,
 };
-use observer::{calculate_cost_cached, ObserverConfig, ScopeExt};
+use observer::{calculate_cost_cached, CaptureLevel, ObserverConfig, ScopeExt};
 use serde_json::{json, Value};
 
 fn tracer(name: &str) -> (AgentTracer, MemoryTraceSink) {
@@ -25,11 +25,118 @@ fn tracer(name: &str) -> (AgentTracer, MemoryTraceSink) {
         },
         project_name: "SupportProject".into(),
         environment: "staging".into(),
+        // The wire-format tests check every field, content included.
+        capture: Some(CaptureLevel::RequestResponse),
         ..Default::default()
     })
     .unwrap()
     .sink(sink.clone());
     (tracer, sink)
+}
+
+/// A tracer at `level` (`None`: the process's level, `Metadata` in this binary: `init` is never called).
+fn tracer_at(level: Option<CaptureLevel>) -> (AgentTracer, MemoryTraceSink) {
+    let sink = MemoryTraceSink::new();
+    let config = AgentTracerConfig {
+        trace: AgentTrace { trace_name: "capture".into(), ..Default::default() },
+        capture: level,
+        ..Default::default()
+    };
+    (AgentTracer::new(config).unwrap().sink(sink.clone()), sink)
+}
+
+/// Runs a flow whose inputs and outputs hold marker text (and usage), with one component per level override.
+fn marked_flow(tracer: &AgentTracer) {
+    tracer.start_trace();
+    tracer.add_trace("c1", "Classifier", "llm", json!({"query": "INPUT-MARKER patient question"}));
+    tracer.llm_call_start("c1", "gpt-4o", json!({"messages": [{"role": "user", "content": "LLM-INPUT-MARKER"}]}));
+    tracer.llm_call_end(
+        "c1",
+        json!({"text": "LLM-OUTPUT-MARKER", "usage": {"prompt_tokens": 7, "completion_tokens": 3}}),
+        None,
+    );
+    tracer.end_trace(
+        "c1",
+        "Classifier",
+        json!({"answer": "OUTPUT-MARKER reply", "model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 5}}),
+        None,
+    );
+    tracer.end(json!({"flow_input": "TRACE-INPUT-MARKER"}), json!({"flow_output": "TRACE-OUTPUT-MARKER"}), None, None);
+}
+
+fn stream_text(sink: &MemoryTraceSink) -> String {
+    sink.json().iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn agent_capture_levels_gate_inputs_and_outputs() {
+    // Default (the process's level: Metadata before init): counts, models, ids, timings; no content at all.
+    let (tracer, sink) = tracer_at(None);
+    assert_eq!(tracer.capture_level(), CaptureLevel::Metadata);
+    marked_flow(&tracer);
+    let text = stream_text(&sink);
+    assert!(!text.contains("MARKER"), "content at Metadata: {text}");
+    let events = sink.events();
+    assert_eq!(events.len(), 6, "every event is still sent");
+    assert!(events.iter().all(|e| e.input_data.is_none() && e.output_data.is_none()));
+    let end = of_type(&events, TraceEventType::SpanEnd)[0];
+    assert_eq!((end.metadata["input_tokens"].clone(), end.metadata["model"].clone()), (json!(10), json!("gpt-4o")));
+    assert!(end.duration_ms.is_some());
+    assert_eq!(tracer.totals().input_tokens, 10);
+
+    // Request: inputs, never outputs.
+    let (tracer, sink) = tracer_at(Some(CaptureLevel::Request));
+    marked_flow(&tracer);
+    let text = stream_text(&sink);
+    for marker in ["\"INPUT-MARKER", "LLM-INPUT-MARKER", "TRACE-INPUT-MARKER"] {
+        assert!(text.contains(marker), "{marker} at Request");
+    }
+    assert!(!text.contains("OUTPUT-MARKER"), "{text}");
+
+    // RequestResponse: both.
+    let (tracer, sink) = tracer_at(Some(CaptureLevel::RequestResponse));
+    marked_flow(&tracer);
+    let text = stream_text(&sink);
+    for marker in ["\"INPUT-MARKER", "\"OUTPUT-MARKER", "LLM-OUTPUT-MARKER", "TRACE-OUTPUT-MARKER"] {
+        assert!(text.contains(marker), "{marker} at RequestResponse");
+    }
+
+    // None on the tracer: the trace's own events only, no component events; totals still count.
+    let (tracer, sink) = tracer_at(Some(CaptureLevel::None));
+    marked_flow(&tracer);
+    let types: Vec<_> = sink.events().iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [TraceEventType::TraceStart, TraceEventType::TraceEnd]);
+    assert!(!stream_text(&sink).contains("MARKER"));
+    assert_eq!(tracer.totals().input_tokens, 10);
+    assert_eq!(sink.events()[1].metadata["total_input_tokens"], 10);
+}
+
+#[test]
+fn a_component_can_capture_more_or_less_than_its_tracer() {
+    let (tracer, sink) = tracer_at(Some(CaptureLevel::Metadata));
+    tracer.start_trace();
+    tracer
+        .component("open", "Retriever")
+        .kind("retrieval")
+        .inputs(json!({"q": "OPEN-IN"}))
+        .capture(CaptureLevel::RequestResponse)
+        .start();
+    tracer.end_trace("open", "Retriever", json!({"docs": "OPEN-OUT"}), None);
+    tracer
+        .component("hidden", "Tool")
+        .kind("tool")
+        .inputs(json!({"q": "HIDDEN-IN"}))
+        .capture(CaptureLevel::None)
+        .start();
+    tracer.end_trace("hidden", "Tool", json!({"r": "HIDDEN-OUT", "input_tokens": 4, "output_tokens": 1}), None);
+    tracer.add_trace("plain", "Other", "tool", json!({"q": "PLAIN-IN"}));
+    tracer.end_trace("plain", "Other", json!({"r": "PLAIN-OUT"}), None);
+    tracer.end(json!({}), json!({}), None, None);
+    let text = stream_text(&sink);
+    assert!(text.contains("OPEN-IN") && text.contains("OPEN-OUT"));
+    assert!(!text.contains("HIDDEN") && !text.contains("\"hidden\""), "a None component sends nothing: {text}");
+    assert!(!text.contains("PLAIN-IN") && !text.contains("PLAIN-OUT"));
+    assert_eq!(tracer.totals().input_tokens, 4, "the None component's tokens count");
 }
 
 fn of_type(events: &[TraceEvent], t: TraceEventType) -> Vec<&TraceEvent> {
@@ -768,4 +875,21 @@ fn absurd_token_counts_are_bounded_and_their_cost_marked_untrusted() {
     for cost in [sane["cost"].as_f64().unwrap(), end["total_cost"].as_f64().unwrap()] {
         assert_eq!(format!("{cost:.10}").parse::<f64>().unwrap(), cost, "more than 10 decimals");
     }
+}
+
+#[test]
+fn a_factory_gives_its_tracers_the_configs_capture_level() {
+    let make = |config: ObserverConfig| {
+        let sink = MemoryTraceSink::new();
+        let factory = TracerFactory::new(config).unwrap().sink(sink.clone());
+        let tracer = factory.create_agent_tracer(AgentTrace { trace_name: "f".into(), ..Default::default() });
+        tracer.start_trace();
+        tracer.add_trace("c", "C", "tool", json!({"q": "FACTORY-IN"}));
+        tracer.end_trace("c", "C", json!({}), None);
+        tracer.end(json!({}), json!({}), None, None);
+        (tracer.capture_level(), stream_text(&sink).contains("FACTORY-IN"))
+    };
+    assert_eq!(make(ObserverConfig::default()), (CaptureLevel::Metadata, false));
+    let config = ObserverConfig { capture_level: CaptureLevel::Request, ..Default::default() };
+    assert_eq!(make(config), (CaptureLevel::Request, true));
 }

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::otlp::OtlpReceiver;
-use observer::calculate_cost_cached;
 use observer::trace::{configure_tracing, AgentTrace, AgentTracer, AgentTracerConfig, MemoryTraceSink, TracingConfig};
+use observer::{calculate_cost_cached, CaptureLevel};
 use serde_json::json;
 
 #[test]
@@ -30,6 +30,7 @@ fn components_become_child_spans_linked_by_component_id() {
             ..Default::default()
         },
         enable_otel: true,
+        agent_description: Some("Answers support questions".into()),
         ..Default::default()
     })
     .unwrap()
@@ -49,14 +50,14 @@ fn components_become_child_spans_linked_by_component_id() {
             });
         }
     });
-    tracer.add_trace("gen", "Generator", "llm", json!({}));
+    tracer.add_trace("gen", "Generator", "llm", json!({"prompt": "GEN-INPUT-MARKER"}));
     tracer.component("inner", "Formatter").parent("gen").kind("processing").start();
     tracer.end_trace("inner", "Formatter", json!({}), None);
     tracer.end_trace(
         "gen",
         "Generator",
-        json!({"model": "claude-3-haiku-20240307", "usage": {"input_tokens": 1000, "output_tokens": 500,
-               "cache_read_input_tokens": 0}}),
+        json!({"model": "claude-3-haiku-20240307", "text": "GEN-OUTPUT-MARKER", "usage": {"input_tokens": 1000,
+               "output_tokens": 500, "cache_read_input_tokens": 0}}),
         None,
     );
     tracer.end(json!({}), json!({}), None, None);
@@ -72,6 +73,9 @@ fn components_become_child_spans_linked_by_component_id() {
     assert!(root.parent_span_id.is_none(), "the trace span is a root, not a child of the current span");
     assert_eq!(root.attr_str("gen_ai.operation.name"), Some("invoke_agent"));
     assert_eq!(root.attr_str("gen_ai.conversation.id"), Some("session-1"));
+    assert_eq!(root.attr_str("gen_ai.agent.name"), Some("Support Flow"));
+    assert_eq!(root.attr_str("gen_ai.agent.id"), Some("flow-otel"));
+    assert_eq!(root.attr_str("gen_ai.agent.description"), Some("Answers support questions"));
     let (a, b, gen, inner) = (span("Worker-a"), span("Worker-b"), span("Generator"), span("Formatter"));
     for child in [a, b, gen] {
         assert_eq!(child.trace_id, root.trace_id);
@@ -97,6 +101,64 @@ fn components_become_child_spans_linked_by_component_id() {
     assert_eq!(root.attributes["gen_ai.cost"].as_f64().unwrap(), cost);
     assert!(!gen.attributes.contains_key("observer.cost_trusted"), "a sane cost carries no untrusted flag");
     assert!(!root.attributes.contains_key("observer.cost_trusted"));
+    // The default capture level (Metadata): no content on any span.
+    for s in &ours {
+        let text = format!("{} {:?} {:?} {}", s.name, s.attributes, s.events, s.status_message);
+        assert!(!text.contains("MARKER"), "content at Metadata: {text}");
+        assert!(
+            !s.attributes.contains_key("gen_ai.input.messages") && !s.attributes.contains_key("gen_ai.output.messages")
+        );
+    }
+
+    // At RequestResponse: the LLM component's and the trace's content as the conventions' messages; an agent
+    // component carries gen_ai.agent.*; a tool carries no content.
+    let full = AgentTracer::new(AgentTracerConfig {
+        trace: AgentTrace { trace_name: "Full Flow".into(), flow_id: "flow-full".into(), ..Default::default() },
+        enable_otel: true,
+        capture: Some(CaptureLevel::RequestResponse),
+        ..Default::default()
+    })
+    .unwrap()
+    .sink(MemoryTraceSink::new());
+    full.start_trace();
+    full.add_trace("planner", "Planner", "agent", json!({}));
+    full.end_trace("planner", "Planner", json!({}), None);
+    full.add_trace("t", "Lookup", "tool", json!({"q": "TOOL-IN"}));
+    full.end_trace("t", "Lookup", json!({"r": "TOOL-OUT"}), None);
+    full.add_trace("llm", "Writer", "llm", json!({"messages": [{"role": "user", "content": "WRITER-IN"}]}));
+    full.end_trace("llm", "Writer", json!("WRITER-OUT"), None);
+    full.end(json!("FLOW-IN"), json!("FLOW-OUT"), None, None);
+    observer::flush(Duration::from_secs(10)).expect("spans exported");
+    let spans = receiver
+        .wait_for(Duration::from_secs(15), |s| {
+            s.iter().filter(|s| s.attr_str("agent.trace_id") == Some(full.trace_id())).count() >= 4
+        })
+        .expect("the full trace's spans arrive");
+    let ours: Vec<_> = spans.iter().filter(|s| s.attr_str("agent.trace_id") == Some(full.trace_id())).collect();
+    let span = |name: &str| *ours.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("span {name}"));
+    let messages = |s: &common::otlp::ReceivedSpan, key: &str| -> serde_json::Value {
+        serde_json::from_str(s.attr_str(key).unwrap_or_else(|| panic!("{key} on {}", s.name))).unwrap()
+    };
+    let writer = span("Writer");
+    assert_eq!(
+        messages(writer, "gen_ai.input.messages"),
+        json!([{"role": "user", "parts": [{"type": "text", "content": "WRITER-IN"}]}])
+    );
+    assert_eq!(
+        messages(writer, "gen_ai.output.messages"),
+        json!([{"role": "assistant", "parts": [{"type": "text", "content": "WRITER-OUT"}], "finish_reason": "stop"}])
+    );
+    let root = span("invoke_agent Full Flow");
+    assert_eq!(messages(root, "gen_ai.input.messages")[0]["parts"][0]["content"], "FLOW-IN");
+    assert_eq!(messages(root, "gen_ai.output.messages")[0]["parts"][0]["content"], "FLOW-OUT");
+    let planner = span("Planner");
+    assert_eq!(planner.attr_str("gen_ai.operation.name"), Some("invoke_agent"));
+    assert_eq!(
+        (planner.attr_str("gen_ai.agent.name"), planner.attr_str("gen_ai.agent.id")),
+        (Some("Planner"), Some("planner"))
+    );
+    let tool = span("Lookup");
+    assert!(!format!("{:?}", tool.attributes).contains("TOOL-"), "tool spans carry no content");
 
     // A component whose token count is absurd: its span and the trace span say the cost is not trustworthy.
     let absurd = AgentTracer::new(AgentTracerConfig {

@@ -18,7 +18,7 @@ use common::otlp::{OtlpReceiver, ReceivedSpan};
 use observer::export::MemorySink;
 use observer::llm::{record_llm_call, LlmCall, LlmLayer, LlmMiddleware, TokenUsage};
 use observer::trace::{configure_tracing, TracingConfig};
-use observer::{AuditSink, ObserverConfig, ObserverGuard};
+use observer::{AuditSink, CaptureLevel, ObserverConfig, ObserverGuard};
 use tower::{Layer, Service, ServiceExt};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -390,7 +390,7 @@ async fn anthropic_message_through_the_tower_layer_over_http_and_reqwest_service
 async fn openai_stream_passes_through_unbuffered_with_usage_and_time_to_first_chunk() {
     setup();
     let api = FakeApi::start();
-    let client = client(LlmMiddleware::new());
+    let client = client(LlmMiddleware::new().capture(CaptureLevel::RequestResponse));
     let parent = tracing::info_span!("test-stream-openai");
     let request = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi"}]}"#;
     let call = async {
@@ -433,6 +433,10 @@ async fn openai_stream_passes_through_unbuffered_with_usage_and_time_to_first_ch
     assert!(ttfc > 0.0 && ttfc <= duration, "{ttfc} within {duration}");
     let cost = observer::calculate_cost_cached("openai", "gpt-4o-mini-2024-07-18", 9, 2, 0);
     assert_eq!(float(span, "gen_ai.cost"), Some(cost.total_cost));
+    // At RequestResponse the streamed deltas make the output message.
+    let output: serde_json::Value = serde_json::from_str(span.attr_str("gen_ai.output.messages").unwrap()).unwrap();
+    assert_eq!(output[0]["parts"][0]["content"], "Hello!");
+    assert_eq!(output[0]["finish_reason"], "stop");
 }
 
 #[tokio::test]
@@ -543,8 +547,10 @@ async fn other_paths_and_switched_off_providers_pass_through_without_a_span() {
 async fn audit_events_follow_the_switch() {
     let setup = setup();
     let api = FakeApi::start();
-    let on = client(LlmMiddleware::new().content_summaries(40));
-    let off = client(LlmMiddleware::new().content_summaries(40).log_llm_interactions(false));
+    let on = client(LlmMiddleware::new().content_summaries(40).capture(CaptureLevel::RequestResponse));
+    let off = client(
+        LlmMiddleware::new().content_summaries(40).capture(CaptureLevel::RequestResponse).log_llm_interactions(false),
+    );
     let request = |marker: &str| {
         format!(r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{marker}: what is my balance?"}}]}}"#)
     };
@@ -577,6 +583,143 @@ async fn audit_events_follow_the_switch() {
         !setup.sink.events().iter().any(|e| summary(e).is_some_and(|s| s.contains("audit-off-marker"))),
         "no event when the switch is off"
     );
+}
+
+/// Everything a span says, as one text: name, attributes, event names, status message.
+fn span_text(span: &ReceivedSpan) -> String {
+    format!("{} {:?} {:?} {}", span.name, span.attributes, span.events, span.status_message)
+}
+
+/// The request of a capture test: a user message holding `marker`.
+fn marked_request(marker: &str) -> String {
+    format!(
+        r#"{{"model":"gpt-4o","messages":[{{"role":"system","content":"sys-{marker}"}},{{"role":"user","content":"{marker}: my balance?"}}]}}"#
+    )
+}
+
+const CHAT_REPLY: &str = "Hello! How can I assist you today?";
+
+/// Capture levels on the LLM layer: the default (`Metadata`, from `ObserverConfig::capture_level`) puts no
+/// message text on the span or in the audit event even with `content_summaries`; `Request` adds the input
+/// messages, `RequestResponse` the output messages; `None` records no span and no audit event.
+#[tokio::test]
+async fn capture_levels_gate_message_content() {
+    let setup = setup();
+    let api = FakeApi::start();
+    let url = api.url("/v1/chat/completions");
+    let cases: [(&str, LlmMiddleware); 4] = [
+        ("metadata", LlmMiddleware::new().content_summaries(40)), // the global default
+        ("request", LlmMiddleware::new().content_summaries(40).capture(CaptureLevel::Request)),
+        ("reqresp", LlmMiddleware::new().content_summaries(40).capture(CaptureLevel::RequestResponse)),
+        ("none", LlmMiddleware::new().content_summaries(40).capture(CaptureLevel::None)),
+    ];
+    for (name, middleware) in cases {
+        let client = client(middleware);
+        let marker = format!("capture-marker-{name}");
+        let parent = tracing::info_span!("capture", otel.name = format!("test-capture-{name}"));
+        let (status, body) =
+            tracing::Instrument::instrument(post(&client, &url, &marked_request(&marker)), parent).await;
+        assert_eq!((status, body), (200, fixture("chat_completion.json")), "{name}: the call is unchanged");
+    }
+    let metadata = children("capture-metadata", 1);
+    let request = children("capture-request", 1);
+    let reqresp = children("capture-reqresp", 1);
+    assert!(children("capture-none", 0).is_empty(), "no span at None");
+
+    // Metadata: counts and models, never text.
+    let span = &metadata[0];
+    assert_eq!(int(span, "gen_ai.usage.input_tokens"), Some(2019));
+    assert_eq!(span.attr_str("gen_ai.request.model"), Some("gpt-4o"));
+    for key in ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"] {
+        assert!(!span.attributes.contains_key(key), "{key} at Metadata");
+    }
+    let all = setup.receiver.spans();
+    for s in &all {
+        let text = span_text(s);
+        assert!(!text.contains("capture-marker-metadata") && !text.contains("capture-marker-none"), "{text}");
+    }
+
+    // Request: the input messages (system messages stay in the chat history), no output.
+    let span = &request[0];
+    let input: serde_json::Value = serde_json::from_str(span.attr_str("gen_ai.input.messages").unwrap()).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!([
+            {"role": "system", "parts": [{"type": "text", "content": "sys-capture-marker-request"}]},
+            {"role": "user", "parts": [{"type": "text", "content": "capture-marker-request: my balance?"}]}
+        ])
+    );
+    assert!(!span.attributes.contains_key("gen_ai.output.messages"));
+    assert!(!span_text(span).contains(CHAT_REPLY), "no response text at Request");
+
+    // RequestResponse: both.
+    let span = &reqresp[0];
+    assert!(span.attr_str("gen_ai.input.messages").unwrap().contains("capture-marker-reqresp: my balance?"));
+    let output: serde_json::Value = serde_json::from_str(span.attr_str("gen_ai.output.messages").unwrap()).unwrap();
+    assert_eq!(
+        output,
+        serde_json::json!([{"role": "assistant", "parts": [{"type": "text", "content": CHAT_REPLY}], "finish_reason": "stop"}])
+    );
+
+    // The audit events: summaries only as far as the level allows; nothing at None.
+    observer::flush(Duration::from_secs(10)).expect("flush");
+    let events = setup.sink.events();
+    let find = |marker: &str| {
+        events
+            .iter()
+            .find(|e| e.metadata.get("prompt_chars").is_some() && serde_json::to_string(e).unwrap().contains(marker))
+    };
+    let text_of = |name: &str| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .filter(|t| t.contains(&format!("capture-marker-{name}")))
+            .collect()
+    };
+    assert!(text_of("metadata").is_empty(), "no prompt text in any audit event at Metadata");
+    assert!(text_of("none").is_empty());
+    let request_event = find("capture-marker-request").expect("the Request event");
+    assert!(request_event.metadata.get("response_summary").is_none(), "no response text at Request");
+    let reqresp_event = find("capture-marker-reqresp").expect("the RequestResponse event");
+    assert_eq!(reqresp_event.metadata["response_summary"], CHAT_REPLY);
+}
+
+/// The manual API: messages given on the call are recorded only at the levels that allow them.
+#[test]
+fn manual_record_llm_call_content_follows_the_capture_level() {
+    setup();
+    let call = |level: Option<CaptureLevel>, name: &str| {
+        let _parent = tracing::info_span!("manual", otel.name = format!("test-manual-capture-{name}")).entered();
+        record_llm_call(&LlmCall {
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            usage: TokenUsage::new(10, 5),
+            log_interaction: Some(false),
+            capture: level,
+            system_instructions: Some(serde_json::json!([{"type": "text", "content": format!("sys-{name}")}])),
+            input_messages: Some(
+                serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": format!("in-{name}")}]}]),
+            ),
+            output_messages: Some(
+                serde_json::json!([{"role": "assistant", "parts": [{"type": "text", "content": format!("out-{name}")}]}]),
+            ),
+            ..Default::default()
+        })
+    };
+    let cost = call(None, "default");
+    assert!(cost.price_found);
+    assert_eq!(call(Some(CaptureLevel::None), "none"), cost, "the cost is returned at None too");
+    call(Some(CaptureLevel::Request), "request");
+    call(Some(CaptureLevel::RequestResponse), "reqresp");
+    let default = &children("manual-capture-default", 1)[0];
+    assert!(!span_text(default).contains("-default"), "{}", span_text(default));
+    assert!(children("manual-capture-none", 0).is_empty());
+    let request = &children("manual-capture-request", 1)[0];
+    assert!(request.attr_str("gen_ai.input.messages").unwrap().contains("in-request"));
+    assert!(request.attr_str("gen_ai.system_instructions").unwrap().contains("sys-request"));
+    assert!(!request.attributes.contains_key("gen_ai.output.messages"));
+    let reqresp = &children("manual-capture-reqresp", 1)[0];
+    assert!(reqresp.attr_str("gen_ai.output.messages").unwrap().contains("out-reqresp"));
 }
 
 #[test]

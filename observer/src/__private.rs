@@ -362,6 +362,7 @@ impl ComponentCall {
             inputs.unwrap_or(serde_json::Value::Null),
             serde_json::Value::Null,
             current.component.as_deref().map(str::to_owned),
+            None,
         );
         Some(Self { tracer: current.tracer, id, name, done: false })
     }

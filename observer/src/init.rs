@@ -326,6 +326,16 @@ pub(crate) fn llm_http_flags() -> LlmHttpFlags {
     })
 }
 
+/// The process's capture level: that of the current [`with_pipeline`](crate::export::with_pipeline) scope's
+/// config, else of the running config, else the default ([`Metadata`](crate::CaptureLevel::Metadata)) before
+/// [`init`].
+pub(crate) fn capture_level() -> crate::CaptureLevel {
+    if let Some(scoped) = crate::export::current_pipeline() {
+        return scoped.config.capture_level;
+    }
+    RUNTIME.load().as_ref().map(|r| r.pipeline.config.capture_level).unwrap_or_default()
+}
+
 /// The configured Keycloak claim mappings (the defaults before [`init`]).
 pub(crate) fn claim_mappings() -> crate::ClaimMappings {
     RUNTIME.load().as_ref().map(|r| r.pipeline.config.keycloak_claim_mappings.clone()).unwrap_or_default()

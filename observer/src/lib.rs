@@ -41,6 +41,7 @@ mod init;
 pub mod integrity;
 pub mod llm;
 mod otel;
+mod outbound;
 mod scope;
 #[cfg(unix)]
 mod signals;
@@ -59,8 +60,8 @@ pub use audit::builder::{get_audit_logger, AuditLogger};
 pub use audit::event::{AuditEvent, ChangeRecord};
 pub use audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 pub use config::{
-    AuditSink, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, SaslMechanism, Secret,
-    SecurityProtocol,
+    AuditSink, CaptureLevel, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, SaslMechanism,
+    Secret, SecurityProtocol,
 };
 pub use cost::price::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};

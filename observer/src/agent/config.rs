@@ -83,6 +83,13 @@ pub struct AgentTracerConfig {
     pub otel_service_name: Option<String>,
     /// How tokens, model and provider are found in outputs. Default: the built-in shapes.
     pub extractors: Extractors,
+    /// The [capture level](crate::CaptureLevel) of this trace's components (each may set its own with
+    /// [`ComponentStart::capture`](super::ComponentStart::capture)) and of the inputs and outputs of
+    /// [`end`](super::AgentTracer::end). `None`: `ObserverConfig::capture_level` when the tracer is created
+    /// (`Metadata` before `init`: no `input_data` / `output_data`).
+    pub capture: Option<crate::CaptureLevel>,
+    /// What the flow (agent) does: `gen_ai.agent.description` on the trace's span. Default none.
+    pub agent_description: Option<String>,
 }
 
 impl Default for AgentTracerConfig {
@@ -102,6 +109,8 @@ impl From<AgentTrace> for AgentTracerConfig {
             enable_otel: false,
             otel_service_name: None,
             extractors: Extractors::default(),
+            capture: None,
+            agent_description: None,
         }
     }
 }
@@ -114,6 +123,7 @@ impl fmt::Debug for AgentTracerConfig {
             .field("project_name", &self.project_name)
             .field("kafka", &self.kafka)
             .field("enable_otel", &self.enable_otel)
+            .field("capture", &self.capture)
             .finish_non_exhaustive()
     }
 }

@@ -175,6 +175,8 @@ pub(super) fn trace_end_metadata(ctx: &TraceContext, end: TraceEnd<'_>) -> Map<S
     if let Some(v) = end.metadata {
         m.extend(into_map(v));
     }
+    // The caller's parts are redacted; the trace's own keys below are the SDK's.
+    let mut m = into_map(crate::outbound::value(Value::Object(m)));
     let totals = end.totals;
     let status = if end.failed { "error" } else { "success" };
     m.insert("flow_id".into(), ctx.flow_id.clone().into());

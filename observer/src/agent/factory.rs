@@ -44,6 +44,7 @@ struct Inner {
     environment: String,
     project_name: String,
     enable_otel: bool,
+    capture: crate::CaptureLevel,
     extractors: Extractors,
     sink: Option<Arc<dyn TraceSink>>,
     workflow_sink: Option<Arc<dyn WorkflowSink>>,
@@ -85,6 +86,7 @@ impl TracerFactory {
                 environment: config.environment,
                 project_name: DEFAULT_PROJECT_NAME.into(),
                 enable_otel: config.send_to_logfire,
+                capture: config.capture_level,
                 extractors: Extractors::default(),
                 sink,
                 workflow_sink,
@@ -109,6 +111,12 @@ impl TracerFactory {
     /// `service_name` when the first tracer is created.
     pub fn otel(self, enable: bool) -> Self {
         self.update(|i| i.enable_otel = enable)
+    }
+
+    /// The [capture level](crate::CaptureLevel) of every agent tracer of this factory (default: the config's
+    /// `capture_level`, itself `Metadata` unless set).
+    pub fn capture(self, level: crate::CaptureLevel) -> Self {
+        self.update(|i| i.capture = level)
     }
 
     /// Adds extractors for your own output shapes (see [`Extractors`]).
@@ -150,6 +158,8 @@ impl TracerFactory {
             enable_otel: i.enable_otel,
             otel_service_name: None,
             extractors: i.extractors.clone(),
+            capture: Some(i.capture),
+            agent_description: None,
         };
         AgentTracer::build(config, i.sink.clone())
     }

@@ -9,13 +9,21 @@ use super::pricing::{AgentTotals, Priced};
 use crate::llm::semconv;
 use crate::otel::{set_span_attribute, set_span_error};
 
-/// The span of a trace (a root span, `invoke_agent <flow name>`).
-pub(super) fn trace_span(i: &TraceContext) -> ::tracing::Span {
+/// The span of a trace (a root span, `invoke_agent <flow name>`): the flow is the agent (`gen_ai.agent.name` its
+/// name, `gen_ai.agent.id` its flow id, `gen_ai.agent.description` when configured), the session its
+/// conversation.
+pub(super) fn trace_span(i: &TraceContext, description: Option<&str>) -> ::tracing::Span {
     let otel_name = format!("invoke_agent {}", i.flow_name);
     let span = ::tracing::info_span!(parent: None, "agent_trace", otel.name = %otel_name);
     let set = |k: &str, v: Value| set_span_attribute(&span, k, &v);
     set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into());
     set(semconv::GEN_AI_AGENT_NAME, i.flow_name.clone().into());
+    if !i.flow_id.is_empty() {
+        set(semconv::GEN_AI_AGENT_ID, i.flow_id.clone().into());
+    }
+    if let Some(d) = description.filter(|d| !d.is_empty()) {
+        set(semconv::GEN_AI_AGENT_DESCRIPTION, crate::outbound::text(d).into_owned().into());
+    }
     set("agent.trace_id", i.trace_id.clone().into());
     set("agent.flow_id", i.flow_id.clone().into());
     set("agent.project_name", i.project_name.clone().into());
@@ -53,13 +61,32 @@ pub(super) fn component_span(
             set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::EXECUTE_TOOL.into());
             set(semconv::GEN_AI_TOOL_NAME, name.into());
         }
-        Some(ComponentKind::Agent) => set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into()),
+        Some(ComponentKind::Agent) => {
+            set(semconv::GEN_AI_OPERATION_NAME, semconv::operation::INVOKE_AGENT.into());
+            set(semconv::GEN_AI_AGENT_NAME, name.into());
+            set(semconv::GEN_AI_AGENT_ID, id.into());
+        }
         _ => {}
     }
     if let Some(m) = model {
         set(semconv::GEN_AI_REQUEST_MODEL, m.into());
     }
     span
+}
+
+/// Records a component's (or, with kind `agent`, the trace's) inputs or outputs on its span as the conventions'
+/// content attribute `key` (`gen_ai.input.messages` / `gen_ai.output.messages`), redacted; only LLM and agent
+/// spans carry content (the caller checks the capture level).
+pub(super) fn record_content(span: &::tracing::Span, kind: &str, key: &str, value: &Value) {
+    let Some(kind) = ComponentKind::from_wire(kind) else { return };
+    if !matches!(kind, ComponentKind::Llm | ComponentKind::Agent) {
+        return;
+    }
+    let role = if key == semconv::GEN_AI_OUTPUT_MESSAGES { "assistant" } else { "user" };
+    if let Some(messages) = crate::llm::messages::value_as_messages(value, role) {
+        let messages = crate::outbound::value(messages);
+        set_span_attribute(span, key, &crate::llm::messages::to_attribute(&messages).into());
+    }
 }
 
 /// Records a finished component's model, usage, cost and error on its span.

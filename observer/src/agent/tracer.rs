@@ -14,7 +14,9 @@ use super::pricing::{AgentTotals, Priced};
 use super::sink::{default_sink, TraceSink};
 use super::{shrink, spans};
 use crate::error::ObserverError;
+use crate::llm::semconv;
 use crate::llm::usage::{Extractors, LlmInfo};
+use crate::{outbound, CaptureLevel};
 
 /// Out-of-order calls kept (and logged) per trace; further ones are only counted (`metadata.warnings_total`).
 pub const MAX_WARNINGS: usize = 100;
@@ -90,6 +92,9 @@ struct Inner {
     ctx: TraceContext,
     environment: String,
     enable_otel: bool,
+    /// The trace's capture level (components may have their own).
+    capture: CaptureLevel,
+    description: Option<String>,
     extractors: Extractors,
     sink: Mutex<Option<Arc<dyn TraceSink>>>,
     state: Mutex<State>,
@@ -122,6 +127,7 @@ struct Component {
     model_hint: Option<String>,
     provider_hint: Option<String>,
     span: Option<::tracing::Span>,
+    capture: CaptureLevel,
 }
 
 /// Options of a component start; see [`AgentTracer::component`].
@@ -134,9 +140,18 @@ pub struct ComponentStart<'a> {
     inputs: Value,
     metadata: Value,
     parent: Option<String>,
+    capture: Option<CaptureLevel>,
 }
 
 impl ComponentStart<'_> {
+    /// This component's [capture level](CaptureLevel) (default: the tracer's): `None` sends neither its events
+    /// nor its span (its tokens and cost still count in the totals), `Metadata` leaves out `input_data` and
+    /// `output_data`, `Request` sends `input_data`, `RequestResponse` both (redacted).
+    pub fn capture(mut self, level: CaptureLevel) -> Self {
+        self.capture = Some(level);
+        self
+    }
+
     /// The component type (`llm`, `tool`, `retrieval`, ...); inferred from the name and model when not given.
     pub fn kind(mut self, kind: impl Into<String>) -> Self {
         self.kind = kind.into();
@@ -164,8 +179,8 @@ impl ComponentStart<'_> {
 
     /// Starts the component: sends `span_start`.
     pub fn start(self) {
-        let ComponentStart { tracer, id, name, kind, inputs, metadata, parent } = self;
-        tracer.start_component(id, name, kind, inputs, metadata, parent);
+        let ComponentStart { tracer, id, name, kind, inputs, metadata, parent, capture } = self;
+        tracer.start_component(id, name, kind, inputs, metadata, parent, capture);
     }
 }
 
@@ -199,6 +214,8 @@ impl AgentTracer {
                 },
                 environment: config.environment,
                 enable_otel: config.enable_otel,
+                capture: config.capture.unwrap_or_else(crate::init::capture_level),
+                description: config.agent_description,
                 extractors: config.extractors,
                 sink: Mutex::new(sink),
                 state: Mutex::new(State::default()),
@@ -245,7 +262,7 @@ impl AgentTracer {
     /// The guide's `add_trace(trace_id, trace_name, trace_type, inputs)`: starts component `component_id`.
     /// `kind` may be empty (then it is inferred). For metadata or a parent use [`component`](Self::component).
     pub fn add_trace(&self, component_id: &str, name: &str, kind: &str, inputs: impl Into<Value>) {
-        self.start_component(component_id.into(), name.into(), kind.into(), inputs.into(), Value::Null, None);
+        self.start_component(component_id.into(), name.into(), kind.into(), inputs.into(), Value::Null, None, None);
     }
 
     /// Starts a component with options: `tracer.component("comp-2", "Retriever").kind("retrieval")
@@ -259,7 +276,13 @@ impl AgentTracer {
             inputs: Value::Null,
             metadata: Value::Null,
             parent: None,
+            capture: None,
         }
+    }
+
+    /// The trace's [capture level](CaptureLevel) (components may have their own).
+    pub fn capture_level(&self) -> CaptureLevel {
+        self.inner.capture
     }
 
     /// The guide's `end_trace(trace_id, trace_name, outputs, error)`: ends component `component_id`, sends
@@ -346,9 +369,13 @@ impl AgentTracer {
     pub fn llm_call_start(&self, component_id: &str, model: &str, inputs: impl Into<Value>) {
         let mut state = self.lock();
         self.ensure_started(&mut state, "llm_call_start");
+        let level = self.level_of(&state, component_id);
+        if !level.records() {
+            return;
+        }
         let mut event = self.inner.ctx.event(TraceEventType::LlmCallStart);
         event.span_id = Some(component_id.to_owned());
-        event.input_data = Some(inputs.into());
+        event.input_data = level.captures_request().then(|| outbound::value(inputs.into()));
         event.metadata.insert("model".into(), model.into());
         self.send(&event);
         // The call starts once the SDK's own work is done.
@@ -365,12 +392,16 @@ impl AgentTracer {
         let mut state = self.lock();
         self.ensure_started(&mut state, "llm_call_end");
         let started = state.llm_calls.remove(component_id);
+        let level = self.level_of(&state, component_id);
+        if !level.records() {
+            return;
+        }
         let mut event = self.inner.ctx.event(TraceEventType::LlmCallEnd);
         event.span_id = Some(component_id.to_owned());
         event.duration_ms = started.map(|s| elapsed_ms(s, ended));
-        event.error = error.map(str::to_owned);
+        event.error = error.map(|e| outbound::text(e).into_owned());
         priced.write(&mut event.metadata);
-        event.output_data = Some(outputs);
+        event.output_data = level.captures_response().then(|| outbound::value(outputs));
         self.send(&event);
     }
 
@@ -379,7 +410,7 @@ impl AgentTracer {
         let mut state = self.lock();
         self.ensure_started(&mut state, "custom_event");
         let mut event = self.inner.ctx.event(TraceEventType::Custom);
-        event.metadata = match data {
+        event.metadata = match outbound::value(data) {
             Value::Object(map) => map,
             Value::Null => Map::new(),
             other => Map::from_iter([("data".to_owned(), other)]),
@@ -437,6 +468,11 @@ impl AgentTracer {
         }
     }
 
+    /// The capture level of component `id` (the tracer's when it is not running).
+    fn level_of(&self, state: &State, id: &str) -> CaptureLevel {
+        state.open.get(id).map_or(self.inner.capture, |c| c.capture)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -466,7 +502,7 @@ impl AgentTracer {
 
     fn begin(&self, state: &mut State) {
         if self.inner.enable_otel {
-            state.trace_span = Some(spans::trace_span(&self.inner.ctx));
+            state.trace_span = Some(spans::trace_span(&self.inner.ctx, self.inner.description.as_deref()));
         }
         let mut event = self.inner.ctx.event(TraceEventType::TraceStart);
         event.metadata.insert("environment".into(), self.inner.environment.clone().into());
@@ -475,6 +511,7 @@ impl AgentTracer {
         state.started = Some(Instant::now());
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_component(
         &self,
         id: String,
@@ -483,7 +520,9 @@ impl AgentTracer {
         inputs: Value,
         metadata: Value,
         parent: Option<String>,
+        capture: Option<CaptureLevel>,
     ) {
+        let capture = capture.unwrap_or(self.inner.capture);
         let metadata = into_map(metadata);
         let model_hint = string_at(&metadata, &["model", "model_name", "model_id"]);
         let provider_hint = string_at(&metadata, &["provider"]);
@@ -500,7 +539,7 @@ impl AgentTracer {
         }
         let index = state.next_index;
         state.next_index = state.next_index.saturating_add(1);
-        let span = self.inner.enable_otel.then(|| {
+        let span = (self.inner.enable_otel && capture.records()).then(|| {
             let parent_span = parent.as_ref().and_then(|p| state.open.get(p)).and_then(|c| c.span.clone());
             let parent_span = parent_span.or_else(|| state.trace_span.clone());
             spans::component_span(
@@ -513,6 +552,11 @@ impl AgentTracer {
                 model_hint.as_deref(),
             )
         });
+        if let Some(span) = &span {
+            if capture.captures_request() {
+                spans::record_content(span, &kind, semconv::GEN_AI_INPUT_MESSAGES, &inputs);
+            }
+        }
 
         let mut event = self.inner.ctx.event(TraceEventType::SpanStart);
         event.span_id = Some(id.clone());
@@ -520,9 +564,13 @@ impl AgentTracer {
         event.component_name = Some(name.clone());
         event.component_type = Some(kind.clone());
         event.component_index = Some(index);
-        event.input_data = Some(inputs);
+        event.input_data = capture.captures_request().then(|| outbound::value(inputs));
         event.metadata = metadata;
-        self.send(&event);
+        if capture.records() {
+            // The caller's metadata is redacted; the model and provider hints were read before.
+            event.metadata = into_map(outbound::value(Value::Object(std::mem::take(&mut event.metadata))));
+            self.send(&event);
+        }
 
         state.open.insert(
             id,
@@ -536,6 +584,7 @@ impl AgentTracer {
                 model_hint,
                 provider_hint,
                 span,
+                capture,
             },
         );
     }
@@ -559,6 +608,8 @@ impl AgentTracer {
         };
         let component_name = component.as_ref().map_or_else(|| name.to_owned(), |c| c.name.clone());
         let status = if error.is_some() { "error" } else { "success" };
+        let capture = component.as_ref().map_or(self.inner.capture, |c| c.capture);
+        let error = error.map(|e| outbound::text(&e).into_owned());
 
         if !state.ended {
             state.totals.add(&priced, error.is_some());
@@ -579,11 +630,16 @@ impl AgentTracer {
         priced.write(m);
 
         if let Some(span) = component.and_then(|c| c.span) {
+            if capture.captures_response() {
+                spans::record_content(&span, &kind, semconv::GEN_AI_OUTPUT_MESSAGES, &outputs);
+            }
             spans::record_component_span(&span, &kind, &priced, error.as_deref());
             drop(span); // ends the OTEL span now
         }
-        event.output_data = Some(outputs);
-        self.send(&event);
+        if capture.records() {
+            event.output_data = capture.captures_response().then(|| outbound::value(outputs));
+            self.send(&event);
+        }
     }
 
     fn end_locked(
@@ -608,11 +664,21 @@ impl AgentTracer {
         }
         state.ended = true;
         let totals = state.totals;
+        let capture = self.inner.capture;
+        let error = error.map(|e| outbound::text(&e).into_owned());
         let mut event = self.inner.ctx.event(TraceEventType::TraceEnd);
         event.duration_ms = state.started.map(|s| elapsed_ms(s, ended));
         event.error = error.clone();
-        event.input_data = Some(inputs);
-        event.output_data = Some(outputs);
+        if let Some(span) = &state.trace_span {
+            if capture.captures_request() {
+                spans::record_content(span, "agent", semconv::GEN_AI_INPUT_MESSAGES, &inputs);
+            }
+            if capture.captures_response() {
+                spans::record_content(span, "agent", semconv::GEN_AI_OUTPUT_MESSAGES, &outputs);
+            }
+        }
+        event.input_data = capture.captures_request().then(|| outbound::value(inputs));
+        event.output_data = capture.captures_response().then(|| outbound::value(outputs));
         event.metadata = trace_end_metadata(
             &self.inner.ctx,
             TraceEnd {
@@ -658,6 +724,8 @@ impl Drop for Inner {
                 ctx: std::mem::take(&mut self.ctx),
                 environment: std::mem::take(&mut self.environment),
                 enable_otel: self.enable_otel,
+                capture: self.capture,
+                description: self.description.take(),
                 extractors: self.extractors.clone(),
                 sink: Mutex::new(self.sink.get_mut().unwrap_or_else(PoisonError::into_inner).take()),
                 state: Mutex::new(std::mem::take(state)),

@@ -2,6 +2,7 @@
 //! [`KafkaConfig`] in `kafka`, `TracingConfig` in `otel` (feature `otel`); every config reads the environment
 //! through the one lookup of `env`.
 
+mod capture;
 mod env;
 mod kafka;
 #[cfg(feature = "otel")]
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::capture::CaptureLevel;
 #[cfg(feature = "otel")]
 pub(crate) use self::env::process as process_env;
 use self::env::Env;
@@ -86,6 +88,11 @@ pub struct ObserverConfig {
     /// Permissions of the audit file and of the directories the SDK creates for it. Default owner-only
     /// (`0600` / `0700`). Env `OBSERVER_FILE_MODE`, `OBSERVER_DIR_MODE` (octal, e.g. `640`).
     pub file_permissions: FilePermissions,
+    /// How much content of LLM calls and agent components is recorded (spans, the agent stream, the LLM layer's
+    /// audit summaries). Default [`CaptureLevel::Metadata`]: no message or component content at all, only counts,
+    /// models, ids and timings. Per middleware, tracer, component or call it can be set otherwise. Env
+    /// `OBSERVER_CAPTURE_LEVEL` (`none`, `metadata`, `request`, `request_response`).
+    pub capture_level: CaptureLevel,
 }
 
 impl Default for ObserverConfig {
@@ -106,6 +113,7 @@ impl Default for ObserverConfig {
             flush_timeout: Duration::from_secs(30),
             sync_interval: Duration::from_secs(1),
             file_permissions: FilePermissions::default(),
+            capture_level: CaptureLevel::default(),
         }
     }
 }
@@ -261,6 +269,7 @@ impl ObserverConfig {
     /// | `OBSERVER_FLUSH_TIMEOUT_MS` | `flush_timeout` |
     /// | `OBSERVER_SYNC_INTERVAL_MS` | `sync_interval` |
     /// | `OBSERVER_FILE_MODE`, `OBSERVER_DIR_MODE` | `file_permissions` (octal, e.g. `640`) |
+    /// | `OBSERVER_CAPTURE_LEVEL` | `capture_level` (`none`, `metadata`, `request`, `request_response`) |
     /// | `KAFKA_*` | the [`KafkaConfig`] fields, see [`KafkaConfig::apply_env`] |
     pub fn apply_env(self) -> Result<Self, ConfigurationError> {
         self.apply_env_from(&env::process)
@@ -328,6 +337,9 @@ impl ObserverConfig {
         }
         if let Some(mode) = env.octal_mode("OBSERVER_DIR_MODE")? {
             self.file_permissions.dir_mode = mode;
+        }
+        if let Some(level) = env.choice("OBSERVER_CAPTURE_LEVEL")? {
+            self.capture_level = level;
         }
         if let Some(kafka) = self.kafka.take() {
             self.kafka = Some(kafka.apply_env_from(lookup)?);
@@ -411,6 +423,11 @@ mod tests {
             .unwrap();
         assert_eq!(c.file_permissions, FilePermissions { file_mode: 0o640, dir_mode: 0o750 });
         assert_eq!(c.sync_interval, Duration::from_millis(250));
+        assert_eq!(c.capture_level, CaptureLevel::Metadata, "content is off by default");
+        let c = ObserverConfig::default().apply_env_from(&table(&[("OBSERVER_CAPTURE_LEVEL", "request")])).unwrap();
+        assert_eq!(c.capture_level, CaptureLevel::Request);
+        let err = ObserverConfig::default().apply_env_from(&table(&[("OBSERVER_CAPTURE_LEVEL", "all")])).unwrap_err();
+        assert_eq!(err.field, "OBSERVER_CAPTURE_LEVEL");
         assert_eq!(ObserverConfig::default().file_permissions, FilePermissions { file_mode: 0o600, dir_mode: 0o700 });
         let err = ObserverConfig::default().apply_env_from(&table(&[("OBSERVER_FILE_MODE", "rw-r--r--")])).unwrap_err();
         assert_eq!(err.field, "OBSERVER_FILE_MODE");

@@ -136,6 +136,8 @@
 
 #[cfg(feature = "llm-http")]
 pub(crate) mod http;
+#[cfg_attr(not(feature = "llm-http"), allow(dead_code))]
+pub(crate) mod messages;
 pub mod semconv;
 pub(crate) mod usage;
 

@@ -152,7 +152,7 @@ impl Step {
 
     /// Logs a message on the step span (an `INFO` event); chainable.
     pub fn log(&mut self, message: impl AsRef<str>) -> &mut Self {
-        ::tracing::info!(parent: &self.core.span, "{}", message.as_ref());
+        ::tracing::info!(parent: &self.core.span, "{}", crate::outbound::text(message.as_ref()));
         self
     }
 

@@ -56,7 +56,7 @@ impl Stream {
 
     pub(crate) fn workflow_start(&self, workflow_name: &str, attributes: &Map<String, Value>) {
         let mut event = self.event(WorkflowEventType::WorkflowStart, workflow_name);
-        event.attributes = attributes.clone();
+        event.attributes = redacted_map(attributes);
         self.send(&event);
     }
 
@@ -72,9 +72,9 @@ impl Stream {
         event.step_name = Some(step.name.clone());
         event.step_index = Some(index);
         event.duration_ms = Some(step.duration_ms);
-        event.error = step.error.clone();
+        event.error = step.error.as_deref().map(redacted_text);
         event.status = Some(step.status);
-        event.attributes = step.attributes.clone();
+        event.attributes = redacted_map(&step.attributes);
         self.send(&event);
     }
 
@@ -91,9 +91,18 @@ impl Stream {
         event.step_count = Some(steps.len());
         event.total_step_time_ms = Some(steps.iter().map(|s| s.duration_ms).sum());
         event.failed_step_count = Some(steps.iter().filter(|s| s.error.is_some()).count());
-        event.error = error.map(str::to_owned);
-        event.attributes = attributes.clone();
-        event.steps = Some(steps);
+        event.error = error.map(redacted_text);
+        event.attributes = redacted_map(attributes);
+        event.steps = Some(
+            steps
+                .into_iter()
+                .map(|s| StepRecord {
+                    error: s.error.as_deref().map(redacted_text),
+                    attributes: redacted_map(&s.attributes),
+                    ..s
+                })
+                .collect(),
+        );
         self.send(&event);
     }
 
@@ -121,6 +130,19 @@ impl Stream {
             );
         }
     }
+}
+
+/// Attributes as they leave the process: redacted (keys and values) by the process's policy.
+fn redacted_map(attributes: &Map<String, Value>) -> Map<String, Value> {
+    match crate::outbound::value(Value::Object(attributes.clone())) {
+        Value::Object(m) => m,
+        other => Map::from_iter([("value".to_owned(), other)]),
+    }
+}
+
+/// An error message as it leaves the process: redacted.
+fn redacted_text(text: &str) -> String {
+    crate::outbound::text(text).into_owned()
 }
 
 impl fmt::Debug for Stream {

@@ -356,7 +356,7 @@ impl WorkflowTracer {
     /// Logs a message on the workflow span (an `INFO` event); chainable.
     pub fn log(&self, message: impl AsRef<str>) -> &Self {
         let span = self.span();
-        ::tracing::info!(parent: &span, "{}", message.as_ref());
+        ::tracing::info!(parent: &span, "{}", crate::outbound::text(message.as_ref()));
         self
     }
 

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::detect::Endpoint;
+use super::record::Settings;
 use super::TokenUsage;
+use crate::llm::messages::{input_content, InputContent, RequestShape};
 use crate::llm::usage::builtin_usage;
 
 /// Request parameters read from the JSON request body.
@@ -22,6 +24,8 @@ pub(crate) struct RequestInfo {
     pub(crate) prompt_summary: Option<String>,
     /// Characters of the last user input.
     pub(crate) prompt_chars: Option<usize>,
+    /// The messages and system instructions (only at `CaptureLevel::Request` and above).
+    pub(crate) input: InputContent,
 }
 
 /// The request fields read without building a JSON tree (unknown fields are skipped).
@@ -36,8 +40,10 @@ struct Params {
     stream: Option<bool>,
 }
 
-/// Reads the request parameters; `summary_chars > 0` also keeps the start of the last user input.
-pub(crate) fn parse_request(endpoint: Endpoint, body: &[u8], summary_chars: usize, audit: bool) -> RequestInfo {
+/// Reads the request parameters; with `settings.audit`, the length of the last user input; at
+/// `CaptureLevel::Request` and above, its start (`summary_chars > 0`) and the messages in the conventions' format.
+pub(crate) fn parse_request(endpoint: Endpoint, body: &[u8], settings: &Settings) -> RequestInfo {
+    let (summary_chars, audit, capture) = (settings.summary_chars, settings.audit, settings.capture);
     let mut info = match serde_json::from_slice::<Params>(body) {
         Ok(p) => RequestInfo {
             model: p.model,
@@ -62,17 +68,32 @@ pub(crate) fn parse_request(endpoint: Endpoint, body: &[u8], summary_chars: usiz
             Err(_) => return RequestInfo::default(),
         },
     };
-    if audit {
+    if audit || capture.captures_request() {
         if let Ok(v) = serde_json::from_slice::<Value>(body) {
-            if let Some(text) = last_user_input(endpoint, &v) {
-                info.prompt_chars = Some(text.chars().count());
-                if summary_chars > 0 {
-                    info.prompt_summary = Some(truncate(&text, summary_chars));
+            if audit {
+                if let Some(text) = last_user_input(endpoint, &v) {
+                    info.prompt_chars = Some(text.chars().count());
+                    if summary_chars > 0 && capture.captures_request() {
+                        info.prompt_summary = Some(truncate(&text, summary_chars));
+                    }
                 }
+            }
+            if capture.captures_request() {
+                info.input = input_content(shape(endpoint), &v);
             }
         }
     }
     info
+}
+
+/// The request body shape of an endpoint.
+fn shape(endpoint: Endpoint) -> RequestShape {
+    match endpoint {
+        Endpoint::ChatCompletions => RequestShape::Chat,
+        Endpoint::Messages => RequestShape::Anthropic,
+        Endpoint::Responses => RequestShape::Responses,
+        Endpoint::Completions | Endpoint::Embeddings => RequestShape::Inputs,
+    }
 }
 
 /// The text of the last user message (chat, messages, responses) or the input (embeddings, completions).
@@ -357,6 +378,11 @@ impl ResponseInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CaptureLevel;
+
+    fn settings(summary_chars: usize, capture: CaptureLevel) -> Settings {
+        Settings { audit: true, summary_chars, capture }
+    }
 
     #[test]
     fn anthropic_usage_counts_cache_tokens_once() {
@@ -394,7 +420,7 @@ mod tests {
                 info.apply_body(endpoint, body, 5);
                 info.apply_event(endpoint, body, 5);
                 assert!(info.token_usage().is_none());
-                let _ = parse_request(endpoint, body, 5, true);
+                let _ = parse_request(endpoint, body, &settings(5, CaptureLevel::RequestResponse));
             }
         }
     }
@@ -403,7 +429,7 @@ mod tests {
     fn request_params() {
         let body = br#"{"model":"gpt-4o","temperature":0.2,"max_completion_tokens":64,"top_p":0.9,"stream":true,
             "messages":[{"role":"user","content":"Hello there, world"}]}"#;
-        let info = parse_request(Endpoint::ChatCompletions, body, 5, true);
+        let info = parse_request(Endpoint::ChatCompletions, body, &settings(5, CaptureLevel::Request));
         assert_eq!(info.model.as_deref(), Some("gpt-4o"));
         assert_eq!(
             (info.temperature, info.max_tokens, info.top_p, info.stream),
@@ -412,7 +438,14 @@ mod tests {
         assert_eq!(info.prompt_summary.as_deref(), Some("Hello…"));
         assert_eq!(info.prompt_chars, Some(18));
         // A field of another type does not hide the others.
-        let info = parse_request(Endpoint::ChatCompletions, br#"{"model":"m","temperature":"hot"}"#, 0, false);
+        let quiet = Settings { audit: false, ..settings(0, CaptureLevel::Metadata) };
+        let info = parse_request(Endpoint::ChatCompletions, br#"{"model":"m","temperature":"hot"}"#, &quiet);
         assert_eq!((info.model.as_deref(), info.temperature), (Some("m"), None));
+        // At Metadata: the length, never the text.
+        let info = parse_request(Endpoint::ChatCompletions, body, &settings(5, CaptureLevel::Metadata));
+        assert_eq!((info.prompt_summary, info.prompt_chars), (None, Some(18)));
+        assert_eq!(info.input, InputContent::default());
+        let info = parse_request(Endpoint::ChatCompletions, body, &settings(0, CaptureLevel::Request));
+        assert_eq!(info.input.messages.unwrap()[0]["parts"][0]["content"], "Hello there, world");
     }
 }

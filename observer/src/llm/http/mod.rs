@@ -15,7 +15,8 @@ pub use self::detect::Provider;
 pub use self::reqwest::LlmMiddleware;
 pub use self::tower::{BoxError, LlmLayer, LlmService, MAX_REQUEST_BYTES};
 use crate::llm::semconv::{
-    GEN_AI_REQUEST_MAX_TOKENS, GEN_AI_REQUEST_TEMPERATURE, GEN_AI_REQUEST_TOP_P, GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_REQUEST_MAX_TOKENS, GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_REQUEST_TOP_P, GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, GEN_AI_SYSTEM_INSTRUCTIONS,
 };
 use crate::llm::usage::TokenUsage;
 use crate::CostResult;
@@ -27,12 +28,13 @@ pub(crate) struct Options {
     anthropic: Option<bool>,
     audit: Option<bool>,
     summary_chars: usize,
+    capture: Option<crate::CaptureLevel>,
 }
 
 impl Options {
     /// The settings of a call to `provider`, or `None` when it is not instrumented.
     pub(crate) fn resolve(&self, provider: Provider) -> Option<record::Settings> {
-        record::resolve(provider, self.openai, self.anthropic, self.audit, self.summary_chars)
+        record::resolve(provider, self.openai, self.anthropic, self.audit, self.summary_chars, self.capture)
     }
 }
 
@@ -68,10 +70,22 @@ macro_rules! options_builder {
             }
 
             /// Adds the first `max_chars` characters of the last user input and of the output to the audit
-            /// event (`prompt_summary`, `response_summary`). `0` (the default) records lengths only.
+            /// event (`prompt_summary`, `response_summary`), as far as the [capture level](crate::CaptureLevel)
+            /// allows: the prompt's at `Request` and above, the response's at `RequestResponse`. `0` (the
+            /// default) records lengths only.
             #[must_use]
             pub fn content_summaries(mut self, max_chars: usize) -> Self {
                 self.options.summary_chars = max_chars;
+                self
+            }
+
+            /// The [capture level](crate::CaptureLevel) of the calls through this middleware, whatever
+            /// `ObserverConfig::capture_level` says: `None` records nothing (no span, no audit event),
+            /// `Metadata` no content, `Request` adds `gen_ai.input.messages` and `gen_ai.system_instructions`,
+            /// `RequestResponse` also `gen_ai.output.messages` (content redacted).
+            #[must_use]
+            pub fn capture(mut self, level: crate::CaptureLevel) -> Self {
+                self.options.capture = Some(level);
                 self
             }
         }
@@ -135,6 +149,19 @@ pub struct LlmCall {
     pub prompt_summary: Option<String>,
     /// A short summary of the response for the audit event.
     pub response_summary: Option<String>,
+    /// The call's [capture level](crate::CaptureLevel); `None` follows `ObserverConfig::capture_level`
+    /// (`Metadata` before `init`). At `CaptureLevel::None` nothing is recorded (the cost is still returned); the
+    /// summaries and messages below are recorded only at the levels that allow them.
+    pub capture: Option<crate::CaptureLevel>,
+    /// The messages sent, in the GenAI conventions' format (`[{"role": "user", "parts": [{"type": "text",
+    /// "content": ".."}]}]`): recorded, redacted, as `gen_ai.input.messages` at `Request` and above.
+    pub input_messages: Option<serde_json::Value>,
+    /// The system instructions (`[{"type": "text", "content": ".."}]`): `gen_ai.system_instructions` at `Request`
+    /// and above.
+    pub system_instructions: Option<serde_json::Value>,
+    /// The messages returned (`[{"role": "assistant", "parts": [..], "finish_reason": "stop"}]`):
+    /// `gen_ai.output.messages` at `RequestResponse`.
+    pub output_messages: Option<serde_json::Value>,
 }
 
 /// Records a finished LLM call: the same span as the middleware's (as a child of the current span), its cost
@@ -145,7 +172,25 @@ pub struct LlmCall {
 pub fn record_llm_call(call: &LlmCall) -> CostResult {
     let operation = if call.operation.is_empty() { crate::llm::semconv::operation::CHAT } else { &call.operation };
     let model = (!call.model.is_empty()).then_some(call.model.as_str());
+    let capture = call.capture.unwrap_or_else(crate::init::capture_level);
+    let priced_model = call.response_model.as_deref().unwrap_or(&call.model);
+    if !capture.records() {
+        return crate::cost::calculate_cost_usage(&call.provider, priced_model, &call.usage);
+    }
     let span = record::new_span(&call.provider, operation, model);
+    if capture.captures_request() {
+        if let Some(v) = &call.system_instructions {
+            record::record_content(&span, GEN_AI_SYSTEM_INSTRUCTIONS, v.clone());
+        }
+        if let Some(v) = &call.input_messages {
+            record::record_content(&span, GEN_AI_INPUT_MESSAGES, v.clone());
+        }
+    }
+    if capture.captures_response() {
+        if let Some(v) = &call.output_messages {
+            record::record_content(&span, GEN_AI_OUTPUT_MESSAGES, v.clone());
+        }
+    }
     if let Some(t) = call.temperature {
         span.record(GEN_AI_REQUEST_TEMPERATURE, t);
     }
@@ -177,13 +222,12 @@ pub fn record_llm_call(call: &LlmCall) -> CostResult {
         error: call.error.clone().map(|e| (e, String::new())),
         duration: call.duration,
         audit,
-        prompt_summary: call.prompt_summary.clone(),
+        prompt_summary: call.prompt_summary.clone().filter(|_| capture.captures_request()),
         prompt_chars: None,
-        response_summary: call.response_summary.clone(),
+        response_summary: call.response_summary.clone().filter(|_| capture.captures_response()),
         response_chars: None,
         status: call.http_status,
     };
     let cost = record::complete(&span, &outcome);
-    let model = call.response_model.as_deref().unwrap_or(&call.model);
-    cost.unwrap_or_else(|| crate::cost::calculate_cost_usage(&call.provider, model, &TokenUsage::default()))
+    cost.unwrap_or_else(|| crate::cost::calculate_cost_usage(&call.provider, priced_model, &TokenUsage::default()))
 }

@@ -36,6 +36,26 @@ pub(crate) fn int(n: u64) -> i64 {
 pub(crate) struct Settings {
     pub(crate) audit: bool,
     pub(crate) summary_chars: usize,
+    /// Never [`CaptureLevel::None`](crate::CaptureLevel::None): such calls are not recorded at all.
+    pub(crate) capture: crate::CaptureLevel,
+}
+
+impl Settings {
+    /// How many characters of the response text to keep: enough for the output message at
+    /// `RequestResponse`, for the audit summary otherwise (none below `RequestResponse`).
+    pub(crate) fn response_chars(&self) -> usize {
+        if !self.capture.captures_response() {
+            0
+        } else {
+            self.summary_chars.max(crate::llm::messages::MAX_PART_CHARS + 1)
+        }
+    }
+}
+
+/// Records a content attribute (`gen_ai.input.messages`, …) on `span`: `value` redacted, as JSON text.
+pub(crate) fn record_content(span: &Span, key: &'static str, value: serde_json::Value) {
+    let value = crate::outbound::value(value);
+    span.record(key, crate::llm::messages::to_attribute(&value).as_str());
 }
 
 /// A new client span for an LLM call, every attribute declared (recorded later).
@@ -74,6 +94,9 @@ pub(crate) fn new_span(provider: &str, operation: &str, request_model: Option<&s
         { HTTP_STATUS } = Empty,
         { ERROR_TYPE } = Empty,
         { OPERATION_DURATION } = Empty,
+        { GEN_AI_SYSTEM_INSTRUCTIONS } = Empty,
+        { GEN_AI_INPUT_MESSAGES } = Empty,
+        { GEN_AI_OUTPUT_MESSAGES } = Empty,
     )
 }
 
@@ -268,8 +291,7 @@ impl Recorder {
         body: Option<&[u8]>,
         settings: Settings,
     ) -> Self {
-        let request =
-            body.map(|b| parse_request(endpoint, b, settings.summary_chars, settings.audit)).unwrap_or_default();
+        let mut request = body.map(|b| parse_request(endpoint, b, &settings)).unwrap_or_default();
         let provider = endpoint.provider().as_str();
         let span = new_span(provider, endpoint.operation(), request.model.as_deref());
         if let Some(t) = request.temperature {
@@ -286,6 +308,13 @@ impl Recorder {
         }
         if let Some(port) = port {
             span.record(SERVER_PORT, i64::from(port));
+        }
+        let input = std::mem::take(&mut request.input);
+        if let Some(v) = input.system_instructions {
+            record_content(&span, GEN_AI_SYSTEM_INSTRUCTIONS, v);
+        }
+        if let Some(v) = input.messages {
+            record_content(&span, GEN_AI_INPUT_MESSAGES, v);
         }
         Self {
             span,
@@ -322,7 +351,7 @@ impl Recorder {
         if bytes.is_empty() || self.done {
             return;
         }
-        let (endpoint, chars) = (self.endpoint, self.settings.summary_chars);
+        let (endpoint, chars) = (self.endpoint, self.settings.response_chars());
         match &mut self.mode {
             BodyMode::Pending => {}
             BodyMode::Json { copy, overflow } => {
@@ -359,7 +388,7 @@ impl Recorder {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let (endpoint, chars) = (self.endpoint, self.settings.summary_chars);
+        let (endpoint, chars) = (self.endpoint, self.settings.response_chars());
         match std::mem::replace(&mut self.mode, BodyMode::Pending) {
             BodyMode::Json { copy, overflow: false } if !copy.is_empty() => {
                 let http_error = self.info.error.clone();
@@ -377,6 +406,13 @@ impl Recorder {
             _ => {}
         }
         let audit = self.settings.audit;
+        let summary_chars = self.settings.summary_chars;
+        if self.settings.capture.captures_response() {
+            let reason = self.info.finish_reasons.first().map(String::as_str);
+            if let Some(v) = crate::llm::messages::output_message(&self.info.text, reason) {
+                record_content(&self.span, GEN_AI_OUTPUT_MESSAGES, v);
+            }
+        }
         let outcome = Outcome {
             provider: endpoint.provider().as_str(),
             operation: endpoint.operation(),
@@ -390,8 +426,8 @@ impl Recorder {
             audit,
             prompt_summary: self.request.prompt_summary.take(),
             prompt_chars: self.request.prompt_chars,
-            response_summary: (audit && chars > 0 && !self.info.text.is_empty())
-                .then(|| truncate(&self.info.text, chars)),
+            response_summary: (audit && summary_chars > 0 && !self.info.text.is_empty())
+                .then(|| truncate(&self.info.text, summary_chars)),
             response_chars: (audit && self.status.is_some()).then_some(self.info.text_chars),
             status: self.status,
         };
@@ -417,7 +453,12 @@ pub(crate) fn resolve(
     anthropic: Option<bool>,
     audit: Option<bool>,
     summary_chars: usize,
+    capture: Option<crate::CaptureLevel>,
 ) -> Option<Settings> {
+    let capture = capture.unwrap_or_else(crate::init::capture_level);
+    if !capture.records() {
+        return None;
+    }
     let global = crate::init::llm_http_flags();
     let (enabled, by_config) = match provider {
         Provider::OpenAi => (openai.unwrap_or(global.instrument_openai), openai.is_none()),
@@ -426,7 +467,7 @@ pub(crate) fn resolve(
     if !enabled && by_config {
         notice_switched_off(provider);
     }
-    enabled.then_some(Settings { audit: audit.unwrap_or(global.log_llm_interactions), summary_chars })
+    enabled.then_some(Settings { audit: audit.unwrap_or(global.log_llm_interactions), summary_chars, capture })
 }
 
 /// Says once per provider and process that a call went untraced because the running config switches the
