@@ -11,7 +11,7 @@ use common::kafka::{bootstrap, consume_until, Consumed};
 use observer::export::KafkaTopicSink;
 use observer::trace::{AgentTrace, AgentTracer, AgentTracerConfig, TracerFactory};
 use observer::SecurityProtocol;
-use observer::{calculate_cost_cached, KafkaConfig, ObserverConfig, Secret};
+use observer::{calculate_cost_cached, CaptureLevel, KafkaConfig, ObserverConfig, Secret};
 use serde_json::json;
 
 const TRACE_TOPIC: &str = "genesis-traces-streaming";
@@ -27,7 +27,9 @@ fn consume_trace(key: &str, expected: usize) -> Vec<Consumed> {
 #[test]
 fn a_flow_with_concurrent_and_failing_components_arrives_complete_and_in_order() {
     let config = init();
-    let factory = TracerFactory::new(config.clone()).unwrap().project_name("KafkaProject");
+    // Every field of each event type, content included.
+    let factory =
+        TracerFactory::new(config.clone()).unwrap().project_name("KafkaProject").capture(CaptureLevel::RequestResponse);
     let tracer = factory.create_agent_tracer(AgentTrace {
         flow_id: "flow-kafka".into(),
         trace_name: "Customer Support Flow".into(),
