@@ -17,6 +17,8 @@ pub(crate) struct Runtime {
     pipeline: Core,
     /// The dispatcher thread, taken by the one shutdown that waits for it.
     worker: Mutex<Option<Worker>>,
+    /// The price refresher of `ObserverConfig::prices`, when it asks for one; stopped at shutdown.
+    prices: Mutex<Option<crate::cost::PriceRefresher>>,
 }
 
 static RUNTIME: ArcSwapOption<Runtime> = ArcSwapOption::const_empty();
@@ -148,6 +150,7 @@ fn stop(ours: Option<&Weak<Runtime>>) -> Result<(), ExporterError> {
 fn shutdown_runtime(rt: Arc<Runtime>) -> Result<(), ExporterError> {
     // Unpublish the runtime so that new events take the synchronous path.
     RUNTIME.store(None);
+    drop(rt.prices.lock().unwrap_or_else(PoisonError::into_inner).take());
     let Some(mut worker) = rt.worker.lock().unwrap_or_else(PoisonError::into_inner).take() else { return Ok(()) };
     let timeout = rt.pipeline.stop_timeout();
     // First the OpenTelemetry span exporter, if `configure_tracing` installed one (bounded by `flush_timeout`):
@@ -218,10 +221,13 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     // With an OTLP endpoint (or `send_to_logfire`), the span exporter too; the guard shuts it down.
     #[cfg(feature = "otel")]
     crate::otel::configure_from_init(&config)?;
+    // Fresh prices and overrides: installed now, loaded in the background (never blocks here).
+    let prices =
+        if config.prices.is_configured() { Some(crate::cost::PriceRefresher::start(&config.prices)?) } else { None };
     let (pipeline, worker) = Core::start(config)?;
     // Decoding the bundled price table takes ~150 ms: do it off the caller's path.
     crate::cost::warm_up_in_background();
-    let runtime = Arc::new(Runtime { pipeline, worker: Mutex::new(Some(worker)) });
+    let runtime = Arc::new(Runtime { pipeline, worker: Mutex::new(Some(worker)), prices: Mutex::new(prices) });
     let config = &runtime.pipeline.config;
     fallback::configure(config);
     DROPPED_AT_ONCE_AFTER_INIT.store(false, Ordering::Relaxed);

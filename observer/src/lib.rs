@@ -60,8 +60,8 @@ pub use audit::builder::{get_audit_logger, AuditLogger};
 pub use audit::event::{AuditEvent, ChangeRecord};
 pub use audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 pub use config::{
-    AuditSink, CaptureLevel, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, SaslMechanism,
-    Secret, SecurityProtocol,
+    AuditSink, CaptureLevel, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, PriceConfig,
+    PriceDataSource, PriceOverride, SaslMechanism, Secret, SecurityProtocol,
 };
 pub use cost::price::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};

@@ -7,6 +7,7 @@ mod env;
 mod kafka;
 #[cfg(feature = "otel")]
 mod otel;
+mod prices;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub(crate) use self::kafka::validate_topic;
 pub use self::kafka::{Compression, KafkaConfig, SaslMechanism, SecurityProtocol};
 #[cfg(feature = "otel")]
 pub use self::otel::{OtlpProtocol, TracingConfig};
+pub(crate) use self::prices::redact_url;
+pub use self::prices::{PriceConfig, PriceDataSource, PriceOverride};
 use crate::error::ConfigurationError;
 use crate::export::{MemorySink, Sink};
 
@@ -93,6 +96,9 @@ pub struct ObserverConfig {
     /// models, ids and timings. Per middleware, tracer, component or call it can be set otherwise. Env
     /// `OBSERVER_CAPTURE_LEVEL` (`none`, `metadata`, `request`, `request_response`).
     pub capture_level: CaptureLevel,
+    /// Fresh LLM price data (a file or URL, refreshed in the background) and your own models' prices; default:
+    /// the bundled data only. Env `OBSERVER_PRICES_*`, see [`PriceConfig::apply_env`].
+    pub prices: PriceConfig,
 }
 
 impl Default for ObserverConfig {
@@ -114,6 +120,7 @@ impl Default for ObserverConfig {
             sync_interval: Duration::from_secs(1),
             file_permissions: FilePermissions::default(),
             capture_level: CaptureLevel::default(),
+            prices: PriceConfig::default(),
         }
     }
 }
@@ -271,6 +278,7 @@ impl ObserverConfig {
     /// | `OBSERVER_FILE_MODE`, `OBSERVER_DIR_MODE` | `file_permissions` (octal, e.g. `640`) |
     /// | `OBSERVER_CAPTURE_LEVEL` | `capture_level` (`none`, `metadata`, `request`, `request_response`) |
     /// | `KAFKA_*` | the [`KafkaConfig`] fields, see [`KafkaConfig::apply_env`] |
+    /// | `OBSERVER_PRICES_*`, `OBSERVER_PRICE_OVERRIDES_FILE` | `prices`, see [`PriceConfig::apply_env`] |
     pub fn apply_env(self) -> Result<Self, ConfigurationError> {
         self.apply_env_from(&env::process)
     }
@@ -344,6 +352,7 @@ impl ObserverConfig {
         if let Some(kafka) = self.kafka.take() {
             self.kafka = Some(kafka.apply_env_from(lookup)?);
         }
+        self.prices = self.prices.apply_env_from(lookup)?;
         Ok(self)
     }
 
@@ -379,6 +388,7 @@ impl ObserverConfig {
         if let Some(k) = &self.kafka {
             k.validate()?;
         }
+        self.prices.validate()?;
         Ok(())
     }
 }

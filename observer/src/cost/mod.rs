@@ -132,9 +132,15 @@
 //! [`get_price`](crate::get_price), [`CostResult`](crate::CostResult), [`ModelPrice`](crate::ModelPrice)) are at
 //! the crate root; this module holds the rest.
 
+mod data;
+mod overrides;
 pub(crate) mod price;
 
 pub use crate::llm::usage::MAX_TOKEN_COUNT;
+pub use data::{
+    price_data_status, PriceDataError, PriceDataStatus, PriceRefresher, PriceSource, GENAI_PRICES_DATA_URL,
+    MAX_PRICE_DATA_BYTES,
+};
 pub use price::{resolve_model, round_usd, warm_up, ResolvedModel, CURRENCY, MAX_WARNED_PAIRS, USD_DECIMALS};
 
 pub(crate) use price::calculate_cost_usage;

@@ -6,6 +6,8 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use genai_prices::{Calculator, ErrorKind, PriceCalculation, PriceRequest, Usage, UsageKey};
 use serde::{Deserialize, Serialize};
 
+use super::data::{self, PriceSource};
+use super::overrides;
 use crate::llm::usage::{TokenUsage, MAX_TOKEN_COUNT};
 
 /// The currency of every amount in this module.
@@ -68,6 +70,12 @@ pub struct CostResult {
     /// [`capped`](TokenUsage::capped): the cost is not trustworthy (see the [module docs](crate::cost#absurd-counts)).
     #[serde(default = "yes")]
     pub trusted: bool,
+    /// Which data priced the call: the bundled `genai-prices` data, data loaded from
+    /// [`PriceConfig::data`](crate::PriceConfig::data), one of your [`PriceOverride`](crate::PriceOverride)s, or
+    /// [`PriceSource::Unpriced`] when no price was found. Absent from results serialised before it existed:
+    /// `Bundled`.
+    #[serde(default)]
+    pub price_source: PriceSource,
 }
 
 fn yes() -> bool {
@@ -127,13 +135,14 @@ pub fn calculate_cost_cached(
 /// `price_found: false`.
 pub fn calculate_cost_usage(provider: &str, model: &str, usage: &TokenUsage) -> CostResult {
     let (usage, within_bounds) = bounded(usage);
-    let (input_cost, output_cost, total_cost, price_found) = match price(provider, model, &genai_usage(&usage)) {
-        Ok(price) => (round_usd(price.input_price), round_usd(price.output_price), round_usd(price.total_price), true),
+    let (input_cost, output_cost, total_cost, price_source) = match price(provider, model, &genai_usage(&usage)) {
+        Ok(price) => (round_usd(price.input), round_usd(price.output), round_usd(price.total), price.source),
         Err(reason) => {
             warn_unknown_once(provider, model, &reason);
-            (0.0, 0.0, 0.0, false)
+            (0.0, 0.0, 0.0, PriceSource::Unpriced)
         }
     };
+    let price_found = price_source != PriceSource::Unpriced;
     CostResult {
         input_cost,
         output_cost,
@@ -147,6 +156,7 @@ pub fn calculate_cost_usage(provider: &str, model: &str, usage: &TokenUsage) -> 
         currency: CURRENCY.into(),
         price_found,
         trusted: within_bounds && !usage.capped,
+        price_source,
     }
 }
 
@@ -163,8 +173,8 @@ pub fn get_price(provider: &str, model: &str) -> Option<ModelPrice> {
     Some(ModelPrice {
         provider: provider.into(),
         model: model.into(),
-        input_price_per_1k: round_usd(price.input_price),
-        output_price_per_1k: round_usd(price.output_price),
+        input_price_per_1k: round_usd(price.input),
+        output_price_per_1k: round_usd(price.output),
     })
 }
 
@@ -214,6 +224,41 @@ static CALCULATOR: LazyLock<Option<&'static Calculator>> =
             None
         }
     });
+
+/// A priced call, whichever data priced it (amounts in USD, not rounded).
+#[derive(Debug)]
+struct Price {
+    input: f64,
+    output: f64,
+    total: f64,
+    provider_id: String,
+    model_id: String,
+    source: PriceSource,
+}
+
+impl Price {
+    fn from_data(price: PriceCalculation, source: PriceSource) -> Self {
+        Self {
+            input: price.input_price,
+            output: price.output_price,
+            total: price.total_price,
+            provider_id: price.provider_id,
+            model_id: price.model_id,
+            source,
+        }
+    }
+
+    fn from_override(price: overrides::OverridePrice) -> Self {
+        Self {
+            input: price.input,
+            output: price.output,
+            total: price.input + price.output,
+            provider_id: price.provider_id,
+            model_id: price.model_id,
+            source: PriceSource::Override,
+        }
+    }
+}
 
 /// Why a price was not found.
 #[derive(Debug)]
@@ -319,10 +364,43 @@ pub(crate) fn is_bedrock_model_id(model: &str) -> bool {
     }
 }
 
-/// Prices `usage` for the caller's provider/model, resolving the provider and routing Bedrock and `vendor/model`
-/// ids as the module docs describe.
-fn price(provider: &str, model: &str, usage: &Usage) -> Result<PriceCalculation, NotFound> {
-    let calculator = (*CALCULATOR).ok_or(NotFound::NoData)?;
+/// Prices `usage` for the caller's provider/model: an override of the pair, else the loaded data, else the
+/// bundled data (an override of the model the data resolved the pair to wins over the data's price).
+fn price(provider: &str, model: &str, usage: &Usage) -> Result<Price, NotFound> {
+    let state = data::current();
+    let Some(prices) = state.as_deref() else {
+        // Nothing configured: the bundled data alone, as before price data could be loaded.
+        let calculator = (*CALCULATOR).ok_or(NotFound::NoData)?;
+        return price_in(calculator, provider, model, usage).map(|p| Price::from_data(p, PriceSource::Bundled));
+    };
+    if let Some(o) = overrides::find(&prices.overrides, provider, model) {
+        return Ok(Price::from_override(o.price(usage)));
+    }
+    let loaded = prices.loaded.as_ref().map(|l| price_in(&l.calculator, provider, model, usage));
+    let found = match loaded {
+        Some(Ok(p)) => Ok(Price::from_data(p, PriceSource::Loaded)),
+        // Models the loaded data lacks are priced by the bundled data.
+        Some(Err(loaded_reason)) => match *CALCULATOR {
+            Some(calculator) => {
+                price_in(calculator, provider, model, usage).map(|p| Price::from_data(p, PriceSource::Bundled))
+            }
+            None => Err(loaded_reason),
+        },
+        None => {
+            let calculator = (*CALCULATOR).ok_or(NotFound::NoData)?;
+            price_in(calculator, provider, model, usage).map(|p| Price::from_data(p, PriceSource::Bundled))
+        }
+    }?;
+    if !prices.overrides.is_empty() {
+        if let Some(o) = overrides::find(&prices.overrides, &found.provider_id, &found.model_id) {
+            return Ok(Price::from_override(o.price(usage)));
+        }
+    }
+    Ok(found)
+}
+
+/// [`price`] in one set of data: Bedrock and `vendor/model` routing as the module docs describe.
+fn price_in(calculator: &Calculator, provider: &str, model: &str, usage: &Usage) -> Result<PriceCalculation, NotFound> {
     if is_bedrock_model_id(model) {
         if let Ok(price) = calculator.calculate(&PriceRequest::new(model.trim(), usage).with_provider_id("aws")) {
             return Ok(price);
@@ -407,7 +485,7 @@ const PROVIDER_ALIASES: &[(&str, &str)] = &[
 
 /// The provider id to ask `genai-prices` for: `None` for an empty provider, an alias's target, or the trimmed
 /// provider itself. Does not allocate.
-fn provider_id(provider: &str) -> Option<&str> {
+pub(crate) fn provider_id(provider: &str) -> Option<&str> {
     let provider = provider.trim();
     if provider.is_empty() {
         return None;
