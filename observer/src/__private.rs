@@ -1,6 +1,7 @@
 //! Support code for the attribute macros. **Not public API**: anything here may change in any release.
 
 use crate::audit::{AuditAction, ResourceType};
+pub use crate::cost::price::calculate_cost_bundled_only;
 
 /// The trace and span id of the current OpenTelemetry span, when tracing with OpenTelemetry is set up (feature
 /// `otel`): `(trace_id, span_id)` in lower-case hex (32 and 16 digits), `None` outside a span or without the layer.

@@ -136,15 +136,10 @@ impl PriceConfig {
             return Err(ConfigurationError::new("prices.fetch_timeout", "must be greater than zero"));
         }
         match &self.data {
-            None => {}
-            Some(PriceDataSource::File(path)) => {
-                if path.as_os_str().is_empty() || path.is_dir() {
-                    return Err(ConfigurationError::new(
-                        "prices.data",
-                        format!("`{}` is not a file path", path.display()),
-                    ));
-                }
+            Some(PriceDataSource::File(path)) if path.as_os_str().is_empty() || path.is_dir() => {
+                return Err(ConfigurationError::new("prices.data", format!("`{}` is not a file path", path.display())));
             }
+            None | Some(PriceDataSource::File(_)) => {}
             Some(PriceDataSource::Url(url)) => {
                 check_url(url).map_err(|message| ConfigurationError::new("prices.data", message))?;
                 if !cfg!(feature = "prices-http") {

@@ -1,4 +1,5 @@
-//! LLM cost calculation, backed by the price data bundled with the [`genai_prices`] crate.
+//! LLM cost calculation, backed by the price data bundled with the [`genai_prices`] crate, fresher data loaded
+//! from a file or URL ([`PriceRefresher`]), and your own prices ([`PriceOverride`](crate::PriceOverride)).
 //!
 //! All amounts are US dollars (`currency` is always `"USD"`), rounded to [`USD_DECIMALS`] (10) decimal places
 //! by [`round_usd`], so that they are written without binary float noise (`0.001125`, not
@@ -36,13 +37,29 @@
 //!
 //! # Price data
 //!
-//! Every price comes from the data embedded in the Rust `genai-prices` crate 0.2.1, which is the data of the
+//! Unless fresh data is loaded (below), every price comes from the data embedded in the Rust `genai-prices` crate
+//! 0.2.1, which is the data of the
 //! Python `genai-prices` package 0.2.1: for the same model and usage the numbers equal what that Python release's
 //! `calc_price` computes (up to the rounding above). They are **not** necessarily what the Python
 //! `autonomize-observer` package computes today: it prices with whichever Python `genai-prices` release is
 //! installed, and newer releases have newer data (in November 2026, Python `genai-prices` 0.2.3 knew 63 models
 //! this data lacks and priced about 65 others differently). When reconciling costs across services, compare the
 //! `genai-prices` versions first; [`resolve_model`] shows which entry of this data a model id matched.
+//!
+//! ## Fresh data and overrides
+//!
+//! [`PriceConfig`](crate::PriceConfig) (`ObserverConfig::prices`, env `OBSERVER_PRICES_*`) loads newer data in the
+//! same JSON format from a file or an https URL (e.g. [`GENAI_PRICES_DATA_URL`]), on a background thread, at
+//! start and every `refresh_interval`; `init` starts the [`PriceRefresher`] and its guard stops it. Calculations
+//! never wait for it: the data in effect is swapped atomically ([`arc_swap`]), and a calculation only loads it.
+//! A load is checked before it is used: malformed or empty data (no model), an HTTP error, or more than
+//! [`MAX_PRICE_DATA_BYTES`] is refused ([`PriceDataError`]) and the data in effect (the bundled data, or the last
+//! good data) stays; failures are counted in [`price_data_status`] and reported once per streak. Loaded data
+//! prices the models it has; the bundled data prices the others.
+//!
+//! Your [`PriceOverride`](crate::PriceOverride)s (config or `overrides_file`) take precedence over any data, both
+//! for the id the caller gives and for the model the data resolves it to. Every result says what priced it:
+//! [`CostResult::price_source`](crate::CostResult::price_source) ([`PriceSource`]).
 //!
 //! # Models
 //!

@@ -134,6 +134,26 @@ pub fn calculate_cost_cached(
 /// the ceiling and the result is marked `trusted: false`. Never fails: an unknown provider/model costs `0.0` with
 /// `price_found: false`.
 pub fn calculate_cost_usage(provider: &str, model: &str, usage: &TokenUsage) -> CostResult {
+    cost_with(provider, model, usage, price)
+}
+
+/// [`calculate_cost_usage`] as it was before price data could be loaded (the bundled data alone, no `ArcSwap`
+/// load): the baseline of the `cost` bench.
+#[doc(hidden)]
+pub fn calculate_cost_bundled_only(provider: &str, model: &str, input_tokens: u64, output_tokens: u64) -> CostResult {
+    let bundled_only = |provider: &str, model: &str, usage: &Usage| {
+        let calculator = (*CALCULATOR).ok_or(NotFound::NoData)?;
+        price_in(calculator, provider, model, usage).map(|p| Price::from_data(p, PriceSource::Bundled))
+    };
+    cost_with(provider, model, &TokenUsage::new(input_tokens, output_tokens), bundled_only)
+}
+
+fn cost_with(
+    provider: &str,
+    model: &str,
+    usage: &TokenUsage,
+    price: impl FnOnce(&str, &str, &Usage) -> Result<Price, NotFound>,
+) -> CostResult {
     let (usage, within_bounds) = bounded(usage);
     let (input_cost, output_cost, total_cost, price_source) = match price(provider, model, &genai_usage(&usage)) {
         Ok(price) => (round_usd(price.input), round_usd(price.output), round_usd(price.total), price.source),
