@@ -367,6 +367,21 @@ mod tests {
     }
 
     #[test]
+    fn observer_config_reads_and_checks_its_prices() {
+        let c = crate::ObserverConfig::default()
+            .apply_env_from(&table(&[("OBSERVER_PRICES_FILE", "/srv/prices.json")]))
+            .unwrap();
+        assert_eq!(c.prices.data, Some(PriceDataSource::File("/srv/prices.json".into())));
+        let err = crate::ObserverConfig::default()
+            .apply_env_from(&table(&[("OBSERVER_PRICES_FETCH_TIMEOUT_MS", "soon")]))
+            .unwrap_err();
+        assert_eq!(err.field, "OBSERVER_PRICES_FETCH_TIMEOUT_MS");
+        let zero = PriceConfig { fetch_timeout: Duration::ZERO, ..Default::default() };
+        let err = crate::ObserverConfig { prices: zero, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(err.field, "prices.fetch_timeout");
+    }
+
+    #[test]
     fn validation_names_the_field() {
         PriceConfig::default().validate().unwrap();
         let zero = PriceConfig { refresh_interval: Duration::ZERO, ..Default::default() };

@@ -226,7 +226,7 @@ pub fn warm_up() {
 pub(crate) fn warm_up_in_background() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
-        let _ = std::thread::Builder::new().name("observer-prices".into()).spawn(warm_up);
+        let _ = std::thread::Builder::new().name("observer-warmup".into()).spawn(warm_up);
     });
 }
 
