@@ -440,7 +440,15 @@ mod fallback {
             crate::export::fallback_to_stderr(&json);
             return Ok(Arc::new(event));
         };
-        match sink.write(Record { event: &event, json: &json }).and_then(|()| sink.flush()) {
+        let mut rendered = Vec::new();
+        let output = match sink.format() {
+            crate::AuditFormat::Json => &json[..],
+            format => match crate::audit::format::render(format, &event, &Default::default(), &mut rendered) {
+                Ok(()) => &rendered[..],
+                Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Arc::new(event) }),
+            },
+        };
+        match sink.write(Record { event: &event, json: &json, output }).and_then(|()| sink.flush()) {
             Ok(()) => Ok(Arc::new(event)),
             Err(source) => Err(AuditError::WriteFailed { source, event: Arc::new(event) }),
         }

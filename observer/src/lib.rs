@@ -59,6 +59,7 @@ pub use actor::keycloak::{set_actor_from_keycloak_token, ClaimMappings, Verify};
 pub use audit::builder::{get_audit_logger, AuditLogger};
 pub use audit::event::{AuditEvent, ChangeRecord};
 pub use audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
+pub use config::AuditFormat;
 pub use config::{
     AuditSink, CaptureLevel, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, PriceConfig,
     PriceDataSource, PriceOverride, SaslMechanism, Secret, SecurityProtocol,

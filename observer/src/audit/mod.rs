@@ -25,6 +25,7 @@
 
 pub(crate) mod builder;
 pub(crate) mod event;
+pub(crate) mod format;
 pub(crate) mod vocabulary;
 
 pub use builder::{

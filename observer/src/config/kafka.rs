@@ -144,6 +144,9 @@ pub struct KafkaConfig {
     /// by `init` or a `TracerFactory`, owner-only (`0600` / `0700`) otherwise. Existing directories keep their
     /// permissions.
     pub spool_permissions: Option<FilePermissions>,
+    /// The format of the audit topic's messages: the guide's JSON (default), OCSF or FHIR R4 `AuditEvent` (see
+    /// [`AuditFormat`](super::AuditFormat)). Env `KAFKA_AUDIT_FORMAT` (`json`, `ocsf`, `fhir`).
+    pub audit_format: super::AuditFormat,
 }
 
 impl Default for KafkaConfig {
@@ -170,6 +173,7 @@ impl Default for KafkaConfig {
             spool_dir: None,
             spool_max_bytes: 1 << 30,
             spool_permissions: None,
+            audit_format: super::AuditFormat::Json,
         }
     }
 }
@@ -204,6 +208,7 @@ impl KafkaConfig {
     /// | `KAFKA_MESSAGE_TIMEOUT_MS` | `message_timeout` (milliseconds) |
     /// | `KAFKA_SSL_CA_LOCATION` | `ssl_ca_location` |
     /// | `OBSERVER_SPOOL_DIR`, `OBSERVER_SPOOL_MAX_BYTES` | `spool_dir`, `spool_max_bytes` |
+    /// | `KAFKA_AUDIT_FORMAT` | `audit_format` (`json`, `ocsf`, `fhir`) |
     ///
     /// # Errors
     /// A [`ConfigurationError`] naming the variable whose value does not parse.
@@ -247,6 +252,9 @@ impl KafkaConfig {
         }
         if let Some(p) = env.path("KAFKA_SSL_CA_LOCATION") {
             self.ssl_ca_location = Some(p);
+        }
+        if let Some(f) = env.choice("KAFKA_AUDIT_FORMAT")? {
+            self.audit_format = f;
         }
         if let Some(p) = env.path("OBSERVER_SPOOL_DIR") {
             self.spool_dir = Some(p);

@@ -4,6 +4,7 @@
 
 mod capture;
 mod env;
+mod format;
 mod kafka;
 #[cfg(feature = "otel")]
 mod otel;
@@ -18,6 +19,7 @@ pub use self::capture::CaptureLevel;
 #[cfg(feature = "otel")]
 pub(crate) use self::env::process as process_env;
 use self::env::Env;
+pub use self::format::AuditFormat;
 #[cfg(feature = "otel-kafka")]
 pub(crate) use self::kafka::validate_topic;
 pub use self::kafka::{Compression, KafkaConfig, SaslMechanism, SecurityProtocol};
@@ -75,6 +77,10 @@ pub struct ObserverConfig {
     pub keycloak_claim_mappings: crate::ClaimMappings,
     /// Where audit events are written (besides Kafka). Default: the JSON-lines file [`AuditSink::DEFAULT_FILE`].
     pub audit_sink: AuditSink,
+    /// The format of the embedded sink ([`audit_sink`](Self::audit_sink)): the guide's JSON (default), OCSF or FHIR
+    /// R4 `AuditEvent` (see [`AuditFormat`]). Kafka has its own ([`KafkaConfig::audit_format`]), extra sinks say theirs
+    /// ([`Sink::format`]). Env `OBSERVER_AUDIT_FORMAT` (`json`, `ocsf`, `fhir`).
+    pub audit_format: AuditFormat,
     /// Additional sinks that receive every event.
     pub extra_sinks: Vec<Arc<dyn Sink>>,
     /// Capacity of the queue between callers and the background dispatcher. Default 131,072 events.
@@ -114,6 +120,7 @@ impl Default for ObserverConfig {
             kafka: None,
             keycloak_claim_mappings: crate::ClaimMappings::default(),
             audit_sink: AuditSink::default(),
+            audit_format: AuditFormat::Json,
             extra_sinks: Vec::new(),
             queue_capacity: 131_072,
             flush_timeout: Duration::from_secs(30),
@@ -272,6 +279,7 @@ impl ObserverConfig {
     /// | `OBSERVER_LOG_LLM_INTERACTIONS` | `log_llm_interactions` (`true`/`false`) |
     /// | `OBSERVER_AUDIT_FILE` | `audit_sink` = that JSON-lines file |
     /// | `OBSERVER_AUDIT_SINK` | `audit_sink` = `file`, `stdout` or `none` |
+    /// | `OBSERVER_AUDIT_FORMAT` | `audit_format` = `json`, `ocsf` or `fhir` |
     /// | `OBSERVER_QUEUE_CAPACITY` | `queue_capacity` |
     /// | `OBSERVER_FLUSH_TIMEOUT_MS` | `flush_timeout` |
     /// | `OBSERVER_SYNC_INTERVAL_MS` | `sync_interval` |
@@ -330,6 +338,9 @@ impl ObserverConfig {
                 _ => FileSync::default(),
             };
             self.audit_sink = AuditSink::File { path, sync };
+        }
+        if let Some(f) = env.choice("OBSERVER_AUDIT_FORMAT")? {
+            self.audit_format = f;
         }
         if let Some(n) = env.parse("OBSERVER_QUEUE_CAPACITY")? {
             self.queue_capacity = n;

@@ -9,7 +9,9 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, S
 
 use super::fallback_to_stderr;
 use super::{Record, Sink};
+use crate::audit::format::{self, Extras};
 use crate::audit::AuditEvent;
+use crate::config::AuditFormat;
 use crate::error::ExporterError;
 
 /// Most events taken from the queue before the sinks are flushed.
@@ -105,9 +107,12 @@ impl Queue {
         let (tx, rx) = bounded(settings.capacity);
         let (done_tx, done) = bounded(1);
         let counters = Arc::new(Counters::default());
+        let sinks: Vec<Slot> =
+            sinks.into_iter().map(|sink| Slot { format: sink.format(), sink, accepted: Vec::new() }).collect();
         let worker = Dispatcher {
             rx,
-            sinks: sinks.into_iter().map(|sink| Slot { sink, accepted: Vec::new() }).collect(),
+            formats: Formats::for_sinks(&sinks),
+            sinks,
             counters: counters.clone(),
             buf: Vec::with_capacity(64 * 1024),
             spans: Vec::with_capacity(MAX_BATCH),
@@ -239,12 +244,61 @@ impl Counters {
 /// One sink and the records it accepted since its last flush.
 struct Slot {
     sink: Arc<dyn Sink>,
+    /// Its [`Sink::format`], asked once.
+    format: AuditFormat,
     /// Indices into the dispatcher's unflushed records.
     accepted: Vec<usize>,
 }
 
+/// The formats other than the guide's JSON that some sink uses, each with the current event rendered in it.
+struct Formats {
+    /// `(format, the current event in it, whether rendering it worked)`.
+    rendered: Vec<(AuditFormat, Vec<u8>, bool)>,
+}
+
+impl Formats {
+    fn for_sinks(sinks: &[Slot]) -> Self {
+        let mut rendered: Vec<(AuditFormat, Vec<u8>, bool)> = Vec::new();
+        for slot in sinks {
+            if slot.format != AuditFormat::Json && !rendered.iter().any(|(f, ..)| *f == slot.format) {
+                rendered.push((slot.format, Vec::with_capacity(4096), false));
+            }
+        }
+        Self { rendered }
+    }
+
+    /// Renders `event` once in every format in use (after the guide JSON and its integrity fields).
+    fn render(&mut self, event: &AuditEvent, extras: &Extras<'_>) {
+        for (fmt, buf, ok) in &mut self.rendered {
+            buf.clear();
+            *ok = match format::render(*fmt, event, extras, buf) {
+                Ok(()) => true,
+                Err(e) => {
+                    crate::diag::report!(
+                        ERROR,
+                        "event-unformattable",
+                        "rendering audit event {} as {fmt}: {e}",
+                        event.event_id
+                    );
+                    false
+                }
+            };
+        }
+    }
+
+    /// The current event in `fmt` (`json` for the guide's JSON); `None` when rendering it failed.
+    fn output<'a>(&'a self, fmt: AuditFormat, json: &'a [u8]) -> Option<&'a [u8]> {
+        if fmt == AuditFormat::Json {
+            return Some(json);
+        }
+        self.rendered.iter().find(|(f, ..)| *f == fmt).and_then(|(_, buf, ok)| ok.then_some(buf.as_slice()))
+    }
+}
+
 struct Dispatcher {
     rx: Receiver<Command>,
+    /// The other formats the sinks asked for.
+    formats: Formats,
     /// The sinks still in the pipeline (a sink that panics is taken out).
     sinks: Vec<Slot>,
     counters: Arc<Counters>,
@@ -353,9 +407,18 @@ impl Dispatcher {
         self.spans.push((start, self.buf.len()));
         self.failed.push(false);
         let json = &self.buf[start..];
-        let record = Record { event, json };
+        self.formats.render(event, &Extras::default());
         let mut panicked = Vec::new();
         for (i, slot) in self.sinks.iter_mut().enumerate() {
+            let Some(output) = self.formats.output(slot.format, json) else {
+                // Not renderable in this sink's format (reported): the guide JSON goes to the fallback.
+                self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                if !std::mem::replace(&mut self.failed[idx], true) {
+                    fallback_to_stderr(json);
+                }
+                continue;
+            };
+            let record = Record { event, json, output };
             match call(|| slot.sink.write(record)) {
                 Call::Done(Ok(())) => slot.accepted.push(idx),
                 Call::Done(Err(e)) => {

@@ -28,6 +28,7 @@ pub use pipeline::{with_pipeline, with_pipeline_sync, Pipeline, WithPipeline};
 pub use sinks::{FileSink, MemorySink, StdoutSink};
 
 use crate::audit::AuditEvent;
+use crate::config::AuditFormat;
 use crate::error::ExporterError;
 
 /// One serialised event as a sink receives it.
@@ -35,8 +36,19 @@ use crate::error::ExporterError;
 pub struct Record<'a> {
     /// The event.
     pub event: &'a AuditEvent,
-    /// Its JSON (one line, no trailing newline), serialised once for all sinks.
+    /// Its guide JSON (one line, no trailing newline), serialised once for all sinks: the evidence, and what the
+    /// stderr fallback carries when a sink does not deliver the record.
     pub json: &'a [u8],
+    /// The event in the receiving sink's [`Sink::format`] (one line, no trailing newline), serialised once per
+    /// event for all the sinks of that format; the same bytes as `json` for [`AuditFormat::Json`].
+    pub output: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// A record in the guide's JSON (`output` is `json`).
+    pub fn new(event: &'a AuditEvent, json: &'a [u8]) -> Self {
+        Self { event, json, output: json }
+    }
 }
 
 /// A destination for audit events. Called only from the dispatcher thread, one batch at a time:
@@ -51,6 +63,12 @@ pub struct Record<'a> {
 pub trait Sink: Send + Sync + std::fmt::Debug {
     /// A short name for reports, e.g. `file observer-audit.jsonl`.
     fn name(&self) -> String;
+
+    /// The format this sink receives in [`Record::output`]: the guide's JSON (default), OCSF or FHIR R4
+    /// `AuditEvent`. Asked once, when the pipeline starts.
+    fn format(&self) -> AuditFormat {
+        AuditFormat::Json
+    }
 
     /// Writes one record (it may be buffered until [`flush`](Sink::flush)).
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError>;

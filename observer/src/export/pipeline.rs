@@ -52,14 +52,15 @@ impl ServiceFields {
     }
 }
 
-/// The sink `config.audit_sink` names (`None` for `AuditSink::None`).
+/// The sink `config.audit_sink` names, in `config.audit_format` (`None` for `AuditSink::None`).
 pub(crate) fn embedded_sink(config: &ObserverConfig) -> Result<Option<Arc<dyn Sink>>, ExporterError> {
+    let format = config.audit_format;
     Ok(match &config.audit_sink {
-        AuditSink::File { path, sync } => {
-            Some(Arc::new(FileSink::open_with_permissions(path.clone(), *sync, config.file_permissions)?))
-        }
-        AuditSink::Stdout => Some(Arc::new(StdoutSink::new())),
-        AuditSink::Memory(m) => Some(Arc::new(m.clone())),
+        AuditSink::File { path, sync } => Some(Arc::new(
+            FileSink::open_with_permissions(path.clone(), *sync, config.file_permissions)?.in_format(format),
+        )),
+        AuditSink::Stdout => Some(Arc::new(StdoutSink::new().in_format(format))),
+        AuditSink::Memory(m) => Some(Arc::new(m.clone().in_format(format))),
         AuditSink::None => None,
     })
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{files, Record, Sink};
 use crate::audit::AuditEvent;
-use crate::config::{FilePermissions, FileSync};
+use crate::config::{AuditFormat, FilePermissions, FileSync};
 use crate::error::ExporterError;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -36,6 +36,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct FileSink {
     path: PathBuf,
     sync: FileSync,
+    format: AuditFormat,
     permissions: FilePermissions,
     state: Mutex<FileState>,
 }
@@ -71,6 +72,7 @@ impl FileSink {
         Ok(Self {
             path,
             sync,
+            format: AuditFormat::Json,
             permissions,
             state: Mutex::new(FileState { file: Some(file), pending: Vec::with_capacity(256 * 1024) }),
         })
@@ -79,6 +81,12 @@ impl FileSink {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes its lines in `format` (default the guide's JSON): one OCSF event or FHIR `AuditEvent` per line.
+    pub fn in_format(mut self, format: AuditFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// Closes the open file when the path no longer names it (renamed or deleted), syncing it first.
@@ -222,12 +230,19 @@ fn open_file(path: &Path, permissions: FilePermissions) -> std::io::Result<OpenF
 
 impl Sink for FileSink {
     fn name(&self) -> String {
-        format!("file {}", self.path.display())
+        match self.format {
+            AuditFormat::Json => format!("file {}", self.path.display()),
+            f => format!("file {} ({f})", self.path.display()),
+        }
+    }
+
+    fn format(&self) -> AuditFormat {
+        self.format
     }
 
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
         let mut state = lock(&self.state);
-        state.pending.extend_from_slice(record.json);
+        state.pending.extend_from_slice(record.output);
         state.pending.push(b'\n');
         Ok(())
     }
@@ -247,6 +262,7 @@ impl Sink for FileSink {
 #[derive(Debug, Default)]
 pub struct StdoutSink {
     buf: Mutex<Vec<u8>>,
+    format: AuditFormat,
 }
 
 impl StdoutSink {
@@ -254,16 +270,29 @@ impl StdoutSink {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Writes its lines in `format` (default the guide's JSON).
+    pub fn in_format(mut self, format: AuditFormat) -> Self {
+        self.format = format;
+        self
+    }
 }
 
 impl Sink for StdoutSink {
     fn name(&self) -> String {
-        "stdout".into()
+        match self.format {
+            AuditFormat::Json => "stdout".into(),
+            f => format!("stdout ({f})"),
+        }
+    }
+
+    fn format(&self) -> AuditFormat {
+        self.format
     }
 
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
         let mut buf = lock(&self.buf);
-        buf.extend_from_slice(record.json);
+        buf.extend_from_slice(record.output);
         buf.push(b'\n');
         Ok(())
     }
@@ -287,11 +316,16 @@ impl Sink for StdoutSink {
 #[derive(Debug, Clone, Default)]
 pub struct MemorySink {
     inner: Arc<MemoryInner>,
+    /// This clone's format (clones share the storage, not the format).
+    format: AuditFormat,
 }
+
+/// One recorded event: the event, its guide JSON, and its output when the sink's format is not the guide's JSON.
+type Recorded = (AuditEvent, Vec<u8>, Option<Vec<u8>>);
 
 #[derive(Debug, Default)]
 struct MemoryInner {
-    records: Mutex<Vec<(AuditEvent, Vec<u8>)>>,
+    records: Mutex<Vec<Recorded>>,
     arrived: Condvar,
 }
 
@@ -301,14 +335,30 @@ impl MemorySink {
         Self::default()
     }
 
-    /// The events recorded so far, in arrival order.
-    pub fn events(&self) -> Vec<AuditEvent> {
-        lock(&self.inner.records).iter().map(|(e, _)| e.clone()).collect()
+    /// This sink (sharing the storage) receiving records in `format` (default the guide's JSON); see
+    /// [`output`](Self::output).
+    pub fn in_format(mut self, format: AuditFormat) -> Self {
+        self.format = format;
+        self
     }
 
-    /// The JSON of the events recorded so far, exactly as serialised for every sink.
+    /// The events recorded so far, in arrival order.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        lock(&self.inner.records).iter().map(|(e, ..)| e.clone()).collect()
+    }
+
+    /// The guide JSON of the events recorded so far, exactly as serialised for every sink.
     pub fn json(&self) -> Vec<serde_json::Value> {
-        lock(&self.inner.records).iter().filter_map(|(_, j)| serde_json::from_slice(j).ok()).collect()
+        lock(&self.inner.records).iter().filter_map(|(_, j, _)| serde_json::from_slice(j).ok()).collect()
+    }
+
+    /// The records as received in [`Record::output`] (the sink's format: OCSF events, FHIR `AuditEvent`s, or the
+    /// guide's JSON), parsed.
+    pub fn output(&self) -> Vec<serde_json::Value> {
+        lock(&self.inner.records)
+            .iter()
+            .filter_map(|(_, j, o)| serde_json::from_slice(o.as_deref().unwrap_or(j)).ok())
+            .collect()
     }
 
     /// The number of events recorded.
@@ -331,7 +381,7 @@ impl MemorySink {
         let deadline = Instant::now() + timeout;
         let mut records = lock(&self.inner.records);
         loop {
-            if let Some((e, _)) = records.iter().find(|(e, _)| pred(e)) {
+            if let Some((e, ..)) = records.iter().find(|(e, ..)| pred(e)) {
                 return Some(e.clone());
             }
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -342,11 +392,19 @@ impl MemorySink {
 
 impl Sink for MemorySink {
     fn name(&self) -> String {
-        "memory".into()
+        match self.format {
+            AuditFormat::Json => "memory".into(),
+            f => format!("memory ({f})"),
+        }
+    }
+
+    fn format(&self) -> AuditFormat {
+        self.format
     }
 
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
-        lock(&self.inner.records).push((record.event.clone(), record.json.to_vec()));
+        let output = (self.format != AuditFormat::Json).then(|| record.output.to_vec());
+        lock(&self.inner.records).push((record.event.clone(), record.json.to_vec(), output));
         Ok(())
     }
 
@@ -364,7 +422,7 @@ mod tests {
     fn write_one(sink: &FileSink, id: &str) {
         let event = AuditEvent::new(AuditEventType::DataAccess, AuditAction::Read, ResourceType::Document, id);
         let json = serde_json::to_vec(&event).unwrap();
-        sink.write(Record { event: &event, json: &json }).unwrap();
+        sink.write(Record::new(&event, &json)).unwrap();
         sink.flush().unwrap();
     }
 

@@ -226,7 +226,7 @@ impl KafkaExporter {
     /// As [`send`](Self::send), and [`ExporterError::Serialize`].
     pub fn export_audit(&self, event: &AuditEvent) -> Result<Accepted, ExporterError> {
         let json = serde_json::to_vec(event)?;
-        self.send_audit_json(event, &json)
+        self.send_audit_record(event, crate::AuditFormat::Json, &json)
     }
 
     /// Exports any JSON value to `topic` with `key`. Never blocks.
@@ -243,18 +243,32 @@ impl KafkaExporter {
         self.send(topic, Some(key), &[("content-type", "application/json")], &json)
     }
 
-    pub(crate) fn send_audit_json(&self, event: &AuditEvent, json: &[u8]) -> Result<Accepted, ExporterError> {
+    /// Sends one audit event, already serialised in `format` as `payload`, to the audit topic. Headers as
+    /// [`export_audit`](Self::export_audit); for OCSF and FHIR `schema_version` is that format's version
+    /// (`1.5.0`, `4.0.1`), `format` names it (`ocsf`, `fhir`) and `content-type` is its media type.
+    pub(crate) fn send_audit_record(
+        &self,
+        event: &AuditEvent,
+        format: crate::AuditFormat,
+        payload: &[u8],
+    ) -> Result<Accepted, ExporterError> {
         let mut key = String::with_capacity(event.resource_type.as_str().len() + 1 + event.resource_id.len());
         key.push_str(event.resource_type.as_str());
         key.push(':');
         key.push_str(&event.resource_id);
+        let schema_version = match format {
+            crate::AuditFormat::Ocsf => crate::AuditFormat::OCSF_VERSION,
+            crate::AuditFormat::Fhir => crate::AuditFormat::FHIR_VERSION,
+            _ => SCHEMA_VERSION,
+        };
         let headers = [
             ("event_type", event.audit_type.as_str()),
             ("event_id", event.event_id.as_str()),
-            ("schema_version", SCHEMA_VERSION),
-            ("content-type", "application/json"),
+            ("schema_version", schema_version),
+            ("content-type", format.content_type()),
+            ("format", format.as_str()),
         ];
-        self.send(&self.inner.config.audit_topic, Some(&key), &headers, json)
+        self.send(&self.inner.config.audit_topic, Some(&key), &headers, payload)
     }
 
     /// Hands one message to librdkafka, or to the spool when librdkafka cannot take it. Never blocks.

@@ -29,8 +29,12 @@ impl Sink for KafkaSink {
         )
     }
 
+    fn format(&self) -> crate::AuditFormat {
+        self.exporter.inner.config.audit_format
+    }
+
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
-        self.exporter.send_audit_json(record.event, record.json).map(drop)
+        self.exporter.send_audit_record(record.event, self.format(), record.output).map(drop)
     }
 
     fn shutdown(&self) -> Result<(), ExporterError> {
