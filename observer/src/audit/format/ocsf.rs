@@ -191,6 +191,8 @@ pub(super) fn to_value(event: &AuditEvent, extras: &Extras<'_>) -> Value {
             event.actor.as_deref().and_then(|a| a.tenant_id.as_deref()).filter(|s| !s.is_empty()).map(Value::from),
         ),
         ("labels", non_empty(&event.environment).map(|e| json!([format!("environment:{e}")]))),
+        // `trace` (API Activity) belongs to the trace profile.
+        ("profiles", (trace_id.is_some() && class.uid == API_ACTIVITY.uid).then(|| json!(["trace"]))),
     ]);
     let ip = client_ip(event);
     let http_request = user_agent(event).map(|ua| json!({"user_agent": ua}));
