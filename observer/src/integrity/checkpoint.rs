@@ -83,6 +83,29 @@ impl Checkpoint {
         })
     }
 
+    /// An unsigned checkpoint (no signing key configured): `note` is the checkpoint text alone, without a blank line
+    /// or signature lines. It lets a verifier check the Merkle root but proves nothing against someone who rewrites
+    /// the trail (they can recompute it); verifiers report it as `unsigned_checkpoint`.
+    pub fn unsigned(chain_id: &str, size: u64, root: Digest, timestamp: &str) -> Result<Checkpoint, IntegrityError> {
+        validate_chain_id(chain_id)?;
+        if timestamp.is_empty() || timestamp.chars().any(|c| c.is_control()) {
+            return Err(IntegrityError::Checkpoint("the timestamp must be one non-empty line".into()));
+        }
+        Ok(Checkpoint {
+            record_type: CHECKPOINT_RECORD_TYPE.into(),
+            chain_id: chain_id.into(),
+            size,
+            root,
+            timestamp: timestamp.into(),
+            note: checkpoint_body(chain_id, size, &root, timestamp),
+        })
+    }
+
+    /// `true` for an [unsigned](Checkpoint::unsigned) checkpoint whose text matches its fields.
+    pub fn is_unsigned(&self) -> bool {
+        self.note == checkpoint_body(&self.chain_id, self.size, &self.root, &self.timestamp)
+    }
+
     /// The JSON line (without the newline).
     pub fn to_json_line(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a checkpoint always serialises")
@@ -146,6 +169,10 @@ mod tests {
         let other = NoteSigner::generate("audit-key").unwrap();
         assert!(matches!(cp.verify(&[other.verifier()]), Err(IntegrityError::Note(NoteError::UnknownKey { .. }))));
         assert!(Checkpoint::sign("bad id", 1, root, "t", &signer).is_err());
+        // Unsigned: recognised, and never verifies as signed.
+        let unsigned = Checkpoint::unsigned("chain-1", 42, root, "2026-11-29T16:00:00Z").unwrap();
+        assert!(unsigned.is_unsigned() && !cp.is_unsigned());
+        assert!(matches!(unsigned.verify(&[signer.verifier()]), Err(IntegrityError::Note(NoteError::Malformed(_)))));
         assert!(Checkpoint::sign("c", 1, root, "t\n", &signer).is_err());
     }
 }

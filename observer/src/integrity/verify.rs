@@ -39,6 +39,9 @@ pub enum FindingKind {
     BadSignature,
     /// A checkpoint is signed only by keys that were not given to the verifier.
     UnknownKey,
+    /// A checkpoint without a signature (the producer had no signing key): its root is checked only when
+    /// signatures are skipped, and it proves nothing against someone who rewrites the trail.
+    UnsignedCheckpoint,
     /// Two validly signed checkpoints of the same size with different roots.
     CheckpointConflict,
     /// Events after the last valid checkpoint (or a chain with no checkpoint): not covered by a signature, so a
@@ -64,6 +67,7 @@ impl FindingKind {
             Self::RootMismatch => "root_mismatch",
             Self::BadSignature => "bad_signature",
             Self::UnknownKey => "unknown_key",
+            Self::UnsignedCheckpoint => "unsigned_checkpoint",
             Self::CheckpointConflict => "checkpoint_conflict",
             Self::UnsignedTail => "unsigned_tail",
             Self::Malformed => "malformed",
@@ -617,6 +621,16 @@ impl TrailVerifier {
                 continue;
             }
             seen_notes.push(&c.note);
+            if self.check_signatures && c.is_unsigned() {
+                findings.push(finding(
+                    FindingKind::UnsignedCheckpoint,
+                    Some(c.size),
+                    None,
+                    Some(at),
+                    format!("checkpoint of size {} has no signature (the producer had no signing key)", c.size),
+                ));
+                continue;
+            }
             if self.check_signatures {
                 match c.verify(&self.keys) {
                     Ok(v) => {
@@ -831,6 +845,37 @@ mod tests {
                 (FindingKind::UnknownKey, Some(5)),
                 (FindingKind::UnknownKey, Some(10))
             ]
+        );
+    }
+
+    #[test]
+    fn unsigned_checkpoints() {
+        let k = NoteSigner::generate("k").unwrap();
+        let t = trail("c1", 4, 4, &k);
+        let mut lines = t.lines.clone();
+        let root = crate::integrity::merkle_root(&t.hashes);
+        lines[4] =
+            String::from_utf8(Checkpoint::unsigned("c1", 4, root, "2026-11-29T16:00:00Z").unwrap().to_json_line())
+                .unwrap();
+        assert_eq!(
+            kinds(&verify(&lines, &[k.verifier()])),
+            vec![(FindingKind::UnsignedTail, Some(1)), (FindingKind::UnsignedCheckpoint, Some(4))]
+        );
+        // With signatures skipped, its root is checked.
+        let run = |lines: &[String]| {
+            let mut v = TrailVerifier::new(vec![]).skip_signatures(true);
+            let s = v.add_source("f", true);
+            for l in lines {
+                v.add_line(s, l.as_bytes());
+            }
+            v.finish()
+        };
+        assert!(run(&lines).ok);
+        let wrong = Checkpoint::unsigned("c1", 4, Digest::GENESIS, "2026-11-29T16:00:00Z").unwrap();
+        lines[4] = String::from_utf8(wrong.to_json_line()).unwrap();
+        assert_eq!(
+            kinds(&run(&lines)),
+            vec![(FindingKind::UnsignedTail, Some(1)), (FindingKind::RootMismatch, Some(4))]
         );
     }
 
