@@ -893,3 +893,28 @@ fn a_factory_gives_its_tracers_the_configs_capture_level() {
     let config = ObserverConfig { capture_level: CaptureLevel::Request, ..Default::default() };
     assert_eq!(make(config), (CaptureLevel::Request, true));
 }
+
+#[observer::agent_component(name = "Open", kind = "tool", capture = "request_response")]
+fn open_component(text: &str) -> String {
+    format!("OPEN-OUT {text}")
+}
+
+#[observer::agent_component(name = "Hidden", kind = "tool", capture = "none")]
+fn hidden_component(text: &str) -> String {
+    format!("HIDDEN-OUT {text}")
+}
+
+#[test]
+fn agent_component_capture_key_sets_the_components_level() {
+    let (tracer, sink) = tracer_at(Some(CaptureLevel::Metadata));
+    tracer.start_trace();
+    tracer.scope_sync(|| {
+        open_component("OPEN-IN");
+        hidden_component("HIDDEN-IN");
+    });
+    tracer.end(json!({}), json!({}), None, None);
+    let text = stream_text(&sink);
+    assert!(text.contains("OPEN-IN") && text.contains("OPEN-OUT"), "{text}");
+    assert!(!text.contains("HIDDEN") && !text.contains("Hidden"), "{text}");
+    assert_eq!(of_type(&sink.events(), TraceEventType::SpanStart).len(), 1);
+}

@@ -340,13 +340,16 @@ pub fn step(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```text
 /// #[agent_component]
-/// #[agent_component([name = "LITERAL"] [, kind = "KIND"] [, skip(ARG, ..)] [, crate = PATH] [,])]
+/// #[agent_component([name = "LITERAL"] [, kind = "KIND"] [, capture = "LEVEL"] [, skip(ARG, ..)] [, crate = PATH] [,])]
 /// ```
 ///
 /// - `name`: the component name (default: the fn's name).
 /// - `kind`: the component type, one of `llm`, `tool`, `agent`, `retrieval`, `memory`, `input`, `output`,
 ///   `processing`, `component` — the variants of `observer::trace::ComponentKind`, generated from the same table
 ///   (checked at compile time); inferred from the name and the outputs when left out.
+/// - `capture`: the component's capture level, one of `none`, `metadata`, `request`, `request_response`
+///   (`observer::CaptureLevel`, checked at compile time); default: the tracer's. Below `request` no input is
+///   sent, below `request_response` no output; at `none` the component sends no event and no span.
 /// - `skip(arg, ..)`: arguments left out of the inputs. Every other named argument is serialised into
 ///   `input_data` (its type must implement `serde::Serialize`; otherwise the error points at the argument — skip
 ///   it). Arguments are serialised only when an agent trace is current.

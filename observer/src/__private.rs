@@ -287,6 +287,8 @@ pub fn typed_closure<R, F: FnOnce() -> R>(body: F) -> F {
 
 /// The `kind = ".."` of `#[agent_component]`, checked against the same table by the macro.
 pub use crate::agent::ComponentKind;
+/// The `capture = ".."` of `#[agent_component]`.
+pub use crate::CaptureLevel;
 
 /// An argument of an `#[agent_component]` fn, serialised for the component's `input_data`
 /// (`agent_input(&arg)`): the argument's type must implement `serde::Serialize`, or be left out with
@@ -353,7 +355,12 @@ pub struct ComponentCall {
 }
 
 impl ComponentCall {
-    fn start(name: &'static str, kind: Option<ComponentKind>, inputs: Option<serde_json::Value>) -> Option<Self> {
+    fn start(
+        name: &'static str,
+        kind: Option<ComponentKind>,
+        capture: Option<CaptureLevel>,
+        inputs: Option<serde_json::Value>,
+    ) -> Option<Self> {
         let current = crate::agent::scope::current()?;
         let id: std::sync::Arc<str> = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]).into();
         current.tracer.start_component(
@@ -363,7 +370,7 @@ impl ComponentCall {
             inputs.unwrap_or(serde_json::Value::Null),
             serde_json::Value::Null,
             current.component.as_deref().map(str::to_owned),
-            None,
+            capture,
         );
         Some(Self { tracer: current.tracer, id, name, done: false })
     }
@@ -389,11 +396,12 @@ impl Drop for ComponentCall {
 pub fn agent_component_sync<R>(
     name: &'static str,
     kind: Option<ComponentKind>,
+    capture: Option<CaptureLevel>,
     inputs: Option<serde_json::Value>,
     body: impl FnOnce() -> R,
     outcome: impl FnOnce(&R) -> ComponentOutcome,
 ) -> R {
-    match ComponentCall::start(name, kind, inputs) {
+    match ComponentCall::start(name, kind, capture, inputs) {
         None => {
             let span = ::tracing::info_span!("agent_component", otel.name = name);
             let _entered = span.enter();
@@ -412,12 +420,13 @@ pub fn agent_component_sync<R>(
 pub async fn agent_component_async<R>(
     name: &'static str,
     kind: Option<ComponentKind>,
+    capture: Option<CaptureLevel>,
     inputs: Option<serde_json::Value>,
     body: impl ::core::future::Future<Output = R>,
     outcome: impl FnOnce(&R) -> ComponentOutcome,
 ) -> R {
     use ::tracing::Instrument as _;
-    match ComponentCall::start(name, kind, inputs) {
+    match ComponentCall::start(name, kind, capture, inputs) {
         None => body.instrument(::tracing::info_span!("agent_component", otel.name = name)).await,
         Some(call) => {
             let scoped = crate::agent::scope::AgentScope::new(call.tracer.clone(), Some(call.id.clone()), body);

@@ -11,13 +11,19 @@ use crate::valid::{self, closest, list, Errors};
 use crate::vocabulary::{self, COMPONENT_KINDS};
 
 /// The keys `#[agent_component]` accepts.
-pub(crate) const AGENT_KEYS: &[&str] = &["name", "kind", "skip", "crate"];
+pub(crate) const AGENT_KEYS: &[&str] = &["name", "kind", "capture", "skip", "crate"];
+
+/// The `capture = ".."` spellings and the `CaptureLevel` variant each names.
+const CAPTURE_LEVELS: &[(&str, &str)] =
+    &[("none", "None"), ("metadata", "Metadata"), ("request", "Request"), ("request_response", "RequestResponse")];
 
 /// `#[agent_component(..)]` after every check.
 struct Agent {
     name: Option<LitStr>,
     /// The variant of `ComponentKind` named by `kind = ".."`.
     kind: Option<Ident>,
+    /// The variant of `CaptureLevel` named by `capture = ".."`.
+    capture: Option<Ident>,
     skip: Vec<Ident>,
     krate: Path,
 }
@@ -33,7 +39,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
 fn parse(input: ParseStream<'_>) -> syn::Result<Agent> {
     let mut errors = Errors::default();
-    let (mut name, mut kind, mut skip, mut krate) = (None, None, Vec::new(), None);
+    let (mut name, mut kind, mut capture, mut skip, mut krate) = (None, None, None, Vec::new(), None);
     let mut seen: Vec<String> = Vec::new();
     while !input.is_empty() {
         let key = input.call(Ident::parse_any)?;
@@ -57,6 +63,41 @@ fn parse(input: ParseStream<'_>) -> syn::Result<Agent> {
                 syn::parenthesized!(content in input);
                 let list = content.parse_terminated(Ident::parse_any, Token![,])?;
                 skip.extend(list);
+            }
+            "capture" => {
+                if !input.peek(Token![=]) {
+                    return Err(syn::Error::new_spanned(
+                        &key,
+                        "missing value for `capture` in `#[agent_component]`; write `capture = \"request\"`",
+                    ));
+                }
+                input.parse::<Token![=]>()?;
+                let value: syn::Expr = input.parse()?;
+                let names: Vec<&str> = CAPTURE_LEVELS.iter().map(|(s, _)| *s).collect();
+                match &value {
+                    syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => {
+                        let v = lit.value();
+                        match CAPTURE_LEVELS.iter().find(|(s, _)| *s == v) {
+                            Some((_, variant)) => capture = Some(Ident::new(variant, lit.span())),
+                            None => {
+                                let hint = closest(&names, &v)
+                                    .map(|s| format!("; did you mean `{s}`?"))
+                                    .unwrap_or_else(|| ";".into());
+                                errors.push(syn::Error::new_spanned(
+                                    lit,
+                                    format!(
+                                        "unknown capture level `{v}` in `#[agent_component]`{hint} expected one of: {}",
+                                        list(&names)
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
+                        "expected a string literal for `capture` in `#[agent_component]`, e.g. `capture = \"request\"`",
+                    )),
+                }
             }
             "name" | "kind" => {
                 if !input.peek(Token![=]) {
@@ -131,7 +172,7 @@ fn parse(input: ParseStream<'_>) -> syn::Result<Agent> {
         input.parse::<Token![,]>()?;
     }
     errors.finish()?;
-    Ok(Agent { name, kind, skip, krate: krate.unwrap_or_else(|| syn::parse_quote!(::observer)) })
+    Ok(Agent { name, kind, capture, skip, krate: krate.unwrap_or_else(|| syn::parse_quote!(::observer)) })
 }
 
 /// The name of an argument that is recorded as an input, or `None` for `self` and patterns without one name.
@@ -169,12 +210,16 @@ fn check_skips(args: &Agent, func: &ItemFn) -> syn::Result<()> {
 }
 
 fn generate(args: Agent, func: ItemFn) -> TokenStream {
-    let Agent { name, kind, skip, krate } = args;
+    let Agent { name, kind, capture, skip, krate } = args;
     let ItemFn { attrs, vis, sig, block } = func;
     let (outer, inner) = super::split_attrs(attrs);
     let name = super::trace_name(name, &sig);
     let kind = match kind {
         Some(variant) => quote! { ::core::option::Option::Some(#krate::__private::ComponentKind::#variant) },
+        None => quote! { ::core::option::Option::None },
+    };
+    let capture = match capture {
+        Some(variant) => quote! { ::core::option::Option::Some(#krate::__private::CaptureLevel::#variant) },
         None => quote! { ::core::option::Option::None },
     };
 
@@ -226,9 +271,9 @@ fn generate(args: Agent, func: ItemFn) -> TokenStream {
         }
     };
     let call = if sig.asyncness.is_some() {
-        quote! { #krate::__private::agent_component_async(#name, #kind, __observer_inputs, #body, #outcome).await }
+        quote! { #krate::__private::agent_component_async(#name, #kind, #capture, __observer_inputs, #body, #outcome).await }
     } else {
-        quote! { #krate::__private::agent_component_sync(#name, #kind, __observer_inputs, #body, #outcome) }
+        quote! { #krate::__private::agent_component_sync(#name, #kind, #capture, __observer_inputs, #body, #outcome) }
     };
     quote! {
         #(#outer)*

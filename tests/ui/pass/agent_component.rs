@@ -15,7 +15,7 @@ struct Agent {
 }
 
 impl Agent {
-    #[observer::agent_component(name = "Generator", kind = "llm", skip(client))]
+    #[observer::agent_component(name = "Generator", kind = "llm", capture = "request", skip(client))]
     async fn generate(&self, prompt: &str, client: &Client) -> Result<Answer, std::io::Error> {
         let _ = (client, &self.client);
         Ok(Answer { text: prompt.to_owned() })
