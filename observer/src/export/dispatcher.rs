@@ -632,6 +632,42 @@ mod tests {
     }
 
     #[test]
+    fn each_format_in_use_is_rendered_once_per_event_for_all_its_sinks() {
+        let memories = [
+            MemorySink::new().in_format(AuditFormat::Ocsf),
+            MemorySink::new(),
+            MemorySink::new().in_format(AuditFormat::Fhir),
+            MemorySink::new().in_format(AuditFormat::Ocsf),
+        ];
+        let sinks: Vec<Arc<dyn Sink>> = memories.iter().map(|m| Arc::new(m.clone()) as Arc<dyn Sink>).collect();
+        let slots: Vec<Slot> =
+            sinks.iter().map(|s| Slot { sink: s.clone(), format: s.format(), accepted: Vec::new() }).collect();
+        let mut formats = Formats::for_sinks(&slots);
+        let in_use: Vec<AuditFormat> = formats.rendered.iter().map(|(f, ..)| *f).collect();
+        assert_eq!(in_use, [AuditFormat::Ocsf, AuditFormat::Fhir], "one buffer per format, none for the guide JSON");
+        let e = event(1);
+        formats.render(&e, &Extras::default());
+        let json = serde_json::to_vec(&*e).unwrap();
+        assert_eq!(formats.output(AuditFormat::Json, &json), Some(&json[..]));
+        let ocsf: serde_json::Value =
+            serde_json::from_slice(formats.output(AuditFormat::Ocsf, &json).unwrap()).unwrap();
+        assert_eq!(ocsf["class_uid"], 6003);
+
+        // Through the dispatcher: each sink gets its format; both OCSF sinks the same record.
+        let settings = PipelineSettings { capacity: 64, sync_interval: Duration::from_secs(3600) };
+        let (pipeline, mut worker) = Queue::start(settings, sinks).unwrap();
+        pipeline.submit(event(2)).unwrap();
+        pipeline.flush(Duration::from_secs(10)).unwrap();
+        drop(pipeline);
+        worker.wait(Duration::from_secs(10)).unwrap();
+        let out: Vec<serde_json::Value> = memories.iter().map(|m| m.output().remove(0)).collect();
+        assert_eq!(out[0], out[3]);
+        assert_eq!(out[0]["metadata"]["uid"], out[1]["event_id"]);
+        assert_eq!(out[2]["resourceType"], "AuditEvent");
+        assert!(memories.iter().all(|m| m.json()[0] == out[1]), "every sink's `json` is the guide JSON");
+    }
+
+    #[test]
     fn events_whose_sync_failed_are_counted_and_later_ones_are_not() {
         let failing = Arc::new(FailingSync::default());
         failing.fail.store(true, Ordering::SeqCst);
