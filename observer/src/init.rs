@@ -229,7 +229,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     crate::cost::warm_up_in_background();
     let runtime = Arc::new(Runtime { pipeline, worker: Mutex::new(Some(worker)), prices: Mutex::new(prices) });
     let config = &runtime.pipeline.config;
-    fallback::configure(config);
+    fallback::configure(config, &runtime.pipeline.redactor);
     DROPPED_AT_ONCE_AFTER_INIT.store(false, Ordering::Relaxed);
     RUNTIME.store(Some(runtime.clone()));
     tracing::debug!(target: "observer", service = %config.service_name, sinks = ?runtime.pipeline.sink_names, "observer initialised");
@@ -372,6 +372,15 @@ pub(crate) fn submit(event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
     }
 }
 
+/// The redactor of the process's pipeline, while [`init`]'s is running; after its guard is dropped, the one
+/// the synchronous writer uses.
+pub(crate) fn process_redactor() -> Option<crate::redact::Redactor> {
+    if let Some(rt) = RUNTIME.load().as_ref() {
+        return Some(rt.pipeline.redactor.clone());
+    }
+    fallback::configured_redactor()
+}
+
 /// Events emitted before [`init`] are written synchronously to the sink the environment names
 /// (`OBSERVER_AUDIT_FILE`, `OBSERVER_AUDIT_SINK`; default the file
 /// [`AuditSink::DEFAULT_FILE`]); events emitted after the guard is dropped go,
@@ -384,6 +393,8 @@ mod fallback {
 
     struct Fallback {
         service: ServiceFields,
+        /// The policy of the config the sink came from (the environment's before `init`).
+        redactor: crate::redact::Redactor,
         /// `None`: the stderr fallback.
         sink: Option<Arc<dyn Sink>>,
     }
@@ -391,9 +402,12 @@ mod fallback {
     static FALLBACK: Mutex<Option<Fallback>> = Mutex::new(None);
     /// The config of the last `init`, for events emitted after its guard is dropped.
     static CONFIGURED: Mutex<Option<ObserverConfig>> = Mutex::new(None);
+    /// The compiled redaction policy of the last `init`'s config.
+    static REDACTOR: Mutex<Option<crate::redact::Redactor>> = Mutex::new(None);
 
     /// Called by `init`: later fallback writes (after its guard is dropped) go to `config`'s embedded sink.
-    pub(super) fn configure(config: &ObserverConfig) {
+    pub(super) fn configure(config: &ObserverConfig, redactor: &crate::redact::Redactor) {
+        *REDACTOR.lock().unwrap_or_else(PoisonError::into_inner) = Some(redactor.clone());
         let config = ObserverConfig { extra_sinks: Vec::new(), kafka: None, ..config.clone() };
         *CONFIGURED.lock().unwrap_or_else(PoisonError::into_inner) = Some(config);
         // Opened again on first use, so that a pre-init writer does not keep its file open.
@@ -425,14 +439,31 @@ mod fallback {
             "sync-writer",
             format_args!("audit event emitted {when}; writing synchronously to {name}"),
         );
-        Fallback { service: ServiceFields::new(&config), sink }
+        let configured_redactor = if after_init { configured_redactor() } else { None };
+        let redactor = configured_redactor
+            .map_or_else(|| crate::redact::Redactor::new(&config.redaction), Ok)
+            .unwrap_or_else(|e| {
+                eprintln!(
+                    "observer: invalid redaction policy for the synchronous audit writer ({e}); the default applies"
+                );
+                crate::redact::Redactor::default()
+            });
+        Fallback { service: ServiceFields::new(&config), sink, redactor }
+    }
+
+    /// The redaction policy of the last `init`'s config (after its guard is dropped).
+    pub(super) fn configured_redactor() -> Option<crate::redact::Redactor> {
+        REDACTOR.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub(super) fn write(mut event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
         let mut slot = FALLBACK.lock().unwrap_or_else(PoisonError::into_inner);
         let fb = slot.get_or_insert_with(open);
         fb.service.fill(&mut event);
-        let json = match serde_json::to_vec(&event) {
+        // The same policy as the dispatcher's: the sink gets the redacted event, the caller its own.
+        let redacted = crate::redact::redact_event(&fb.redactor, &event);
+        let written = redacted.as_ref().unwrap_or(&event);
+        let json = match serde_json::to_vec(written) {
             Ok(j) => j,
             Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Arc::new(event) }),
         };
@@ -443,12 +474,12 @@ mod fallback {
         let mut rendered = Vec::new();
         let output = match sink.format() {
             crate::AuditFormat::Json => &json[..],
-            format => match crate::audit::format::render(format, &event, &Default::default(), &mut rendered) {
+            format => match crate::audit::format::render(format, written, &Default::default(), &mut rendered) {
                 Ok(()) => &rendered[..],
                 Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Arc::new(event) }),
             },
         };
-        match sink.write(Record { event: &event, json: &json, output }).and_then(|()| sink.flush()) {
+        match sink.write(Record { event: written, json: &json, output }).and_then(|()| sink.flush()) {
             Ok(()) => Ok(Arc::new(event)),
             Err(source) => Err(AuditError::WriteFailed { source, event: Arc::new(event) }),
         }

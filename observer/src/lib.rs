@@ -42,6 +42,7 @@ pub mod integrity;
 pub mod llm;
 mod otel;
 mod outbound;
+pub mod redact;
 mod scope;
 #[cfg(unix)]
 mod signals;
@@ -62,7 +63,7 @@ pub use audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeve
 pub use config::AuditFormat;
 pub use config::{
     AuditSink, CaptureLevel, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, PriceConfig,
-    PriceDataSource, PriceOverride, SaslMechanism, Secret, SecurityProtocol,
+    PriceDataSource, PriceOverride, RedactionConfig, SaslMechanism, Secret, SecurityProtocol,
 };
 pub use cost::price::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};

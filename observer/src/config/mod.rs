@@ -9,6 +9,7 @@ mod kafka;
 #[cfg(feature = "otel")]
 mod otel;
 mod prices;
+mod redaction;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ pub use self::kafka::{Compression, KafkaConfig, SaslMechanism, SecurityProtocol}
 pub use self::otel::{OtlpProtocol, TracingConfig};
 pub(crate) use self::prices::redact_url;
 pub use self::prices::{PriceConfig, PriceDataSource, PriceOverride};
+pub use self::redaction::RedactionConfig;
 use crate::error::ConfigurationError;
 use crate::export::{MemorySink, Sink};
 
@@ -105,6 +107,10 @@ pub struct ObserverConfig {
     /// Fresh LLM price data (a file or URL, refreshed in the background) and your own models' prices; default:
     /// the bundled data only. Env `OBSERVER_PRICES_*`, see [`PriceConfig::apply_env`].
     pub prices: PriceConfig,
+    /// What is masked in audit events before they leave the process (see [`RedactionConfig`]). On by default:
+    /// the built-in detectors mask identifiers and secrets in descriptions, resource names, metadata and change
+    /// values. Env `OBSERVER_REDACTION*`, see [`RedactionConfig::apply_env`].
+    pub redaction: RedactionConfig,
 }
 
 impl Default for ObserverConfig {
@@ -128,6 +134,7 @@ impl Default for ObserverConfig {
             file_permissions: FilePermissions::default(),
             capture_level: CaptureLevel::default(),
             prices: PriceConfig::default(),
+            redaction: RedactionConfig::default(),
         }
     }
 }
@@ -285,6 +292,7 @@ impl ObserverConfig {
     /// | `OBSERVER_SYNC_INTERVAL_MS` | `sync_interval` |
     /// | `OBSERVER_FILE_MODE`, `OBSERVER_DIR_MODE` | `file_permissions` (octal, e.g. `640`) |
     /// | `OBSERVER_CAPTURE_LEVEL` | `capture_level` (`none`, `metadata`, `request`, `request_response`) |
+    /// | `OBSERVER_REDACTION*` | the [`RedactionConfig`] fields, see [`RedactionConfig::apply_env`] |
     /// | `KAFKA_*` | the [`KafkaConfig`] fields, see [`KafkaConfig::apply_env`] |
     /// | `OBSERVER_PRICES_*`, `OBSERVER_PRICE_OVERRIDES_FILE` | `prices`, see [`PriceConfig::apply_env`] |
     pub fn apply_env(self) -> Result<Self, ConfigurationError> {
@@ -364,6 +372,7 @@ impl ObserverConfig {
             self.kafka = Some(kafka.apply_env_from(lookup)?);
         }
         self.prices = self.prices.apply_env_from(lookup)?;
+        self.redaction = self.redaction.apply_env_from(lookup)?;
         Ok(self)
     }
 
@@ -400,6 +409,7 @@ impl ObserverConfig {
             k.validate()?;
         }
         self.prices.validate()?;
+        self.redaction.validate()?;
         Ok(())
     }
 }

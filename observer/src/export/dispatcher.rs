@@ -68,6 +68,8 @@ pub(crate) struct PipelineSettings {
     pub capacity: usize,
     /// Longest time data may wait for the sinks' `sync` while events keep arriving.
     pub sync_interval: Duration,
+    /// The policy applied to every event before it is serialised.
+    pub redactor: crate::redact::Redactor,
 }
 
 /// Why [`Queue::submit`] did not take an event (the caller still holds it).
@@ -121,6 +123,7 @@ impl Queue {
             unsynced_events: 0,
             unreported: Ok(()),
             sync_interval: settings.sync_interval,
+            redactor: settings.redactor,
         };
         let thread = std::thread::Builder::new().name("observer-dispatch".into()).spawn(move || {
             let res = worker.run();
@@ -314,6 +317,7 @@ struct Dispatcher {
     /// The first sink failure (`flush`, `sync`, `shutdown`) since the last flush command: its answer.
     unreported: Result<(), ExporterError>,
     sync_interval: Duration,
+    redactor: crate::redact::Redactor,
 }
 
 /// What a sink call did.
@@ -392,8 +396,11 @@ impl Dispatcher {
         }
     }
 
-    /// Serialises `event` once and hands it to every sink.
+    /// Redacts `event`, serialises it once and hands it to every sink.
     fn write(&mut self, event: &AuditEvent) {
+        // Redaction first: the sinks, the fallbacks and anything computed over the bytes see the redacted event.
+        let redacted = crate::redact::redact_event(&self.redactor, event);
+        let event = redacted.as_ref().unwrap_or(event);
         let start = self.buf.len();
         if let Err(e) = serde_json::to_writer(&mut self.buf, event) {
             // Cannot happen for AuditEvent (no maps with non-string keys), but never lose the event silently.
@@ -672,7 +679,11 @@ mod tests {
         let failing = Arc::new(FailingSync::default());
         failing.fail.store(true, Ordering::SeqCst);
         let memory = MemorySink::new();
-        let settings = PipelineSettings { capacity: 64, sync_interval: Duration::from_secs(3600) };
+        let settings = PipelineSettings {
+            capacity: 64,
+            sync_interval: Duration::from_secs(3600),
+            redactor: crate::redact::Redactor::default(),
+        };
         let (pipeline, mut worker) = Queue::start(settings, vec![Arc::new(memory.clone()), failing.clone()]).unwrap();
 
         for i in 0..10 {

@@ -35,7 +35,10 @@ pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, Aud
         AuditError::WriteFailed { source: ExporterError::PartialFlush { .. }, .. } => None,
         AuditError::WriteFailed { event, .. } => Some(event),
     };
-    if let Some(json) = event.and_then(|ev| serde_json::to_vec(ev).ok()) {
+    // Redacted as the pipeline would have (the policy of the pipeline the event was meant for).
+    let event =
+        event.map(|ev| crate::redact::redact_event(&crate::redact::active(), ev).unwrap_or_else(|| (**ev).clone()));
+    if let Some(json) = event.and_then(|ev| serde_json::to_vec(&ev).ok()) {
         fallback_to_stderr(&json);
     }
 }

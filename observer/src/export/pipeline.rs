@@ -75,12 +75,15 @@ pub(crate) struct Core {
     #[cfg(feature = "kafka")]
     pub(crate) kafka: Option<crate::export::KafkaExporter>,
     pub(crate) sink_names: Vec<String>,
+    /// The compiled `config.redaction`, applied by the dispatcher and the caller-side fallbacks.
+    pub(crate) redactor: crate::redact::Redactor,
 }
 
 impl Core {
     /// Opens the sinks `config` names (the embedded sink, `extra_sinks`, Kafka when enabled) and starts the
     /// dispatcher. `config` is used as it is (no environment overrides).
     pub(crate) fn start(config: ObserverConfig) -> Result<(Self, Worker), ObserverError> {
+        let redactor = crate::redact::Redactor::new(&config.redaction)?;
         let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
         if let Some(sink) = embedded_sink(&config)? {
             sinks.push(sink);
@@ -105,7 +108,11 @@ impl Core {
             .into());
         }
         let sink_names = sinks.iter().map(|s| s.name()).collect();
-        let settings = PipelineSettings { capacity: config.queue_capacity, sync_interval: config.sync_interval };
+        let settings = PipelineSettings {
+            capacity: config.queue_capacity,
+            sync_interval: config.sync_interval,
+            redactor: redactor.clone(),
+        };
         let (queue, worker) = Queue::start(settings, sinks)
             .map_err(|source| ExporterError::Io { what: "dispatcher thread".into(), source })?;
         let service = ServiceFields::new(&config);
@@ -116,6 +123,7 @@ impl Core {
             #[cfg(feature = "kafka")]
             kafka,
             sink_names,
+            redactor,
         };
         Ok((core, worker))
     }

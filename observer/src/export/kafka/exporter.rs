@@ -225,6 +225,9 @@ impl KafkaExporter {
     /// # Errors
     /// As [`send`](Self::send), and [`ExporterError::Serialize`].
     pub fn export_audit(&self, event: &AuditEvent) -> Result<Accepted, ExporterError> {
+        // Redacted under the policy in force here, as the pipeline redacts what it sends.
+        let redacted = crate::redact::redact_event(&crate::redact::active(), event);
+        let event = redacted.as_ref().unwrap_or(event);
         let json = serde_json::to_vec(event)?;
         self.send_audit_record(event, crate::AuditFormat::Json, &json)
     }
