@@ -68,6 +68,7 @@ fn near_misses_stay() {
         "meeting at 10:30:00 in room 5",
         "may 5 patients be seen; Q3 2024 results",
         "Patient: Stable overnight",
+        "model gpt-4o-2024-08-06 and claude-3-5-sonnet-20241022, v2.1.0-2024.05.01",
     ] {
         same(clean, clean);
     }

@@ -53,6 +53,15 @@ impl Ctx<'_> {
         before || after
     }
 
+    /// Whether the match is the tail of an identifier such as a model name (`gpt-4o-2024-08-06`): a letter or
+    /// digit, then `-`, `_` or `.`, right before it.
+    pub fn in_identifier(&self) -> bool {
+        let b = self.hay.as_bytes();
+        self.whole.0 >= 2
+            && matches!(b[self.whole.0 - 1], b'-' | b'_' | b'.' | b'/')
+            && b[self.whole.0 - 2].is_ascii_alphanumeric()
+    }
+
     /// The span unchanged when `ok`.
     pub fn keep(&self, ok: bool) -> Option<(usize, usize)> {
         ok.then_some((self.start, self.end))

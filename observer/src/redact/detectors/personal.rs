@@ -37,12 +37,12 @@ fn date_mdy(c: &Ctx<'_>) -> Option<(usize, usize)> {
     let n = numbers(c.value());
     let ok = n.len() == 3
         && (validators::ymd(Some(n[2]), n[0], Some(n[1])) || validators::ymd(Some(n[2]), n[1], Some(n[0])));
-    c.keep(ok && !c.in_longer_number())
+    c.keep(ok && !c.in_longer_number() && !c.in_identifier())
 }
 
 fn date_ymd(c: &Ctx<'_>) -> Option<(usize, usize)> {
     let n = numbers(c.value());
-    c.keep(n.len() >= 3 && validators::ymd(Some(n[0]), n[1], Some(n[2])) && !c.in_longer_number())
+    c.keep(n.len() >= 3 && validators::ymd(Some(n[0]), n[1], Some(n[2])) && !c.in_longer_number() && !c.in_identifier())
 }
 
 fn date_my(c: &Ctx<'_>) -> Option<(usize, usize)> {
