@@ -58,3 +58,31 @@ fn python_verifies_our_checkpoints_and_rejects_tampering() {
     let (ok, out) = check(&path, &key);
     assert!(!ok && out.contains("invalid signature"), "{out}");
 }
+
+#[test]
+fn a_trail_written_by_python_verifies_with_observer_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("python.jsonl");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/make_trail.py");
+    let out = Command::new(python()).arg(script).arg(&path).arg("45").arg("20").output().expect("run python");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the Python producer needs the `cryptography` package (scripts/python-env.sh, OBSERVER_PYTHON): {stderr}"
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let verify = |path: &std::path::Path| {
+        let out = common::run(&["verify", "--key", &key, path.to_str().unwrap()]);
+        (out.status.code(), common::text(&out))
+    };
+    let (code, text) = verify(&path);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("45 events (seq 1..45)") && text.contains("signed up to seq 45"), "{text}");
+    // An edit of the Python trail is found by our verifier.
+    let lines: Vec<String> =
+        std::fs::read_to_string(&path).unwrap().lines().map(|l| l.replace("\"doc-7\"", "\"doc-8\"")).collect();
+    write_lines(&path, &lines);
+    let (code, text) = verify(&path);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("seq 7: edit:"), "{text}");
+}

@@ -20,7 +20,16 @@ fn prove_then_check_with_only_the_event_line() {
     let proof = dir.path().join("proof.json");
     // seq 13 of pod-a (line index 13: seq 1-10, checkpoint 10, seq 11-…).
     let event_id = &a.event_ids[12];
-    let out = run(&["prove", "--event-id", event_id, "--key", &key, "--out", proof.to_str().unwrap(), file.to_str().unwrap()]);
+    let out = run(&[
+        "prove",
+        "--event-id",
+        event_id,
+        "--key",
+        &key,
+        "--out",
+        proof.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
     assert_eq!((p["chain_id"].as_str(), p["seq"].as_u64()), (Some("pod-a"), Some(13)));
@@ -29,7 +38,8 @@ fn prove_then_check_with_only_the_event_line() {
     let event = dir.path().join("event.json");
     std::fs::write(&event, format!("observer-audit-fallback: {}\n", a.lines[13])).unwrap();
     let check = |event: &std::path::Path, key: &str| {
-        let out = run(&["check-proof", "--proof", proof.to_str().unwrap(), "--event", event.to_str().unwrap(), "--key", key]);
+        let out =
+            run(&["check-proof", "--proof", proof.to_str().unwrap(), "--event", event.to_str().unwrap(), "--key", key]);
         (out.status.code(), text(&out))
     };
     let (code, out) = check(&event, &key);
