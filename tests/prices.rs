@@ -286,6 +286,8 @@ mod server {
         pub body: Arc<Mutex<(u16, Vec<u8>)>>,
         pub hold: Arc<std::sync::atomic::AtomicBool>,
         pub requests_held: Arc<AtomicUsize>,
+        /// Requests answered 304 Not Modified (their `If-None-Match` named the current body's `ETag`).
+        pub not_modified: Arc<AtomicUsize>,
         release: Arc<std::sync::atomic::AtomicBool>,
         stop: Arc<std::sync::atomic::AtomicBool>,
     }
@@ -299,15 +301,17 @@ mod server {
                 body: Arc::new(Mutex::new((status, body))),
                 hold: Arc::default(),
                 requests_held: Arc::default(),
+                not_modified: Arc::default(),
                 release: Arc::default(),
                 stop: Arc::default(),
             };
-            let (body, hold, held, release, stop) = (
+            let (body, hold, held, release, stop, not_modified) = (
                 server.body.clone(),
                 server.hold.clone(),
                 server.requests_held.clone(),
                 server.release.clone(),
                 server.stop.clone(),
+                server.not_modified.clone(),
             );
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(120);
@@ -317,7 +321,8 @@ mod server {
                         continue;
                     };
                     let (body, hold, held, release) = (body.clone(), hold.clone(), held.clone(), release.clone());
-                    std::thread::spawn(move || serve(stream, &body, &hold, &held, &release));
+                    let not_modified = not_modified.clone();
+                    std::thread::spawn(move || serve(stream, &body, &hold, &held, &release, &not_modified));
                 }
             });
             server
@@ -345,12 +350,19 @@ mod server {
         hold: &std::sync::atomic::AtomicBool,
         held: &AtomicUsize,
         release: &std::sync::atomic::AtomicBool,
+        not_modified: &AtomicUsize,
     ) {
         stream.set_nonblocking(false).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut line = String::new();
+        let mut if_none_match = None;
         while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("if-none-match") {
+                    if_none_match = Some(value.trim().to_owned());
+                }
+            }
             line.clear();
         }
         if hold.load(Ordering::SeqCst) {
@@ -363,7 +375,21 @@ mod server {
             return; // closes without an answer
         }
         let (status, bytes) = body.lock().unwrap().clone();
-        let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", bytes.len());
+        // FNV-1a of the body as its ETag.
+        let etag = format!(
+            "\"{:x}\"",
+            bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+        );
+        let (status, bytes) = if if_none_match.as_deref() == Some(etag.as_str()) {
+            not_modified.fetch_add(1, Ordering::SeqCst);
+            (304, Vec::new())
+        } else {
+            (status, bytes)
+        };
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nETag: {etag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            bytes.len()
+        );
         let _ = stream.write_all(head.as_bytes());
         let _ = stream.write_all(&bytes);
         let _ = stream.flush();
@@ -398,6 +424,14 @@ fn a_url_adds_a_model_and_changes_a_price_used_after_a_refresh() {
     refresher.refresh_now().unwrap();
     assert_eq!(gpt_4o_total(), V2_GPT_4O);
     assert_eq!(calculate_cost("openai", "gpt-observer-test-1", 1000, 500).total_cost, 0.0025);
+
+    // Unchanged feed: a conditional request (the ETag of the data in effect), answered 304, is a successful refresh.
+    assert_eq!(server.not_modified.load(Ordering::SeqCst), 0);
+    let refreshes = price_data_status().refreshes;
+    refresher.refresh_now().unwrap();
+    assert_eq!(server.not_modified.load(Ordering::SeqCst), 1);
+    assert_eq!(price_data_status().refreshes, refreshes + 1);
+    assert_eq!(gpt_4o_total(), V2_GPT_4O);
 
     // A server error and a malformed download keep the data in effect; errors never show the token.
     *server.body.lock().unwrap() = (500, b"oops".to_vec());

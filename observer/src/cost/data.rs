@@ -331,6 +331,10 @@ impl PriceRefresher {
             failing: false,
             #[cfg(feature = "prices-http")]
             http: None,
+            #[cfg(feature = "prices-http")]
+            validators: Validators::default(),
+            #[cfg(feature = "prices-http")]
+            pending_validators: None,
         };
         let thread = std::thread::Builder::new()
             .name("observer-prices".into())
@@ -398,6 +402,20 @@ struct Worker {
     failing: bool,
     #[cfg(feature = "prices-http")]
     http: Option<(tokio::runtime::Runtime, reqwest::Client)>,
+    /// The validators of the data in effect (sent with the next request).
+    #[cfg(feature = "prices-http")]
+    validators: Validators,
+    /// The validators of the last download, until its data is in effect.
+    #[cfg(feature = "prices-http")]
+    pending_validators: Option<Validators>,
+}
+
+/// The HTTP validators of a download: its `ETag` and `Last-Modified`.
+#[cfg(feature = "prices-http")]
+#[derive(Debug, Default)]
+struct Validators {
+    etag: Option<reqwest::header::HeaderValue>,
+    last_modified: Option<reqwest::header::HeaderValue>,
 }
 
 impl Worker {
@@ -479,10 +497,12 @@ impl Worker {
         COUNTERS.fetching.store(self.generation, Ordering::Relaxed);
         let bytes = self.read(source);
         let _ = COUNTERS.fetching.compare_exchange(self.generation, 0, Ordering::Relaxed, Ordering::Relaxed);
-        let bytes = bytes?;
+        // `None`: the server said the data we hold is current (HTTP 304).
+        let Some(bytes) = bytes? else { return Ok(()) };
         let current = STATE.load_full();
         let unchanged = current.as_ref().and_then(|p| p.loaded.as_ref()).is_some_and(|l| l.digest == digest(&bytes));
         if unchanged {
+            self.accept_validators();
             return Ok(());
         }
         let loaded = Arc::new(decode(&bytes, &source.display_name())?);
@@ -492,20 +512,30 @@ impl Worker {
         }
         let models = loaded.models;
         if install(self.generation, |old| Prices { loaded: Some(loaded), overrides: old.overrides.clone() }) {
+            self.accept_validators();
             tracing::info!(target: "observer", kind = "prices-loaded", origin = %source.display_name(), models, "price data loaded");
         }
         Ok(())
     }
 
-    fn read(&mut self, source: &PriceDataSource) -> Result<Vec<u8>, PriceDataError> {
+    /// The bytes of `source`, or `None` when the server says the data in effect is current.
+    fn read(&mut self, source: &PriceDataSource) -> Result<Option<Vec<u8>>, PriceDataError> {
         match source {
-            PriceDataSource::File(path) => read_file(path),
+            PriceDataSource::File(path) => read_file(path).map(Some),
             PriceDataSource::Url(url) => self.fetch(url),
         }
     }
 
+    /// The validators of the last download now describe the data in effect: send them next time.
+    fn accept_validators(&mut self) {
+        #[cfg(feature = "prices-http")]
+        {
+            self.validators = self.pending_validators.take().unwrap_or_default();
+        }
+    }
+
     #[cfg(not(feature = "prices-http"))]
-    fn fetch(&mut self, url: &str) -> Result<Vec<u8>, PriceDataError> {
+    fn fetch(&mut self, url: &str) -> Result<Option<Vec<u8>>, PriceDataError> {
         // `PriceConfig::validate` refuses URLs without the feature; kept total all the same.
         let _ = self.fetch_timeout;
         Err(PriceDataError::Fetch {
@@ -515,9 +545,10 @@ impl Worker {
     }
 
     /// Downloads `url` (at most [`MAX_PRICE_DATA_BYTES`], within the fetch timeout) on a current-thread Tokio
-    /// runtime owned by this thread.
+    /// runtime owned by this thread; a conditional request (`If-None-Match` / `If-Modified-Since`) once data from
+    /// the URL is in effect, so an unchanged feed costs one small response (`None`).
     #[cfg(feature = "prices-http")]
-    fn fetch(&mut self, url: &str) -> Result<Vec<u8>, PriceDataError> {
+    fn fetch(&mut self, url: &str) -> Result<Option<Vec<u8>>, PriceDataError> {
         let shown = crate::config::redact_url(url);
         let failed = |message: String| PriceDataError::Fetch { url: shown.clone(), message };
         if self.http.is_none() {
@@ -538,11 +569,22 @@ impl Worker {
         }
         let Some((runtime, client)) = &self.http else { unreachable!("set above") };
         let timeout = self.fetch_timeout;
+        let mut request = client.get(url.trim());
+        if let Some(etag) = &self.validators.etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(modified) = &self.validators.last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified.clone());
+        }
+        let conditional = self.validators.etag.is_some() || self.validators.last_modified.is_some();
+        let pending = &mut self.pending_validators;
         runtime.block_on(async {
             let download = async {
-                let mut response =
-                    client.get(url.trim()).send().await.map_err(|e| failed(describe(&e.without_url())))?;
+                let mut response = request.send().await.map_err(|e| failed(describe(&e.without_url())))?;
                 let status = response.status();
+                if status == reqwest::StatusCode::NOT_MODIFIED && conditional {
+                    return Ok(None);
+                }
                 if !status.is_success() {
                     return Err(PriceDataError::Status { url: shown.clone(), status: status.as_u16() });
                 }
@@ -557,7 +599,12 @@ impl Worker {
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok(body)
+                let header = |name| response.headers().get(name).cloned();
+                *pending = Some(Validators {
+                    etag: header(reqwest::header::ETAG),
+                    last_modified: header(reqwest::header::LAST_MODIFIED),
+                });
+                Ok(Some(body))
             };
             // reqwest's timeout covers the whole request; this bound also covers the runtime itself.
             tokio::time::timeout(timeout.saturating_add(Duration::from_secs(1)), download)
