@@ -88,9 +88,32 @@ pub(crate) const COMPONENT_KINDS: &[Entry] = entries! {
     "Component", "component", "component", "Any other component.";
 };
 
+/// Purposes of use of a disclosure (the event field `purpose_of_use`, written `purpose = ..` in `#[audit]`): the
+/// HIPAA purposes an accounting of disclosures distinguishes. The runtime maps each to its HL7 v3 `PurposeOfUse`
+/// code where the general value set has one.
+pub(crate) const PURPOSES: &[Entry] = entries! {
+    "Treatment", "TREATMENT", "Treatment", "Treatment of the patient.";
+    "EmergencyTreatment", "EMERGENCY_TREATMENT", "EmergencyTreatment", "Emergency treatment of the patient.";
+    "Payment", "PAYMENT", "Payment", "Payment for health care.";
+    "HealthcareOperations", "HEALTHCARE_OPERATIONS", "HealthcareOperations", "Health-care operations.";
+    "Coverage", "COVERAGE", "Coverage", "Coverage under a policy or programme.";
+    "PatientRequest", "PATIENT_REQUEST", "PatientRequest", "At the request of the patient.";
+    "PublicHealth", "PUBLIC_HEALTH", "PublicHealth", "Public-health activities.";
+    "HealthOversight", "HEALTH_OVERSIGHT", "HealthOversight", "Health oversight (audits, inspections, licensure).";
+    "Research", "RESEARCH", "Research", "Research.";
+    "JudicialProceeding", "JUDICIAL_PROCEEDING", "JudicialProceeding", "A judicial or administrative proceeding.";
+    "LawEnforcement", "LAW_ENFORCEMENT", "LawEnforcement", "Law enforcement.";
+    "RequiredByLaw", "REQUIRED_BY_LAW", "RequiredByLaw", "Required by law.";
+    "Marketing", "MARKETING", "Marketing", "Marketing.";
+};
+
 /// The tables of the generated enums, by enum name.
-pub(crate) const GENERATED: &[(&str, &[Entry])] =
-    &[("ResourceType", RESOURCES), ("AuditAction", ACTIONS), ("ComponentKind", COMPONENT_KINDS)];
+pub(crate) const GENERATED: &[(&str, &[Entry])] = &[
+    ("ResourceType", RESOURCES),
+    ("AuditAction", ACTIONS),
+    ("ComponentKind", COMPONENT_KINDS),
+    ("PurposeOfUse", PURPOSES),
+];
 
 /// The table for a generated enum name.
 pub(crate) fn table(enum_name: &str) -> Option<&'static [Entry]> {

@@ -59,6 +59,25 @@ pub enum AuditError {
         /// The event that was not recorded.
         event: std::sync::Arc<AuditEvent>,
     },
+    /// The event names a patient (`.patient(..)`, `#[audit(patient = ..)]`) but there is no usable patient key to
+    /// hash the identifier with, so it was not recorded (an identifier is never written in clear). The event inside
+    /// has no `patient_ref`.
+    #[error("audit event {} names a patient but {reason}; not recorded", .event.event_id)]
+    PatientKey {
+        /// Why there is no usable key (never key material).
+        reason: String,
+        /// The event that was not recorded.
+        event: std::sync::Arc<AuditEvent>,
+    },
+    /// A field the helper requires is missing (e.g. the `recipient` of
+    /// [`log_disclosure`](crate::audit::log_disclosure)); the event was not recorded.
+    #[error("audit event {} has no `{field}`; not recorded", .event.event_id)]
+    MissingField {
+        /// The missing field, as named in the JSON.
+        field: &'static str,
+        /// The event that was not recorded.
+        event: std::sync::Arc<AuditEvent>,
+    },
 }
 
 /// A sink or exporter failed.

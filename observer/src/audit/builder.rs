@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::event::{AuditEvent, ChangeRecord};
-use super::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
+use super::patient::PatientRef;
+use super::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, PurposeOfUse, ResourceType};
 use crate::actor::{current_actor, ActorContext};
 use crate::error::AuditError;
 
@@ -24,11 +25,20 @@ pub mod kind {
     /// `log_data_export`: format, record count, destination, reason.
     #[derive(Debug)]
     pub struct DataExport;
+    /// `log_disclosure`: requires a recipient, a purpose of use and a patient.
+    #[derive(Debug)]
+    pub struct Disclosure;
 
     /// Implemented by the marker types; completes an event of that kind before it is recorded.
     pub trait Kind: sealed::Sealed {
         #[doc(hidden)]
         fn complete(_event: &mut crate::AuditEvent) {}
+
+        /// The first field this kind requires that the event lacks.
+        #[doc(hidden)]
+        fn missing(_event: &crate::AuditEvent) -> Option<&'static str> {
+            None
+        }
     }
 
     mod sealed {
@@ -37,11 +47,26 @@ pub mod kind {
         impl Sealed for super::Auth {}
         impl Sealed for super::LlmInteraction {}
         impl Sealed for super::DataExport {}
+        impl Sealed for super::Disclosure {}
     }
 
     impl Kind for Generic {}
     impl Kind for Auth {}
     impl Kind for DataExport {}
+    impl Kind for Disclosure {
+        /// A disclosure names its recipient, its purpose and the patient (the accounting is per patient).
+        fn missing(event: &crate::AuditEvent) -> Option<&'static str> {
+            if event.recipient.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                Some("recipient")
+            } else if event.purpose_of_use.is_none() {
+                Some("purpose_of_use")
+            } else if event.patient_ref.is_none() {
+                Some("patient_ref")
+            } else {
+                None
+            }
+        }
+    }
     impl Kind for LlmInteraction {
         /// Completes `total_tokens` and, when no cost was given, `cost_usd` from the cost module; rounds
         /// `cost_usd` to 1e-10 USD ([`round_usd`](crate::cost::round_usd)).
@@ -88,6 +113,8 @@ pub struct AuditBuilder<K = kind::Generic> {
     event: AuditEvent,
     /// The actor to use when neither `.actor()` nor the context gives one (login: the user logging in).
     fallback_actor: Option<ActorContext>,
+    /// Why `.patient(..)` could not hash the identifier (no usable key): `emit` refuses the event.
+    patient_error: Option<String>,
     _kind: PhantomData<K>,
 }
 
@@ -95,7 +122,7 @@ impl<K> AuditBuilder<K> {
     fn new(audit_type: AuditEventType, action: AuditAction, resource_type: ResourceType, resource_id: String) -> Self {
         let mut event = AuditEvent::new(audit_type, action, resource_type, resource_id);
         event.severity = action.default_severity();
-        Self { event, fallback_actor: None, _kind: PhantomData }
+        Self { event, fallback_actor: None, patient_error: None, _kind: PhantomData }
     }
 
     /// A human-readable name of the resource.
@@ -152,6 +179,71 @@ impl<K> AuditBuilder<K> {
         self
     }
 
+    /// Who received the information (a person or an organisation): event field `recipient`.
+    pub fn recipient(mut self, recipient: impl Into<String>) -> Self {
+        self.event.recipient = Some(recipient.into());
+        self
+    }
+
+    /// Why the information was used or disclosed: event field `purpose_of_use`.
+    pub fn purpose_of_use(mut self, purpose: PurposeOfUse) -> Self {
+        self.event.purpose_of_use = Some(purpose);
+        self
+    }
+
+    /// Adds kinds of protected health information involved, e.g. `["diagnoses", "lab_results"]`: event field
+    /// `data_categories` (empty ones are skipped).
+    pub fn data_categories<S: Into<String>>(mut self, categories: impl IntoIterator<Item = S>) -> Self {
+        self.event.data_categories.extend(categories.into_iter().map(Into::into).filter(|c| !c.trim().is_empty()));
+        self
+    }
+
+    /// The patient the information is about, by identifier (e.g. a medical record number): recorded only as its
+    /// keyed hash with the process-wide key ([`set_patient_key`](crate::audit::set_patient_key) or
+    /// `OBSERVER_HMAC_KEY_FILE`), event field `patient_ref`. Without a usable key, `emit` refuses the event with
+    /// [`AuditError::PatientKey`]: the identifier is never written in clear.
+    pub fn patient(mut self, patient_id: impl AsRef<str>) -> Self {
+        match super::patient::process_reference(patient_id.as_ref()) {
+            Ok(r) => {
+                self.event.patient_ref = Some(r.into());
+                self.patient_error = None;
+            }
+            Err(reason) => {
+                self.event.patient_ref = None;
+                self.patient_error = Some(reason);
+            }
+        }
+        self
+    }
+
+    /// The patient as a reference already hashed with a key of your own ([`PatientKey::reference`](
+    /// crate::audit::PatientKey::reference)): event field `patient_ref`.
+    pub fn patient_ref(mut self, patient: PatientRef) -> Self {
+        self.event.patient_ref = Some(patient.into());
+        self.patient_error = None;
+        self
+    }
+
+    /// How many days the event must be kept: event field `retention_days`.
+    pub fn retention_days(mut self, days: u32) -> Self {
+        self.event.retention_days = Some(days);
+        self
+    }
+
+    /// Adds compliance frameworks the event is kept for, e.g. `["HIPAA"]`: event field `compliance_frameworks`.
+    pub fn compliance_frameworks<S: Into<String>>(mut self, frameworks: impl IntoIterator<Item = S>) -> Self {
+        self.event
+            .compliance_frameworks
+            .extend(frameworks.into_iter().map(Into::into).filter(|f| !f.trim().is_empty()));
+        self
+    }
+
+    /// Whether the event must be stored where it cannot be changed: event field `immutable`.
+    pub fn immutable(mut self, immutable: bool) -> Self {
+        self.event.immutable = Some(immutable);
+        self
+    }
+
     /// The event as it would be recorded now, without recording it.
     pub fn peek(&self) -> &AuditEvent {
         &self.event
@@ -162,13 +254,26 @@ impl<K> AuditBuilder<K> {
     /// the pipeline without blocking. Returns the event as recorded.
     ///
     /// # Errors
-    /// [`AuditError::QueueFull`] (the queue is full; the event is inside the error, not recorded) or
-    /// [`AuditError::WriteFailed`] (before `init`, the synchronous write failed).
+    /// [`AuditError::QueueFull`] (the queue is full; the event is inside the error, not recorded),
+    /// [`AuditError::WriteFailed`] (before `init`, the synchronous write failed), [`AuditError::PatientKey`]
+    /// (`.patient(..)` without a usable key) or [`AuditError::MissingField`] (a field the helper requires, e.g. the
+    /// recipient of a disclosure).
     pub fn emit(mut self) -> Result<Arc<AuditEvent>, AuditError>
     where
         K: kind::Kind,
     {
         K::complete(&mut self.event);
+        if let Some(reason) = self.patient_error.take() {
+            return Err(AuditError::PatientKey { reason, event: Arc::new(self.finish()) });
+        }
+        if let Some(field) = K::missing(&self.event) {
+            return Err(AuditError::MissingField { field, event: Arc::new(self.finish()) });
+        }
+        crate::init::submit(self.finish())
+    }
+
+    /// The event with the actor, the trace correlation and the default description filled in.
+    fn finish(mut self) -> AuditEvent {
         if self.event.actor.is_none() {
             self.event.actor = current_actor().or_else(|| self.fallback_actor.take().map(Arc::new));
         }
@@ -181,12 +286,17 @@ impl<K> AuditBuilder<K> {
         if self.event.description.is_none() {
             self.event.description = Some(default_description(&self.event));
         }
-        crate::init::submit(self.event)
+        self.event
     }
 }
 
 fn default_description(e: &AuditEvent) -> String {
     let failed = if e.outcome == AuditOutcome::Failure { " (failed)" } else { "" };
+    if let (Some(recipient), AuditAction::Share, AuditEventType::DataExport) = (&e.recipient, e.action, e.audit_type) {
+        let purpose = e.purpose_of_use.map(|p| format!(" for {}", p.as_str())).unwrap_or_default();
+        let id = if e.resource_id.is_empty() { String::new() } else { format!(" {}", e.resource_id) };
+        return format!("Disclosed {}{id} to {recipient}{purpose}{failed}", e.resource_type.as_str());
+    }
     if e.audit_type == AuditEventType::AiInteraction {
         let provider = e.metadata.get("provider").and_then(Value::as_str).unwrap_or("unknown");
         return format!("LLM interaction with {provider}/{}{failed}", e.resource_id);
@@ -400,6 +510,15 @@ pub fn log_data_export(resource_type: ResourceType, resource_id: impl Into<Strin
     AuditBuilder::new(AuditEventType::DataExport, AuditAction::Export, resource_type, resource_id.into())
 }
 
+/// Records a disclosure of protected health information (DATA_EXPORT / SHARE / MEDIUM) for the accounting of
+/// disclosures (HIPAA 45 CFR 164.528): set `.recipient(..)`, `.purpose_of_use(..)` and `.patient(..)` (or
+/// `.patient_ref(..)`), all three required (else `emit` returns [`AuditError::MissingField`]), and usually
+/// `.data_categories([..])` (what was disclosed). One event per patient: the accounting is per patient. Default
+/// description: `"Disclosed DOCUMENT doc-123 to Acme Insurance for PAYMENT"`.
+pub fn log_disclosure(resource_type: ResourceType, resource_id: impl Into<String>) -> AuditBuilder<kind::Disclosure> {
+    AuditBuilder::new(AuditEventType::DataExport, AuditAction::Share, resource_type, resource_id.into())
+}
+
 /// The audit logger: the guide's `get_audit_logger()`. All helpers go through the same process-wide pipeline.
 #[derive(Debug)]
 pub struct AuditLogger {
@@ -427,7 +546,7 @@ impl AuditLogger {
 
     /// Records a fully built event as it is (the actor is filled from the context if unset).
     pub fn log_event(&self, event: AuditEvent) -> Result<Arc<AuditEvent>, AuditError> {
-        AuditBuilder::<kind::Generic> { event, fallback_actor: None, _kind: PhantomData }.emit()
+        AuditBuilder::<kind::Generic> { event, fallback_actor: None, patient_error: None, _kind: PhantomData }.emit()
     }
 
     /// See [`log_create`].

@@ -7,7 +7,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
+use super::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, PurposeOfUse, ResourceType};
 use crate::actor::ActorContext;
 
 /// The version of the audit event JSON schema, sent as `schema_version` and as a Kafka header.
@@ -20,6 +20,11 @@ pub const SCHEMA_VERSION: &str = "1.0";
 /// (never left out, never `""`: an empty string is written as `null`), `changes` is `[]` when there are none, and
 /// the `actor` object (or `null`) always has all its fields too. A consumer with a fixed schema reads every event
 /// the same way.
+///
+/// **The disclosure fields are the exception**: `recipient`, `purpose_of_use`, `data_categories`, `patient_ref`,
+/// `retention_days`, `compliance_frameworks` and `immutable` (for a HIPAA accounting of disclosures, see
+/// [`audit::log_disclosure`](crate::audit::log_disclosure)) are written only when set, so an event that does not use
+/// them has exactly the bytes it had before they existed; a missing one reads back as unset.
 ///
 /// Usually built by the [`audit`](mod@crate::audit) helpers; construct one directly with [`AuditEvent::new`]
 /// for the exporter API.
@@ -70,6 +75,32 @@ pub struct AuditEvent {
     /// Free-form details.
     #[serde(default)]
     pub metadata: Map<String, Value>,
+    /// Who received the information (a person or an organisation) when the event records a disclosure; left out
+    /// of the JSON when unset or empty.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub recipient: Option<String>,
+    /// Why the information was used or disclosed; left out of the JSON when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose_of_use: Option<PurposeOfUse>,
+    /// The kinds of protected health information involved, e.g. `["diagnoses", "lab_results"]`; left out of the
+    /// JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_categories: Vec<String>,
+    /// The patient the information is about, as a keyed hash (`hmac-sha256:` + 64 hex digits, see
+    /// [`audit::patient_ref`](crate::audit::patient_ref)): equal patients join across events without being
+    /// readable. Never the patient's identifier in clear. Left out of the JSON when unset.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub patient_ref: Option<String>,
+    /// How many days the event must be kept; left out of the JSON when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// The compliance frameworks the event is kept for, e.g. `["HIPAA"]`; left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compliance_frameworks: Vec<String>,
+    /// Whether the event must be stored where it cannot be changed (write-once storage); left out of the JSON when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
     /// Trace id (32 hex digits) of the OpenTelemetry span current when the event was created (`null` without one).
     #[serde(default, serialize_with = "nullable::opt")]
     pub trace_id: Option<String>,
@@ -79,6 +110,11 @@ pub struct AuditEvent {
     /// Version of this JSON schema ([`SCHEMA_VERSION`]).
     #[serde(default = "schema_version")]
     pub schema_version: Cow<'static, str>,
+}
+
+/// An optional string field written only when set and non-empty.
+fn is_unset(value: &Option<String>) -> bool {
+    value.as_deref().is_none_or(str::is_empty)
 }
 
 fn schema_version() -> Cow<'static, str> {
@@ -151,6 +187,13 @@ impl AuditEvent {
             severity: AuditSeverity::Info,
             changes: Vec::new(),
             metadata: Map::new(),
+            recipient: None,
+            purpose_of_use: None,
+            data_categories: Vec::new(),
+            patient_ref: None,
+            retention_days: None,
+            compliance_frameworks: Vec::new(),
+            immutable: None,
             trace_id: None,
             span_id: None,
             schema_version: schema_version(),
@@ -250,5 +293,39 @@ mod tests {
         }
         let back: AuditEvent = serde_json::from_value(v).unwrap();
         assert_eq!((back.resource_id.as_str(), back.resource_name), ("", None));
+    }
+
+    #[test]
+    fn disclosure_fields_are_left_out_when_unset() {
+        // An event written before the disclosure fields existed: its bytes are unchanged and it reads back.
+        let old = r#"{"event_id":"evt_0190b6a4-6c1e-7000-8000-000000000000","timestamp":"2026-01-02T03:04:05.000006Z","service_name":"svc","service_version":null,"environment":null,"audit_type":"DATA_ACCESS","action":"READ","resource_type":"DOCUMENT","resource_id":"doc-1","resource_name":null,"description":"Read DOCUMENT doc-1","actor":null,"outcome":"SUCCESS","severity":"INFO","changes":[],"metadata":{},"trace_id":null,"span_id":null,"schema_version":"1.0"}"#;
+        let e: AuditEvent = serde_json::from_str(old).unwrap();
+        assert_eq!((e.recipient.as_ref(), e.purpose_of_use, e.retention_days, e.immutable), (None, None, None, None));
+        assert!(e.data_categories.is_empty() && e.compliance_frameworks.is_empty() && e.patient_ref.is_none());
+        assert_eq!(serde_json::to_string(&e).unwrap(), old, "an event without them keeps its bytes");
+        let mut empty = e.clone();
+        empty.recipient = Some(String::new());
+        assert_eq!(serde_json::to_string(&empty).unwrap(), old, "an empty recipient is left out too");
+    }
+
+    #[test]
+    fn disclosure_fields_round_trip() {
+        let mut e = AuditEvent::new(AuditEventType::DataExport, AuditAction::Share, ResourceType::Document, "d");
+        e.recipient = Some("Acme Insurance".into());
+        e.purpose_of_use = Some(PurposeOfUse::Payment);
+        e.data_categories = vec!["diagnoses".into(), "lab_results".into()];
+        e.patient_ref = Some(format!("hmac-sha256:{}", "ab".repeat(32)));
+        e.retention_days = Some(2190);
+        e.compliance_frameworks = vec!["HIPAA".into()];
+        e.immutable = Some(true);
+        let v = e.to_json();
+        assert_eq!(v["recipient"], "Acme Insurance");
+        assert_eq!(v["purpose_of_use"], "PAYMENT");
+        assert_eq!(v["data_categories"], serde_json::json!(["diagnoses", "lab_results"]));
+        assert_eq!(v["retention_days"], 2190);
+        assert_eq!(v["compliance_frameworks"], serde_json::json!(["HIPAA"]));
+        assert_eq!(v["immutable"], true);
+        let back: AuditEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! The audit nouns ([`AuditEvent`], [`ChangeRecord`](crate::ChangeRecord), the vocabulary
 //! enums, [`get_audit_logger`], [`AuditLogger`](crate::AuditLogger)) are at the crate
-//! root; this module holds the guide's `log_*` helpers and their [`AuditBuilder`].
+//! root; this module holds the guide's `log_*` helpers and their [`AuditBuilder`], and the accounting of
+//! disclosures: [`log_disclosure`], [`PurposeOfUse`], patient references ([`PatientKey`], [`PatientRef`]) and
+//! [`accounting`], which lists the disclosures about one patient over a date range from a JSON-lines trail.
 //!
 //! ```
 //! use observer::{audit, ChangeRecord, ResourceType};
@@ -23,16 +25,24 @@
 //! # }
 //! ```
 
+mod accounting;
 pub(crate) mod builder;
 pub(crate) mod event;
 pub(crate) mod format;
+mod patient;
 pub(crate) mod vocabulary;
 
+pub use accounting::{accounting, Accounting, AccountingEntry, AccountingError, MalformedLine};
 pub use builder::{
-    kind, log_create, log_data_export, log_delete, log_llm_interaction, log_login, log_logout, log_read, log_update,
-    AuditBuilder,
+    kind, log_create, log_data_export, log_delete, log_disclosure, log_llm_interaction, log_login, log_logout,
+    log_read, log_update, AuditBuilder,
 };
 pub use event::{new_event_id, SCHEMA_VERSION};
+pub use patient::{
+    set_patient_key, PatientKey, PatientKeyError, PatientRef, PATIENT_KEY_FILE_ENV, PATIENT_KEY_MIN_LEN,
+    PATIENT_REF_PREFIX,
+};
+pub use vocabulary::PurposeOfUse;
 pub use vocabulary::UnknownVariant;
 
 // The crate's own short paths to the nouns published at the root.

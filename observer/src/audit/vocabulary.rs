@@ -62,8 +62,40 @@ observer_macros::__vocabulary! {
     pub enum AuditAction;
 }
 
+observer_macros::__vocabulary! {
+    /// Why protected health information was disclosed (event field `purpose_of_use`; `purpose = ..` in
+    /// `#[audit]`): the purposes a HIPAA accounting of disclosures (45 CFR 164.528) distinguishes. Generated from the
+    /// same table that `#[audit]` checks purpose names against. [`hl7_code`](Self::hl7_code) gives the HL7 v3
+    /// `PurposeOfUse` code where the general value set has one (for FHIR `AuditEvent.purposeOfEvent`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub enum PurposeOfUse;
+}
+
 vocabulary_traits!(ResourceType, "resource type");
 vocabulary_traits!(AuditAction, "audit action");
+vocabulary_traits!(PurposeOfUse, "purpose of use");
+
+impl PurposeOfUse {
+    /// The code of the HL7 v3 `GeneralPurposeOfUse` value set (system
+    /// `http://terminology.hl7.org/CodeSystem/v3-ActReason`) for this purpose, e.g. `TREAT`; `None` for the
+    /// purposes that value set does not name (health oversight, judicial proceedings, law enforcement, required by
+    /// law).
+    pub const fn hl7_code(self) -> Option<&'static str> {
+        match self {
+            Self::Treatment => Some("TREAT"),
+            Self::EmergencyTreatment => Some("ETREAT"),
+            Self::Payment => Some("HPAYMT"),
+            Self::HealthcareOperations => Some("HOPERAT"),
+            Self::Coverage => Some("COVERAGE"),
+            Self::PatientRequest => Some("PATRQT"),
+            Self::PublicHealth => Some("PUBHLTH"),
+            Self::Research => Some("HRESCH"),
+            Self::Marketing => Some("HMARKT"),
+            Self::HealthOversight | Self::JudicialProceeding | Self::LawEnforcement | Self::RequiredByLaw => None,
+        }
+    }
+}
 
 /// Declares a hand-written vocabulary enum with its wire spellings.
 macro_rules! simple_vocabulary {
@@ -171,5 +203,11 @@ mod tests {
         }
         assert_eq!(ResourceType::ALL.len(), 32);
         assert_eq!(AuditAction::ALL.len(), 10);
+        for p in PurposeOfUse::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(p.as_str()));
+        }
+        assert_eq!("public_health".parse::<PurposeOfUse>(), Ok(PurposeOfUse::PublicHealth));
+        assert_eq!(PurposeOfUse::Treatment.hl7_code(), Some("TREAT"));
+        assert_eq!(PurposeOfUse::LawEnforcement.hl7_code(), None);
     }
 }

@@ -21,7 +21,7 @@ pub(crate) fn fallback_to_stderr(lines: &[u8]) {
 /// The one way the SDK's own audit events (`#[audit]`, LLM interactions, authentication failures) handle an
 /// event `emit` could not record: the queue was full or the synchronous writer failed. The failure is reported
 /// (as an error naming `origin`) and the event's JSON line is written to the stderr fallback, so that it is never
-/// lost silently. Other errors (an invalid event) are only reported.
+/// lost silently; so is an event refused for want of a patient key or of a required field.
 pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, AuditError>) {
     let Err(e) = result else { return };
     crate::diag::report!(
@@ -34,6 +34,8 @@ pub(crate) fn emit_or_fallback(origin: &str, result: Result<Arc<AuditEvent>, Aud
         // The synchronous writer's file sink already put the line on the fallback.
         AuditError::WriteFailed { source: ExporterError::PartialFlush { .. }, .. } => None,
         AuditError::WriteFailed { event, .. } => Some(event),
+        // Not recorded for want of a patient key or a required field: on the fallback, so it is not lost.
+        AuditError::PatientKey { event, .. } | AuditError::MissingField { event, .. } => Some(event),
     };
     // Redacted as the pipeline would have (the policy of the pipeline the event was meant for).
     let event =
