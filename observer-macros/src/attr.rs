@@ -11,7 +11,23 @@ use syn::{Expr, Ident, LitStr, Path, Token};
 use crate::vocabulary;
 
 /// The keys `#[audit]` accepts after the action and the resource type, for "expected one of …" messages.
-pub(crate) const AUDIT_KEYS: &[&str] = &["id", "name", "description", "crate"];
+pub(crate) const AUDIT_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "recipient",
+    "purpose",
+    "data_categories",
+    "patient",
+    "retention_days",
+    "compliance_frameworks",
+    "immutable",
+    "crate",
+];
+
+/// The keys of the disclosure fields, parsed as [`AuditKey::Field`] and checked in `valid`.
+pub(crate) const FIELD_KEYS: &[&str] =
+    &["recipient", "purpose", "data_categories", "patient", "retention_days", "compliance_frameworks", "immutable"];
 
 mod kw {
     syn::custom_keyword!(id);
@@ -40,6 +56,8 @@ pub(crate) enum AuditKey {
     Description(Ident, Expr),
     /// `crate = path`.
     Crate(Ident, Path),
+    /// One of the disclosure keys ([`FIELD_KEYS`]) `= expr`; its value is checked in `valid`.
+    Field(Ident, Expr),
     /// Any other `ident = expr`, reported in `valid` with a suggestion.
     Unknown(Ident),
 }
@@ -48,7 +66,12 @@ impl AuditKey {
     /// The key as written, for spans and duplicate checks.
     pub(crate) fn key(&self) -> &Ident {
         match self {
-            Self::Id(k, _) | Self::Name(k, _) | Self::Description(k, _) | Self::Crate(k, _) | Self::Unknown(k) => k,
+            Self::Id(k, _)
+            | Self::Name(k, _)
+            | Self::Description(k, _)
+            | Self::Crate(k, _)
+            | Self::Field(k, _)
+            | Self::Unknown(k) => k,
         }
     }
 }
@@ -224,6 +247,7 @@ impl Parse for AuditKey {
             "id" => Self::Id(key, input.parse()?),
             "name" => Self::Name(key, input.parse()?),
             "description" => Self::Description(key, input.parse()?),
+            field if FIELD_KEYS.contains(&field) => Self::Field(key, input.parse()?),
             "crate" => {
                 if input.peek(LitStr) {
                     let lit: LitStr = input.parse()?;

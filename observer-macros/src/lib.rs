@@ -51,6 +51,17 @@ pub fn __vocabulary(input: TokenStream) -> TokenStream {
 /// - `description = expr`: what happened. Default: generated, e.g. `"Created DOCUMENT doc-123"`.
 /// - `crate = path`: where the `observer` crate is, for a renamed dependency. Default: `::observer`.
 ///
+/// The disclosure keys (fields for the accounting of disclosures; each left out of the event when not given):
+///
+/// - `recipient = expr`: who received the information (`recipient`).
+/// - `purpose = Name`: why (`purpose_of_use`), a variant of `observer::audit::PurposeOfUse` as written in Rust,
+///   e.g. `Treatment`, `Payment`, `PublicHealth`; checked at compile time.
+/// - `patient = expr`: the patient's identifier, recorded only as its keyed hash (`patient_ref`) with the
+///   process-wide patient key; without a usable key the event goes to the stderr fallback without it.
+/// - `data_categories = ["..", ..]`, `compliance_frameworks = ["..", ..]`: lists of non-empty string literals.
+/// - `retention_days = N`: a whole number of days from 1 (`retention_days`).
+/// - `immutable = true|false` (`immutable`).
+///
 /// Each `expr` may use the function's arguments (and `self`) and must implement `Display`; it is formatted
 /// with `Display` into a `String`.
 ///

@@ -59,8 +59,114 @@ pub(crate) struct Audit {
     pub id: Option<Expr>,
     pub name: Option<Expr>,
     pub description: Option<Expr>,
+    /// The disclosure keys.
+    pub fields: Fields,
     /// `crate = path`, default `::observer`.
     pub krate: Path,
+}
+
+/// The disclosure keys of `#[audit]`, checked.
+#[derive(Default)]
+pub(crate) struct Fields {
+    /// `recipient = expr` (any `Display`; may use `ret`).
+    pub recipient: Option<Expr>,
+    /// `purpose = Name`, a name of the purpose-of-use vocabulary.
+    pub purpose: Option<&'static Entry>,
+    /// `data_categories = ["..", ..]`.
+    pub data_categories: Vec<syn::LitStr>,
+    /// `patient = expr` (any `Display`; may use `ret`), hashed at run time.
+    pub patient: Option<Expr>,
+    /// `retention_days = N`.
+    pub retention_days: Option<syn::LitInt>,
+    /// `compliance_frameworks = ["..", ..]`.
+    pub compliance_frameworks: Vec<syn::LitStr>,
+    /// `immutable = true|false`.
+    pub immutable: Option<syn::LitBool>,
+}
+
+impl Fields {
+    /// Checks the value of disclosure key `key` and stores it.
+    fn set(&mut self, key: &Ident, value: Expr) -> syn::Result<()> {
+        let name = key.to_string();
+        match name.as_str() {
+            "recipient" => self.recipient = Some(value),
+            "patient" => self.patient = Some(value),
+            "purpose" => self.purpose = Some(purpose(&value)?),
+            "data_categories" => self.data_categories = strings(&name, &value, "[\"diagnoses\", \"lab_results\"]")?,
+            "compliance_frameworks" => self.compliance_frameworks = strings(&name, &value, "[\"HIPAA\"]")?,
+            "retention_days" => match &value {
+                Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(n), .. })
+                    if n.base10_parse::<u32>().is_ok_and(|d| d > 0) && matches!(n.suffix(), "" | "u32") =>
+                {
+                    self.retention_days = Some(n.clone());
+                }
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &value,
+                        "expected a whole number of days from 1 to 4294967295 for `retention_days` in `#[audit]`, \
+                         e.g. `retention_days = 2190`",
+                    ))
+                }
+            },
+            "immutable" => match &value {
+                Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(b), .. }) => self.immutable = Some(b.clone()),
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &value,
+                        "expected `true` or `false` for `immutable` in `#[audit]`",
+                    ))
+                }
+            },
+            _ => return Err(unknown_key(key)),
+        }
+        Ok(())
+    }
+}
+
+/// `purpose = Name`: a name of the purpose-of-use vocabulary, with a suggestion for a misspelling.
+fn purpose(value: &Expr) -> syn::Result<&'static Entry> {
+    let table = vocabulary::PURPOSES;
+    let ident = match value {
+        Expr::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => p.path.segments[0].ident.clone(),
+        _ => return Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "expected a purpose of use for `purpose` in `#[audit]`, e.g. `purpose = Payment`; expected one of: {}",
+                vocabulary::names(table)
+            ),
+        )),
+    };
+    let name = ident.to_string();
+    vocabulary::lookup(table, &name).ok_or_else(|| {
+        let hint =
+            vocabulary::suggest(table, &name).map(|s| format!("; did you mean `{s}`?")).unwrap_or_else(|| ";".into());
+        syn::Error::new_spanned(
+            &ident,
+            format!(
+                "unknown purpose of use `{name}` in `#[audit]`{hint} expected one of: {}",
+                vocabulary::names(table)
+            ),
+        )
+    })
+}
+
+/// `[".." , ..]`: an array of non-empty string literals.
+fn strings(key: &str, value: &Expr, example: &str) -> syn::Result<Vec<syn::LitStr>> {
+    let error = || {
+        syn::Error::new_spanned(
+            value,
+            format!("expected a list of non-empty string literals for `{key}` in `#[audit]`, e.g. `{key} = {example}`"),
+        )
+    };
+    let Expr::Array(array) = value else { return Err(error()) };
+    array
+        .elems
+        .iter()
+        .map(|e| match e {
+            Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) if !s.value().trim().is_empty() => Ok(s.clone()),
+            _ => Err(error()),
+        })
+        .collect()
 }
 
 /// Checks the action and resource type against the vocabulary and the keys for typos and duplicates.
@@ -88,6 +194,7 @@ pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
     }
 
     let (mut id, mut name, mut description, mut krate) = (None, None, None, None);
+    let mut fields = Fields::default();
     let mut seen: Vec<String> = Vec::new();
     for key in args.keys {
         if let Err(e) = first_use(&mut seen, key.key(), "audit") {
@@ -99,6 +206,11 @@ pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
             AuditKey::Name(_, e) => name = Some(e),
             AuditKey::Description(_, e) => description = Some(e),
             AuditKey::Crate(_, p) => krate = Some(p),
+            AuditKey::Field(k, e) => {
+                if let Err(e) = fields.set(&k, e) {
+                    errors.push(e);
+                }
+            }
             AuditKey::Unknown(k) => errors.push(unknown_key(&k)),
         }
     }
@@ -110,6 +222,7 @@ pub(crate) fn audit(args: AuditArgs) -> syn::Result<Audit> {
             id,
             name,
             description,
+            fields,
             krate: krate.unwrap_or_else(|| syn::parse_quote!(::observer)),
         }),
         // Unreachable: a missing entry pushed an error above.
@@ -263,6 +376,32 @@ mod tests {
         assert_eq!(
             check("create, Document, id = 1, id = 2"),
             "duplicate key `id` in `#[audit]`; each key may be given once"
+        );
+    }
+
+    #[test]
+    fn checks_the_disclosure_keys() {
+        let all = "share, Document, recipient = to, purpose = PublicHealth, patient = p.mrn, \
+                   data_categories = [\"a\", \"b\"], retention_days = 30, compliance_frameworks = [\"HIPAA\"], \
+                   immutable = true";
+        assert_eq!(check(all), "");
+        let a = syn::parse_str::<AuditArgs>(all).and_then(audit).ok().expect("valid");
+        assert_eq!(a.fields.purpose.map(|p| p.wire), Some("PUBLIC_HEALTH"));
+        assert_eq!(a.fields.data_categories.len(), 2);
+        assert!(check("share, Document, purpose = Paymnt")
+            .starts_with("unknown purpose of use `Paymnt` in `#[audit]`; did you mean `Payment`?"));
+        assert!(check("share, Document, purpose = \"PAYMENT\"").starts_with("expected a purpose of use"));
+        assert!(check("share, Document, retention_days = 0").starts_with("expected a whole number of days"));
+        assert!(check("share, Document, retention_days = -1").starts_with("expected a whole number of days"));
+        assert!(check("share, Document, retention_days = 5000000000").starts_with("expected a whole number"));
+        assert!(check("share, Document, data_categories = \"a\"").starts_with("expected a list of non-empty"));
+        assert!(check("share, Document, compliance_frameworks = [\"\"]").starts_with("expected a list of non-empty"));
+        assert!(check("share, Document, compliance_frameworks = [x]").starts_with("expected a list of non-empty"));
+        assert_eq!(check("share, Document, immutable = 1"), "expected `true` or `false` for `immutable` in `#[audit]`");
+        assert!(check("share, Document, recipent = 1").contains("did you mean `recipient`?"));
+        assert_eq!(
+            check("share, Document, patient = a, patient = b"),
+            "duplicate key `patient` in `#[audit]`; each key may be given once"
         );
     }
 

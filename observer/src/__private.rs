@@ -1,6 +1,6 @@
 //! Support code for the attribute macros. **Not public API**: anything here may change in any release.
 
-use crate::audit::{AuditAction, ResourceType};
+use crate::audit::{AuditAction, PurposeOfUse, ResourceType};
 pub use crate::cost::price::calculate_cost_bundled_only;
 
 /// The trace and span id of the current OpenTelemetry span, when tracing with OpenTelemetry is set up (feature
@@ -15,6 +15,39 @@ pub fn current_trace_ids() -> Option<(String, String)> {
 /// Formats a value for an id/name/description argument of `#[audit]`.
 pub fn display<T: ::core::fmt::Display + ?Sized>(value: &T) -> String {
     value.to_string()
+}
+
+/// The disclosure keys of one `#[audit]`-annotated call. `Debug` never shows the patient.
+#[derive(Default)]
+pub struct AuditFields {
+    /// `recipient = ..`.
+    pub recipient: Option<String>,
+    /// `purpose = ..`.
+    pub purpose: Option<PurposeOfUse>,
+    /// `data_categories = [..]`.
+    pub data_categories: &'static [&'static str],
+    /// `patient = ..`, in clear: hashed by [`record_audit`], never recorded as given.
+    pub patient: Option<String>,
+    /// `retention_days = ..`.
+    pub retention_days: Option<u32>,
+    /// `compliance_frameworks = [..]`.
+    pub compliance_frameworks: &'static [&'static str],
+    /// `immutable = ..`.
+    pub immutable: Option<bool>,
+}
+
+impl ::core::fmt::Debug for AuditFields {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        f.debug_struct("AuditFields")
+            .field("recipient", &self.recipient)
+            .field("purpose", &self.purpose)
+            .field("data_categories", &self.data_categories)
+            .field("patient", &self.patient.as_ref().map(|_| "<redacted>"))
+            .field("retention_days", &self.retention_days)
+            .field("compliance_frameworks", &self.compliance_frameworks)
+            .field("immutable", &self.immutable)
+            .finish()
+    }
 }
 
 /// What one `#[audit]`-annotated call recorded.
@@ -32,6 +65,8 @@ pub struct AuditCall {
     pub description: Option<String>,
     /// The error message when the fn returned `Err`.
     pub error: Option<String>,
+    /// The disclosure keys.
+    pub fields: AuditFields,
     /// `module_path!()::fn_name`.
     pub function: &'static str,
 }
@@ -51,6 +86,25 @@ pub fn record_audit(call: AuditCall) {
     if let Some(err) = call.error {
         b = b.outcome(crate::AuditOutcome::Failure).metadata("error", err);
     }
+    let f = call.fields;
+    if let Some(r) = f.recipient {
+        b = b.recipient(r);
+    }
+    if let Some(p) = f.purpose {
+        b = b.purpose_of_use(p);
+    }
+    if let Some(p) = f.patient {
+        b = b.patient(p);
+    }
+    if let Some(d) = f.retention_days {
+        b = b.retention_days(d);
+    }
+    if let Some(i) = f.immutable {
+        b = b.immutable(i);
+    }
+    b = b
+        .data_categories(f.data_categories.iter().copied())
+        .compliance_frameworks(f.compliance_frameworks.iter().copied());
     crate::export::emit_or_fallback("#[audit]", b.emit());
 }
 

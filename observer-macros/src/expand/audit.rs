@@ -18,7 +18,16 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
 }
 
 fn generate(audit: Audit, func: ItemFn) -> TokenStream {
-    let Audit { action, resource, id, name, description, krate } = audit;
+    let Audit { action, resource, id, name, description, fields, krate } = audit;
+    let crate::valid::Fields {
+        recipient,
+        purpose,
+        data_categories,
+        patient,
+        retention_days,
+        compliance_frameworks,
+        immutable,
+    } = fields;
     let ItemFn { attrs, vis, sig, block } = func;
     let (outer, inner) = super::split_attrs(attrs);
     let is_result = super::returns_result(&sig.output);
@@ -26,10 +35,16 @@ fn generate(audit: Audit, func: ItemFn) -> TokenStream {
     // Each key becomes a local `__observer_<key>: Option<String>`: computed before the body unless it mentions
     // `ret`, in which case after, from the returned value (or the `Ok` value of a `Result`).
     let (mut before, mut after) = (Vec::new(), Vec::new());
-    for (key, expr) in [("id", id), ("name", name), ("description", description)] {
+    let (has_recipient, has_patient) = (recipient.is_some(), patient.is_some());
+    for (key, expr) in
+        [("id", id), ("name", name), ("description", description), ("recipient", recipient), ("patient", patient)]
+    {
         let var = format_ident!("__observer_{}", key);
         let Some(expr) = expr else {
-            before.push(quote! { let #var = ::core::option::Option::None; });
+            // `recipient` and `patient` are only passed when given (else `AuditFields`' default).
+            if matches!(key, "id" | "name" | "description") {
+                before.push(quote! { let #var = ::core::option::Option::None; });
+            }
             continue;
         };
         let value = display(&krate, &expr);
@@ -72,6 +87,37 @@ fn generate(audit: Audit, func: ItemFn) -> TokenStream {
         quote! { let __observer_error = ::core::option::Option::None; }
     };
 
+    // The disclosure fields: only those given are written, the rest come from `Default`.
+    let mut set = Vec::new();
+    if has_recipient {
+        set.push(quote! { recipient: __observer_recipient, });
+    }
+    if has_patient {
+        set.push(quote! { patient: __observer_patient, });
+    }
+    if let Some(p) = purpose {
+        let p = format_ident!("{}", p.variant);
+        set.push(quote! { purpose: ::core::option::Option::Some(#krate::audit::PurposeOfUse::#p), });
+    }
+    if !data_categories.is_empty() {
+        set.push(quote! { data_categories: &[#(#data_categories),*], });
+    }
+    if let Some(days) = retention_days {
+        let days = days.base10_parse::<u32>().unwrap_or(1);
+        set.push(quote! { retention_days: ::core::option::Option::Some(#days), });
+    }
+    if !compliance_frameworks.is_empty() {
+        set.push(quote! { compliance_frameworks: &[#(#compliance_frameworks),*], });
+    }
+    if let Some(b) = immutable {
+        set.push(quote! { immutable: ::core::option::Option::Some(#b), });
+    }
+    let fields = if set.is_empty() {
+        quote! { ::core::default::Default::default() }
+    } else {
+        quote! { #krate::__private::AuditFields { #(#set)* ..::core::default::Default::default() } }
+    };
+
     let run = super::run_body(&sig, &block, &krate);
     let fn_name = sig.ident.unraw().to_string();
     let action = format_ident!("{}", action.variant);
@@ -91,6 +137,7 @@ fn generate(audit: Audit, func: ItemFn) -> TokenStream {
                 name: __observer_name,
                 description: __observer_description,
                 error: __observer_error,
+                fields: #fields,
                 function: ::core::concat!(::core::module_path!(), "::", #fn_name),
             });
             __observer_ret

@@ -517,6 +517,7 @@ pub fn log_data_export(resource_type: ResourceType, resource_id: impl Into<Strin
 /// description: `"Disclosed DOCUMENT doc-123 to Acme Insurance for PAYMENT"`.
 pub fn log_disclosure(resource_type: ResourceType, resource_id: impl Into<String>) -> AuditBuilder<kind::Disclosure> {
     AuditBuilder::new(AuditEventType::DataExport, AuditAction::Share, resource_type, resource_id.into())
+        .severity(AuditSeverity::Medium)
 }
 
 /// The audit logger: the guide's `get_audit_logger()`. All helpers go through the same process-wide pipeline.
