@@ -108,7 +108,7 @@ fn a_patient_without_a_key_is_refused_never_written_in_clear() {
     let result = audit::log_read(ResourceType::Document, "no-key-read").patient("MRN-NOKEY-1").emit();
     audit::set_patient_key(Some(key()));
     let Err(AuditError::PatientKey { reason, event }) = result else { panic!("expected PatientKey, got {result:?}") };
-    assert!(reason.contains("OBSERVER_HMAC_KEY_FILE"), "{reason}");
+    assert!(reason.contains("OBSERVER_HMAC_KEY_FILE") && reason.contains("set_patient_key"), "{reason}");
     assert_eq!(event.patient_ref, None);
     let json = serde_json::to_string(&*event).expect("json");
     assert!(!json.contains("MRN-NOKEY-1") && !reason.contains("MRN-NOKEY-1"), "{json}");

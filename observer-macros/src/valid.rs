@@ -128,13 +128,15 @@ fn purpose(value: &Expr) -> syn::Result<&'static Entry> {
     let table = vocabulary::PURPOSES;
     let ident = match value {
         Expr::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => p.path.segments[0].ident.clone(),
-        _ => return Err(syn::Error::new_spanned(
-            value,
-            format!(
+        _ => {
+            return Err(syn::Error::new_spanned(
+                value,
+                format!(
                 "expected a purpose of use for `purpose` in `#[audit]`, e.g. `purpose = Payment`; expected one of: {}",
                 vocabulary::names(table)
             ),
-        )),
+            ))
+        }
     };
     let name = ident.to_string();
     vocabulary::lookup(table, &name).ok_or_else(|| {

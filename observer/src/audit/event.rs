@@ -87,8 +87,8 @@ pub struct AuditEvent {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_categories: Vec<String>,
     /// The patient the information is about, as a keyed hash (`hmac-sha256:` + 64 hex digits, see
-    /// [`audit::patient_ref`](crate::audit::patient_ref)): equal patients join across events without being
-    /// readable. Never the patient's identifier in clear. Left out of the JSON when unset.
+    /// [`PatientKey::reference`](crate::audit::PatientKey::reference)): equal patients join across events
+    /// without being readable. Never the patient's identifier in clear. Left out of the JSON when unset.
     #[serde(default, skip_serializing_if = "is_unset")]
     pub patient_ref: Option<String>,
     /// How many days the event must be kept; left out of the JSON when unset.

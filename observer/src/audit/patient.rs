@@ -2,7 +2,7 @@
 //! join across the trail without the identifier being readable in it.
 //!
 //! The key is secret: whoever holds it can test a guessed identifier against a reference, nobody else can. The
-//! process-wide key ([`set_patient_key`], else the file named by `OBSERVER_HMAC_KEY_FILE`) is what
+//! process-wide key ([`set_patient_key`], else [`PatientKey::from_env`]) is what
 //! [`AuditBuilder::patient`](crate::audit::AuditBuilder::patient) and `#[audit(patient = ..)]` use; the accounting
 //! ([`accounting`](crate::audit::accounting)) hashes the identifier it is asked about with the same key.
 
@@ -16,6 +16,10 @@ use sha2::Sha256;
 
 /// The environment variable naming a file that holds the patient key (its bytes; one trailing newline is ignored).
 pub const PATIENT_KEY_FILE_ENV: &str = "OBSERVER_HMAC_KEY_FILE";
+
+/// The redaction engine's HMAC key variable: used as the patient key (its bytes) when `OBSERVER_HMAC_KEY_FILE` is
+/// unset, so that one key serves both.
+const REDACTION_KEY_ENV: &str = "OBSERVER_REDACTION_HMAC_KEY";
 
 /// The prefix of every patient reference.
 pub const PATIENT_REF_PREFIX: &str = "hmac-sha256:";
@@ -88,14 +92,23 @@ impl PatientKey {
         key
     }
 
-    /// The key of the file named by `OBSERVER_HMAC_KEY_FILE`; `Ok(None)` when the variable is unset or empty.
+    /// The key of the file named by `OBSERVER_HMAC_KEY_FILE`, else the redaction engine's HMAC key
+    /// `OBSERVER_REDACTION_HMAC_KEY` (its bytes: one key for both); `Ok(None)` when neither is set (or both are
+    /// empty).
     ///
     /// # Errors
-    /// As [`from_file`](Self::from_file).
+    /// As [`from_file`](Self::from_file) and [`new`](Self::new).
     pub fn from_env() -> Result<Option<Self>, PatientKeyError> {
-        match crate::config::process_env(PATIENT_KEY_FILE_ENV) {
-            Some(path) if !path.trim().is_empty() => Self::from_file(path.trim()).map(Some),
-            _ => Ok(None),
+        Self::from_lookup(&crate::config::process_env)
+    }
+
+    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, PatientKeyError> {
+        if let Some(path) = lookup(PATIENT_KEY_FILE_ENV).filter(|p| !p.trim().is_empty()) {
+            return Self::from_file(path.trim()).map(Some);
+        }
+        match lookup(REDACTION_KEY_ENV).filter(|k| !k.is_empty()) {
+            Some(key) => Self::new(key).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -162,7 +175,7 @@ static ENV_KEY: OnceLock<Result<Option<PatientKey>, String>> = OnceLock::new();
 
 /// Sets (or with `None` clears) the process-wide patient key used by
 /// [`AuditBuilder::patient`](crate::audit::AuditBuilder::patient) and `#[audit(patient = ..)]`. Without one, the
-/// key of `OBSERVER_HMAC_KEY_FILE` is used.
+/// key of the environment is used ([`PatientKey::from_env`], read once).
 pub fn set_patient_key(key: Option<PatientKey>) {
     KEY.store(key.map(Arc::new));
 }
@@ -174,7 +187,9 @@ pub(crate) fn process_reference(patient_id: &str) -> Result<PatientRef, String> 
     }
     match ENV_KEY.get_or_init(|| PatientKey::from_env().map_err(|e| e.to_string())) {
         Ok(Some(key)) => Ok(key.reference(patient_id)),
-        Ok(None) => Err(format!("no patient key is configured (`set_patient_key` or {PATIENT_KEY_FILE_ENV})")),
+        Ok(None) => Err(format!(
+            "no patient key is configured (`set_patient_key`, {PATIENT_KEY_FILE_ENV} or {REDACTION_KEY_ENV})"
+        )),
         Err(e) => Err(e.clone()),
     }
 }
@@ -224,5 +239,20 @@ mod tests {
         assert_eq!(from_file.reference("p"), PatientKey::new(b"0123456789abcdef").unwrap().reference("p"));
         let missing = PatientKey::from_file(dir.path().join("nope")).unwrap_err();
         assert!(matches!(missing, PatientKeyError::Io { .. }), "{missing}");
+
+        // The environment: the file first, else the redaction key's bytes, else none.
+        let file = path.display().to_string();
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        };
+        let redaction = PatientKey::from_lookup(&env(&[(REDACTION_KEY_ENV, "0123456789abcdef")])).unwrap().unwrap();
+        assert_eq!(redaction.reference("p"), from_file.reference("p"), "same bytes, same key");
+        let both = move |k: &str| match k {
+            PATIENT_KEY_FILE_ENV => Some(file.clone()),
+            _ => Some("another key, not this one".to_owned()),
+        };
+        assert_eq!(PatientKey::from_lookup(&both).unwrap().unwrap().reference("p"), from_file.reference("p"));
+        assert!(PatientKey::from_lookup(&env(&[])).unwrap().is_none());
+        assert!(PatientKey::from_lookup(&env(&[(REDACTION_KEY_ENV, "short")])).is_err());
     }
 }
