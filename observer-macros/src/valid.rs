@@ -387,7 +387,7 @@ mod tests {
                    data_categories = [\"a\", \"b\"], retention_days = 30, compliance_frameworks = [\"HIPAA\"], \
                    immutable = true";
         assert_eq!(check(all), "");
-        let a = syn::parse_str::<AuditArgs>(all).and_then(audit).ok().expect("valid");
+        let Ok(a) = syn::parse_str::<AuditArgs>(all).and_then(audit) else { panic!("valid") };
         assert_eq!(a.fields.purpose.map(|p| p.wire), Some("PUBLIC_HEALTH"));
         assert_eq!(a.fields.data_categories.len(), 2);
         assert!(check("share, Document, purpose = Paymnt")

@@ -17,7 +17,8 @@ pub fn display<T: ::core::fmt::Display + ?Sized>(value: &T) -> String {
     value.to_string()
 }
 
-/// The disclosure keys of one `#[audit]`-annotated call. `Debug` never shows the patient.
+/// The disclosure keys of one `#[audit]`-annotated call. `Debug` never shows the patient. (Seven fields: the macro
+/// leaves out `..Default::default()` when all seven are given; keep `expand/audit.rs` in step.)
 #[derive(Default)]
 pub struct AuditFields {
     /// `recipient = ..`.

@@ -112,10 +112,12 @@ fn generate(audit: Audit, func: ItemFn) -> TokenStream {
     if let Some(b) = immutable {
         set.push(quote! { immutable: ::core::option::Option::Some(#b), });
     }
-    let fields = if set.is_empty() {
-        quote! { ::core::default::Default::default() }
-    } else {
-        quote! { #krate::__private::AuditFields { #(#set)* ..::core::default::Default::default() } }
+    // `AuditFields` has 7 fields: with all of them given, a `..Default` would be a needless update (a lint in the
+    // user's crate).
+    let fields = match set.len() {
+        0 => quote! { ::core::default::Default::default() },
+        7 => quote! { #krate::__private::AuditFields { #(#set)* } },
+        _ => quote! { #krate::__private::AuditFields { #(#set)* ..::core::default::Default::default() } },
     };
 
     let run = super::run_body(&sig, &block, &krate);

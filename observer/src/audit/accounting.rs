@@ -139,7 +139,7 @@ pub enum AccountingError {
 ///
 /// # Errors
 /// [`AccountingError::EmptyRange`], [`AccountingError::Io`]. Malformed lines are not errors: see
-/// [`Accounting::malformed`].
+/// the field [`malformed`](Accounting#structfield.malformed).
 pub fn accounting(
     reader: impl BufRead,
     patient: &PatientRef,
@@ -193,7 +193,7 @@ impl Accounting {
             number += 1;
             self.lines += 1;
             if too_long {
-                self.malformed(name, number, format!("longer than {MAX_LINE} bytes"));
+                self.push_malformed(name, number, format!("longer than {MAX_LINE} bytes"));
                 continue;
             }
             self.line(name, number, &buf);
@@ -202,7 +202,7 @@ impl Accounting {
         Ok(())
     }
 
-    fn malformed(&mut self, source: &str, line: u64, reason: String) {
+    fn push_malformed(&mut self, source: &str, line: u64, reason: String) {
         self.malformed.push(MalformedLine { source: source.to_owned(), line, reason });
     }
 
@@ -216,7 +216,7 @@ impl Accounting {
         let json = json.trim_ascii();
         if json.is_empty() {
             if fallback {
-                self.malformed(source, number, "empty fallback line".into());
+                self.push_malformed(source, number, "empty fallback line".into());
             }
             return;
         }
@@ -228,21 +228,21 @@ impl Accounting {
             Ok(v) => v,
             Err(e) => {
                 let what = if e.is_eof() { "cut off" } else { "not valid JSON" };
-                return self.malformed(source, number, format!("{what} (column {})", e.column()));
+                return self.push_malformed(source, number, format!("{what} (column {})", e.column()));
             }
         };
         let Value::Object(event) = value else {
-            return self.malformed(source, number, "not a JSON object".into());
+            return self.push_malformed(source, number, "not a JSON object".into());
         };
         let Some(event_id) = event.get("event_id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
             if fallback {
-                return self.malformed(source, number, "no `event_id`".into());
+                return self.push_malformed(source, number, "no `event_id`".into());
             }
             self.skipped += 1;
             return;
         };
         let Some(date) = event.get("timestamp").and_then(Value::as_str).and_then(parse_time) else {
-            return self.malformed(source, number, "no valid RFC 3339 `timestamp`".into());
+            return self.push_malformed(source, number, "no valid RFC 3339 `timestamp`".into());
         };
         self.events += 1;
         if event.get("patient_ref").and_then(Value::as_str) != Some(self.patient_ref.as_str())
