@@ -661,7 +661,11 @@ mod tests {
         assert_eq!(ocsf["class_uid"], 6003);
 
         // Through the dispatcher: each sink gets its format; both OCSF sinks the same record.
-        let settings = PipelineSettings { capacity: 64, sync_interval: Duration::from_secs(3600) };
+        let settings = PipelineSettings {
+            capacity: 64,
+            sync_interval: Duration::from_secs(3600),
+            redactor: crate::redact::Redactor::default(),
+        };
         let (pipeline, mut worker) = Queue::start(settings, sinks).unwrap();
         pipeline.submit(event(2)).unwrap();
         pipeline.flush(Duration::from_secs(10)).unwrap();
