@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run, text, trail, write_lines};
+use common::{checkpoint_line, run, seq_line, text, trail, write_lines};
 use observer::integrity::NoteSigner;
 
 struct Case {
@@ -39,6 +39,11 @@ fn assert_finding(code: i32, out: &str, chain: &str, seq: &str, kind: &str) {
     assert!(out.contains("FAILED"), "{out}");
 }
 
+/// The trail every tampering test starts from: 10 events, a checkpoint after every 5.
+fn written_trail(signer: &NoteSigner) -> common::Trail {
+    trail("pod-a", 10, 5, signer)
+}
+
 #[test]
 fn clean_trail_verifies_with_exit_0() {
     let c = case();
@@ -55,121 +60,128 @@ fn clean_trail_verifies_with_exit_0() {
 #[test]
 fn edit_one_field() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     let mut lines = t.lines.clone();
-    lines[2] = lines[2].replace("doc-3", "doc-X");
-    assert_ne!(lines[2], t.lines[2]);
+    let i = seq_line(&lines, 3);
+    lines[i] = lines[i].replace("doc-3", "doc-X");
+    assert_ne!(lines[i], t.lines[i]);
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "3", "edit");
+    assert_finding(code, &out, &t.chain_id, "3", "edit");
 }
 
 #[test]
 fn delete_a_line() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     let mut lines = t.lines.clone();
-    lines.remove(3); // seq 4
+    lines.remove(seq_line(&lines, 4));
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "4", "gap");
+    assert_finding(code, &out, &t.chain_id, "4", "gap");
 }
 
 #[test]
 fn swap_two_lines() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     let mut lines = t.lines.clone();
-    lines.swap(6, 7); // seq 6 and 7 (index 5 is the checkpoint of size 5)
+    let (i, j) = (seq_line(&lines, 6), seq_line(&lines, 7));
+    lines.swap(i, j);
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "6", "reorder");
+    assert_finding(code, &out, &t.chain_id, "6", "reorder");
 }
 
 #[test]
 fn truncate_the_tail() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
-    let lines = t.lines[..9].to_vec(); // seq 1-5, checkpoint 5, seq 6-8
+    let t = written_trail(&c.signer);
+    let lines = t.lines[..=seq_line(&t.lines, 8)].to_vec(); // seq 1-5, checkpoint 5, seq 6-8
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "6..8", "unsigned_tail");
+    assert_finding(code, &out, &t.chain_id, "6..8", "unsigned_tail");
 }
 
 #[test]
 fn truncate_events_but_keep_a_checkpoint() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     let mut lines = t.lines.clone();
-    lines.drain(8..11); // seq 8, 9, 10 gone, checkpoint 10 kept
+    lines.retain(|l| {
+        !["\"seq\":8,", "\"seq\":9,", "\"seq\":10,"].iter().any(|s| l.contains(s) && !l.contains("record_type"))
+    });
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "8..10", "gap");
+    assert_finding(code, &out, &t.chain_id, "8..10", "gap");
 }
 
 #[test]
 fn insert_a_forged_event() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     // A forger who knows the format: a new seq-4 event with a correct own hash and the right prev_hash.
-    let mut forged: serde_json::Value = serde_json::from_str(&t.lines[3]).unwrap();
+    let i = seq_line(&t.lines, 4);
+    let mut forged: serde_json::Value = serde_json::from_str(&t.lines[i]).unwrap();
     forged["resource_id"] = "doc-forged".into();
     let mut integrity = observer::integrity::read_integrity(&forged).unwrap();
     integrity.hash = None;
     let hash = observer::integrity::event_hash(&forged, &integrity).unwrap();
     forged["integrity"]["hash"] = hash.to_hex().into();
     let mut lines = t.lines.clone();
-    lines.insert(4, forged.to_string());
+    lines.insert(i + 1, forged.to_string());
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "4", "insertion");
+    assert_finding(code, &out, &t.chain_id, "4", "insertion");
 }
 
 #[test]
 fn forged_event_replacing_the_real_one() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
-    let mut forged: serde_json::Value = serde_json::from_str(&t.lines[3]).unwrap();
+    let t = written_trail(&c.signer);
+    let i = seq_line(&t.lines, 4);
+    let mut forged: serde_json::Value = serde_json::from_str(&t.lines[i]).unwrap();
     forged["resource_id"] = "doc-forged".into();
     let mut integrity = observer::integrity::read_integrity(&forged).unwrap();
     integrity.hash = None;
     forged["integrity"]["hash"] = observer::integrity::event_hash(&forged, &integrity).unwrap().to_hex().into();
     let mut lines = t.lines.clone();
-    lines[3] = forged.to_string();
+    lines[i] = forged.to_string();
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "5", "broken_link");
-    assert_finding(code, &out, "pod-a", "5", "root_mismatch");
+    assert_finding(code, &out, &t.chain_id, "5", "broken_link");
+    assert_finding(code, &out, &t.chain_id, "5", "root_mismatch");
 }
 
 #[test]
 fn replay_an_old_line() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     let mut lines = t.lines.clone();
-    lines.insert(9, t.lines[1].clone()); // seq 2 again after seq 8
+    lines.insert(seq_line(&t.lines, 8) + 1, t.lines[seq_line(&t.lines, 2)].clone()); // seq 2 again after seq 8
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "2", "replay");
+    assert_finding(code, &out, &t.chain_id, "2", "replay");
 }
 
 #[test]
 fn alter_a_checkpoint_signature() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     let mut lines = t.lines.clone();
-    let mut cp: serde_json::Value = serde_json::from_str(&lines[5]).unwrap();
+    let i = checkpoint_line(&lines, 5);
+    let mut cp: serde_json::Value = serde_json::from_str(&lines[i]).unwrap();
     let note = cp["note"].as_str().unwrap().to_owned();
     let (head, sig) = note.trim_end().rsplit_once(' ').unwrap();
     let mut sig: Vec<char> = sig.chars().collect();
     sig[10] = if sig[10] == 'A' { 'B' } else { 'A' };
     cp["note"] = format!("{head} {}\n", sig.into_iter().collect::<String>()).into();
-    lines[5] = cp.to_string();
+    lines[i] = cp.to_string();
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "5", "bad_signature");
+    assert_finding(code, &out, &t.chain_id, "5", "bad_signature");
 }
 
 #[test]
 fn sign_with_another_key() {
     let c = case();
     let other = NoteSigner::generate("audit-test").unwrap(); // same name, another key
-    let t = trail("pod-a", 10, 5, &other);
+    let t = written_trail(&other);
     let (code, out) = c.verify(&t.lines, &[]);
-    assert_finding(code, &out, "pod-a", "5", "unknown_key");
-    assert_finding(code, &out, "pod-a", "10", "unknown_key");
-    assert_finding(code, &out, "pod-a", "1..10", "unsigned_tail");
+    assert_finding(code, &out, &t.chain_id, "5", "unknown_key");
+    assert_finding(code, &out, &t.chain_id, "10", "unknown_key");
+    assert_finding(code, &out, &t.chain_id, "1..10", "unsigned_tail");
 }
 
 #[test]
@@ -204,7 +216,7 @@ fn three_chains_in_one_file_and_json_output() {
 #[test]
 fn stderr_fallback_lines_fill_the_gap_only_when_given() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     // Events 3 and 4 went to the stderr fallback (a sink failure): the file lacks them.
     let file: Vec<String> =
         t.lines.iter().enumerate().filter(|(i, _)| *i != 2 && *i != 3).map(|(_, l)| l.clone()).collect();
@@ -214,7 +226,7 @@ fn stderr_fallback_lines_fill_the_gap_only_when_given() {
         format!("observer-audit-fallback: {}", t.lines[3]),
     ];
     let (code, out) = c.verify(&file, &[]);
-    assert_finding(code, &out, "pod-a", "3..4", "gap");
+    assert_finding(code, &out, &t.chain_id, "3..4", "gap");
     let stderr_path = c.dir.path().join("stderr.log");
     write_lines(&stderr_path, &stderr);
     let (code, out) = c.verify(&file, &[stderr_path.to_str().unwrap()]);
@@ -225,7 +237,7 @@ fn stderr_fallback_lines_fill_the_gap_only_when_given() {
 #[test]
 fn at_least_once_duplicates_are_accepted_and_counted() {
     let c = case();
-    let t = trail("pod-a", 10, 5, &c.signer);
+    let t = written_trail(&c.signer);
     let mut lines = t.lines.clone();
     lines.extend(t.lines[2..7].iter().cloned()); // a spool replay
     let (code, out) = c.verify(&lines, &["--unordered"]);
@@ -233,7 +245,7 @@ fn at_least_once_duplicates_are_accepted_and_counted() {
     assert!(out.contains("4 duplicates"), "{out}");
     // In write order (a file), the same copies are replays.
     let (code, out) = c.verify(&lines, &[]);
-    assert_finding(code, &out, "pod-a", "3", "replay");
+    assert_finding(code, &out, &t.chain_id, "3", "replay");
 }
 
 #[test]

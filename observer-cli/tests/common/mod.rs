@@ -69,3 +69,21 @@ pub fn run(args: &[&str]) -> Output {
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// The index of the line of the event `seq` (the first one).
+pub fn seq_line(lines: &[String], seq: u64) -> usize {
+    let needle = format!("\"seq\":{seq},");
+    lines
+        .iter()
+        .position(|l| !l.contains("\"record_type\":\"checkpoint\"") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no event seq {seq}"))
+}
+
+/// The index of the first checkpoint line of size `size`.
+pub fn checkpoint_line(lines: &[String], size: u64) -> usize {
+    let needle = format!("\"size\":{size},");
+    lines
+        .iter()
+        .position(|l| l.contains("\"record_type\":\"checkpoint\"") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no checkpoint of size {size}"))
+}
