@@ -501,10 +501,10 @@ impl TrailVerifier {
             } else {
                 // A fork: keep the candidate with a valid hash that links to the previous event and that the next
                 // event links to.
-                let prev_hash = accepted.last().and_then(|(s, a)| (*s + 1 == seq).then_some(*a)).flatten().map(|a| a.0);
+                let prev_hash = accepted.last().and_then(|(s, a)| (s.checked_add(1) == Some(seq)).then_some(*a)).flatten().map(|a| a.0);
                 let next_prevs: Vec<Digest> = groups
                     .get(gi + 1)
-                    .filter(|g| g[0].seq == seq + 1)
+                    .filter(|g| g[0].seq == seq.saturating_add(1))
                     .map(|g| g.iter().map(|e| e.prev).collect())
                     .unwrap_or_default();
                 let fits = |d: &&Entry| {
@@ -608,7 +608,7 @@ impl TrailVerifier {
                 }
             }
             prev = chosen.map(|c| c.0);
-            expected_next = seq + 1;
+            expected_next = seq.saturating_add(1);
         }
 
         // Checkpoints: signatures, then roots in size order.
@@ -712,7 +712,7 @@ impl TrailVerifier {
             }
         }
         if report.last_seq > report.signed_size && report.events > 0 {
-            let from = report.signed_size + 1;
+            let from = report.signed_size.saturating_add(1);
             findings.push(finding(
                 FindingKind::UnsignedTail,
                 Some(from.max(report.first_seq)),
@@ -846,6 +846,22 @@ mod tests {
                 (FindingKind::UnknownKey, Some(10))
             ]
         );
+    }
+
+    #[test]
+    fn extreme_sequence_numbers_do_not_panic() {
+        let line = |seq: u64| {
+            let mut line = br#"{"event_id":"x"}"#.to_vec();
+            let v = parse_strict(&line).unwrap();
+            let mut integ =
+                Integrity { chain_id: "c".into(), seq, prev_hash: Digest::GENESIS, hash: None, start: None };
+            integ.hash = Some(event_hash(&v, &integ).unwrap());
+            append_integrity(&mut line, &integ).unwrap();
+            String::from_utf8(line).unwrap()
+        };
+        let r = verify(&[line(u64::MAX), line(u64::MAX - 1), line(1)], &[]);
+        let k = kinds(&r);
+        assert!(k.contains(&(FindingKind::Gap, Some(2))) && k.contains(&(FindingKind::Reorder, Some(u64::MAX - 1))), "{k:?}");
     }
 
     #[test]
