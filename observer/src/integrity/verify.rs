@@ -501,7 +501,11 @@ impl TrailVerifier {
             } else {
                 // A fork: keep the candidate with a valid hash that links to the previous event and that the next
                 // event links to.
-                let prev_hash = accepted.last().and_then(|(s, a)| (s.checked_add(1) == Some(seq)).then_some(*a)).flatten().map(|a| a.0);
+                let prev_hash = accepted
+                    .last()
+                    .and_then(|(s, a)| (s.checked_add(1) == Some(seq)).then_some(*a))
+                    .flatten()
+                    .map(|a| a.0);
                 let next_prevs: Vec<Digest> = groups
                     .get(gi + 1)
                     .filter(|g| g[0].seq == seq.saturating_add(1))
@@ -861,7 +865,10 @@ mod tests {
         };
         let r = verify(&[line(u64::MAX), line(u64::MAX - 1), line(1)], &[]);
         let k = kinds(&r);
-        assert!(k.contains(&(FindingKind::Gap, Some(2))) && k.contains(&(FindingKind::Reorder, Some(u64::MAX - 1))), "{k:?}");
+        assert!(
+            k.contains(&(FindingKind::Gap, Some(2))) && k.contains(&(FindingKind::Reorder, Some(u64::MAX - 1))),
+            "{k:?}"
+        );
     }
 
     #[test]
