@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod accounting;
 mod input;
 #[cfg(feature = "kafka")]
 mod kafka;
@@ -31,6 +32,9 @@ enum Command {
     CheckProof(prove::CheckProofArgs),
     /// Generate an Ed25519 checkpoint signing key: writes the private key file, prints the verifier key.
     Keygen(keygen::KeygenArgs),
+    /// The accounting of disclosures (HIPAA 164.528) for one patient over a date range: date, recipient, purpose,
+    /// data disclosed, description (table or JSON).
+    Accounting(accounting::AccountingArgs),
 }
 
 /// A usage or input error (exit code 2).
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Prove(args) => prove::run_prove(args),
         Command::CheckProof(args) => prove::run_check(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Accounting(args) => accounting::run(args),
     };
     match result {
         Ok(Outcome::Verified) => ExitCode::SUCCESS,

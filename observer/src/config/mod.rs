@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::capture::CaptureLevel;
-#[cfg(feature = "otel")]
 pub(crate) use self::env::process as process_env;
 use self::env::Env;
 pub use self::format::AuditFormat;
