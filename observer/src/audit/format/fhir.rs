@@ -1,8 +1,11 @@
 //! FHIR R4 (4.0.1) `AuditEvent` rendering; the table is in `docs/FORMATS.md`.
 
-use serde_json::{json, Value};
+use std::borrow::Cow;
 
-use super::{client_ip, meta_str, non_empty, object, user_agent, Extras};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{client_ip, meta_str, non_empty, user_agent, Extras};
 use crate::audit::event::AuditEvent;
 use crate::audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, ResourceType};
 
@@ -22,28 +25,150 @@ const OBJECT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/object-role";
 const ROLE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/extra-security-role-type";
 const SOURCE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/security-source-type";
 
-fn coding(system: &str, code: &str, display: &str) -> Value {
-    json!({"system": system, "code": code, "display": display})
+#[derive(Serialize, Clone, Copy)]
+struct Coding<'a> {
+    system: &'a str,
+    code: &'a str,
+    display: &'a str,
+}
+
+const fn coding<'a>(system: &'a str, code: &'a str, display: &'a str) -> Coding<'a> {
+    Coding { system, code, display }
+}
+
+#[derive(Serialize)]
+struct Concept<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coding: Option<[Coding<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Identifier<'a> {
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct Reference<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identifier: Option<Identifier<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct Network {
+    address: String,
+    r#type: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Agent<'a> {
+    r#type: Concept<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    role: Vec<Concept<'a>>,
+    who: Reference<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alt_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    requestor: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<Network>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<&'a str>,
+    observer: Reference<'a>,
+    r#type: [Coding<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Detail<'a> {
+    r#type: &'a str,
+    value_string: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct Entity<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    what: Option<Reference<'a>>,
+    r#type: Coding<'a>,
+    role: Coding<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    detail: Vec<Detail<'a>>,
+}
+
+/// One sub-extension: `valueString` or `valueCode`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubExtension<'a> {
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_string: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_code: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Extension<'a> {
+    url: &'a str,
+    extension: Vec<SubExtension<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Resource<'a> {
+    resource_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    extension: [Extension<'a>; 1],
+    r#type: Coding<'a>,
+    subtype: Vec<Coding<'a>>,
+    action: &'a str,
+    recorded: String,
+    outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome_desc: Option<String>,
+    agent: [Agent<'a>; 1],
+    source: Source<'a>,
+    entity: Vec<Entity<'a>>,
+}
+
+fn opt(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
 }
 
 /// `(type, standard subtype, action)` of an action.
-fn type_subtype_action(action: AuditAction) -> (Value, Option<Value>, &'static str) {
-    let rest = || coding(EVENT_TYPE, "rest", "Restful Operation");
+fn type_subtype_action(
+    action: AuditAction,
+    audit_type: AuditEventType,
+) -> (Coding<'static>, Option<Coding<'static>>, &'static str) {
+    const REST: Coding<'static> = coding(EVENT_TYPE, "rest", "Restful Operation");
+    const AUTH: Coding<'static> = coding(DCM, "110114", "User Authentication");
+    const EXPORT: Coding<'static> = coding(DCM, "110106", "Export");
+    const APP: Coding<'static> = coding(DCM, "110100", "Application Activity");
     match action {
-        AuditAction::Create => (rest(), Some(coding(RESTFUL, "create", "create")), "C"),
-        AuditAction::Read => (rest(), Some(coding(RESTFUL, "read", "read")), "R"),
-        AuditAction::Update => (rest(), Some(coding(RESTFUL, "update", "update")), "U"),
-        AuditAction::Delete => (rest(), Some(coding(RESTFUL, "delete", "delete")), "D"),
-        AuditAction::Export => (coding(DCM, "110106", "Export"), None, "R"),
+        AuditAction::Create => (REST, Some(coding(RESTFUL, "create", "create")), "C"),
+        AuditAction::Read => (REST, Some(coding(RESTFUL, "read", "read")), "R"),
+        AuditAction::Update => (REST, Some(coding(RESTFUL, "update", "update")), "U"),
+        AuditAction::Delete => (REST, Some(coding(RESTFUL, "delete", "delete")), "D"),
+        AuditAction::Export => (EXPORT, None, "R"),
         AuditAction::Import => (coding(DCM, "110107", "Import"), None, "C"),
-        AuditAction::Login => (coding(DCM, "110114", "User Authentication"), Some(coding(DCM, "110122", "Login")), "E"),
-        AuditAction::Logout => {
-            (coding(DCM, "110114", "User Authentication"), Some(coding(DCM, "110123", "Logout")), "E")
-        }
-        // Sharing changes who may access the resource.
-        AuditAction::Share => (coding(DCM, "110100", "Application Activity"), None, "U"),
+        AuditAction::Login => (AUTH, Some(coding(DCM, "110122", "Login")), "E"),
+        AuditAction::Logout => (AUTH, Some(coding(DCM, "110123", "Logout")), "E"),
+        // Sharing data out (a disclosure: DATA_EXPORT / SHARE) is an export; other sharing changes who may access.
+        AuditAction::Share if audit_type == AuditEventType::DataExport => (EXPORT, None, "R"),
+        AuditAction::Share => (APP, None, "U"),
         // Execute (LLM calls, system operations) and any later action.
-        _ => (coding(DCM, "110100", "Application Activity"), None, "E"),
+        _ => (APP, None, "E"),
     }
 }
 
@@ -60,44 +185,42 @@ fn outcome(event: &AuditEvent) -> (&'static str, Option<String>) {
 }
 
 /// The requestor agent: the actor; with no actor, the service that recorded the event.
-fn agent(event: &AuditEvent) -> Value {
+fn agent(event: &AuditEvent) -> Agent<'_> {
     let service = non_empty(&event.service_name).unwrap_or("unknown");
+    let processor = coding(ROLE_TYPE, "dataprocessor", "data processor");
     let Some(a) = event.actor.as_deref() else {
-        return json!({
-            "type": {"coding": [coding(ROLE_TYPE, "dataprocessor", "data processor")]},
-            "who": {"identifier": {"value": service}, "display": service},
-            "requestor": true,
-        });
+        return Agent {
+            r#type: Concept { coding: Some([processor]), text: None },
+            role: Vec::new(),
+            who: Reference { identifier: Some(Identifier { value: service }), display: Some(Cow::Borrowed(service)) },
+            alt_id: None,
+            name: None,
+            requestor: true,
+            network: None,
+        };
     };
     let human = matches!(a.actor_type.as_str(), "user" | "admin" | "");
-    let role_type = if human {
-        coding(ROLE_TYPE, "humanuser", "human user")
-    } else {
-        coding(ROLE_TYPE, "dataprocessor", "data processor")
-    };
-    let roles: Vec<Value> = a.roles.iter().map(|r| json!({"text": r})).collect();
-    let display = a.name.as_deref().or(a.username.as_deref()).filter(|s| !s.is_empty()).or(non_empty(&a.actor_id));
-    let who = object([
-        ("identifier", non_empty(&a.actor_id).map(|id| json!({"value": id}))),
-        ("display", Some(Value::from(display.unwrap_or("unknown")))),
-    ]);
-    object([
-        ("type", Some(json!({"coding": [role_type]}))),
-        ("role", (!roles.is_empty()).then_some(Value::Array(roles))),
-        ("who", Some(who)),
-        ("altId", a.username.as_deref().or(a.email.as_deref()).filter(|s| !s.is_empty()).map(Value::from)),
-        ("name", a.name.as_deref().filter(|s| !s.is_empty()).map(Value::from)),
-        ("requestor", Some(Value::Bool(true))),
-        ("network", client_ip(event).map(|ip| json!({"address": ip, "type": "2"}))),
-    ])
+    let role_type = if human { coding(ROLE_TYPE, "humanuser", "human user") } else { processor };
+    let display = opt(&a.name).or(opt(&a.username)).or(non_empty(&a.actor_id)).unwrap_or("unknown");
+    Agent {
+        r#type: Concept { coding: Some([role_type]), text: None },
+        role: a.roles.iter().map(|r| Concept { coding: None, text: Some(r) }).collect(),
+        who: Reference {
+            identifier: non_empty(&a.actor_id).map(|value| Identifier { value }),
+            display: Some(Cow::Borrowed(display)),
+        },
+        alt_id: opt(&a.username).or(opt(&a.email)),
+        name: opt(&a.name),
+        requestor: true,
+        network: client_ip(event).map(|address| Network { address, r#type: "2" }),
+    }
 }
 
 /// `(entity type, object role)` of a resource type.
-fn entity_kind(rt: ResourceType) -> (Value, Value) {
-    let person = || coding(ENTITY_TYPE, "1", "Person");
-    let object = || coding(ENTITY_TYPE, "2", "System Object");
+fn entity_kind(rt: ResourceType) -> (Coding<'static>, Coding<'static>) {
+    const OBJECT: Coding<'static> = coding(ENTITY_TYPE, "2", "System Object");
     match rt {
-        ResourceType::User => (person(), coding(OBJECT_ROLE, "6", "User")),
+        ResourceType::User => (coding(ENTITY_TYPE, "1", "Person"), coding(OBJECT_ROLE, "6", "User")),
         ResourceType::Organization => {
             (coding(ENTITY_TYPE, "3", "Organization"), coding(OBJECT_ROLE, "4", "Domain Resource"))
         }
@@ -105,42 +228,38 @@ fn entity_kind(rt: ResourceType) -> (Value, Value) {
         | ResourceType::Token
         | ResourceType::Secret
         | ResourceType::Permission
-        | ResourceType::Role => (object(), coding(OBJECT_ROLE, "13", "Security Resource")),
+        | ResourceType::Role => (OBJECT, coding(OBJECT_ROLE, "13", "Security Resource")),
         ResourceType::Database | ResourceType::Dataset | ResourceType::VectorStore => {
-            (object(), coding(OBJECT_ROLE, "17", "Data Repository"))
+            (OBJECT, coding(OBJECT_ROLE, "17", "Data Repository"))
         }
-        _ => (object(), coding(OBJECT_ROLE, "4", "Domain Resource")),
+        _ => (OBJECT, coding(OBJECT_ROLE, "4", "Domain Resource")),
     }
 }
 
 /// One `entity.detail`: a string value (JSON for anything but a string).
-fn detail(key: &str, value: &Value) -> Value {
-    let text = match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+fn detail<'a>(key: &'a str, value: &'a Value) -> Detail<'a> {
+    let value_string = match value {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(other.to_string()),
     };
-    json!({"type": key, "valueString": text})
+    Detail { r#type: key, value_string }
 }
 
 /// The entity the event is about, with the metadata and changes as details.
-fn entity(event: &AuditEvent) -> Value {
+fn entity(event: &AuditEvent) -> Entity<'_> {
     let (ty, role) = entity_kind(event.resource_type);
-    let what = object([
-        ("identifier", non_empty(&event.resource_id).map(|id| json!({"value": id}))),
-        ("display", event.resource_name.as_deref().filter(|s| !s.is_empty()).map(Value::from)),
-    ]);
-    let mut details = vec![detail("resource_type", &Value::from(event.resource_type.as_str()))];
+    let id = non_empty(&event.resource_id);
+    let name = opt(&event.resource_name);
+    let what = (id.is_some() || name.is_some())
+        .then(|| Reference { identifier: id.map(|value| Identifier { value }), display: name.map(Cow::Borrowed) });
+    let mut details = Vec::with_capacity(2 + event.metadata.len());
+    details.push(Detail { r#type: "resource_type", value_string: Cow::Borrowed(event.resource_type.as_str()) });
     if !event.changes.is_empty() {
-        details.push(detail("changes", &json!(event.changes)));
+        let changes = serde_json::to_string(&event.changes).unwrap_or_default();
+        details.push(Detail { r#type: "changes", value_string: Cow::Owned(changes) });
     }
     details.extend(event.metadata.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| detail(k, v)));
-    object([
-        ("what", what.as_object().is_some_and(|m| !m.is_empty()).then_some(what)),
-        ("type", Some(ty)),
-        ("role", Some(role)),
-        ("description", event.description.as_deref().filter(|s| !s.is_empty()).map(Value::from)),
-        ("detail", Some(Value::Array(details))),
-    ])
+    Entity { what, r#type: ty, role, description: opt(&event.description), detail: details }
 }
 
 /// The `AuditEvent.id`: the event id without its `evt_` prefix (a FHIR id allows no `_`), when that is a valid id.
@@ -151,74 +270,75 @@ fn resource_id(event_id: &str) -> Option<&str> {
 }
 
 /// The sub-extensions of [`EXTENSION_URL`].
-fn extension(event: &AuditEvent, extras: &Extras<'_>) -> Value {
+fn extension<'a>(event: &'a AuditEvent, extras: &Extras<'a>) -> Extension<'a> {
+    let string = |url: &'a str, v: Cow<'a, str>| SubExtension { url, value_string: Some(v), value_code: None };
+    let code = |url: &'a str, v: &'a str| SubExtension { url, value_string: None, value_code: Some(v) };
     let mut subs = vec![
-        json!({"url": "eventId", "valueString": event.event_id}),
-        json!({"url": "auditType", "valueCode": event.audit_type.as_str()}),
-        json!({"url": "severity", "valueCode": event.severity.as_str()}),
-        json!({"url": "schemaVersion", "valueString": event.schema_version}),
+        string("eventId", Cow::Borrowed(&event.event_id)),
+        code("auditType", event.audit_type.as_str()),
+        code("severity", event.severity.as_str()),
+        string("schemaVersion", Cow::Borrowed(&event.schema_version)),
     ];
-    let mut push = |url: &str, value: Option<&str>| {
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            subs.push(json!({"url": url, "valueString": v}));
-        }
-    };
-    push("serviceVersion", Some(&event.service_version));
-    push("traceId", event.trace_id.as_deref());
-    push("spanId", event.span_id.as_deref());
-    push("sessionId", event.actor.as_deref().and_then(|a| a.session_id.as_deref()));
-    push("tenantId", event.actor.as_deref().and_then(|a| a.tenant_id.as_deref()));
-    push("userAgent", user_agent(event).as_deref());
-    if let Some(c) = extras.chain {
-        subs.push(json!({"url": "chainId", "valueString": c.chain_id}));
-        // A string: R4 has no 64-bit integer type.
-        subs.push(json!({"url": "chainSeq", "valueString": c.seq.to_string()}));
-        subs.push(json!({"url": "chainHash", "valueString": c.hash}));
+    let optional: [(&str, Option<&'a str>); 5] = [
+        ("serviceVersion", non_empty(&event.service_version)),
+        ("traceId", opt(&event.trace_id)),
+        ("spanId", opt(&event.span_id)),
+        ("sessionId", event.actor.as_deref().and_then(|a| opt(&a.session_id))),
+        ("tenantId", event.actor.as_deref().and_then(|a| opt(&a.tenant_id))),
+    ];
+    subs.extend(optional.into_iter().filter_map(|(url, v)| v.map(|v| string(url, Cow::Borrowed(v)))));
+    if let Some(ua) = user_agent(event) {
+        subs.push(string("userAgent", Cow::Owned(ua)));
     }
-    json!([{"url": EXTENSION_URL, "extension": subs}])
+    if let Some(c) = extras.chain {
+        subs.push(string("chainId", Cow::Borrowed(c.chain_id)));
+        // A string: R4 has no 64-bit integer type.
+        subs.push(string("chainSeq", Cow::Owned(c.seq.to_string())));
+        subs.push(string("chainHash", Cow::Borrowed(c.hash)));
+    }
+    Extension { url: EXTENSION_URL, extension: subs }
 }
 
-/// The FHIR R4 `AuditEvent` resource for `event`.
-pub(super) fn to_value(event: &AuditEvent, extras: &Extras<'_>) -> Value {
-    let (ty, std_subtype, action) = type_subtype_action(event.action);
-    let mut subtypes: Vec<Value> = std_subtype.into_iter().collect();
-    subtypes.push(coding(AUDIT_TYPE_SYSTEM, event.audit_type.as_str(), event.audit_type.as_str()));
-    subtypes.push(coding(ACTION_SYSTEM, event.action.as_str(), event.action.as_str()));
+/// Writes the FHIR R4 `AuditEvent` resource for `event` to `out`.
+pub(super) fn write(event: &AuditEvent, extras: &Extras<'_>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let (ty, std_subtype, action) = type_subtype_action(event.action, event.audit_type);
+    let mut subtype: Vec<Coding<'_>> = std_subtype.into_iter().collect();
+    subtype.push(coding(AUDIT_TYPE_SYSTEM, event.audit_type.as_str(), event.audit_type.as_str()));
+    subtype.push(coding(ACTION_SYSTEM, event.action.as_str(), event.action.as_str()));
     let (outcome_code, outcome_desc) = outcome(event);
     let service = non_empty(&event.service_name).unwrap_or("unknown");
     let observer_display = match non_empty(&event.service_version) {
-        Some(v) => format!("{service} {v}"),
-        None => service.to_owned(),
+        Some(v) => Cow::Owned(format!("{service} {v}")),
+        None => Cow::Borrowed(service),
     };
     let mut entities = vec![entity(event)];
-    if event.audit_type == AuditEventType::DataExport {
-        if let Some(dest) = meta_str(event, "destination") {
-            entities.push(json!({
-                "what": {"display": dest},
-                "type": coding(ENTITY_TYPE, "2", "System Object"),
-                "role": coding(OBJECT_ROLE, "16", "Data Destination"),
-            }));
-        }
+    let destination = meta_str(event, "destination");
+    if let (AuditEventType::DataExport, Some(dest)) = (event.audit_type, destination) {
+        entities.push(Entity {
+            what: Some(Reference { identifier: None, display: Some(Cow::Owned(dest)) }),
+            r#type: coding(ENTITY_TYPE, "2", "System Object"),
+            role: coding(OBJECT_ROLE, "16", "Data Destination"),
+            description: None,
+            detail: Vec::new(),
+        });
     }
-    object([
-        ("resourceType", Some(Value::from("AuditEvent"))),
-        ("id", resource_id(&event.event_id).map(Value::from)),
-        ("extension", Some(extension(event, extras))),
-        ("type", Some(ty)),
-        ("subtype", Some(Value::Array(subtypes))),
-        ("action", Some(Value::from(action))),
-        ("recorded", Some(Value::from(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))),
-        ("outcome", Some(Value::from(outcome_code))),
-        ("outcomeDesc", outcome_desc.map(Value::from)),
-        ("agent", Some(json!([agent(event)]))),
-        (
-            "source",
-            Some(object([
-                ("site", non_empty(&event.environment).map(Value::from)),
-                ("observer", Some(json!({"identifier": {"value": service}, "display": observer_display}))),
-                ("type", Some(json!([coding(SOURCE_TYPE, "4", "Application Server")]))),
-            ])),
-        ),
-        ("entity", Some(Value::Array(entities))),
-    ])
+    let resource = Resource {
+        resource_type: "AuditEvent",
+        id: resource_id(&event.event_id),
+        extension: [extension(event, extras)],
+        r#type: ty,
+        subtype,
+        action,
+        recorded: event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        outcome: outcome_code,
+        outcome_desc,
+        agent: [agent(event)],
+        source: Source {
+            site: non_empty(&event.environment),
+            observer: Reference { identifier: Some(Identifier { value: service }), display: Some(observer_display) },
+            r#type: [coding(SOURCE_TYPE, "4", "Application Server")],
+        },
+        entity: entities,
+    };
+    serde_json::to_writer(out, &resource)
 }

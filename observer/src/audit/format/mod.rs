@@ -6,7 +6,7 @@
 mod fhir;
 mod ocsf;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::event::AuditEvent;
 use crate::config::AuditFormat;
@@ -40,20 +40,9 @@ pub(crate) fn render(
 ) -> Result<(), serde_json::Error> {
     match format {
         AuditFormat::Json => serde_json::to_writer(out, event),
-        AuditFormat::Ocsf => serde_json::to_writer(out, &ocsf::to_value(event, extras)),
-        AuditFormat::Fhir => serde_json::to_writer(out, &fhir::to_value(event, extras)),
+        AuditFormat::Ocsf => ocsf::write(event, extras, out),
+        AuditFormat::Fhir => fhir::write(event, extras, out),
     }
-}
-
-/// Builds a JSON object from `(key, value)` pairs, leaving out the `None`s.
-fn object<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Value {
-    let mut m = Map::with_capacity(N);
-    for (k, v) in pairs {
-        if let Some(v) = v {
-            m.insert(k.to_owned(), v);
-        }
-    }
-    Value::Object(m)
 }
 
 /// `Some(s)` unless `s` is empty.
