@@ -51,6 +51,11 @@ fn validate_file(format: &str, path: &Path) -> usize {
     }
 }
 
+/// A patient reference as the SDK writes it (a keyed hash), without needing the key.
+fn patient_ref(i: usize) -> audit::PatientRef {
+    audit::PatientRef::parse(&format!("{}{:064x}", audit::PATIENT_REF_PREFIX, i + 1)).expect("a patient reference")
+}
+
 fn full_actor() -> ActorContext {
     ActorContext {
         name: Some("Dr. Alice Example".into()),
@@ -124,6 +129,21 @@ fn emit_everything() -> Vec<Arc<AuditEvent>> {
                 .unwrap(),
         );
         events.push(audit::log_logout("user-123").emit().unwrap());
+        // Disclosures: every purpose (with and without an HL7 code), with and without the optional fields.
+        for (i, purpose) in audit::PurposeOfUse::ALL.iter().enumerate() {
+            let mut b = audit::log_disclosure(ResourceType::Document, format!("chart-{i}"))
+                .recipient("Acme Insurance")
+                .purpose_of_use(*purpose)
+                .patient_ref(patient_ref(i));
+            if i % 2 == 0 {
+                b = b
+                    .data_categories(["diagnoses", "lab_results"])
+                    .retention_days(2190)
+                    .compliance_frameworks(["HIPAA", "GDPR"])
+                    .immutable(true);
+            }
+            events.push(b.emit().unwrap());
+        }
         create_document("Quarterly report").unwrap();
         delete_file("/tmp/x").unwrap_err();
     });
@@ -228,6 +248,24 @@ fn every_helper_in_ocsf_and_fhir_passes_the_independent_validators() {
     assert_eq!(o[0]["actor"]["session"]["uid"], "sess-9");
     let failed_macro = events.iter().position(|e| e.resource_id == "/tmp/x").unwrap();
     assert_eq!(f[failed_macro]["outcome"], "4");
+    let disclosure = events.iter().position(|e| e.recipient.is_some() && e.retention_days.is_some()).unwrap();
+    let purpose = events[disclosure].purpose_of_use.unwrap();
+    assert_eq!(f[disclosure]["type"]["code"], "110106", "a disclosure is an export");
+    assert_eq!(f[disclosure]["purposeOfEvent"][0]["text"], purpose.as_str());
+    assert_eq!(f[disclosure]["purposeOfEvent"][0]["coding"][0]["code"], purpose.hl7_code().unwrap());
+    assert_eq!(f[disclosure]["agent"][1]["who"]["display"], "Acme Insurance");
+    assert_eq!(f[disclosure]["agent"][1]["requestor"], false);
+    let patient = f[disclosure]["entity"].as_array().unwrap().iter().find(|e| e["role"]["code"] == "1").unwrap();
+    assert_eq!(patient["what"]["identifier"]["value"], events[disclosure].patient_ref.as_deref().unwrap());
+    let d = &o[disclosure]["unmapped"]["disclosure"];
+    assert_eq!(
+        (d["recipient"].as_str(), d["purpose_of_use"].as_str()),
+        (Some("Acme Insurance"), Some(purpose.as_str()))
+    );
+    assert_eq!(d["data_categories"], serde_json::json!(["diagnoses", "lab_results"]));
+    assert_eq!(o[disclosure]["resources"][1]["type"], "PATIENT");
+    let uncoded = events.iter().position(|e| e.purpose_of_use.is_some_and(|p| p.hl7_code().is_none())).unwrap();
+    assert!(f[uncoded]["purposeOfEvent"][0].get("coding").is_none(), "no HL7 code: text only");
     let traced = o.last().unwrap();
     assert_eq!(traced["trace"]["uid"], "0af7651916cd43dd8448eb211c80319c");
     assert_eq!(traced["unmapped"]["span_id"], "b7ad6b7169203331");

@@ -24,6 +24,10 @@ const ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-entity-ty
 const OBJECT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/object-role";
 const ROLE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/extra-security-role-type";
 const SOURCE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/security-source-type";
+const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+/// The identifier system of patient references (`hmac-sha256:` + hex: a keyed hash, not the patient's id).
+pub(crate) const PATIENT_REF_SYSTEM: &str = "urn:autonomize-observer:patient-ref";
 
 #[derive(Serialize, Clone, Copy)]
 struct Coding<'a> {
@@ -46,6 +50,8 @@ struct Concept<'a> {
 
 #[derive(Serialize)]
 struct Identifier<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
     value: &'a str,
 }
 
@@ -115,6 +121,8 @@ struct SubExtension<'a> {
     value_string: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     value_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_boolean: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -137,7 +145,9 @@ struct Resource<'a> {
     outcome: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome_desc: Option<String>,
-    agent: [Agent<'a>; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    purpose_of_event: Vec<Concept<'a>>,
+    agent: Vec<Agent<'a>>,
     source: Source<'a>,
     entity: Vec<Entity<'a>>,
 }
@@ -192,7 +202,10 @@ fn agent(event: &AuditEvent) -> Agent<'_> {
         return Agent {
             r#type: Concept { coding: Some([processor]), text: None },
             role: Vec::new(),
-            who: Reference { identifier: Some(Identifier { value: service }), display: Some(Cow::Borrowed(service)) },
+            who: Reference {
+                identifier: Some(Identifier { system: None, value: service }),
+                display: Some(Cow::Borrowed(service)),
+            },
             alt_id: None,
             name: None,
             requestor: true,
@@ -206,7 +219,7 @@ fn agent(event: &AuditEvent) -> Agent<'_> {
         r#type: Concept { coding: Some([role_type]), text: None },
         role: a.roles.iter().map(|r| Concept { coding: None, text: Some(r) }).collect(),
         who: Reference {
-            identifier: non_empty(&a.actor_id).map(|value| Identifier { value }),
+            identifier: non_empty(&a.actor_id).map(|value| Identifier { system: None, value }),
             display: Some(Cow::Borrowed(display)),
         },
         alt_id: opt(&a.username).or(opt(&a.email)),
@@ -250,13 +263,19 @@ fn entity(event: &AuditEvent) -> Entity<'_> {
     let (ty, role) = entity_kind(event.resource_type);
     let id = non_empty(&event.resource_id);
     let name = opt(&event.resource_name);
-    let what = (id.is_some() || name.is_some())
-        .then(|| Reference { identifier: id.map(|value| Identifier { value }), display: name.map(Cow::Borrowed) });
+    let what = (id.is_some() || name.is_some()).then(|| Reference {
+        identifier: id.map(|value| Identifier { system: None, value }),
+        display: name.map(Cow::Borrowed),
+    });
     let mut details = Vec::with_capacity(2 + event.metadata.len());
     details.push(Detail { r#type: "resource_type", value_string: Cow::Borrowed(event.resource_type.as_str()) });
     if !event.changes.is_empty() {
         let changes = serde_json::to_string(&event.changes).unwrap_or_default();
         details.push(Detail { r#type: "changes", value_string: Cow::Owned(changes) });
+    }
+    if !event.data_categories.is_empty() {
+        let categories = serde_json::to_string(&event.data_categories).unwrap_or_default();
+        details.push(Detail { r#type: "data_categories", value_string: Cow::Owned(categories) });
     }
     details.extend(event.metadata.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| detail(k, v)));
     Entity { what, r#type: ty, role, description: opt(&event.description), detail: details }
@@ -271,8 +290,14 @@ fn resource_id(event_id: &str) -> Option<&str> {
 
 /// The sub-extensions of [`EXTENSION_URL`].
 fn extension<'a>(event: &'a AuditEvent, extras: &Extras<'a>) -> Extension<'a> {
-    let string = |url: &'a str, v: Cow<'a, str>| SubExtension { url, value_string: Some(v), value_code: None };
-    let code = |url: &'a str, v: &'a str| SubExtension { url, value_string: None, value_code: Some(v) };
+    let string = |url: &'a str, v: Cow<'a, str>| SubExtension {
+        url,
+        value_string: Some(v),
+        value_code: None,
+        value_boolean: None,
+    };
+    let code =
+        |url: &'a str, v: &'a str| SubExtension { url, value_string: None, value_code: Some(v), value_boolean: None };
     let mut subs = vec![
         string("eventId", Cow::Borrowed(&event.event_id)),
         code("auditType", event.audit_type.as_str()),
@@ -289,6 +314,19 @@ fn extension<'a>(event: &'a AuditEvent, extras: &Extras<'a>) -> Extension<'a> {
     subs.extend(optional.into_iter().filter_map(|(url, v)| v.map(|v| string(url, Cow::Borrowed(v)))));
     if let Some(ua) = user_agent(event) {
         subs.push(string("userAgent", Cow::Owned(ua)));
+    }
+    // Disclosure fields without an AuditEvent element (recipient, purpose and patient have theirs).
+    if let Some(days) = event.retention_days {
+        subs.push(string("retentionDays", Cow::Owned(days.to_string())));
+    }
+    subs.extend(event.compliance_frameworks.iter().map(|f| string("complianceFramework", Cow::Borrowed(f))));
+    if let Some(immutable) = event.immutable {
+        subs.push(SubExtension {
+            url: "immutable",
+            value_string: None,
+            value_code: None,
+            value_boolean: Some(immutable),
+        });
     }
     if let Some(c) = extras.chain {
         subs.push(string("chainId", Cow::Borrowed(c.chain_id)));
@@ -322,6 +360,32 @@ pub(super) fn write(event: &AuditEvent, extras: &Extras<'_>, out: &mut Vec<u8>) 
             detail: Vec::new(),
         });
     }
+    // The patient a disclosure is about, by its keyed hash.
+    if let Some(patient) = opt(&event.patient_ref) {
+        entities.push(Entity {
+            what: Some(Reference {
+                identifier: Some(Identifier { system: Some(PATIENT_REF_SYSTEM), value: patient }),
+                display: None,
+            }),
+            r#type: coding(ENTITY_TYPE, "1", "Person"),
+            role: coding(OBJECT_ROLE, "1", "Patient"),
+            description: None,
+            detail: Vec::new(),
+        });
+    }
+    let mut agents = vec![agent(event)];
+    // The recipient of a disclosure: an information recipient, not the requestor.
+    if let Some(recipient) = opt(&event.recipient) {
+        agents.push(Agent {
+            r#type: Concept { coding: Some([coding(PARTICIPATION, "IRCP", "information recipient")]), text: None },
+            role: Vec::new(),
+            who: Reference { identifier: None, display: Some(Cow::Borrowed(recipient)) },
+            alt_id: None,
+            name: None,
+            requestor: false,
+            network: None,
+        });
+    }
     let resource = Resource {
         resource_type: "AuditEvent",
         id: resource_id(&event.event_id),
@@ -332,10 +396,21 @@ pub(super) fn write(event: &AuditEvent, extras: &Extras<'_>, out: &mut Vec<u8>) 
         recorded: event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         outcome: outcome_code,
         outcome_desc,
-        agent: [agent(event)],
+        purpose_of_event: event
+            .purpose_of_use
+            .map(|p| Concept {
+                coding: p.hl7_code().map(|code| [coding(ACT_REASON, code, p.as_str())]),
+                text: Some(p.as_str()),
+            })
+            .into_iter()
+            .collect(),
+        agent: agents,
         source: Source {
             site: non_empty(&event.environment),
-            observer: Reference { identifier: Some(Identifier { value: service }), display: Some(observer_display) },
+            observer: Reference {
+                identifier: Some(Identifier { system: None, value: service }),
+                display: Some(observer_display),
+            },
             r#type: [coding(SOURCE_TYPE, "4", "Application Server")],
         },
         entity: entities,

@@ -260,7 +260,45 @@ ocsf_struct! {
         actor_email: Option<&'a str>,
         metadata: Option<&'a Map<String, Value>>,
         integrity: Option<Integrity<'a>>,
+        disclosure: Option<Disclosure<'a>>,
     }
+}
+
+ocsf_struct! {
+    /// The accounting-of-disclosures fields (`log_disclosure` and the disclosure setters), when set.
+    struct Disclosure<'a> {
+        recipient: Option<&'a str>,
+        purpose_of_use: Option<&'a str>,
+        purpose_of_use_code: Option<&'a str>,
+        data_categories: Option<&'a [String]>,
+        patient_ref: Option<&'a str>,
+        retention_days: Option<u32>,
+        compliance_frameworks: Option<&'a [String]>,
+        immutable: Option<bool>,
+    }
+}
+
+fn disclosure(event: &AuditEvent) -> Option<Disclosure<'_>> {
+    let d = Disclosure {
+        recipient: opt(&event.recipient),
+        purpose_of_use: event.purpose_of_use.map(|p| p.as_str()),
+        purpose_of_use_code: event.purpose_of_use.and_then(|p| p.hl7_code()),
+        data_categories: (!event.data_categories.is_empty()).then_some(event.data_categories.as_slice()),
+        patient_ref: opt(&event.patient_ref),
+        retention_days: event.retention_days,
+        compliance_frameworks: (!event.compliance_frameworks.is_empty())
+            .then_some(event.compliance_frameworks.as_slice()),
+        immutable: event.immutable,
+        ..Default::default()
+    };
+    let any = d.recipient.is_some()
+        || d.purpose_of_use.is_some()
+        || d.data_categories.is_some()
+        || d.patient_ref.is_some()
+        || d.retention_days.is_some()
+        || d.compliance_frameworks.is_some()
+        || d.immutable.is_some();
+    any.then_some(d)
 }
 
 #[derive(Serialize)]
@@ -323,15 +361,21 @@ fn service(event: &AuditEvent) -> Service<'_> {
     Service { name: service_name(event), version: non_empty(&event.service_version), ..Default::default() }
 }
 
-/// `resources`: the event's resource (left out when neither its id nor its name is known).
+/// `resources`: the event's resource (left out when neither its id nor its name is known), and the patient of a
+/// disclosure (`type` `PATIENT`, `uid` = its keyed hash).
 fn resources(event: &AuditEvent) -> Vec<Resource<'_>> {
     let uid = non_empty(&event.resource_id);
     let name = opt(&event.resource_name);
-    if uid.is_none() && name.is_none() {
-        return Vec::new();
-    }
     let data = (!event.changes.is_empty()).then(|| Changes { changes: Some(&event.changes), ..Default::default() });
-    vec![Resource { uid, name, r#type: event.resource_type.as_str(), data, ..Default::default() }]
+    let mut out = Vec::with_capacity(2);
+    if uid.is_some() || name.is_some() {
+        out.push(Resource { uid, name, r#type: event.resource_type.as_str(), data, ..Default::default() });
+    }
+    // The patient a disclosure is about, by its keyed hash.
+    if let Some(patient) = opt(&event.patient_ref) {
+        out.push(Resource { uid: Some(patient), r#type: "PATIENT", ..Default::default() });
+    }
+    out
 }
 
 /// What has no OCSF attribute: the guide's own fields, the free-form metadata, the integrity-chain fields.
@@ -349,6 +393,7 @@ fn unmapped<'a>(event: &'a AuditEvent, chain: Option<ChainFields<'a>>) -> Unmapp
         actor_email: email,
         metadata: (!event.metadata.is_empty()).then_some(&event.metadata),
         integrity: chain.map(|c| Integrity { chain_id: c.chain_id, seq: c.seq, hash: c.hash, ..Default::default() }),
+        disclosure: disclosure(event),
         ..Default::default()
     }
 }
