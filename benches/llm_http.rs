@@ -1,7 +1,8 @@
 //! Added latency of the LLM HTTP middleware: the same chat-completion request (and the same streamed one) to a
 //! local fake OpenAI server over a keep-alive connection, through a `reqwest-middleware` client without and with
 //! [`LlmMiddleware`], with a `tracing_subscriber::Registry` installed (spans are real, not exported). Prints the
-//! per-call added latency and the ratio after the criterion groups.
+//! per-call added latency and the ratio after the criterion groups. `with_llm_middleware` runs at the default
+//! capture level (`Metadata`), `with_llm_middleware_request_response` captures (and redacts) the messages.
 //!
 //! `cargo bench --bench llm_http --features llm-http`
 
@@ -77,6 +78,8 @@ struct Fixture {
     url: String,
     plain: ClientWithMiddleware,
     traced: ClientWithMiddleware,
+    /// The middleware at `CaptureLevel::RequestResponse` (messages parsed, redacted and recorded).
+    content: ClientWithMiddleware,
 }
 
 fn fixture() -> Fixture {
@@ -93,6 +96,9 @@ fn fixture() -> Fixture {
         url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
         plain: reqwest_middleware::ClientBuilder::new(client()).build(),
         traced: reqwest_middleware::ClientBuilder::new(client()).with(LlmMiddleware::new()).build(),
+        content: reqwest_middleware::ClientBuilder::new(client())
+            .with(LlmMiddleware::new().capture(observer::CaptureLevel::RequestResponse))
+            .build(),
     }
 }
 
@@ -108,6 +114,9 @@ fn bench(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(50);
         group.bench_function("without_middleware", |b| b.iter(|| f.rt.block_on(call(&f.plain, &f.url, body))));
         group.bench_function("with_llm_middleware", |b| b.iter(|| f.rt.block_on(call(&f.traced, &f.url, body))));
+        group.bench_function("with_llm_middleware_request_response", |b| {
+            b.iter(|| f.rt.block_on(call(&f.content, &f.url, body)))
+        });
         group.finish();
     }
     // The ratio, from interleaved rounds so that drift affects both alike.

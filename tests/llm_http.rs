@@ -684,6 +684,49 @@ async fn capture_levels_gate_message_content() {
     assert_eq!(reqresp_event.metadata["response_summary"], CHAT_REPLY);
 }
 
+/// Captured content leaves redacted: identifiers and secrets in the prompt never reach the span (nor the audit
+/// event's summary), while the text around them does.
+#[tokio::test]
+async fn captured_content_is_redacted() {
+    let setup = setup();
+    let api = FakeApi::start();
+    let client = client(LlmMiddleware::new().content_summaries(400).capture(CaptureLevel::RequestResponse));
+    let leaks = [
+        "123-45-6789",
+        "617-555-0123",
+        "jane.roe@example.org",
+        "00442211",
+        "sk-proj-abcDEF1234567890abcdEFGH",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ];
+    let prompt = "redact-llm-marker: SSN 123-45-6789, call 617-555-0123, mail jane.roe@example.org, MRN: 00442211, \
+        key sk-proj-abcDEF1234567890abcdEFGH, token eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+    let body = serde_json::json!({"model": "gpt-4o", "messages": [{"role": "system", "content": prompt}, {"role": "user", "content": prompt}]})
+        .to_string();
+    let parent = tracing::info_span!("test-redact-llm");
+    let (status, _) =
+        tracing::Instrument::instrument(post(&client, &api.url("/v1/chat/completions"), &body), parent).await;
+    assert_eq!(status, 200);
+    assert_eq!(api.received_body("/v1/chat/completions"), body.as_bytes(), "the provider gets the prompt unchanged");
+    let span = &children("redact-llm", 1)[0];
+    let input = span.attr_str("gen_ai.input.messages").expect("content at RequestResponse");
+    assert!(input.contains("redact-llm-marker"), "{input}");
+    for leak in leaks {
+        assert!(!span_text(span).contains(leak), "the span leaks {leak}: {}", span_text(span));
+    }
+    observer::flush(Duration::from_secs(10)).expect("flush");
+    let event = setup
+        .sink
+        .wait_for(WAIT, |e| {
+            e.metadata.get("prompt_summary").is_some_and(|s| s.to_string().contains("redact-llm-marker"))
+        })
+        .expect("the audit event");
+    let text = serde_json::to_string(&event).unwrap();
+    for leak in leaks {
+        assert!(!text.contains(leak), "the audit event leaks {leak}: {text}");
+    }
+}
+
 /// The manual API: messages given on the call are recorded only at the levels that allow them.
 #[test]
 fn manual_record_llm_call_content_follows_the_capture_level() {

@@ -42,6 +42,8 @@ pub struct ReceivedSpan {
     pub end_time_unix_nano: u64,
     /// Names of the span events.
     pub events: Vec<String>,
+    /// Attributes of the span events, in the order of `events`.
+    pub event_attributes: Vec<BTreeMap<String, Value>>,
     /// The resource attributes of the batch the span came in.
     pub resource: BTreeMap<String, Value>,
     /// The instrumentation scope name.
@@ -306,6 +308,7 @@ fn flatten(req: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
                     status_message: status.message,
                     start_time_unix_nano: s.start_time_unix_nano,
                     end_time_unix_nano: s.end_time_unix_nano,
+                    event_attributes: s.events.iter().map(|e| attrs(&e.attributes)).collect(),
                     events: s.events.into_iter().map(|e| e.name).collect(),
                     resource: resource.clone(),
                     scope: scope.clone(),

@@ -5,6 +5,7 @@
 //! * `pipeline` — the exporters (OTLP HTTP, gRPC in `grpc`, Kafka), the tracer provider and its resource;
 //! * `layer` — the `tracing` layer and its filter;
 //! * `flush` — flush and shutdown of the installed exporter;
+//! * `redacting` — redaction of every span before it leaves the process ([`RedactingSpanExporter`]);
 //! * `attributes` — what the rest of the crate writes on spans (compiled without `otel` too, as no-ops).
 
 mod attributes;
@@ -18,6 +19,8 @@ mod install;
 mod layer;
 #[cfg(feature = "otel")]
 mod pipeline;
+#[cfg(feature = "otel")]
+mod redacting;
 
 #[cfg(feature = "otel")]
 pub(crate) use attributes::current_trace_ids;
@@ -30,3 +33,7 @@ pub use flush::{shutdown_tracing, shutdown_tracing_with_timeout};
 pub(crate) use install::{configure_from_init, is_configured};
 #[cfg(feature = "otel")]
 pub use install::{configure_tracing, otel_layer};
+#[cfg(feature = "otel-kafka")]
+pub(crate) use redacting::redact_batch;
+#[cfg(feature = "otel")]
+pub use redacting::RedactingSpanExporter;

@@ -31,7 +31,8 @@ pub(super) fn exports(config: &TracingConfig, endpoint: Option<&str>) -> bool {
 }
 
 /// Builds the exporters and tracer provider: OTLP to `endpoint` (already resolved) when set, and Kafka when
-/// [`TracingConfig::kafka_topic`] is set.
+/// [`TracingConfig::kafka_topic`] is set. Every exporter redacts its spans (the OTLP ones through
+/// [`RedactingSpanExporter`](super::RedactingSpanExporter), the Kafka one by itself).
 pub(super) fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<Installed, ObserverError> {
     let builder = SdkTracerProvider::builder().with_resource(resource(config));
     #[cfg(feature = "otel-kafka")]
@@ -64,7 +65,7 @@ pub(super) fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<In
                 .build()
                 .map_err(ObserverError::from)?;
             Installed {
-                provider: builder.with_batch_exporter(exporter).build(),
+                provider: builder.with_batch_exporter(super::RedactingSpanExporter::new(exporter)).build(),
                 #[cfg(feature = "otel-grpc")]
                 runtime: None,
             }
@@ -72,6 +73,7 @@ pub(super) fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<In
         #[cfg(feature = "otel-grpc")]
         OtlpProtocol::Grpc => {
             let (exporter, runtime) = super::grpc::exporter(endpoint)?;
+            let exporter = super::RedactingSpanExporter::new(exporter);
             Installed { provider: builder.with_batch_exporter(exporter).build(), runtime: Some(runtime) }
         }
         #[cfg(not(feature = "otel-grpc"))]

@@ -14,7 +14,9 @@
 pub use crate::config::{OtlpProtocol, TracingConfig};
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
-pub use crate::otel::{configure_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout};
+pub use crate::otel::{
+    configure_tracing, otel_layer, shutdown_tracing, shutdown_tracing_with_timeout, RedactingSpanExporter,
+};
 
 #[cfg(feature = "otel-kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel-kafka")))]

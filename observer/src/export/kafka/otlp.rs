@@ -46,7 +46,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// It sends through a [`KafkaExporter`] clone, normally the process's shared one
 /// ([`observer::kafka_exporter`](crate::kafka_exporter)); it never creates a producer and never shuts the
 /// exporter down (its `shutdown` only flushes). `export` never blocks on the broker: undeliverable messages go
-/// to the exporter's durable spool.
+/// to the exporter's durable spool. Every span is redacted by the process's redaction policy before it is
+/// encoded (as [`RedactingSpanExporter`](crate::trace::RedactingSpanExporter) does for other exporters).
 ///
 /// [`TracingConfig::kafka_topic`](crate::trace::TracingConfig::kafka_topic) installs it with the SDK's batch
 /// processor. To use your own tracer provider or your own exporter:
@@ -187,7 +188,9 @@ fn reserved_topic(topic: &str, what: &str) -> ConfigurationError {
 }
 
 impl SpanExporter for KafkaSpanExporter {
-    fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+    fn export(&self, mut batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        // Spans leave the process redacted, whoever built this exporter.
+        crate::otel::redact_batch(&mut batch);
         let res = self.messages(batch).and_then(|messages| {
             for (payload, key) in messages {
                 self.kafka
