@@ -164,8 +164,10 @@ fn scrub(span: &mut SpanData) {
     }
 }
 
-/// A `SpanExporter` that redacts every span (see the [module docs](self)) before handing the batch to the
-/// exporter it wraps. The OTLP exporters that [`configure_tracing`](crate::trace::configure_tracing) and
+/// A `SpanExporter` that redacts every span before handing the batch to the exporter it wraps: the span name,
+/// every attribute (key rules on its key; strings scanned) except the SDK's own non-content ones (model names,
+/// token counts, …), event names and attributes, link attributes and the error description; a span whose
+/// redaction panics is exported with every string replaced by `[REDACTION_FAILED]`. The OTLP exporters that [`configure_tracing`](crate::trace::configure_tracing) and
 /// [`otel_layer`](crate::trace::otel_layer) install are wrapped in it, and the
 /// [`KafkaSpanExporter`](crate::trace::KafkaSpanExporter) redacts by itself; wrap an exporter of your own in it
 /// when you build your own tracer provider:
