@@ -92,3 +92,19 @@ fn format_names_parse_and_bad_ones_are_refused() {
     let err = "xml".parse::<AuditFormat>().unwrap_err();
     assert!(err.message.contains("json, ocsf, fhir"), "{err}");
 }
+
+#[test]
+fn a_client_ip_goes_to_the_endpoint_and_the_network_only_when_it_is_an_ip() {
+    let mut e = ev(AuditAction::Read);
+    e.actor = Some(Arc::new(ActorContext::new("u").ip_address("10.1.2.3").user_agent("curl/8")));
+    let o = render_value(AuditFormat::Ocsf, &e, &Extras::default());
+    assert_eq!(o["src_endpoint"], serde_json::json!({"ip": "10.1.2.3"}));
+    assert_eq!(o["http_request"]["user_agent"], "curl/8");
+    let f = render_value(AuditFormat::Fhir, &e, &Extras::default());
+    assert_eq!(f["agent"][0]["network"], serde_json::json!({"address": "10.1.2.3", "type": "2"}));
+    e.actor = Some(Arc::new(ActorContext::new("u").ip_address("[IP]")));
+    let o = render_value(AuditFormat::Ocsf, &e, &Extras::default());
+    assert_eq!(o["src_endpoint"], serde_json::json!({"svc_name": "svc"}), "a masked address is no ip_t");
+    let f = render_value(AuditFormat::Fhir, &e, &Extras::default());
+    assert!(f["agent"][0].get("network").is_none());
+}
