@@ -230,6 +230,7 @@ pub fn init(config: ObserverConfig) -> Result<ObserverGuard, ObserverError> {
     let runtime = Arc::new(Runtime { pipeline, worker: Mutex::new(Some(worker)), prices: Mutex::new(prices) });
     let config = &runtime.pipeline.config;
     fallback::configure(config, &runtime.pipeline.redactor);
+    crate::audit::set_config_patient_key(config.redaction.hmac_key.as_ref());
     DROPPED_AT_ONCE_AFTER_INIT.store(false, Ordering::Relaxed);
     RUNTIME.store(Some(runtime.clone()));
     tracing::debug!(target: "observer", service = %config.service_name, sinks = ?runtime.pipeline.sink_names, "observer initialised");

@@ -48,4 +48,5 @@ pub use vocabulary::UnknownVariant;
 // The crate's own short paths to the nouns published at the root.
 pub(crate) use builder::get_audit_logger;
 pub(crate) use event::AuditEvent;
+pub(crate) use patient::set_config_key as set_config_patient_key;
 pub(crate) use vocabulary::{AuditAction, ResourceType};

@@ -168,21 +168,24 @@ impl From<PatientRef> for String {
     }
 }
 
-/// The process-wide key, once set or read from the environment.
+/// The process-wide key set in code ([`set_patient_key`]).
 static KEY: ArcSwapOption<PatientKey> = ArcSwapOption::const_empty();
+/// The key of the last `init`'s config (`ObserverConfig::redaction.hmac_key`).
+static CONFIG_KEY: ArcSwapOption<PatientKey> = ArcSwapOption::const_empty();
 /// The result of the one read of `OBSERVER_HMAC_KEY_FILE`, when no key was set in code.
 static ENV_KEY: OnceLock<Result<Option<PatientKey>, String>> = OnceLock::new();
 
 /// Sets (or with `None` clears) the process-wide patient key used by
 /// [`AuditBuilder::patient`](crate::audit::AuditBuilder::patient) and `#[audit(patient = ..)]`. Without one, the
-/// key of the environment is used ([`PatientKey::from_env`], read once).
+/// redaction engine's key of the last `init` is used (`ObserverConfig::redaction.hmac_key`, so one key serves
+/// both), else the key of the environment ([`PatientKey::from_env`], read once).
 pub fn set_patient_key(key: Option<PatientKey>) {
     KEY.store(key.map(Arc::new));
 }
 
 /// The reference of `patient_id` with the process-wide key: `Err` says why there is no usable key.
 pub(crate) fn process_reference(patient_id: &str) -> Result<PatientRef, String> {
-    if let Some(key) = KEY.load().as_ref() {
+    if let Some(key) = KEY.load().as_ref().or(CONFIG_KEY.load().as_ref()) {
         return Ok(key.reference(patient_id));
     }
     match ENV_KEY.get_or_init(|| PatientKey::from_env().map_err(|e| e.to_string())) {
@@ -192,6 +195,12 @@ pub(crate) fn process_reference(patient_id: &str) -> Result<PatientRef, String> 
         )),
         Err(e) => Err(e.clone()),
     }
+}
+
+/// Called by `init`: the redaction engine's HMAC key (if any, and long enough) becomes the patient key when none is
+/// set in code.
+pub(crate) fn set_config_key(key: Option<&crate::config::Secret>) {
+    CONFIG_KEY.store(key.and_then(|k| PatientKey::new(k.expose()).ok()).map(Arc::new));
 }
 
 /// Whether `value` has the shape of a patient reference (`hmac-sha256:` + 64 lower-case hex digits).
@@ -221,6 +230,21 @@ mod tests {
         assert_eq!(PatientRef::parse("MRN-1"), None, "an identifier in clear is not a reference");
         assert_eq!(PatientRef::parse(&r.as_str().to_uppercase()), None);
         assert_eq!(PatientRef::parse(&r.as_str()[..70]), None);
+    }
+
+    #[test]
+    fn process_key_precedence() {
+        // The only test of this binary that touches the process-wide keys.
+        let (code, config) = (PatientKey::new([1; 16]).unwrap(), crate::config::Secret::new("0123456789abcdef-config"));
+        set_config_key(Some(&config));
+        let from_config = PatientKey::new("0123456789abcdef-config").unwrap().reference("p");
+        assert_eq!(process_reference("p"), Ok(from_config.clone()), "the redaction key of init");
+        set_patient_key(Some(code.clone()));
+        assert_eq!(process_reference("p"), Ok(code.reference("p")), "a key set in code wins");
+        set_patient_key(None);
+        assert_eq!(process_reference("p"), Ok(from_config));
+        set_config_key(Some(&crate::config::Secret::new("short")));
+        set_config_key(None);
     }
 
     #[test]
