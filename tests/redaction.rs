@@ -146,7 +146,10 @@ fn emit_full_of_phi() {
         .description("Patient: Jane Roe (SSN 123-45-6789) called from (617) 555-0123, e-mail jane.roe@example.org")
         .metadata("address", "42 Elm Street, Springfield, IL 62704")
         .metadata("note", "card 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32, from 10.20.30.40")
-        .metadata("links", json!(["https://portal.example.org/p/77", {"npi": "NPI 1234567893", "dea": "DEA AB1234563"}]))
+        .metadata(
+            "links",
+            json!(["https://portal.example.org/p/77", {"npi": "NPI 1234567893", "dea": "DEA AB1234563"}]),
+        )
         .metadata("ids", json!({"mbi": "1EG4-TE5-MK73", "text": "MRN: 00442211, Member ID XYZ123456789"}))
         .metadata("prompt_summary", "use key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789 and AKIAIOSFODNN7EXAMPLE")
         .changes([
@@ -156,7 +159,12 @@ fn emit_full_of_phi() {
         ])
         .emit()
         .unwrap();
-    audit::log_login("user-7").success(false).reason("bad password for jane.roe@example.org").ip_address("10.20.30.40").emit().unwrap();
+    audit::log_login("user-7")
+        .success(false)
+        .reason("bad password for jane.roe@example.org")
+        .ip_address("10.20.30.40")
+        .emit()
+        .unwrap();
 }
 
 #[test]
@@ -248,7 +256,11 @@ fn the_keyed_hash_joins_equal_values_across_events() {
     let pipeline = Pipeline::new(config).unwrap();
     export::with_pipeline_sync(&pipeline, || {
         for text in ["SSN 123-45-6789", "ssn: 123456789", "SSN 123-45-6780"] {
-            audit::log_read(ResourceType::Document, "p").description(text).metadata("email", "Jane.Roe@example.org").emit().unwrap();
+            audit::log_read(ResourceType::Document, "p")
+                .description(text)
+                .metadata("email", "Jane.Roe@example.org")
+                .emit()
+                .unwrap();
         }
     });
     pipeline.flush(Duration::from_secs(10)).unwrap();

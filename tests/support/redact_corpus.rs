@@ -131,12 +131,23 @@ const LAST: &[&str] = &[
     "Roe", "Smith", "Garcia", "Chen", "Okafor", "Nguyen", "Patel", "O'Brien", "Kowalski", "Haddad", "Johnson",
     "Martinez", "Schmidt", "Rossi", "Tanaka", "Ivanova", "McDonald", "Dubois", "Silva", "Andersen",
 ];
-const STREETS: &[&str] = &["Elm", "Maple", "Oak", "Cedar", "Washington", "Lake View", "Pine", "Main", "Highland", "Park"];
+const STREETS: &[&str] =
+    &["Elm", "Maple", "Oak", "Cedar", "Washington", "Lake View", "Pine", "Main", "Highland", "Park"];
 const SUFFIXES: &[&str] = &["Street", "St", "Avenue", "Ave", "Road", "Rd", "Lane", "Drive", "Blvd", "Court", "Way"];
 const CITIES: &[&str] = &["Springfield", "Boston", "Austin", "Denver", "Portland", "Madison", "Salem", "Dover"];
 const STATES: &[&str] = &["MA", "TX", "CO", "OR", "WI", "IL", "NY", "CA", "WA", "FL"];
 const MONTHS: &[&str] = &[
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
     "December",
 ];
 
@@ -224,12 +235,7 @@ impl Gen<'_> {
         match self.0.below(3) {
             0 => format!("{n} {s} {suf}"),
             1 => format!("{n} {s} {suf}, Apt {}", self.0.range(1, 40)),
-            _ => format!(
-                "{n} {s} {suf}, {}, {} {}",
-                self.0.pick(CITIES),
-                self.0.pick(STATES),
-                self.0.digits(5)
-            ),
+            _ => format!("{n} {s} {suf}, {}, {} {}", self.0.pick(CITIES), self.0.pick(STATES), self.0.digits(5)),
         }
     }
     pub fn zip4(&mut self) -> String {
@@ -303,25 +309,12 @@ impl Gen<'_> {
         format!("{}{}{digits}{check}", char::from(first), char::from(second))
     }
     pub fn mbi(&mut self) -> String {
+        // CMS positions: 1 digit 1-9; letters without S, L, O, I, B, Z; "either" positions letter or digit.
         const A: &[u8] = b"ACDEFGHJKMNPQRTUVWXY";
         const AN: &[u8] = b"ACDEFGHJKMNPQRTUVWXY0123456789";
-        let mut c = |set: &[u8]| char::from(*self.0.pick(set));
-        let s: String = [
-            char::from(b'1' + (0u8)),
-            c(A),
-            c(AN),
-            c(b"0123456789"),
-            c(A),
-            c(AN),
-            c(b"0123456789"),
-            c(A),
-            c(A),
-            c(b"0123456789"),
-            c(b"0123456789"),
-        ]
-        .iter()
-        .collect();
-        let s = format!("{}{}", char::from(b'1' + self.0.below(9) as u8), &s[1..]);
+        const N: &[u8] = b"0123456789";
+        let classes: [&[u8]; 11] = [b"123456789", A, AN, N, A, AN, N, A, A, N, N];
+        let s: String = classes.iter().map(|set| char::from(*self.0.pick(set))).collect();
         if self.0.below(2) == 0 {
             s
         } else {
@@ -367,10 +360,10 @@ impl Gen<'_> {
         format!("{}{}!", self.0.alnum(8), self.0.digits(2))
     }
     pub fn first(&mut self) -> &'static str {
-        *self.0.pick(FIRST)
+        FIRST[self.0.below(FIRST.len() as u64) as usize]
     }
     pub fn last(&mut self) -> &'static str {
-        *self.0.pick(LAST)
+        LAST[self.0.below(LAST.len() as u64) as usize]
     }
 }
 
@@ -440,7 +433,11 @@ fn sentence(g: &mut Gen<'_>, t: &mut Text, style: u64) {
         // Names without a label or title: the rules do not catch these (reported, not hidden).
         30 => t.t("Spoke with ").id(Kind::Name, &format!("{} {}", g.first(), g.last())).t(" about the discharge plan."),
         31 => t.t("").id(Kind::Name, &format!("{} {}", g.first(), g.last())).t(" asked to reschedule."),
-        _ => t.t("Emergency contact: ").id(Kind::Name, &format!("{} {}", g.first(), g.last())).t(", ").id(Kind::Phone, &g.phone()),
+        _ => t
+            .t("Emergency contact: ")
+            .id(Kind::Name, &format!("{} {}", g.first(), g.last()))
+            .t(", ")
+            .id(Kind::Phone, &g.phone()),
     };
     if style == 1 {
         t.t(" thx");
@@ -452,11 +449,32 @@ fn clean(g: &mut Gen<'_>, t: &mut Text) {
     let r = &mut *g.0;
     match r.below(16) {
         0 => t.t(&format!("Order #{} shipped, total ${}.{:02}", r.digits(8), r.range(1, 9999), r.below(100))),
-        1 => t.t(&format!("Dx: {} ({})", r.pick(&["E11.9", "I10", "J45.909", "M54.5", "Z79.4", "F32.A"]), r.pick(&["ICD-10", "ICD-10-CM"]))),
-        2 => t.t(&format!("HbA1c {}.{}%, glucose {} mg/dL, creatinine 0.{} mg/dL", r.range(5, 12), r.below(10), r.range(70, 300), r.range(5, 9))),
-        3 => t.t(&format!("BP {}/{}, HR {}, SpO2 {}%", r.range(90, 180), r.range(50, 110), r.range(50, 120), r.range(88, 100))),
+        1 => t.t(&format!(
+            "Dx: {} ({})",
+            r.pick(&["E11.9", "I10", "J45.909", "M54.5", "Z79.4", "F32.A"]),
+            r.pick(&["ICD-10", "ICD-10-CM"])
+        )),
+        2 => t.t(&format!(
+            "HbA1c {}.{}%, glucose {} mg/dL, creatinine 0.{} mg/dL",
+            r.range(5, 12),
+            r.below(10),
+            r.range(70, 300),
+            r.range(5, 9)
+        )),
+        3 => t.t(&format!(
+            "BP {}/{}, HR {}, SpO2 {}%",
+            r.range(90, 180),
+            r.range(50, 110),
+            r.range(50, 120),
+            r.range(88, 100)
+        )),
         4 => t.t(&format!("Diagnosed in {}, surgery in {}.", r.range(1980, 2024), r.range(1990, 2025))),
-        5 => t.t(&format!("Take {} mg twice daily for {} days; dispense {} tablets.", r.pick(&["250", "500", "10", "40"]), r.range(5, 30), r.range(10, 90))),
+        5 => t.t(&format!(
+            "Take {} mg twice daily for {} days; dispense {} tablets.",
+            r.pick(&["250", "500", "10", "40"]),
+            r.range(5, 30),
+            r.range(10, 90)
+        )),
         6 => {
             // A card number whose Luhn check fails.
             let mut n = format!("4{}", r.digits(14));
@@ -471,13 +489,54 @@ fn clean(g: &mut Gen<'_>, t: &mut Text) {
             let bad = (luhn_digit(&full) + 3) % 10;
             t.t(&format!("Claim {body}{bad} pending"))
         }
-        8 => t.t(&format!("Invalid SSN {}-{:02}-{:04} rejected", r.pick(&["000", "666", "900", "987"]), r.range(1, 99), r.range(1, 9999))),
-        9 => t.t(&format!("Lot {}{}, expires {}/{}", r.pick(&["AB", "KX"]), r.digits(5), r.range(1, 12), r.range(26, 30))),
-        10 => t.t(&format!("Invoice INV-{}-{} for ${},{:03}.00", r.range(2019, 2025), r.digits(5), r.range(1, 99), r.below(1000))),
-        11 => t.t(&format!("Model gpt-4o-2024-08-06 answered in {} ms using {} tokens.", r.range(100, 5000), r.range(10, 4000))),
-        12 => t.t(&format!("Room {}, bed {}; visit at {}:{:02}.", r.range(100, 999), r.range(1, 4), r.range(7, 19), r.below(60))),
-        13 => t.t(&format!("Version {}.{}.{} deployed; {} of {} checks passed.", r.below(5), r.below(20), r.below(50), r.range(1, 50), r.range(50, 99))),
-        14 => t.t(&format!("WBC {}.{} x10^9/L, platelets {} x10^9/L, Q{} {} results", r.range(3, 12), r.below(10), r.range(140, 400), r.range(1, 4), r.range(2019, 2025))),
+        8 => t.t(&format!(
+            "Invalid SSN {}-{:02}-{:04} rejected",
+            r.pick(&["000", "666", "900", "987"]),
+            r.range(1, 99),
+            r.range(1, 9999)
+        )),
+        9 => t.t(&format!(
+            "Lot {}{}, expires {}/{}",
+            r.pick(&["AB", "KX"]),
+            r.digits(5),
+            r.range(1, 12),
+            r.range(26, 30)
+        )),
+        10 => t.t(&format!(
+            "Invoice INV-{}-{} for ${},{:03}.00",
+            r.range(2019, 2025),
+            r.digits(5),
+            r.range(1, 99),
+            r.below(1000)
+        )),
+        11 => t.t(&format!(
+            "Model gpt-4o-2024-08-06 answered in {} ms using {} tokens.",
+            r.range(100, 5000),
+            r.range(10, 4000)
+        )),
+        12 => t.t(&format!(
+            "Room {}, bed {}; visit at {}:{:02}.",
+            r.range(100, 999),
+            r.range(1, 4),
+            r.range(7, 19),
+            r.below(60)
+        )),
+        13 => t.t(&format!(
+            "Version {}.{}.{} deployed; {} of {} checks passed.",
+            r.below(5),
+            r.below(20),
+            r.below(50),
+            r.range(1, 50),
+            r.range(50, 99)
+        )),
+        14 => t.t(&format!(
+            "WBC {}.{} x10^9/L, platelets {} x10^9/L, Q{} {} results",
+            r.range(3, 12),
+            r.below(10),
+            r.range(140, 400),
+            r.range(1, 4),
+            r.range(2019, 2025)
+        )),
         _ => t.t(&format!("Patient denies chest pain; ambulating {} m; pain {}/10.", r.range(10, 200), r.range(0, 10))),
     };
 }
@@ -508,10 +567,7 @@ pub fn corpus(seed: u64, n: usize) -> Vec<Snippet> {
             sentence(&mut g, &mut output, 0);
             let mut meta = Text::default();
             clean(&mut g, &mut meta);
-            Snippet {
-                source: "json",
-                leaves: vec![input.leaf("input"), output.leaf("output"), meta.leaf("context")],
-            }
+            Snippet { source: "json", leaves: vec![input.leaf("input"), output.leaf("output"), meta.leaf("context")] }
         } else {
             let mut t = Text::default();
             clean(&mut g, &mut t);

@@ -214,7 +214,12 @@ pub(super) fn specs(names: &[&str], phones: &[&str], ssns: &[&str]) -> Vec<Spec>
             nanp,
         ),
         spec(Kind::Phone, STRUCTURED, r"\+\d{1,3}(?:[\s.-]?\d{1,4}){2,6}\b", e164),
-        spec(Kind::Date, STRUCTURED, r"\b\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})\b|\b\d{1,2}\.\d{1,2}\.\d{4}\b", date_mdy),
+        spec(
+            Kind::Date,
+            STRUCTURED,
+            r"\b\d{1,2}[/-]\d{1,2}[/-](?:\d{4}|\d{2})\b|\b\d{1,2}\.\d{1,2}\.\d{4}\b",
+            date_mdy,
+        ),
         spec(
             Kind::Date,
             STRUCTURED,
