@@ -125,6 +125,17 @@ pub enum ExporterError {
     #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
     #[error("OpenTelemetry span exporter shutdown: {0}")]
     SpanShutdown(#[source] opentelemetry_sdk::error::OTelSdkError),
+    /// The OpenTelemetry metric exporter failed to export (on a flush), e.g. the collector is unreachable.
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    #[error("OpenTelemetry metric export: {0}")]
+    MetricExport(#[source] opentelemetry_sdk::error::OTelSdkError),
+    /// The OpenTelemetry metric exporter did not shut down cleanly (its last export failed or did not finish in
+    /// time).
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    #[error("OpenTelemetry metric exporter shutdown: {0}")]
+    MetricShutdown(#[source] opentelemetry_sdk::error::OTelSdkError),
     /// The OTLP span exporter could not be built (e.g. its HTTP client or gRPC channel).
     #[cfg(feature = "otel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]

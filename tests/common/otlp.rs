@@ -1,6 +1,7 @@
 //! A real OTLP/HTTP receiver for the tests: an HTTP/1.1 server on 127.0.0.1 (std `TcpListener`, a thread per
-//! connection) that accepts `POST /v1/traces` with a protobuf `ExportTraceServiceRequest`, answers 200 with an
-//! empty `ExportTraceServiceResponse` and keeps the decoded spans. With `otel-grpc`, [`OtlpReceiver::start_grpc`]
+//! connection) that accepts `POST /v1/traces` with a protobuf `ExportTraceServiceRequest` and `POST /v1/metrics`
+//! with an `ExportMetricsServiceRequest`, answers 200 with an empty response and keeps the decoded spans and
+//! metric data points. With `otel-grpc`, [`OtlpReceiver::start_grpc`]
 //! starts the gRPC twin (a tonic `TraceService` server on its own Tokio runtime thread).
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
@@ -62,6 +64,40 @@ impl ReceivedSpan {
     }
 }
 
+/// One metric data point as received (cumulative: the latest point of a series holds its totals).
+#[derive(Debug, Clone)]
+pub struct ReceivedPoint {
+    /// Metric name.
+    pub name: String,
+    /// Metric unit.
+    pub unit: String,
+    /// `histogram`, `sum` or `gauge`.
+    pub kind: &'static str,
+    /// Sums only: monotonic (a counter).
+    pub monotonic: bool,
+    /// The data point's attributes.
+    pub attributes: BTreeMap<String, Value>,
+    /// Histograms: the number of values recorded.
+    pub count: u64,
+    /// Histograms: the sum of the values; sums and gauges: the value.
+    pub value: f64,
+    /// Histograms: the explicit bucket boundaries.
+    pub bounds: Vec<f64>,
+    /// Histograms: the count per bucket.
+    pub bucket_counts: Vec<u64>,
+    /// The resource attributes of the request.
+    pub resource: BTreeMap<String, Value>,
+    /// The instrumentation scope name.
+    pub scope: String,
+}
+
+impl ReceivedPoint {
+    /// The string attribute `key`.
+    pub fn attr_str(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).and_then(Value::as_str)
+    }
+}
+
 /// One HTTP request as received.
 #[derive(Debug, Clone)]
 pub struct ReceivedRequest {
@@ -78,6 +114,8 @@ pub struct ReceivedRequest {
 #[derive(Default)]
 struct State {
     spans: Vec<ReceivedSpan>,
+    /// Per metrics request, its data points.
+    metrics: Vec<Vec<ReceivedPoint>>,
     requests: Vec<ReceivedRequest>,
 }
 
@@ -151,6 +189,11 @@ impl OtlpReceiver {
         self.state.lock().unwrap().spans.clone()
     }
 
+    /// The data points of every metrics request received so far, one `Vec` per request, oldest first.
+    pub fn metric_requests(&self) -> Vec<Vec<ReceivedPoint>> {
+        self.state.lock().unwrap().metrics.clone()
+    }
+
     /// Every request received so far.
     pub fn requests(&self) -> Vec<ReceivedRequest> {
         self.state.lock().unwrap().requests.clone()
@@ -187,10 +230,18 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     // Bounded: each round reads one request; a connection carries at most this many.
     for _ in 0..100_000 {
         let Some((method, path, headers, body)) = read_request(&mut reader) else { return };
-        let (status, reason) = if method != "POST" || path != "/v1/traces" {
+        let (status, reason) = if method != "POST" || (path != "/v1/traces" && path != "/v1/metrics") {
             (404, "Not Found")
         } else if headers.get("content-type").map(String::as_str) != Some("application/x-protobuf") {
             (415, "Unsupported Media Type")
+        } else if path == "/v1/metrics" {
+            match ExportMetricsServiceRequest::decode(body.as_slice()) {
+                Ok(req) => {
+                    state.lock().unwrap().metrics.push(flatten_metrics(req));
+                    (200, "OK")
+                }
+                Err(_) => (400, "Bad Request"),
+            }
         } else {
             match ExportTraceServiceRequest::decode(body.as_slice()) {
                 Ok(req) => {
@@ -319,6 +370,71 @@ fn flatten(req: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     out
 }
 
+/// The data points of a metrics request.
+fn flatten_metrics(req: ExportMetricsServiceRequest) -> Vec<ReceivedPoint> {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as Number;
+    let number = |v: Option<Number>| match v {
+        Some(Number::AsDouble(d)) => d,
+        #[allow(clippy::cast_precision_loss)]
+        Some(Number::AsInt(i)) => i as f64,
+        None => f64::NAN,
+    };
+    let mut out = Vec::new();
+    for rm in req.resource_metrics {
+        let resource = rm.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
+        for sm in rm.scope_metrics {
+            let scope = sm.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+            for m in sm.metrics {
+                let point = |kind, monotonic, attributes: &[KeyValue]| ReceivedPoint {
+                    name: m.name.clone(),
+                    unit: m.unit.clone(),
+                    kind,
+                    monotonic,
+                    attributes: attrs(attributes),
+                    count: 0,
+                    value: 0.0,
+                    bounds: Vec::new(),
+                    bucket_counts: Vec::new(),
+                    resource: resource.clone(),
+                    scope: scope.clone(),
+                };
+                match &m.data {
+                    Some(Data::Histogram(h)) => {
+                        for dp in &h.data_points {
+                            out.push(ReceivedPoint {
+                                count: dp.count,
+                                value: dp.sum.unwrap_or(f64::NAN),
+                                bounds: dp.explicit_bounds.clone(),
+                                bucket_counts: dp.bucket_counts.clone(),
+                                ..point("histogram", false, &dp.attributes)
+                            });
+                        }
+                    }
+                    Some(Data::Sum(sum)) => {
+                        for dp in &sum.data_points {
+                            out.push(ReceivedPoint {
+                                value: number(dp.value),
+                                ..point("sum", sum.is_monotonic, &dp.attributes)
+                            });
+                        }
+                    }
+                    Some(Data::Gauge(g)) => {
+                        for dp in &g.data_points {
+                            out.push(ReceivedPoint {
+                                value: number(dp.value),
+                                ..point("gauge", false, &dp.attributes)
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(feature = "otel-grpc")]
 mod grpc {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -328,9 +444,42 @@ mod grpc {
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
     use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 
-    use super::{flatten, ReceivedRequest, State};
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+
+    use super::{flatten, flatten_metrics, ReceivedRequest, State};
 
     struct Receiver(Arc<Mutex<State>>);
+
+    #[tonic::async_trait]
+    impl MetricsService for Receiver {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            let headers = request
+                .metadata()
+                .clone()
+                .into_headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                .collect();
+            let points = flatten_metrics(request.into_inner());
+            let mut state = self.0.lock().unwrap();
+            state.metrics.push(points);
+            state.requests.push(ReceivedRequest {
+                method: "POST".into(),
+                path: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export".into(),
+                headers,
+                status: 200,
+            });
+            Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
+        }
+    }
 
     #[tonic::async_trait]
     impl TraceService for Receiver {
@@ -370,7 +519,8 @@ mod grpc {
                 }
             };
             let _ = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(Receiver(state)))
+                .add_service(TraceServiceServer::new(Receiver(state.clone())))
+                .add_service(MetricsServiceServer::new(Receiver(state)))
                 .serve_with_incoming_shutdown(incoming, stopped)
                 .await;
         });

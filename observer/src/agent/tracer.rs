@@ -114,7 +114,8 @@ struct State {
     metrics: Map<String, Value>,
     warnings: Vec<String>,
     warnings_total: u64,
-    llm_calls: HashMap<String, Instant>,
+    /// Running LLM calls: when each started and the model it asked for.
+    llm_calls: HashMap<String, (Instant, String)>,
 }
 
 struct Component {
@@ -379,7 +380,7 @@ impl AgentTracer {
         event.metadata.insert("model".into(), model.into());
         self.send(&event);
         // The call starts once the SDK's own work is done.
-        state.llm_calls.insert(component_id.to_owned(), Instant::now());
+        state.llm_calls.insert(component_id.to_owned(), (Instant::now(), model.to_owned()));
     }
 
     /// Sends `llm_call_end` with the tokens, model and cost found in `outputs` (see
@@ -396,6 +397,8 @@ impl AgentTracer {
         if !level.records() {
             return;
         }
+        record_llm_metrics(&priced, started.as_ref(), ended, error);
+        let started = started.map(|(at, _)| at);
         let mut event = self.inner.ctx.event(TraceEventType::LlmCallEnd);
         event.span_id = Some(component_id.to_owned());
         event.duration_ms = started.map(|s| elapsed_ms(s, ended));
@@ -744,6 +747,22 @@ fn string_at(m: &Map<String, Value>, keys: &[&str]) -> Option<String> {
 
 /// Milliseconds from `start` to `end`, both taken around the user's work only (never around the SDK's own work,
 /// such as pricing).
+/// The GenAI client metrics of an `llm_call_end` (operation `chat`; `error.type` is `_OTHER` for the caller's
+/// free-text error, as the conventions say for an error without a low-cardinality class).
+fn record_llm_metrics(priced: &Priced, started: Option<&(Instant, String)>, ended: Instant, error: Option<&str>) {
+    crate::otel::record_llm(&crate::otel::LlmMetrics {
+        operation: crate::llm::semconv::operation::CHAT,
+        provider: priced.provider.as_deref(),
+        request_model: started.map(|(_, model)| model.as_str()).filter(|m| !m.is_empty()),
+        response_model: priced.model.as_deref(),
+        error_type: error.map(|_| "_OTHER"),
+        tokens: priced.usage.map(|u| (u.input_tokens, u.output_tokens)),
+        duration: started.map(|(at, _)| ended.saturating_duration_since(*at)),
+        cost_usd: priced.cost,
+        ..Default::default()
+    });
+}
+
 fn elapsed_ms(start: Instant, end: Instant) -> f64 {
     end.saturating_duration_since(start).as_secs_f64() * 1000.0
 }

@@ -10,6 +10,8 @@ mod kafka;
 mod otel;
 mod prices;
 mod redaction;
+#[cfg(feature = "otel")]
+mod sampler;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ pub use self::otel::{OtlpProtocol, TracingConfig};
 pub(crate) use self::prices::redact_url;
 pub use self::prices::{PriceConfig, PriceDataSource, PriceOverride};
 pub use self::redaction::RedactionConfig;
+#[cfg(feature = "otel")]
+pub use self::sampler::TraceSampler;
 use crate::error::ConfigurationError;
 use crate::export::{MemorySink, Sink};
 

@@ -2,12 +2,17 @@
 //! environment variables. The OpenTelemetry pipeline built from it lives in `crate::otel`.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::env::{self, Env};
+use super::sampler::TraceSampler;
 use super::ObserverConfig;
 use crate::error::ConfigurationError;
 #[cfg(doc)]
 use crate::trace::{configure_tracing, otel_layer, shutdown_tracing};
+
+/// The default of [`TracingConfig::metric_export_interval`] (the specification's 60 s).
+const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The OTLP transport.
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
@@ -137,6 +142,23 @@ pub struct TracingConfig {
     /// configured, else instead of it. The audit and trace stream topics are
     /// refused. Needs the `otel-kafka` cargo feature. Default `None`.
     pub kafka_topic: Option<String>,
+    /// Which spans are sampled. Default [`TraceSampler::ParentBasedAlwaysOn`]. Env `OTEL_TRACES_SAMPLER`,
+    /// `OTEL_TRACES_SAMPLER_ARG`. Spans only: audit events are written whatever the sampler decides.
+    pub sampler: TraceSampler,
+    /// Export the SDK's metrics (the GenAI client metrics of LLM calls and the audit pipeline's health) over
+    /// OTLP to the same collector as the spans, whenever an endpoint applies (see
+    /// [`metrics_export_endpoint`](Self::metrics_export_endpoint)). Default `true`. Env `OTEL_METRICS_EXPORTER`
+    /// (`otlp` or `none`).
+    pub metrics: bool,
+    /// The full metrics URL, used as is (wins over [`otlp_endpoint`](Self::otlp_endpoint), to which
+    /// `/v1/metrics` is appended). Env `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`.
+    pub metrics_endpoint: Option<String>,
+    /// The transport of the metrics; `None`: the one of `OTEL_EXPORTER_OTLP_PROTOCOL` (else
+    /// [`protocol`](Self::protocol)). Env `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`.
+    pub metrics_protocol: Option<OtlpProtocol>,
+    /// How often metrics are exported (besides [`observer::flush`](crate::flush) and shutdown). Default 60 s.
+    /// Env `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds).
+    pub metric_export_interval: Duration,
 }
 
 impl Default for TracingConfig {
@@ -161,6 +183,11 @@ impl TracingConfig {
             level: ::tracing::Level::INFO,
             resource_attributes: Vec::new(),
             kafka_topic: None,
+            sampler: TraceSampler::ParentBasedAlwaysOn,
+            metrics: true,
+            metrics_endpoint: None,
+            metrics_protocol: None,
+            metric_export_interval: DEFAULT_METRIC_EXPORT_INTERVAL,
         }
     }
 
@@ -246,16 +273,48 @@ impl TracingConfig {
         if let Some(v) = env.parse_with("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)? {
             self.traces_endpoint = Some(v);
         }
-        for var in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
-            if let Some(p) = env.choice(var)? {
-                self.protocol = p;
+        let general_protocol = env.choice::<OtlpProtocol>("OTEL_EXPORTER_OTLP_PROTOCOL")?;
+        if let Some(p) = general_protocol {
+            self.protocol = p;
+        }
+        if let Some(p) = env.choice::<OtlpProtocol>("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")? {
+            // The traces' own transport: the metrics keep the general one.
+            if self.metrics_protocol.is_none() {
+                self.metrics_protocol = Some(general_protocol.unwrap_or(self.protocol));
             }
+            self.protocol = p;
+        }
+        if let Some(p) = env.choice("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")? {
+            self.metrics_protocol = Some(p);
+        }
+        if let Some(v) = env.parse_with("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint)? {
+            self.metrics_endpoint = Some(v);
+        }
+        if let Some(on) = env.parse_with("OTEL_METRICS_EXPORTER", |s| match s.to_ascii_lowercase().as_str() {
+            "otlp" => Ok(true),
+            "none" => Ok(false),
+            other => Err(format!("unsupported metrics exporter `{other}`; expected `otlp` or `none`")),
+        })? {
+            self.metrics = on;
+        }
+        if let Some(ms) = env.parse_with("OTEL_METRIC_EXPORT_INTERVAL", |s| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| format!("`{s}` is not a positive number of milliseconds"))
+        })? {
+            self.metric_export_interval = Duration::from_millis(ms);
+        }
+        if let Some(sampler) = TraceSampler::from_env(&env)? {
+            self.sampler = sampler;
         }
         if env.strict_bool("OTEL_SDK_DISABLED")? == Some(true) {
             // The specification's kill switch: nothing is exported, whatever code and the other variables say.
             self.otlp_endpoint = None;
             self.traces_endpoint = None;
             self.kafka_topic = None;
+            self.metrics_endpoint = None;
+            self.metrics = false;
         }
         Ok(self)
     }
@@ -276,6 +335,28 @@ impl TracingConfig {
         }
         if let Some(e) = &self.traces_endpoint {
             check_endpoint(e).map_err(|m| ConfigurationError::new("traces_endpoint", m))?;
+        }
+        if let Some(e) = &self.metrics_endpoint {
+            check_endpoint(e).map_err(|m| ConfigurationError::new("metrics_endpoint", m))?;
+        }
+        self.sampler.validate()?;
+        if self.metric_export_interval.is_zero() {
+            return Err(ConfigurationError::new("metric_export_interval", "must be greater than zero"));
+        }
+        if self.metrics_protocol == Some(OtlpProtocol::Grpc) {
+            let endpoint = self.metrics_endpoint.as_ref().or(self.otlp_endpoint.as_ref());
+            if endpoint.is_some_and(|e| e.trim().starts_with("https://")) {
+                return Err(ConfigurationError::new(
+                    "metrics_endpoint",
+                    "OTLP gRPC over TLS is not built in: use `http/protobuf` for an https endpoint",
+                ));
+            }
+            if !cfg!(feature = "otel-grpc") {
+                return Err(ConfigurationError::new(
+                    "metrics_protocol",
+                    "OTLP gRPC needs the `otel-grpc` cargo feature of observer; or use `http/protobuf` (port 4318)",
+                ));
+            }
         }
         if self.protocol == OtlpProtocol::Grpc {
             for (field, e) in [("otlp_endpoint", &self.otlp_endpoint), ("traces_endpoint", &self.traces_endpoint)] {
@@ -323,6 +404,41 @@ impl TracingConfig {
                     base.to_owned()
                 } else {
                     format!("{base}/v1/traces")
+                }
+            }
+            OtlpProtocol::Grpc => base.to_owned(),
+        })
+    }
+}
+
+impl TracingConfig {
+    /// The transport of the metrics: [`metrics_protocol`](Self::metrics_protocol), else
+    /// [`protocol`](Self::protocol).
+    pub fn effective_metrics_protocol(&self) -> OtlpProtocol {
+        self.metrics_protocol.unwrap_or(self.protocol)
+    }
+
+    /// Where metrics are sent, without looking at the environment: `None` when [`metrics`](Self::metrics) is off
+    /// or no endpoint is set; else [`metrics_endpoint`](Self::metrics_endpoint) as is, or the metrics URL under
+    /// [`otlp_endpoint`](Self::otlp_endpoint) (`…/v1/metrics` for HTTP, the endpoint itself for gRPC). A
+    /// [`traces_endpoint`](Self::traces_endpoint) names the traces URL only and sends no metrics.
+    pub fn metrics_export_endpoint(&self) -> Option<String> {
+        if !self.metrics {
+            return None;
+        }
+        if let Some(url) = &self.metrics_endpoint {
+            return Some(url.trim().to_owned());
+        }
+        let base = self.otlp_endpoint.as_deref()?.trim();
+        Some(match self.effective_metrics_protocol() {
+            OtlpProtocol::HttpProtobuf => {
+                let base = base.trim_end_matches('/');
+                // An endpoint written as the traces URL names the collector: its metrics URL is beside it.
+                let base = base.strip_suffix("/v1/traces").unwrap_or(base);
+                if base.ends_with("/v1/metrics") {
+                    base.to_owned()
+                } else {
+                    format!("{base}/v1/metrics")
                 }
             }
             OtlpProtocol::Grpc => base.to_owned(),
@@ -424,6 +540,71 @@ mod tests {
             .apply_env_from(&table(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://gw:8080/custom")]))
             .unwrap();
         assert_eq!(full.export_endpoint().as_deref(), Some("http://gw:8080/custom"));
+    }
+
+    #[test]
+    fn metrics_follow_the_spans_endpoint_and_their_own_variables() {
+        let c = |pairs| TracingConfig::default().apply_env_from(&table(pairs)).unwrap();
+        assert_eq!(TracingConfig::default().metrics_export_endpoint(), None, "keep data local");
+        let base = c(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]);
+        assert_eq!(base.metrics_export_endpoint().as_deref(), Some("http://collector:4318/v1/metrics"));
+        assert_eq!(base.metric_export_interval, Duration::from_secs(60));
+        assert_eq!(base.sampler, TraceSampler::ParentBasedAlwaysOn);
+        let own = c(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:9090/otlp/v1/metrics"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ]);
+        assert_eq!(own.metrics_export_endpoint().as_deref(), Some("http://metrics:9090/otlp/v1/metrics"));
+        assert_eq!(own.export_endpoint().as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(own.metric_export_interval, Duration::from_millis(250));
+        assert_eq!(own.sampler, TraceSampler::TraceIdRatio(0.5));
+        let off = c(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"), ("OTEL_METRICS_EXPORTER", "none")]);
+        assert_eq!(off.metrics_export_endpoint(), None);
+        assert!(off.export_endpoint().is_some(), "spans still exported");
+        // A traces URL names the traces only; an endpoint written as the traces URL still finds the metrics.
+        assert_eq!(c(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://gw/t")]).metrics_export_endpoint(), None);
+        let as_traces = TracingConfig { otlp_endpoint: Some("http://c:4318/v1/traces".into()), ..Default::default() };
+        assert_eq!(as_traces.metrics_export_endpoint().as_deref(), Some("http://c:4318/v1/metrics"));
+        // The traces' own protocol leaves the metrics on the general one; the metrics' own wins.
+        let split = c(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+        ]);
+        assert_eq!(split.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(split.effective_metrics_protocol(), OtlpProtocol::Grpc);
+        assert_eq!(split.metrics_export_endpoint().as_deref(), Some("http://collector:4317"));
+        let own_protocol = c(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")]);
+        assert_eq!(
+            (own_protocol.protocol, own_protocol.effective_metrics_protocol()),
+            (OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc)
+        );
+        let disabled =
+            c(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:1/v1/metrics"), ("OTEL_SDK_DISABLED", "true")]);
+        assert_eq!(disabled.metrics_export_endpoint(), None);
+        // Bad values name the variable.
+        let env_err = |pairs| TracingConfig::default().apply_env_from(&table(pairs)).unwrap_err().field;
+        assert_eq!(env_err(&[("OTEL_METRICS_EXPORTER", "prometheus")]), "OTEL_METRICS_EXPORTER");
+        assert_eq!(env_err(&[("OTEL_METRIC_EXPORT_INTERVAL", "0")]), "OTEL_METRIC_EXPORT_INTERVAL");
+        assert_eq!(env_err(&[("OTEL_METRIC_EXPORT_INTERVAL", "5s")]), "OTEL_METRIC_EXPORT_INTERVAL");
+        assert_eq!(
+            env_err(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "metrics:4318")]),
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+        );
+        assert_eq!(env_err(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "udp")]), "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL");
+        let field = |c: TracingConfig| c.validate().unwrap_err().field;
+        assert_eq!(
+            field(TracingConfig { metric_export_interval: Duration::ZERO, ..Default::default() }),
+            "metric_export_interval"
+        );
+        assert_eq!(field(TracingConfig { sampler: TraceSampler::TraceIdRatio(1.5), ..Default::default() }), "sampler");
+        assert_eq!(
+            field(TracingConfig { metrics_endpoint: Some("ftp://m".into()), ..Default::default() }),
+            "metrics_endpoint"
+        );
     }
 
     #[test]

@@ -7,13 +7,22 @@ use std::time::Duration;
 use super::pipeline;
 use crate::error::ExporterError;
 
-/// Exports every span that has ended so far (waits at most `timeout`). A no-op when nothing is exported.
+/// Exports every span that has ended so far, then the metrics (waits at most `timeout` in all). A no-op when
+/// nothing is exported.
 /// [`observer::flush`](crate::flush) calls it (the one public flush of the spans).
 ///
 /// # Errors
-/// [`ExporterError::FlushTimeout`], or [`ExporterError::SpanExport`] when the export failed (e.g. the collector is
-/// unreachable).
+/// [`ExporterError::FlushTimeout`], or [`ExporterError::SpanExport`] / [`ExporterError::MetricExport`] when the
+/// export failed (e.g. the collector is unreachable).
 pub(crate) fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let spans = flush_spans(timeout);
+    // Then the metrics (GenAI and health), in what is left of `timeout`.
+    let metrics = super::metrics::flush(deadline.saturating_duration_since(std::time::Instant::now()));
+    spans.and(metrics)
+}
+
+fn flush_spans(timeout: Duration) -> Result<(), ExporterError> {
     let Some(provider) = pipeline::provider() else {
         return Ok(());
     };
@@ -32,7 +41,8 @@ pub(crate) fn flush_tracing(timeout: Duration) -> Result<(), ExporterError> {
     }
 }
 
-/// Flushes and shuts the span exporter down, waiting at most 10 s. Spans that end later are dropped.
+/// Flushes and shuts the span exporter and the metric exporter down, waiting at most 10 s. Spans that end later
+/// are dropped, and LLM calls made later are not counted in the metrics.
 /// The [`ObserverGuard`](crate::ObserverGuard)'s drop does the same (bounded by `flush_timeout`).
 ///
 /// # Errors
@@ -45,11 +55,14 @@ pub fn shutdown_tracing() -> Result<(), ExporterError> {
 /// [`shutdown_tracing`] waiting at most `timeout`. A no-op when nothing is exported or it was already shut down.
 ///
 /// # Errors
-/// [`ExporterError::SpanShutdown`] when the last export failed or did not finish in time.
+/// [`ExporterError::SpanShutdown`] (or [`ExporterError::MetricShutdown`]) when the last export failed or did not
+/// finish in time.
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub fn shutdown_tracing_with_timeout(timeout: Duration) -> Result<(), ExporterError> {
+    // The metric exporter too (its last export; health metrics are observed only while `init`'s pipeline runs).
+    let metrics = super::metrics::shutdown(timeout);
     let Some(installed) = pipeline::take() else {
-        return Ok(());
+        return metrics;
     };
     let res = installed.provider.shutdown_with_timeout(timeout);
     #[cfg(feature = "otel-grpc")]
@@ -57,5 +70,5 @@ pub fn shutdown_tracing_with_timeout(timeout: Duration) -> Result<(), ExporterEr
         // Never blocks, so it is fine inside an async context too.
         rt.shutdown_background();
     }
-    res.map_err(ExporterError::SpanShutdown)
+    res.map_err(ExporterError::SpanShutdown).and(metrics)
 }

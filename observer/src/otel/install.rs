@@ -87,6 +87,8 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
         .into());
     }
     *configured = true;
+    // The metrics go where the spans go (a no-op when no metrics endpoint applies or they are installed).
+    super::metrics::install(&config)?;
     // Without its console layer the subscriber exports spans but prints no events: the SDK's warnings must
     // still reach stderr.
     crate::diag::set_global_subscriber_prints_nothing(!config.console);
@@ -113,6 +115,8 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
 pub(crate) fn configure_from_init(config: &ObserverConfig) -> Result<(), ObserverError> {
     let tracing_config = TracingConfig::for_init(config, &crate::config::process_env)?;
     let endpoint = tracing_config.export_endpoint();
+    // Metrics need no subscriber: installed whenever an endpoint applies to them (unless already).
+    super::metrics::install(&tracing_config)?;
     if !exports(&tracing_config, endpoint.as_deref()) || is_configured() || already_exporting() {
         return Ok(());
     }
@@ -174,6 +178,7 @@ where
         .into());
     }
     let installed = build(&config, endpoint.as_deref())?;
+    super::metrics::install(&config)?;
     let layer = layer_for(tracer(&installed.provider), export_filter(&config));
     publish(installed);
     Ok(Some(layer))

@@ -4,8 +4,10 @@
 //! * `install` — [`configure_tracing`], [`otel_layer`] and `init`'s part;
 //! * `pipeline` — the exporters (OTLP HTTP, gRPC in `grpc`, Kafka), the tracer provider and its resource;
 //! * `layer` — the `tracing` layer and its filter;
-//! * `flush` — flush and shutdown of the installed exporter;
 //! * `redacting` — redaction of every span before it leaves the process ([`RedactingSpanExporter`]);
+//! * `flush` — flush and shutdown of the installed exporters;
+//! * `metrics` — the GenAI client metrics and the SDK's health metrics (the recorder compiled without `otel`
+//!   too, as a no-op);
 //! * `attributes` — what the rest of the crate writes on spans (compiled without `otel` too, as no-ops).
 
 mod attributes;
@@ -17,6 +19,7 @@ mod grpc;
 mod install;
 #[cfg(feature = "otel")]
 mod layer;
+mod metrics;
 #[cfg(feature = "otel")]
 mod pipeline;
 #[cfg(feature = "otel")]
@@ -33,6 +36,7 @@ pub use flush::{shutdown_tracing, shutdown_tracing_with_timeout};
 pub(crate) use install::{configure_from_init, is_configured};
 #[cfg(feature = "otel")]
 pub use install::{configure_tracing, otel_layer};
+pub(crate) use metrics::{record_llm, LlmMetrics};
 #[cfg(feature = "otel-kafka")]
 pub(crate) use redacting::redact_batch;
 #[cfg(feature = "otel")]

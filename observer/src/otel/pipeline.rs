@@ -6,10 +6,10 @@ use std::sync::{Mutex, PoisonError};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
-use crate::config::{OtlpProtocol, TracingConfig};
+use crate::config::{OtlpProtocol, TraceSampler, TracingConfig};
 use crate::error::{ConfigurationError, ObserverError};
 #[cfg(doc)]
 use crate::trace::{configure_tracing, otel_layer};
@@ -34,7 +34,7 @@ pub(super) fn exports(config: &TracingConfig, endpoint: Option<&str>) -> bool {
 /// [`TracingConfig::kafka_topic`] is set. Every exporter redacts its spans (the OTLP ones through
 /// [`RedactingSpanExporter`](super::RedactingSpanExporter), the Kafka one by itself).
 pub(super) fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<Installed, ObserverError> {
-    let builder = SdkTracerProvider::builder().with_resource(resource(config));
+    let builder = SdkTracerProvider::builder().with_resource(resource(config)).with_sampler(sampler(config.sampler));
     #[cfg(feature = "otel-kafka")]
     let builder = if let Some(topic) = &config.kafka_topic {
         let kafka = crate::kafka_exporter().ok_or_else(|| {
@@ -84,8 +84,8 @@ pub(super) fn build(config: &TracingConfig, endpoint: Option<&str>) -> Result<In
     Ok(installed)
 }
 
-/// The resource of every exported span: the service fields, the extra attributes and the SDK's own.
-fn resource(config: &TracingConfig) -> Resource {
+/// The resource of every exported span and metric: the service fields, the extra attributes and the SDK's own.
+pub(super) fn resource(config: &TracingConfig) -> Resource {
     let extra = config.resource_attributes.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
     Resource::builder_empty()
         .with_detector(Box::new(opentelemetry_sdk::resource::TelemetryResourceDetector))
@@ -97,6 +97,19 @@ fn resource(config: &TracingConfig) -> Resource {
             KeyValue::new("deployment.environment.name", config.environment.clone()),
         ])
         .build()
+}
+
+/// The SDK sampler of a [`TraceSampler`].
+fn sampler(s: TraceSampler) -> Sampler {
+    match s {
+        TraceSampler::AlwaysOn => Sampler::AlwaysOn,
+        TraceSampler::AlwaysOff => Sampler::AlwaysOff,
+        TraceSampler::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+        TraceSampler::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        TraceSampler::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        TraceSampler::ParentBasedTraceIdRatio(r) => Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))),
+        // `TraceSampler` is non-exhaustive for callers only.
+    }
 }
 
 /// The tracer of this crate's instrumentation scope.

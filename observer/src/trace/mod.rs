@@ -11,7 +11,7 @@
 
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
-pub use crate::config::{OtlpProtocol, TracingConfig};
+pub use crate::config::{OtlpProtocol, TraceSampler, TracingConfig};
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub use crate::otel::{

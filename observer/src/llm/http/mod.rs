@@ -227,6 +227,9 @@ pub fn record_llm_call(call: &LlmCall) -> CostResult {
         response_summary: call.response_summary.clone().filter(|_| capture.captures_response()),
         response_chars: None,
         status: call.http_status,
+        server_address: call.server_address.as_deref(),
+        server_port: call.server_port,
+        time_to_first_chunk: call.time_to_first_chunk,
     };
     let cost = record::complete(&span, &outcome);
     cost.unwrap_or_else(|| crate::cost::calculate_cost_usage(&call.provider, priced_model, &TokenUsage::default()))

@@ -119,6 +119,10 @@ pub(crate) struct Outcome<'a> {
     pub(crate) response_summary: Option<String>,
     pub(crate) response_chars: Option<usize>,
     pub(crate) status: Option<u16>,
+    /// `server.address` / `server.port` and, for streams, the time to the first chunk (for the metrics).
+    pub(crate) server_address: Option<&'a str>,
+    pub(crate) server_port: Option<u16>,
+    pub(crate) time_to_first_chunk: Option<Duration>,
 }
 
 /// Records the outcome on `span`, prices the call and writes the audit event when enabled. Returns the cost when
@@ -170,7 +174,29 @@ pub(crate) fn complete(span: &Span, o: &Outcome<'_>) -> Option<CostResult> {
     if o.audit {
         audit(o, model, cost.as_ref(), error.as_ref().map(|(kind, _)| kind.as_ref()));
     }
+    record_metrics(o, cost.as_ref(), error.as_ref().map(|(kind, _)| kind.as_ref()));
     cost
+}
+
+/// The GenAI client metrics of the call (the one place every LLM-layer and `record_llm_call` call is counted).
+fn record_metrics(o: &Outcome<'_>, cost: Option<&CostResult>, error_type: Option<&str>) {
+    crate::otel::record_llm(&crate::otel::LlmMetrics {
+        operation: o.operation,
+        provider: Some(o.provider),
+        request_model: o.request_model,
+        response_model: o.response_model,
+        server_address: o.server_address,
+        server_port: o.server_port,
+        error_type,
+        // A failed call without counts (`record_llm_call` passes a zero usage) reports no token usage.
+        tokens: o
+            .usage
+            .filter(|u| error_type.is_none() || u.input_tokens > 0 || u.output_tokens > 0)
+            .map(|u| (u.input_tokens, u.output_tokens)),
+        duration: Some(o.duration),
+        time_to_first_chunk: o.time_to_first_chunk,
+        cost_usd: cost.filter(|c| c.price_found).map(|c| c.total_cost),
+    });
 }
 
 /// `text` with every URL in it (`scheme://…`) cut before its query string and fragment and stripped of its
@@ -280,6 +306,9 @@ pub(crate) struct Recorder {
     mode: BodyMode,
     first_chunk_seen: bool,
     done: bool,
+    /// For the metrics: `server.address`, `server.port`, the time to the first streamed chunk.
+    server: Option<(String, Option<u16>)>,
+    time_to_first_chunk: Option<Duration>,
 }
 
 impl Recorder {
@@ -327,6 +356,8 @@ impl Recorder {
             mode: BodyMode::Pending,
             first_chunk_seen: false,
             done: false,
+            server: host.map(|h| (h.to_owned(), port)),
+            time_to_first_chunk: None,
         }
     }
 
@@ -367,7 +398,9 @@ impl Recorder {
             BodyMode::Sse(parser) => {
                 if !self.first_chunk_seen {
                     self.first_chunk_seen = true;
-                    self.span.record(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.start.elapsed().as_secs_f64());
+                    let elapsed = self.start.elapsed();
+                    self.time_to_first_chunk = Some(elapsed);
+                    self.span.record(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, elapsed.as_secs_f64());
                 }
                 let info = &mut self.info;
                 parser.feed(bytes, &mut |data| info.apply_event(endpoint, data, chars));
@@ -430,6 +463,9 @@ impl Recorder {
                 .then(|| truncate(&self.info.text, summary_chars)),
             response_chars: (audit && self.status.is_some()).then_some(self.info.text_chars),
             status: self.status,
+            server_address: self.server.as_ref().map(|(h, _)| h.as_str()),
+            server_port: self.server.as_ref().and_then(|(_, p)| *p),
+            time_to_first_chunk: self.time_to_first_chunk,
         };
         complete(&self.span, &outcome);
         // `tracing-opentelemetry` ends a span at its last exit: enter it once more so that it ends now, with the
