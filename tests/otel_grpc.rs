@@ -26,7 +26,25 @@ fn spans_are_exported_over_grpc() {
         let _parent = tracing::info_span!("process-document", document_id = "doc-123").entered();
         let _child = tracing::info_span!("extract-pages", pages = 3_i64).entered();
     }
+    // An LLM call of an agent tracer: its GenAI metrics go over gRPC too (`MetricsService/Export`).
+    let tracer = observer::trace::AgentTracer::new(observer::trace::AgentTrace {
+        trace_name: "grpc-flow".into(),
+        flow_id: "grpc-flow".into(),
+        ..Default::default()
+    })
+    .expect("tracer")
+    .sink(observer::trace::MemoryTraceSink::new());
+    tracer.llm_call_start("llm", "gpt-4o", serde_json::json!({}));
+    tracer.llm_call_end("llm", serde_json::json!({"model": "gpt-4o", "input_tokens": 12, "output_tokens": 3}), None);
+    tracer.end(serde_json::json!({}), serde_json::json!({}), None, None);
     observer::flush(Duration::from_secs(10)).expect("flush over gRPC");
+    let metrics: Vec<_> = receiver.metric_requests().into_iter().flatten().collect();
+    let input = metrics
+        .iter()
+        .find(|p| p.name == "gen_ai.client.token.usage" && p.attr_str("gen_ai.token.type") == Some("input"))
+        .unwrap_or_else(|| panic!("token usage over gRPC: {metrics:#?}"));
+    assert_eq!((input.value, input.attr_str("gen_ai.request.model")), (12.0, Some("gpt-4o")));
+    assert_eq!(input.resource.get("service.name").and_then(|v| v.as_str()), Some("grpc-service"));
     let spans = receiver
         .wait_for(Duration::from_secs(15), |s| s.len() >= 2)
         .unwrap_or_else(|| panic!("spans over gRPC, got {:?}", receiver.spans()));
