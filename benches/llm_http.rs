@@ -3,6 +3,8 @@
 //! [`LlmMiddleware`], with a `tracing_subscriber::Registry` installed (spans are real, not exported). Prints the
 //! per-call added latency and the ratio after the criterion groups. `with_llm_middleware` runs at the default
 //! capture level (`Metadata`), `with_llm_middleware_request_response` captures (and redacts) the messages.
+//! Then the same with the GenAI metrics on (a meter provider installed, exporting only at shutdown) against
+//! the middleware with metrics off, in the same run.
 //!
 //! `cargo bench --bench llm_http --features llm-http`
 
@@ -76,6 +78,7 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
 struct Fixture {
     rt: tokio::runtime::Runtime,
     url: String,
+    port: u16,
     plain: ClientWithMiddleware,
     traced: ClientWithMiddleware,
     /// The middleware at `CaptureLevel::RequestResponse` (messages parsed, redacted and recorded).
@@ -94,12 +97,29 @@ fn fixture() -> Fixture {
     Fixture {
         rt,
         url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        port,
         plain: reqwest_middleware::ClientBuilder::new(client()).build(),
         traced: reqwest_middleware::ClientBuilder::new(client()).with(LlmMiddleware::new()).build(),
         content: reqwest_middleware::ClientBuilder::new(client())
             .with(LlmMiddleware::new().capture(observer::CaptureLevel::RequestResponse))
             .build(),
     }
+}
+
+/// Turns the GenAI metrics on: a meter provider exporting to the fake server (which answers any POST with 200), only
+/// at shutdown. The span exporter `otel_layer` also installs is never attached to the subscriber: no span goes out.
+fn metrics_on(port: u16) {
+    let config = observer::trace::TracingConfig {
+        otlp_endpoint: Some(format!("http://127.0.0.1:{port}")),
+        metric_export_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    drop(observer::trace::otel_layer::<tracing_subscriber::Registry>(&config).expect("metrics on"));
+}
+
+/// Turns them off again (the last export goes to the fake server).
+fn metrics_off() {
+    let _ = observer::trace::shutdown_tracing_with_timeout(Duration::from_secs(5));
 }
 
 async fn call(client: &ClientWithMiddleware, url: &str, body: &'static str) -> usize {
@@ -117,6 +137,11 @@ fn bench(c: &mut Criterion) {
         group.bench_function("with_llm_middleware_request_response", |b| {
             b.iter(|| f.rt.block_on(call(&f.content, &f.url, body)))
         });
+        metrics_on(f.port);
+        group.bench_function("with_llm_middleware_and_metrics", |b| {
+            b.iter(|| f.rt.block_on(call(&f.traced, &f.url, body)))
+        });
+        metrics_off();
         group.finish();
     }
     // The ratio, from interleaved rounds so that drift affects both alike.
@@ -142,6 +167,53 @@ fn bench(c: &mut Criterion) {
             "{name}: without {p:.1} µs/call, with LlmMiddleware {t:.1} µs/call: +{:.1} µs, ratio {:.3}",
             t - p,
             t / p
+        );
+    }
+
+    // The recording alone: `record_llm_call` (span, cost, metrics; no network) with metrics off and on.
+    let call = observer::llm::LlmCall {
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        usage: observer::llm::TokenUsage::new(1000, 500),
+        duration: Duration::from_millis(850),
+        server_address: Some("api.openai.com".into()),
+        server_port: Some(443),
+        ..Default::default()
+    };
+    {
+        let mut group = c.benchmark_group("record_llm_call");
+        group.bench_function("metrics_off", |b| b.iter(|| black_box(observer::llm::record_llm_call(&call))));
+        metrics_on(f.port);
+        group.bench_function("metrics_on", |b| b.iter(|| black_box(observer::llm::record_llm_call(&call))));
+        metrics_off();
+        group.finish();
+    }
+
+    // Metrics on vs off, both through the middleware, in interleaved rounds.
+    for (name, body) in [("chat", REQUEST), ("chat_stream", STREAM_REQUEST)] {
+        let (mut off, mut on) = (Duration::ZERO, Duration::ZERO);
+        let rounds = 10;
+        let per_round = 200;
+        for _ in 0..rounds {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                black_box(f.rt.block_on(call(&f.traced, &f.url, body)));
+            }
+            off += start.elapsed();
+            metrics_on(f.port);
+            let start = Instant::now();
+            for _ in 0..per_round {
+                black_box(f.rt.block_on(call(&f.traced, &f.url, body)));
+            }
+            on += start.elapsed();
+            metrics_off();
+        }
+        let n = f64::from(rounds * per_round);
+        let (a, b) = (off.as_secs_f64() / n * 1e6, on.as_secs_f64() / n * 1e6);
+        println!(
+            "{name}: LlmMiddleware, metrics off {a:.1} µs/call, metrics on {b:.1} µs/call: +{:.1} µs, ratio {:.3}",
+            b - a,
+            b / a
         );
     }
 }
