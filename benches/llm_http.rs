@@ -171,7 +171,7 @@ fn bench(c: &mut Criterion) {
     }
 
     // The recording alone: `record_llm_call` (span, cost, metrics; no network) with metrics off and on.
-    let call = observer::llm::LlmCall {
+    let manual = observer::llm::LlmCall {
         provider: "openai".into(),
         model: "gpt-4o".into(),
         usage: observer::llm::TokenUsage::new(1000, 500),
@@ -182,9 +182,9 @@ fn bench(c: &mut Criterion) {
     };
     {
         let mut group = c.benchmark_group("record_llm_call");
-        group.bench_function("metrics_off", |b| b.iter(|| black_box(observer::llm::record_llm_call(&call))));
+        group.bench_function("metrics_off", |b| b.iter(|| black_box(observer::llm::record_llm_call(&manual))));
         metrics_on(f.port);
-        group.bench_function("metrics_on", |b| b.iter(|| black_box(observer::llm::record_llm_call(&call))));
+        group.bench_function("metrics_on", |b| b.iter(|| black_box(observer::llm::record_llm_call(&manual))));
         metrics_off();
         group.finish();
     }
