@@ -273,3 +273,25 @@ fn without_a_key_checkpoints_fail_unless_signatures_are_skipped() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("NOT checked"), "{}", text(&out));
 }
+
+#[test]
+fn reads_stdin() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let c = case();
+    let t = written_trail(&c.signer);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_observer-trail"))
+        .args(["verify", "--key", &c.key, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = t.lines.clone();
+    lines.remove(seq_line(&lines, 2));
+    stdin.write_all(lines.join("\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_finding(out.status.code().unwrap_or(-1), &text, &t.chain_id, "2", "gap");
+}
