@@ -354,16 +354,18 @@ impl Redactor {
         // Overlaps: the lower priority number wins, then the longer span, then the earlier detector.
         candidates
             .sort_by(|a, b| a.0.cmp(&b.0).then((b.3 - b.2).cmp(&(a.3 - a.2))).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let mut kept: Vec<(usize, usize, usize)> = Vec::with_capacity(candidates.len());
+        // Kept spans by start (they never overlap): a candidate overlaps one only if it overlaps the kept span
+        // starting last before its end.
+        let mut kept: std::collections::BTreeMap<usize, (usize, usize)> = std::collections::BTreeMap::new();
         for (_, idx, s, e) in candidates {
-            if kept.iter().all(|&(ks, ke, _)| e <= ks || s >= ke) {
-                kept.push((s, e, idx));
+            let clash = kept.range(..e).next_back().is_some_and(|(_, &(ke, _))| ke > s);
+            if !clash {
+                kept.insert(s, (e, idx));
             }
         }
-        kept.sort_unstable();
         Ok(kept
             .into_iter()
-            .map(|(start, end, idx)| Finding { kind: inner.detectors[idx].kind.clone(), start, end, detector: idx })
+            .map(|(start, (end, idx))| Finding { kind: inner.detectors[idx].kind.clone(), start, end, detector: idx })
             .collect())
     }
 
@@ -510,7 +512,11 @@ impl Redactor {
                 dropped.push(key.clone());
                 continue;
             }
-            // A key may itself be an identifier (a map keyed by e-mail address).
+            // A key may itself be an identifier (a map keyed by e-mail address). A key of only lower-case letters
+            // and `_` cannot hold one (every detector needs a digit, a capital, `@`, `.`, `:` or a space).
+            if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                continue;
+            }
             if let Some(new) = self.changed(key, deadline) {
                 renamed.push((key.clone(), new));
             }
