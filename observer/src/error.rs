@@ -141,6 +141,19 @@ pub enum ExporterError {
     #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
     #[error("OTLP span exporter: {0}")]
     SpanExporterBuild(#[source] opentelemetry_otlp::ExporterBuildError),
+    /// The audit chain's state directory (`IntegrityConfig::state_dir`) is held by another process or pipeline:
+    /// each producer needs its own (two writers of one chain would fork it).
+    #[error("audit chain state directory {} is in use by {owner}; give each process its own `integrity.state_dir`", .dir.display())]
+    ChainStateLocked {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Who holds it (`process <pid>`, or `another pipeline`).
+        owner: String,
+    },
+    /// An audit event could not be chained (`integrity` on): it was written to the stderr fallback without its
+    /// `integrity` object and counted as failed.
+    #[error("chaining an audit event: {0}")]
+    Integrity(#[from] crate::integrity::IntegrityError),
     /// A sink of your own failed: what its [`Sink`](crate::export::Sink) methods return for failures that are not
     /// I/O errors. The SDK's own sinks never return it.
     #[error("{sink} sink: {source}")]

@@ -390,7 +390,7 @@ pub(crate) fn process_redactor() -> Option<crate::redact::Redactor> {
 /// nothing is lost.
 mod fallback {
     use super::*;
-    use crate::export::{embedded_sink, Record};
+    use crate::export::{embedded_sink, Record, RecordKind};
 
     struct Fallback {
         service: ServiceFields,
@@ -480,7 +480,7 @@ mod fallback {
                 Err(e) => return Err(AuditError::WriteFailed { source: e.into(), event: Arc::new(event) }),
             },
         };
-        match sink.write(Record { event: written, json: &json, output }).and_then(|()| sink.flush()) {
+        match sink.write(Record { kind: RecordKind::Event(written), json: &json, output }).and_then(|()| sink.flush()) {
             Ok(()) => Ok(Arc::new(event)),
             Err(source) => Err(AuditError::WriteFailed { source, event: Arc::new(event) }),
         }

@@ -62,8 +62,9 @@ pub use audit::event::{AuditEvent, ChangeRecord};
 pub use audit::vocabulary::{AuditAction, AuditEventType, AuditOutcome, AuditSeverity, ResourceType};
 pub use config::AuditFormat;
 pub use config::{
-    AuditSink, CaptureLevel, Compression, FilePermissions, FileSync, KafkaConfig, ObserverConfig, PriceConfig,
-    PriceDataSource, PriceOverride, RedactionConfig, SaslMechanism, Secret, SecurityProtocol,
+    AuditSink, CaptureLevel, Compression, FilePermissions, FileSync, IntegrityConfig, KafkaConfig, ObserverConfig,
+    PriceConfig, PriceDataSource, PriceOverride, RedactionConfig, SaslMechanism, Secret, SecurityProtocol,
+    SigningKeySource,
 };
 pub use cost::price::{calculate_cost, calculate_cost_cached, calculate_cost_usage, get_price, CostResult, ModelPrice};
 pub use error::{AuditError, ConfigurationError, ExporterError, ObserverError, TokenError};

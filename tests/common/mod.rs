@@ -48,3 +48,4 @@ pub fn child_test(name: &str) -> std::process::Command {
 pub mod kafka;
 #[cfg(feature = "otel")]
 pub mod otlp;
+pub mod trail;

@@ -5,6 +5,7 @@
 mod capture;
 mod env;
 mod format;
+mod integrity;
 mod kafka;
 #[cfg(feature = "otel")]
 mod otel;
@@ -22,6 +23,7 @@ pub use self::capture::CaptureLevel;
 pub(crate) use self::env::process as process_env;
 use self::env::Env;
 pub use self::format::AuditFormat;
+pub use self::integrity::{IntegrityConfig, SigningKeySource};
 #[cfg(feature = "otel-kafka")]
 pub(crate) use self::kafka::validate_topic;
 pub use self::kafka::{Compression, KafkaConfig, SaslMechanism, SecurityProtocol};
@@ -114,6 +116,9 @@ pub struct ObserverConfig {
     /// the built-in detectors mask identifiers and secrets in descriptions, resource names, metadata and change
     /// values. Env `OBSERVER_REDACTION*`, see [`RedactionConfig::apply_env`].
     pub redaction: RedactionConfig,
+    /// The tamper-evident chain and signed checkpoints of the audit trail. Default off; see [`IntegrityConfig`]
+    /// (env `OBSERVER_INTEGRITY*`).
+    pub integrity: IntegrityConfig,
 }
 
 impl Default for ObserverConfig {
@@ -138,6 +143,7 @@ impl Default for ObserverConfig {
             capture_level: CaptureLevel::default(),
             prices: PriceConfig::default(),
             redaction: RedactionConfig::default(),
+            integrity: IntegrityConfig::default(),
         }
     }
 }
@@ -296,6 +302,7 @@ impl ObserverConfig {
     /// | `OBSERVER_FILE_MODE`, `OBSERVER_DIR_MODE` | `file_permissions` (octal, e.g. `640`) |
     /// | `OBSERVER_CAPTURE_LEVEL` | `capture_level` (`none`, `metadata`, `request`, `request_response`) |
     /// | `OBSERVER_REDACTION*` | the [`RedactionConfig`] fields, see [`RedactionConfig::apply_env`] |
+    /// | `OBSERVER_INTEGRITY*` | `integrity`, see [`IntegrityConfig::apply_env`] |
     /// | `KAFKA_*` | the [`KafkaConfig`] fields, see [`KafkaConfig::apply_env`] |
     /// | `OBSERVER_PRICES_*`, `OBSERVER_PRICE_OVERRIDES_FILE` | `prices`, see [`PriceConfig::apply_env`] |
     pub fn apply_env(self) -> Result<Self, ConfigurationError> {
@@ -371,6 +378,7 @@ impl ObserverConfig {
         if let Some(level) = env.choice("OBSERVER_CAPTURE_LEVEL")? {
             self.capture_level = level;
         }
+        self.integrity = std::mem::take(&mut self.integrity).apply_env_from(lookup)?;
         if let Some(kafka) = self.kafka.take() {
             self.kafka = Some(kafka.apply_env_from(lookup)?);
         }
@@ -413,6 +421,7 @@ impl ObserverConfig {
         }
         self.prices.validate()?;
         self.redaction.validate()?;
+        self.integrity.validate()?;
         Ok(())
     }
 }

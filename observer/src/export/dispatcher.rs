@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 
 use super::fallback_to_stderr;
-use super::{Record, Sink};
+use super::{Record, RecordKind, Sink};
 use crate::audit::format::{self, Extras};
 use crate::audit::AuditEvent;
 use crate::config::AuditFormat;
 use crate::error::ExporterError;
+use crate::integrity::Chain;
 
 /// Most events taken from the queue before the sinks are flushed.
 const MAX_BATCH: usize = 1024;
@@ -44,6 +45,10 @@ pub struct DispatchStats {
     /// Events counted as `written` whose sink's next `sync` (the file's `fdatasync`) then failed: they reached
     /// the file as far as the OS said, but may not survive a machine crash. Each such failure is reported.
     pub sync_failed: u64,
+    /// Checkpoint records of the integrity chain every sink delivered (not events: not in `accepted`).
+    pub checkpoints: u64,
+    /// Checkpoint records some sink did not deliver (their line went to the stderr fallback).
+    pub checkpoints_failed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +60,8 @@ struct Counters {
     rejected: AtomicU64,
     sink_errors: AtomicU64,
     sync_failed: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoints_failed: AtomicU64,
 }
 
 enum Command {
@@ -104,8 +111,12 @@ pub(crate) struct Worker {
 }
 
 impl Queue {
-    /// Starts the dispatcher thread feeding `sinks`.
-    pub(crate) fn start(settings: PipelineSettings, sinks: Vec<Arc<dyn Sink>>) -> std::io::Result<(Self, Worker)> {
+    /// Starts the dispatcher thread feeding `sinks`, chaining the events with `chain` (integrity on).
+    pub(crate) fn start(
+        settings: PipelineSettings,
+        sinks: Vec<Arc<dyn Sink>>,
+        chain: Option<Chain>,
+    ) -> std::io::Result<(Self, Worker)> {
         let (tx, rx) = bounded(settings.capacity);
         let (done_tx, done) = bounded(1);
         let counters = Arc::new(Counters::default());
@@ -119,6 +130,8 @@ impl Queue {
             buf: Vec::with_capacity(64 * 1024),
             spans: Vec::with_capacity(MAX_BATCH),
             failed: Vec::with_capacity(MAX_BATCH),
+            checkpoint: Vec::new(),
+            chain,
             unsynced_since: None,
             unsynced_events: 0,
             unreported: Ok(()),
@@ -239,6 +252,8 @@ impl Counters {
             rejected_queue_full: self.rejected.load(Ordering::Relaxed),
             sink_errors: self.sink_errors.load(Ordering::Relaxed),
             sync_failed: self.sync_failed.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            checkpoints_failed: self.checkpoints_failed.load(Ordering::Relaxed),
             pending: accepted.saturating_sub(written + failed),
         }
     }
@@ -310,6 +325,10 @@ struct Dispatcher {
     spans: Vec<(usize, usize)>,
     /// Whether event `i` since the last flush failed in some sink (its JSON then went to the stderr fallback).
     failed: Vec<bool>,
+    /// Whether record `i` since the last flush is a checkpoint (not an event).
+    checkpoint: Vec<bool>,
+    /// The integrity chain (integrity on).
+    chain: Option<Chain>,
     /// When data first reached the sinks after their last sync.
     unsynced_since: Option<Instant>,
     /// Events counted as written since the sinks' last sync.
@@ -346,13 +365,21 @@ impl Dispatcher {
         loop {
             // Block until a command comes. What was written since the last sync waits at most until the queue
             // has been quiet for `QUIET` (the dispatcher is idle), or `sync_interval` under steady load.
-            let wait = match self.unsynced_since {
+            let mut wait = match self.unsynced_since {
                 None => IDLE,
                 Some(t) => QUIET.min(self.sync_interval.saturating_sub(t.elapsed())),
             };
+            if let Some(due) = self.chain.as_ref().and_then(Chain::due_in) {
+                wait = wait.min(due);
+            }
             match self.rx.recv_timeout(wait) {
                 Ok(cmd) => batch.push(cmd),
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.chain.as_ref().is_some_and(Chain::due) {
+                        self.write_checkpoint();
+                        let res = self.flush_all();
+                        self.note(res);
+                    }
                     if self.unsynced_since.is_some() {
                         let res = self.sync_all();
                         self.note(res);
@@ -371,6 +398,7 @@ impl Dispatcher {
                 match cmd {
                     Command::Event(event) => self.write(&event),
                     Command::Flush(ack) => {
+                        self.write_checkpoint();
                         let res = self.flush_all().and_then(|()| self.sync_all());
                         let earlier = std::mem::replace(&mut self.unreported, Ok(()));
                         let _ = ack.send(earlier.and(res));
@@ -385,7 +413,14 @@ impl Dispatcher {
 
     /// Every queue handle is gone and the queue is empty (each batch was flushed as it was written).
     fn stop(&mut self) -> Result<(), ExporterError> {
+        // The last checkpoint covers every event.
+        self.write_checkpoint();
+        let res = self.flush_all();
+        self.note(res);
         let res = self.shutdown_all();
+        if let Some(chain) = &mut self.chain {
+            chain.close();
+        }
         std::mem::replace(&mut self.unreported, Ok(())).and(res)
     }
 
@@ -402,21 +437,54 @@ impl Dispatcher {
         let redacted = crate::redact::redact_event(&self.redactor, event);
         let event = redacted.as_ref().unwrap_or(event);
         let start = self.buf.len();
-        if let Err(e) = serde_json::to_writer(&mut self.buf, event) {
+        let res = match &mut self.chain {
+            None => serde_json::to_writer(&mut self.buf, event).map_err(ExporterError::from),
+            // Integrity on: the canonical line with its `integrity` object, chained.
+            Some(chain) => chain.write(event, &mut self.buf),
+        };
+        if let Err(e) = res {
             // Cannot happen for AuditEvent (no maps with non-string keys), but never lose the event silently.
             self.buf.truncate(start);
             crate::diag::report!(ERROR, "event-unserialisable", "serialising audit event {}: {e}", event.event_id);
+            if let Ok(json) = serde_json::to_vec(event) {
+                fallback_to_stderr(&json);
+            }
             self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        self.deliver(start, RecordKind::Event(event));
+        if self.chain.as_ref().is_some_and(Chain::due) {
+            self.write_checkpoint();
+        }
+    }
+
+    /// A checkpoint record into the stream (integrity on, events since the last one).
+    fn write_checkpoint(&mut self) {
+        let Some(chain) = &mut self.chain else { return };
+        let start = self.buf.len();
+        if let Some(checkpoint) = chain.checkpoint(&mut self.buf) {
+            self.deliver(start, RecordKind::Checkpoint(&checkpoint));
+        }
+    }
+
+    /// Hands the record whose JSON is `buf[start..]` to every sink.
+    fn deliver(&mut self, start: usize, kind: RecordKind<'_>) {
         let idx = self.spans.len();
         self.spans.push((start, self.buf.len()));
         self.failed.push(false);
+        self.checkpoint.push(matches!(kind, RecordKind::Checkpoint(_)));
         let json = &self.buf[start..];
-        self.formats.render(event, &Extras::default());
+        let is_checkpoint = matches!(kind, RecordKind::Checkpoint(_));
+        if let RecordKind::Event(event) = kind {
+            self.formats.render(event, &Extras::default());
+        }
         let mut panicked = Vec::new();
         for (i, slot) in self.sinks.iter_mut().enumerate() {
+            if is_checkpoint && slot.format != AuditFormat::Json {
+                // The chain covers the guide JSON: checkpoints go to the sinks of that format only.
+                continue;
+            }
             let Some(output) = self.formats.output(slot.format, json) else {
                 // Not renderable in this sink's format (reported): the guide JSON goes to the fallback.
                 self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
@@ -425,7 +493,7 @@ impl Dispatcher {
                 }
                 continue;
             };
-            let record = Record { event, json, output };
+            let record = Record { kind, json, output };
             match call(|| slot.sink.write(record)) {
                 Call::Done(Ok(())) => slot.accepted.push(idx),
                 Call::Done(Err(e)) => {
@@ -514,14 +582,22 @@ impl Dispatcher {
         if any && self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
         }
-        let failed = self.failed.iter().filter(|f| **f).count() as u64;
-        let total = self.spans.len() as u64;
+        let (mut failed, mut checkpoints, mut checkpoints_failed) = (0, 0, 0);
+        for (&f, &c) in self.failed.iter().zip(&self.checkpoint) {
+            checkpoints += u64::from(c);
+            checkpoints_failed += u64::from(c && f);
+            failed += u64::from(f && !c);
+        }
+        let total = self.spans.len() as u64 - checkpoints;
         self.counters.failed.fetch_add(failed, Ordering::Relaxed);
         self.counters.written.fetch_add(total - failed, Ordering::Relaxed);
+        self.counters.checkpoints.fetch_add(checkpoints - checkpoints_failed, Ordering::Relaxed);
+        self.counters.checkpoints_failed.fetch_add(checkpoints_failed, Ordering::Relaxed);
         self.unsynced_events += total - failed;
         self.buf.clear();
         self.spans.clear();
         self.failed.clear();
+        self.checkpoint.clear();
         first
     }
 
@@ -666,7 +742,7 @@ mod tests {
             sync_interval: Duration::from_secs(3600),
             redactor: crate::redact::Redactor::default(),
         };
-        let (pipeline, mut worker) = Queue::start(settings, sinks).unwrap();
+        let (pipeline, mut worker) = Queue::start(settings, sinks, None).unwrap();
         pipeline.submit(event(2)).unwrap();
         pipeline.flush(Duration::from_secs(10)).unwrap();
         drop(pipeline);
@@ -688,7 +764,8 @@ mod tests {
             sync_interval: Duration::from_secs(3600),
             redactor: crate::redact::Redactor::default(),
         };
-        let (pipeline, mut worker) = Queue::start(settings, vec![Arc::new(memory.clone()), failing.clone()]).unwrap();
+        let (pipeline, mut worker) =
+            Queue::start(settings, vec![Arc::new(memory.clone()), failing.clone()], None).unwrap();
 
         for i in 0..10 {
             pipeline.submit(event(i)).unwrap();

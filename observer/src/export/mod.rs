@@ -31,13 +31,15 @@ use crate::audit::AuditEvent;
 use crate::config::AuditFormat;
 use crate::error::ExporterError;
 
-/// One serialised event as a sink receives it.
+/// One serialised record as a sink receives it: an audit event, or a checkpoint of the audit trail's integrity
+/// chain (when [`IntegrityConfig`](crate::IntegrityConfig) is on).
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
-    /// The event.
-    pub event: &'a AuditEvent,
+    /// What it is: an event, or a checkpoint of the integrity chain.
+    pub kind: RecordKind<'a>,
     /// Its guide JSON (one line, no trailing newline), serialised once for all sinks: the evidence, and what the
-    /// stderr fallback carries when a sink does not deliver the record.
+    /// stderr fallback carries when a sink does not deliver the record. With integrity on, the canonical line with
+    /// its `integrity` object; for a checkpoint, the checkpoint line.
     pub json: &'a [u8],
     /// The event in the receiving sink's [`Sink::format`] (one line, no trailing newline), serialised once per
     /// event for all the sinks of that format; the same bytes as `json` for [`AuditFormat::Json`].
@@ -45,14 +47,35 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    /// A record in the guide's JSON (`output` is `json`).
+    /// An event record in the guide's JSON (`output` is `json`).
     pub fn new(event: &'a AuditEvent, json: &'a [u8]) -> Self {
-        Self { event, json, output: json }
+        Self { kind: RecordKind::Event(event), json, output: json }
+    }
+
+    /// The audit event, `None` for a checkpoint.
+    pub fn as_event(&self) -> Option<&'a AuditEvent> {
+        match self.kind {
+            RecordKind::Event(e) => Some(e),
+            RecordKind::Checkpoint(_) => None,
+        }
     }
 }
 
-/// A destination for audit events. Called only from the dispatcher thread, one batch at a time:
-/// `write` for every record of the batch, then `flush`.
+/// What a [`Record`] is.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum RecordKind<'a> {
+    /// An audit event (with integrity on, its JSON carries the `integrity` object the event itself does not).
+    Event(&'a AuditEvent),
+    /// A checkpoint of the integrity chain: a line of its own in the same stream, not an audit event (not counted
+    /// in [`DispatchStats::accepted`]; see [`DispatchStats::checkpoints`]). Only sinks of the guide's JSON format
+    /// ([`AuditFormat::Json`]) receive checkpoints (`output` is `json`): the chain covers that JSON, not the OCSF or
+    /// FHIR renderings.
+    Checkpoint(&'a crate::integrity::Checkpoint),
+}
+
+/// A destination for audit events (and the integrity chain's checkpoints, see [`RecordKind`]). Called only from the
+/// dispatcher thread, one batch at a time: `write` for every record of the batch, then `flush`.
 ///
 /// An error from `write` is counted in [`DispatchStats::sink_errors`] and reported; the dispatcher then
 /// writes that record's JSON line to standard error (prefixed `observer-audit-fallback: `), so that an
@@ -70,7 +93,7 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
         AuditFormat::Json
     }
 
-    /// Writes one record (it may be buffered until [`flush`](Sink::flush)).
+    /// Writes one record, an event or a checkpoint (it may be buffered until [`flush`](Sink::flush)).
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError>;
 
     /// Hands everything buffered to its destination. Called after every batch.

@@ -84,6 +84,8 @@ impl Core {
     /// dispatcher. `config` is used as it is (no environment overrides).
     pub(crate) fn start(config: ObserverConfig) -> Result<(Self, Worker), ObserverError> {
         let redactor = crate::redact::Redactor::new(&config.redaction)?;
+        // Before the sinks: a state directory held by another process must not leave files or producers behind.
+        let chain = if config.integrity.enabled { Some(crate::integrity::Chain::open(&config)?) } else { None };
         let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
         if let Some(sink) = embedded_sink(&config)? {
             sinks.push(sink);
@@ -113,7 +115,7 @@ impl Core {
             sync_interval: config.sync_interval,
             redactor: redactor.clone(),
         };
-        let (queue, worker) = Queue::start(settings, sinks)
+        let (queue, worker) = Queue::start(settings, sinks, chain)
             .map_err(|source| ExporterError::Io { what: "dispatcher thread".into(), source })?;
         let service = ServiceFields::new(&config);
         let core = Self {

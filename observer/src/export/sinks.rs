@@ -320,11 +320,13 @@ pub struct MemorySink {
     format: AuditFormat,
 }
 
-/// One recorded event: the event, its guide JSON, and its output when the sink's format is not the guide's JSON.
-type Recorded = (AuditEvent, Vec<u8>, Option<Vec<u8>>);
+/// One record: the event (`None` for a checkpoint of the integrity chain), its guide JSON, and its output when the
+/// sink's format is not the guide's JSON.
+type Recorded = (Option<AuditEvent>, Vec<u8>, Option<Vec<u8>>);
 
 #[derive(Debug, Default)]
 struct MemoryInner {
+    /// Every record in arrival order.
     records: Mutex<Vec<Recorded>>,
     arrived: Condvar,
 }
@@ -344,26 +346,40 @@ impl MemorySink {
 
     /// The events recorded so far, in arrival order.
     pub fn events(&self) -> Vec<AuditEvent> {
-        lock(&self.inner.records).iter().map(|(e, ..)| e.clone()).collect()
+        lock(&self.inner.records).iter().filter_map(|(e, ..)| e.clone()).collect()
     }
 
     /// The guide JSON of the events recorded so far, exactly as serialised for every sink.
     pub fn json(&self) -> Vec<serde_json::Value> {
-        lock(&self.inner.records).iter().filter_map(|(_, j, _)| serde_json::from_slice(j).ok()).collect()
+        let records = lock(&self.inner.records);
+        records.iter().filter(|(e, ..)| e.is_some()).filter_map(|(_, j, _)| serde_json::from_slice(j).ok()).collect()
     }
 
-    /// The records as received in [`Record::output`] (the sink's format: OCSF events, FHIR `AuditEvent`s, or the
+    /// The events as received in [`Record::output`] (the sink's format: OCSF events, FHIR `AuditEvent`s, or the
     /// guide's JSON), parsed.
     pub fn output(&self) -> Vec<serde_json::Value> {
         lock(&self.inner.records)
             .iter()
+            .filter(|(e, ..)| e.is_some())
             .filter_map(|(_, j, o)| serde_json::from_slice(o.as_deref().unwrap_or(j)).ok())
             .collect()
     }
 
+    /// The integrity chain's checkpoint records received so far (see [`RecordKind::Checkpoint`](super::RecordKind)),
+    /// as JSON.
+    pub fn checkpoints(&self) -> Vec<serde_json::Value> {
+        let records = lock(&self.inner.records);
+        records.iter().filter(|(e, ..)| e.is_none()).filter_map(|(_, j, _)| serde_json::from_slice(j).ok()).collect()
+    }
+
+    /// Every record's guide JSON line in arrival order, events and checkpoints: what a JSON-lines file would hold.
+    pub fn lines(&self) -> Vec<Vec<u8>> {
+        lock(&self.inner.records).iter().map(|(_, j, _)| j.clone()).collect()
+    }
+
     /// The number of events recorded.
     pub fn len(&self) -> usize {
-        lock(&self.inner.records).len()
+        lock(&self.inner.records).iter().filter(|(e, ..)| e.is_some()).count()
     }
 
     /// Whether nothing was recorded.
@@ -381,7 +397,7 @@ impl MemorySink {
         let deadline = Instant::now() + timeout;
         let mut records = lock(&self.inner.records);
         loop {
-            if let Some((e, ..)) = records.iter().find(|(e, ..)| pred(e)) {
+            if let Some(e) = records.iter().filter_map(|(e, ..)| e.as_ref()).find(|e| pred(e)) {
                 return Some(e.clone());
             }
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -404,7 +420,7 @@ impl Sink for MemorySink {
 
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
         let output = (self.format != AuditFormat::Json).then(|| record.output.to_vec());
-        lock(&self.inner.records).push((record.event.clone(), record.json.to_vec(), output));
+        lock(&self.inner.records).push((record.as_event().cloned(), record.json.to_vec(), output));
         Ok(())
     }
 

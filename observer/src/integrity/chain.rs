@@ -118,7 +118,7 @@ pub struct Integrity {
 
 impl Integrity {
     /// The canonical form of this object without its `hash` member (members in canonical order).
-    fn canonical_without_hash(&self, out: &mut Vec<u8>) {
+    pub(crate) fn canonical_without_hash(&self, out: &mut Vec<u8>) {
         // Member names sort as: chain_id < prev_hash < seq < start ("hash" is left out).
         let seq = self.seq.to_string();
         let prev = format!("\"{}\"", self.prev_hash.to_hex());

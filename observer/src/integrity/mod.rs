@@ -10,11 +10,14 @@
 //! - [`Checkpoint`]: a signed checkpoint line in the audit stream; [`InclusionProof`]: one event against one.
 
 mod canonical;
+mod canonical_ser;
 mod chain;
 mod checkpoint;
 mod merkle;
 mod note;
+mod producer;
 mod proof;
+mod state;
 mod verify;
 
 pub use canonical::{canonical_json, parse_strict, write_canonical};
@@ -27,6 +30,7 @@ pub use checkpoint::{
 };
 pub use merkle::{inclusion_proof, leaf_hash, merkle_root, node_hash, verify_inclusion, MerkleTree};
 pub use note::{key_id, open_note, NoteError, NoteSigner, NoteVerifier, OpenedNote};
+pub(crate) use producer::Chain;
 pub use proof::{InclusionProof, INCLUSION_PROOF_TYPE};
 pub use verify::{
     examine_line, ChainReport, Examined, Finding, FindingKind, SourceId, TrailReport, TrailVerifier, FALLBACK_PREFIX,

@@ -274,6 +274,19 @@ impl KafkaExporter {
         self.send(&self.inner.config.audit_topic, Some(&key), &headers, payload)
     }
 
+    /// A checkpoint of the integrity chain to the audit topic: key `checkpoint:<chain id>`, headers `record_type:
+    /// checkpoint`, `schema_version`, `content-type`.
+    pub(crate) fn send_checkpoint_json(
+        &self,
+        checkpoint: &crate::integrity::Checkpoint,
+        json: &[u8],
+    ) -> Result<Accepted, ExporterError> {
+        let key = format!("checkpoint:{}", checkpoint.chain_id);
+        let headers =
+            [("record_type", "checkpoint"), ("schema_version", SCHEMA_VERSION), ("content-type", "application/json")];
+        self.send(&self.inner.config.audit_topic, Some(&key), &headers, json)
+    }
+
     /// Hands one message to librdkafka, or to the spool when librdkafka cannot take it. Never blocks.
     ///
     /// # Errors

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::KafkaExporter;
 use crate::error::ExporterError;
-use crate::export::{Record, Sink};
+use crate::export::{Record, RecordKind, Sink};
 
 /// The audit sink that exports every event to the audit topic through a shared [`KafkaExporter`].
 #[derive(Debug, Clone)]
@@ -34,7 +34,11 @@ impl Sink for KafkaSink {
     }
 
     fn write(&self, record: Record<'_>) -> Result<(), ExporterError> {
-        self.exporter.send_audit_record(record.event, self.format(), record.output).map(drop)
+        match record.kind {
+            RecordKind::Event(event) => self.exporter.send_audit_record(event, self.format(), record.output).map(drop),
+            // Only sinks of the guide's JSON get checkpoints.
+            RecordKind::Checkpoint(checkpoint) => self.exporter.send_checkpoint_json(checkpoint, record.json).map(drop),
+        }
     }
 
     fn shutdown(&self) -> Result<(), ExporterError> {
