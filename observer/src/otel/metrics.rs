@@ -428,6 +428,8 @@ mod otel {
                 sink_errors: 6,
                 pending: 7,
                 sync_failed: 8,
+                checkpoints: 9,
+                checkpoints_failed: 10,
             };
             let mut seen = Vec::new();
             for &(name, _, kind, _) in HEALTH.iter().filter(|h| h.0.starts_with("observer.audit.")) {
