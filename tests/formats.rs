@@ -355,3 +355,42 @@ fn the_environment_picks_the_format_and_a_bad_one_names_the_variable() {
     let err = observer::KafkaConfig::default().apply_env_from(&lookup(&[("KAFKA_AUDIT_FORMAT", "x")])).unwrap_err();
     assert_eq!(err.field, "KAFKA_AUDIT_FORMAT");
 }
+
+#[test]
+fn with_the_integrity_chain_on_ocsf_and_fhir_carry_each_events_chain_id_seq_and_hash() {
+    let ocsf = MemorySink::new().in_format(AuditFormat::Ocsf);
+    let fhir = MemorySink::new().in_format(AuditFormat::Fhir);
+    let json = MemorySink::new();
+    let pipeline = Pipeline::new(ObserverConfig {
+        service_name: "formats-chain".into(),
+        audit_sink: AuditSink::Memory(json.clone()),
+        extra_sinks: vec![Arc::new(ocsf.clone()), Arc::new(fhir.clone())],
+        integrity: observer::IntegrityConfig { enabled: true, checkpoint_every: 2, ..Default::default() },
+        ..Default::default()
+    })
+    .unwrap();
+    export::with_pipeline_sync(&pipeline, || {
+        for i in 0..5 {
+            audit::log_read(ResourceType::Document, format!("doc-{i}")).emit().unwrap();
+        }
+    });
+    pipeline.shutdown().unwrap();
+    let guide: Vec<serde_json::Value> = json.json().into_iter().filter(|v| v.get("integrity").is_some()).collect();
+    assert_eq!(guide.len(), 5);
+    let (o, f) = (ocsf.output(), fhir.output());
+    assert_eq!((o.len(), f.len()), (5, 5));
+    for ((g, o), f) in guide.iter().zip(&o).zip(&f) {
+        let integrity = &g["integrity"];
+        assert_eq!(o["unmapped"]["integrity"]["chain_id"], integrity["chain_id"]);
+        assert_eq!(o["unmapped"]["integrity"]["seq"], integrity["seq"]);
+        assert_eq!(o["unmapped"]["integrity"]["hash"], integrity["hash"]);
+        assert_eq!(o["metadata"]["sequence"], integrity["seq"]);
+        let subs = f["extension"][0]["extension"].as_array().unwrap();
+        let sub = |u: &str| subs.iter().find(|s| s["url"] == u).map(|s| s["valueString"].clone());
+        assert_eq!(sub("chainId"), Some(integrity["chain_id"].clone()));
+        assert_eq!(sub("chainSeq"), Some(serde_json::Value::from(integrity["seq"].to_string())));
+        assert_eq!(sub("chainHash"), Some(integrity["hash"].clone()));
+    }
+    assert_eq!(validate("ocsf", &o), 5);
+    assert_eq!(validate("fhir", &f), 5);
+}

@@ -477,7 +477,15 @@ impl Dispatcher {
         let json = &self.buf[start..];
         let is_checkpoint = matches!(kind, RecordKind::Checkpoint(_));
         if let RecordKind::Event(event) = kind {
-            self.formats.render(event, &Extras::default());
+            // The chain fields of the event just chained, for the other formats (OCSF, FHIR) to carry.
+            let last = self.chain.as_ref().map(Chain::last);
+            let hash = last.map(|(_, _, h)| h.to_hex());
+            let chain = last.zip(hash.as_deref()).map(|((chain_id, seq, _), hash)| crate::audit::format::ChainFields {
+                chain_id,
+                seq,
+                hash,
+            });
+            self.formats.render(event, &Extras { chain });
         }
         let mut panicked = Vec::new();
         for (i, slot) in self.sinks.iter_mut().enumerate() {

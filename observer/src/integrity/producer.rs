@@ -113,6 +113,11 @@ impl Chain {
         &self.chain_id
     }
 
+    /// The chain id, sequence number and hash of the last event written (for the other output formats).
+    pub(crate) fn last(&self) -> (&str, u64, Digest) {
+        (&self.chain_id, self.tree.size(), self.prev)
+    }
+
     /// Writes `event` as its JSON line (no newline) with its `integrity` object to the end of `buf`, and adds it to
     /// the chain. The line is in canonical form (members sorted, RFC 8785 numbers): what is hashed is the line
     /// without `integrity.hash`. On an error `buf` and the chain are left as they were.
