@@ -14,7 +14,8 @@ pub(crate) fn text(text: &str) -> Cow<'_, str> {
 }
 
 /// Field `key` with `value` redacted under the process's policy (the key rules for `key`, then the value's strings);
-/// `false` when the policy drops the field.
+/// `false` when the policy drops the field. (Used by the span exporters, hence only with `otel`.)
+#[cfg(feature = "otel")]
 pub(crate) fn field(key: &str, value: &mut Value) -> bool {
     crate::redact::active().redact_field(key, value)
 }
