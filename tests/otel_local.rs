@@ -61,3 +61,36 @@ fn keep_data_local_exports_nothing() {
     }
     observer::trace::shutdown_tracing().expect("nothing to shut down");
 }
+
+/// The console layer (`TracingConfig::console`) prints span and event fields redacted, as exported spans are:
+/// stderr is shipped off the host as surely as OTLP is.
+#[test]
+fn the_console_layer_prints_fields_redacted() {
+    let out = common::child_test("console_child").env("OBSERVER_TEST_CONSOLE_CHILD", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed:\n{stderr}");
+    // The child printed its span and event (so the checks below are not vacuous) ...
+    assert!(stderr.contains("console-check"), "no console output:\n{stderr}");
+    assert!(stderr.contains("visit_count=3"), "a plain field is printed as given:\n{stderr}");
+    // ... with no identifier or secret left in it.
+    for leaked in ["123-45-6789", "jane.roe@example.com", "hunter2-secret", "sk-proj-"] {
+        assert!(!stderr.contains(leaked), "{leaked} printed on the console:\n{stderr}");
+    }
+    assert!(stderr.contains("[SSN]") && stderr.contains("[EMAIL]"), "the masks are printed:\n{stderr}");
+}
+
+#[test]
+#[ignore = "run by the_console_layer_prints_fields_redacted as a child process"]
+fn console_child() {
+    if std::env::var_os("OBSERVER_TEST_CONSOLE_CHILD").is_none() {
+        return;
+    }
+    configure_tracing(TracingConfig { console: true, ..Default::default() }).unwrap();
+    let span = tracing::info_span!("visit", patient_email = "jane.roe@example.com", visit_count = 3);
+    let _entered = span.enter();
+    tracing::info!(
+        password = "hunter2-secret",
+        api_key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+        "console-check: SSN 123-45-6789 on file"
+    );
+}

@@ -127,7 +127,8 @@ pub struct TracingConfig {
     /// The transport. Default HTTP/protobuf. Env `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL`.
     pub protocol: OtlpProtocol,
     /// Also print spans and events to stderr (a `tracing_subscriber::fmt` layer, filtered by `RUST_LOG` when set,
-    /// else by [`level`](Self::level)). Only [`configure_tracing`] installs it. Default `false`.
+    /// else by [`level`](Self::level)), every field redacted by the process's redaction policy as exported spans
+    /// are. Only [`configure_tracing`] installs it. Default `false`.
     pub console: bool,
     /// The most verbose level that is exported. Default `INFO` (`info_span!`, `#[instrument]`). Spans of the
     /// exporter's own stack (`h2`, `hyper`, `reqwest`, `tonic`, `tower`, `opentelemetry*`) are never exported.

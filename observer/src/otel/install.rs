@@ -73,7 +73,10 @@ pub fn configure_tracing(config: TracingConfig) -> Result<(), ObserverError> {
         let filter = tracing_subscriber::EnvFilter::builder()
             .with_default_directive(LevelFilter::from_level(config.level).into())
             .from_env_lossy();
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter)
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(super::redacting::RedactingFields)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
     });
     let subscriber = tracing_subscriber::registry().with(otel).with(console);
     if ::tracing::subscriber::set_global_default(subscriber).is_err() {

@@ -9,8 +9,12 @@
 //! own settings) are not redacted.
 //!
 //! Fails closed: if redacting a span panics, every string in it is replaced by a marker.
+//!
+//! The console layer of [`configure_tracing`](crate::trace::configure_tracing) prints through
+//! [`RedactingFields`]: every field of a span or event redacted the same way before it reaches stderr.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -18,6 +22,10 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::FormatFields;
 
 use crate::llm::semconv::*;
 
@@ -211,6 +219,61 @@ impl<E: SpanExporter> SpanExporter for RedactingSpanExporter<E> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+/// The console layer's field formatter: each field of a span or event is redacted by the process's policy (the
+/// key rules apply to the field's name) before it is printed; a field the policy drops is not printed, and a
+/// value whose redaction panics is printed as the failure marker.
+pub(crate) struct RedactingFields;
+
+impl<'writer> FormatFields<'writer> for RedactingFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> std::fmt::Result {
+        let mut visitor = ConsoleFields::default();
+        fields.record(&mut visitor);
+        writer.write_str(&visitor.out)
+    }
+}
+
+/// Collects `message key=value …`, each value redacted.
+#[derive(Default)]
+struct ConsoleFields {
+    out: String,
+}
+
+impl ConsoleFields {
+    fn push(&mut self, field: &Field, value: String) {
+        let mut json = serde_json::Value::String(value);
+        let keep =
+            catch_unwind(AssertUnwindSafe(|| crate::outbound::field(field.name(), &mut json))).unwrap_or_else(|_| {
+                json = FAILED_MARKER.into();
+                true
+            });
+        if !keep {
+            return;
+        }
+        let text = match json {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        if !self.out.is_empty() {
+            self.out.push(' ');
+        }
+        if field.name() == "message" {
+            self.out.push_str(&text);
+        } else {
+            let _ = write!(self.out, "{}={text}", field.name());
+        }
+    }
+}
+
+impl Visit for ConsoleFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.push(field, format!("{value:?}"));
     }
 }
 
