@@ -1,5 +1,6 @@
-//! Trails for the verifier tests, built with `observer::integrity` (what the producer does, event by event), and
-//! running the `observer-trail` binary.
+//! Trails for the verifier tests: written by the real pipeline (`pipeline_trail`), or built with
+//! `observer::integrity` event by event (`trail`, for chain ids and shapes a test needs exactly); and running the
+//! `observer-trail` binary.
 #![allow(dead_code)]
 
 use observer::integrity::{
@@ -72,18 +73,69 @@ pub fn text(out: &Output) -> String {
 
 /// The index of the line of the event `seq` (the first one).
 pub fn seq_line(lines: &[String], seq: u64) -> usize {
-    let needle = format!("\"seq\":{seq},");
     lines
         .iter()
-        .position(|l| !l.contains("\"record_type\":\"checkpoint\"") && l.contains(&needle))
+        .position(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            v.get("record_type").is_none() && v["integrity"]["seq"].as_u64() == Some(seq)
+        })
         .unwrap_or_else(|| panic!("no event seq {seq}"))
 }
 
 /// The index of the first checkpoint line of size `size`.
 pub fn checkpoint_line(lines: &[String], size: u64) -> usize {
-    let needle = format!("\"size\":{size},");
     lines
         .iter()
-        .position(|l| l.contains("\"record_type\":\"checkpoint\"") && l.contains(&needle))
+        .position(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            v["record_type"] == "checkpoint" && v["size"].as_u64() == Some(size)
+        })
         .unwrap_or_else(|| panic!("no checkpoint of size {size}"))
+}
+
+/// `n` audit events written by the real pipeline (`observer::export::Pipeline`, file sink, chain on, a checkpoint after
+/// every `every` events and at shutdown, signed by `signer`) into a file of its own in `dir`; the file's lines.
+pub fn pipeline_trail(dir: &Path, n: u64, every: u64, signer: &NoteSigner) -> Trail {
+    use observer::{AuditSink, IntegrityConfig, ObserverConfig, Secret, SigningKeySource};
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("producer-{k}.jsonl"));
+    let pipeline = observer::export::Pipeline::new(ObserverConfig {
+        service_name: "trail-test".into(),
+        audit_sink: AuditSink::file(&file),
+        integrity: IntegrityConfig {
+            enabled: true,
+            checkpoint_every: every,
+            signing_key: Some(SigningKeySource::Value(Secret::new(signer.private_key_string()))),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .expect("pipeline");
+    observer::export::with_pipeline_sync(&pipeline, || {
+        for seq in 1..=n {
+            observer::audit::log_read(ResourceType::Document, format!("doc-{seq}"))
+                .description(format!("read number {seq} of patient record \u{e9}"))
+                .metadata("n", seq)
+                .metadata("ratio", 0.5 + seq as f64)
+                .emit()
+                .expect("queued");
+        }
+    });
+    pipeline.shutdown().expect("shutdown");
+    let text = std::fs::read_to_string(&file).expect("audit file");
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut t = Trail { chain_id: String::new(), lines, event_ids: Vec::new(), hashes: Vec::new() };
+    for line in &t.lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if v.get("record_type").is_some() {
+            continue;
+        }
+        let integrity = observer::integrity::read_integrity(&v).expect("a chained event");
+        t.chain_id = integrity.chain_id.clone();
+        t.event_ids.push(v["event_id"].as_str().unwrap().to_owned());
+        t.hashes.push(integrity.hash.unwrap());
+    }
+    assert_eq!(t.event_ids.len() as u64, n, "every event in the file");
+    t
 }
