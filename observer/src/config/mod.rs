@@ -4,7 +4,7 @@
 
 mod capture;
 mod env;
-mod format;
+pub(crate) mod format;
 mod integrity;
 mod kafka;
 #[cfg(feature = "otel")]
@@ -13,8 +13,8 @@ mod prices;
 mod redaction;
 #[cfg(feature = "otel")]
 mod sampler;
+pub(crate) mod secret;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,7 @@ pub use self::prices::{PriceConfig, PriceDataSource, PriceOverride};
 pub use self::redaction::RedactionConfig;
 #[cfg(feature = "otel")]
 pub use self::sampler::TraceSampler;
+pub use self::secret::Secret;
 use crate::error::ConfigurationError;
 use crate::export::{MemorySink, Sink};
 
@@ -236,40 +237,6 @@ pub enum FileSync {
     OnFlush,
     /// fsync after every batch (slowest, strongest).
     EveryBatch,
-}
-
-/// A secret string (e.g. the SASL password): never shown by `Debug` or `Display`, never serialised.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value, for handing to the client library that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([REDACTED])")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
 }
 
 impl ObserverConfig {

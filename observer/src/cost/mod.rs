@@ -152,6 +152,7 @@
 mod data;
 mod overrides;
 pub(crate) mod price;
+mod provider;
 
 pub use crate::llm::usage::MAX_TOKEN_COUNT;
 pub use data::{

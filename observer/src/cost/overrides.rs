@@ -3,7 +3,7 @@
 
 use genai_prices::{Usage, UsageKey};
 
-use super::price::provider_id;
+use super::provider::provider_id;
 use crate::config::PriceOverride;
 
 /// A [`PriceOverride`] ready to match: the provider as a `genai-prices` id (aliases applied), both trimmed.

@@ -11,7 +11,7 @@ use super::fallback_to_stderr;
 use super::{Record, RecordKind, Sink};
 use crate::audit::format::{self, Extras};
 use crate::audit::AuditEvent;
-use crate::config::AuditFormat;
+use crate::config::format::AuditFormat;
 use crate::error::ExporterError;
 use crate::integrity::Chain;
 

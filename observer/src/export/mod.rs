@@ -28,7 +28,7 @@ pub use pipeline::{with_pipeline, with_pipeline_sync, Pipeline, WithPipeline};
 pub use sinks::{FileSink, MemorySink, StdoutSink};
 
 use crate::audit::AuditEvent;
-use crate::config::AuditFormat;
+use crate::config::format::AuditFormat;
 use crate::error::ExporterError;
 
 /// One serialised record as a sink receives it: an audit event, or a checkpoint of the audit trail's integrity

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::{files, Record, Sink};
 use crate::audit::AuditEvent;
-use crate::config::{AuditFormat, FilePermissions, FileSync};
+use crate::config::format::AuditFormat;
+use crate::config::{FilePermissions, FileSync};
 use crate::error::ExporterError;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

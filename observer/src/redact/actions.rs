@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::policy::Kind;
-use crate::config::Secret;
+use crate::config::secret::Secret;
 use crate::error::ConfigurationError;
 
 /// What replaces a value a detector or key rule found.

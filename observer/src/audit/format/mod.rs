@@ -9,7 +9,7 @@ mod ocsf;
 use serde_json::Value;
 
 use super::event::AuditEvent;
-use crate::config::AuditFormat;
+use crate::config::format::AuditFormat;
 
 /// The integrity-chain fields of one event (the `integrity` object of its guide JSON), carried into the other
 /// formats so that a record there can be matched with the verifiable trail.

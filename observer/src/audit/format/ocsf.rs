@@ -10,7 +10,7 @@ use super::{client_ip, meta_str, non_empty, title, user_agent, ChainFields, Extr
 use crate::actor::ActorContext;
 use crate::audit::event::AuditEvent;
 use crate::audit::vocabulary::{AuditAction, AuditOutcome, AuditSeverity};
-use crate::config::AuditFormat;
+use crate::config::format::AuditFormat;
 
 /// `metadata.product` of every event: this SDK.
 const PRODUCT_NAME: &str = "Autonomize Observer";

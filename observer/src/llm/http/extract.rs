@@ -7,10 +7,30 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::detect::Endpoint;
-use super::record::Settings;
 use super::TokenUsage;
 use crate::llm::messages::{input_content, InputContent, RequestShape};
 use crate::llm::usage::builtin_usage;
+
+/// The effective switches for one call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) audit: bool,
+    pub(crate) summary_chars: usize,
+    /// Never [`CaptureLevel::None`](crate::CaptureLevel::None): such calls are not recorded at all.
+    pub(crate) capture: crate::CaptureLevel,
+}
+
+impl Settings {
+    /// How many characters of the response text to keep: enough for the output message at
+    /// `RequestResponse`, for the audit summary otherwise (none below `RequestResponse`).
+    pub(crate) fn response_chars(&self) -> usize {
+        if !self.capture.captures_response() {
+            0
+        } else {
+            self.summary_chars.max(crate::llm::messages::MAX_PART_CHARS + 1)
+        }
+    }
+}
 
 /// Request parameters read from the JSON request body.
 #[derive(Debug, Default, Clone, PartialEq)]

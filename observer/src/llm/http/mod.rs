@@ -33,7 +33,7 @@ pub(crate) struct Options {
 
 impl Options {
     /// The settings of a call to `provider`, or `None` when it is not instrumented.
-    pub(crate) fn resolve(&self, provider: Provider) -> Option<record::Settings> {
+    pub(crate) fn resolve(&self, provider: Provider) -> Option<extract::Settings> {
         record::resolve(provider, self.openai, self.anthropic, self.audit, self.summary_chars, self.capture)
     }
 }

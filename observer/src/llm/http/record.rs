@@ -6,7 +6,7 @@ use tracing::field::Empty;
 use tracing::Span;
 
 use super::detect::{Endpoint, Provider};
-use super::extract::{parse_request, truncate, RequestInfo, ResponseInfo};
+use super::extract::{parse_request, truncate, RequestInfo, ResponseInfo, Settings};
 use super::sse::SseParser;
 use super::TokenUsage;
 use crate::llm::semconv::*;
@@ -29,27 +29,6 @@ pub(crate) const MAX_JSON_BYTES: usize = 16 << 20;
 /// A count as a span value: `tracing-opentelemetry` exports `i64` as an integer but `u64` as text.
 pub(crate) fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// The effective switches for one call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub(crate) audit: bool,
-    pub(crate) summary_chars: usize,
-    /// Never [`CaptureLevel::None`](crate::CaptureLevel::None): such calls are not recorded at all.
-    pub(crate) capture: crate::CaptureLevel,
-}
-
-impl Settings {
-    /// How many characters of the response text to keep: enough for the output message at
-    /// `RequestResponse`, for the audit summary otherwise (none below `RequestResponse`).
-    pub(crate) fn response_chars(&self) -> usize {
-        if !self.capture.captures_response() {
-            0
-        } else {
-            self.summary_chars.max(crate::llm::messages::MAX_PART_CHARS + 1)
-        }
-    }
 }
 
 /// Records a content attribute (`gen_ai.input.messages`, …) on `span`: `value` redacted, as JSON text.
