@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::kafka::{bootstrap, broker_script, consume_until, Consumed};
+use common::kafka::{bootstrap, broker_script, consume_until, Consumed, Resume};
 use common::trail;
 use observer::export::{self, MemorySink, Pipeline};
 use observer::integrity::NoteSigner;
@@ -109,15 +109,6 @@ fn three_producers_in_one_topic_verify_clean() {
         checkpoint.key.as_deref(),
         Some(format!("checkpoint:{}", checkpoint.payload["chain_id"].as_str().unwrap()).as_str())
     );
-}
-
-struct Resume;
-
-impl Drop for Resume {
-    fn drop(&mut self) {
-        // Never leave the broker paused, whatever happened.
-        let _ = broker_script().arg("resume").status();
-    }
 }
 
 /// The broker is paused mid-stream (longer than the message timeout): the undelivered events go through the spool

@@ -7,21 +7,12 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::kafka::{bootstrap, broker_script, consume_until};
+use common::kafka::{bootstrap, broker_script, consume_until, Resume};
 use observer::export::MemorySink;
 use observer::{audit, AuditSink, KafkaConfig, ObserverConfig, ResourceType};
 
 const TOPIC: &str = "observer-test-outage";
 const N: usize = 100_000;
-
-struct Resume;
-
-impl Drop for Resume {
-    fn drop(&mut self) {
-        // Never leave the shared broker paused, whatever happened.
-        let _ = broker_script().arg("resume").status();
-    }
-}
 
 #[test]
 fn broker_paused_mid_stream_loses_nothing() {

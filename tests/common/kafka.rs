@@ -24,6 +24,16 @@ pub fn broker_script() -> Command {
     c
 }
 
+/// Resumes the paused test broker when dropped: an outage test never leaves the shared broker paused, whatever
+/// happened.
+pub struct Resume;
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = broker_script().arg("resume").status();
+    }
+}
+
 /// One consumed message.
 #[derive(Debug, Clone)]
 pub struct Consumed {
