@@ -473,9 +473,9 @@ impl Dispatcher {
         let idx = self.spans.len();
         self.spans.push((start, self.buf.len()));
         self.failed.push(false);
-        self.checkpoint.push(matches!(kind, RecordKind::Checkpoint(_)));
-        let json = &self.buf[start..];
         let is_checkpoint = matches!(kind, RecordKind::Checkpoint(_));
+        self.checkpoint.push(is_checkpoint);
+        let json = &self.buf[start..];
         if let RecordKind::Event(event) = kind {
             // The chain fields of the event just chained, for the other formats (OCSF, FHIR) to carry.
             let last = self.chain.as_ref().map(Chain::last);
