@@ -395,7 +395,7 @@ fn traces(scale: f64) -> Result<(), Error> {
             outputs.push(run_child(&["traces", shape, sink, &d(&format!("{shape}-{sink}")), &s])?);
         }
     }
-    print_table(&["traces × components", "sink", "events", "seconds", "events/s", "peak RSS"], &outputs);
+    print_table(&["traces × components", "sink", "events", "seconds (median)", "events/s", "peak RSS"], &outputs);
     Ok(())
 }
 
@@ -419,6 +419,9 @@ async fn one_trace(tracer: AgentTracer, components: u64, all_started: Arc<tokio:
     tracer.end(json!({"query": "q"}), json!({"answer": "a"}), None, None);
 }
 
+/// How many times each trace variant runs in its process (the runs are short: the median is reported).
+const ROUNDS: usize = 5;
+
 fn trace_load(shape: &str, kafka: bool, dir: &Path, scale: f64) -> Result<(), Error> {
     let (traces, components) = match shape {
         "concurrent" => (scaled(1_000, scale), 20),
@@ -428,39 +431,48 @@ fn trace_load(shape: &str, kafka: bool, dir: &Path, scale: f64) -> Result<(), Er
     observer::cost::warm_up();
     let sink = if kafka { Some(KafkaTopicSink::new(&kafka_config(bootstrap()?, dir), TRACE_TOPIC)?) } else { None };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let all_started = Arc::new(tokio::sync::Barrier::new(traces as usize));
-    let start = Instant::now();
-    runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for t in 0..traces {
-            let tracer = AgentTracer::new(AgentTrace { trace_name: format!("flow {t}"), ..Default::default() })?;
-            let tracer = match &sink {
-                Some(sink) => tracer.sink(sink.clone()),
-                None => tracer,
-            };
-            tasks.push(tokio::spawn(one_trace(tracer, components, all_started.clone())));
+    let mut seconds = Vec::new();
+    for _ in 0..ROUNDS {
+        let all_started = Arc::new(tokio::sync::Barrier::new(traces as usize));
+        let start = Instant::now();
+        runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for t in 0..traces {
+                let tracer = AgentTracer::new(AgentTrace { trace_name: format!("flow {t}"), ..Default::default() })?;
+                let tracer = match &sink {
+                    Some(sink) => tracer.sink(sink.clone()),
+                    None => tracer,
+                };
+                tasks.push(tokio::spawn(one_trace(tracer, components, all_started.clone())));
+            }
+            for task in tasks {
+                task.await?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        if let Some(sink) = &sink {
+            sink.flush(Duration::from_secs(300))?;
         }
-        for task in tasks {
-            task.await?;
-        }
-        Ok::<_, Error>(())
-    })?;
-    if let Some(sink) = &sink {
-        sink.flush(Duration::from_secs(300))?;
+        seconds.push(start.elapsed().as_secs_f64());
     }
-    let elapsed = start.elapsed();
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[ROUNDS / 2];
     let sink_name = if kafka { "Kafka (until acknowledged)" } else { "none" };
     println!(
-        "| {traces} × {components} | {sink_name} | {events} | {:.2} | {:.0} | {} |",
-        elapsed.as_secs_f64(),
-        rate(events, elapsed),
+        "| {traces} × {components} | {sink_name} | {events} | {median:.2} | {:.0} | {} |",
+        events as f64 / median,
         rss()
+    );
+    println!(
+        "{traces} × {components}, sink {sink_name}: {ROUNDS} rounds, events/s from {:.0} to {:.0}",
+        events as f64 / seconds[ROUNDS - 1],
+        events as f64 / seconds[0]
     );
     if let Some(sink) = &sink {
         let k = sink.exporter().stats();
         println!("{traces} × {components}, Kafka: {}", kafka_counters(&k));
-        if k.acknowledged != events {
-            return Err(format!("{events} events sent, {} acknowledged", k.acknowledged).into());
+        if k.acknowledged != events * ROUNDS as u64 {
+            return Err(format!("{} events sent, {} acknowledged", events * ROUNDS as u64, k.acknowledged).into());
         }
     }
     Ok(())
@@ -505,12 +517,13 @@ fn typical_event() -> audit::AuditBuilder {
 }
 
 /// One caller thread: `n` emits, one every `period` on its own schedule (a late emit does not shift the next).
-/// Returns the latency histogram (ns) and how many emits were refused with `QueueFull`.
-fn paced_emits(n: u64, period: Duration, stop: Instant) -> Result<(hdrhistogram::Histogram<u64>, u64), Error> {
+/// Returns the latency histograms (ns) of all emits and of the accepted ones, and how many were refused with
+/// `QueueFull`.
+fn paced_emits(n: u64, period: Duration, stop: Instant) -> Result<(Histogram, Histogram, u64), Error> {
     observer::set_actor_context(Some(
         ActorContext::new("user-123").email("user@example.com").roles(["admin", "analyst"]),
     ));
-    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let (mut all, mut accepted) = (histogram()?, histogram()?);
     let mut queue_full = 0;
     let start = Instant::now();
     for i in 0..n {
@@ -524,14 +537,32 @@ fn paced_emits(n: u64, period: Duration, stop: Instant) -> Result<(hdrhistogram:
         }
         let t = Instant::now();
         let result = typical_event().emit();
-        hist.saturating_record(t.elapsed().as_nanos() as u64);
+        let ns = t.elapsed().as_nanos() as u64;
+        all.saturating_record(ns);
         match result {
-            Ok(_) => {}
+            Ok(_) => accepted.saturating_record(ns),
             Err(AuditError::QueueFull { .. }) => queue_full += 1,
             Err(e) => return Err(e.into()),
         }
     }
-    Ok((hist, queue_full))
+    Ok((all, accepted, queue_full))
+}
+
+type Histogram = hdrhistogram::Histogram<u64>;
+
+/// Nanoseconds from 1 ns to a minute, 3 significant digits.
+fn histogram() -> Result<Histogram, Error> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000_000, 3)?)
+}
+
+fn percentiles(h: &Histogram) -> String {
+    format!(
+        "p50 {} p99 {} p99.9 {} max {}",
+        micros(h.value_at_quantile(0.5)),
+        micros(h.value_at_quantile(0.99)),
+        micros(h.value_at_quantile(0.999)),
+        micros(h.max())
+    )
 }
 
 fn micros(ns: u64) -> String {
@@ -554,16 +585,18 @@ fn emit_latency(kafka: bool, redaction: bool, dir: &Path, duration: Duration) ->
     let start = Instant::now();
     let threads: Vec<_> =
         (0..THREADS).map(|_| std::thread::spawn(move || paced_emits(per_thread, period, stop))).collect();
-    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let (mut hist, mut accepted) = (histogram()?, histogram()?);
     let mut queue_full = 0;
     for t in threads {
-        let (h, q) = t.join().map_err(|_| "a caller thread panicked")??;
+        let (h, a, q) = t.join().map_err(|_| "a caller thread panicked")??;
         hist.add(h)?;
+        accepted.add(a)?;
         queue_full += q;
     }
     let elapsed = start.elapsed();
     let attempted = hist.len();
     let flushed = observer::flush(Duration::from_secs(120));
+    let until_written = start.elapsed();
     let s = observer::stats().ok_or("initialised")?;
     let exporter = observer::kafka_exporter();
     drop(guard);
@@ -583,7 +616,8 @@ fn emit_latency(kafka: bool, redaction: bool, dir: &Path, duration: Duration) ->
     );
     println!(
         "{} redaction {}: emits {attempted}, refused QueueFull (callers saw) {queue_full}, pipeline accepted {} + \
-         QueueFull {} = {}, written {} + fallback {} + pending {}, sink errors {}{}{}",
+         QueueFull {} = {}, written {} + fallback {} + pending {}, sink errors {}; written {:.0}/s (until the flush \
+         returned); accepted emits only: {}{}{}",
         if kafka { "Kafka" } else { "file" },
         if redaction { "on" } else { "off" },
         s.accepted,
@@ -593,6 +627,8 @@ fn emit_latency(kafka: bool, redaction: bool, dir: &Path, duration: Duration) ->
         s.failed,
         s.pending,
         s.sink_errors,
+        rate(s.written, until_written),
+        percentiles(&accepted),
         exporter.map(|e| format!("; Kafka: {}", kafka_counters(&e.stats()))).unwrap_or_default(),
         match flushed {
             Ok(()) => String::new(),
