@@ -168,7 +168,32 @@ fn spool_drain(scale: f64) -> Result<(), Error> {
         run_child(&["live-pipeline", &d("live-pipeline"), &fifth])?,
     ];
     print_table(&["phase", "events", "seconds", "events/s", "peak RSS"], &outputs);
+    // The events/s column of the rows: live exporter, outage, drain, live pipeline.
+    let rates: Vec<f64> = outputs
+        .iter()
+        .filter_map(|o| o.lines().find(|l| l.starts_with('|')))
+        .filter_map(|row| row.split('|').nth(4)?.trim().parse().ok())
+        .collect();
+    if let [live, _, drain, pipeline] = rates[..] {
+        println!(
+            "drain / live export: {:.2} against the exporter (target ≥ 0.8), {:.2} against the pipeline",
+            drain / live,
+            drain / pipeline
+        );
+    }
     Ok(())
+}
+
+/// The spool's segment files: how many, and the size of the largest (replay reads one whole segment at a time).
+fn segments(dir: &Path) -> Result<(usize, u64), Error> {
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with("segment-") {
+            sizes.push(entry.metadata()?.len());
+        }
+    }
+    Ok((sizes.len(), sizes.into_iter().max().unwrap_or(0)))
 }
 
 /// The audit event number `i` of the spool-drain scenario.
@@ -281,6 +306,7 @@ fn spool_fill(dir: &Path, n: u64) -> Result<(), Error> {
 
 /// The broker back: a new process opens the spool and its background thread re-sends it, oldest segment first.
 fn spool_replay(dir: &Path, n: u64) -> Result<(), Error> {
+    let (count, largest) = segments(dir)?;
     let start = Instant::now();
     let exporter = KafkaExporter::new(kafka_config(bootstrap()?, dir))?;
     let before = exporter.stats().spool_records;
@@ -296,7 +322,12 @@ fn spool_replay(dir: &Path, n: u64) -> Result<(), Error> {
         rate(before, elapsed),
         rss()
     );
-    println!("drain: {}{}", kafka_counters(&k), if done { "" } else { " (TIMED OUT before the spool was empty)" });
+    println!(
+        "drain: {count} segments, the largest {} MiB; {}{}",
+        largest >> 20,
+        kafka_counters(&k),
+        if done { "" } else { " (TIMED OUT before the spool was empty)" }
+    );
     exporter.shutdown(Duration::from_secs(10))?;
     if before != n || k.replayed != n || k.spool_records != 0 {
         return Err(format!("{n} spooled, {before} found in the spool, {} re-sent and acknowledged", k.replayed).into());
