@@ -29,7 +29,7 @@
 //!   counters say how many were refused (`QueueFull`), went to the stderr fallback, or were written.
 
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,9 +111,13 @@ fn run_child(args: &[&str]) -> Result<String, Error> {
 
 /// [`run_child`] with environment variables set for the child.
 fn run_child_with(args: &[&str], env: &[(&str, &str)]) -> Result<String, Error> {
-    let out = Command::new(std::env::current_exe()?).arg("--child").args(args).envs(env.iter().copied()).output()?;
-    // Whatever the child said on stderr (the SDK's warnings, e.g. that Kafka is unreachable) is passed on.
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    // The child's stderr (the SDK's warnings, e.g. that Kafka is unreachable) goes straight to ours.
+    let out = Command::new(std::env::current_exe()?)
+        .arg("--child")
+        .args(args)
+        .envs(env.iter().copied())
+        .stderr(Stdio::inherit())
+        .output()?;
     let stdout = String::from_utf8(out.stdout)?;
     if !out.status.success() {
         return Err(format!("child {args:?} failed ({}):\n{stdout}", out.status).into());
