@@ -1,9 +1,11 @@
 //! [`Step`]: one timed step of a workflow — the guard, the `run_step` (future) and `run_step_sync` (closure)
 //! forms, and how a step's outcome is decided when it ends (finished, failed, dropped, panicked or cancelled).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -11,7 +13,7 @@ use std::time::Instant;
 use ::tracing::Instrument;
 use serde_json::{Map, Value};
 
-use super::summary::{StepRecord, StepStatus};
+use super::summary::{StepEntry, StepStatus};
 use super::tracer::{lock, millis, Shared, WorkflowTracer};
 use crate::otel::{set_span_attribute, set_span_error};
 
@@ -40,9 +42,13 @@ pub struct Step {
 struct StepCore {
     workflow: Arc<Shared>,
     slot: usize,
-    name: String,
+    /// Borrowed for the `&'static str` names `#[step]` passes: no allocation per step.
+    name: Cow<'static, str>,
     start: Instant,
     span: ::tracing::Span,
+    /// Ended by `finish` / `finish_with(&Ok)` / a successful `run_step(_sync)`: the step's success is known. An
+    /// atomic, so that confirming takes no lock.
+    confirmed: AtomicBool,
     data: Mutex<StepData>,
 }
 
@@ -50,15 +56,13 @@ struct StepCore {
 struct StepData {
     attributes: Map<String, Value>,
     error: Option<String>,
-    /// Ended by `finish` / `finish_with(&Ok)` / a successful `run_step(_sync)`: the step's success is known.
-    confirmed: bool,
 }
 
 impl StepData {
     /// How the step ended: an error recorded makes it failed (also after a `finish`), else a confirmation makes it
     /// a success, else nobody said.
-    fn status(&self) -> StepStatus {
-        match (&self.error, self.confirmed) {
+    fn status(&self, confirmed: bool) -> StepStatus {
+        match (&self.error, confirmed) {
             (Some(_), _) => StepStatus::Error,
             (None, true) => StepStatus::Ok,
             (None, false) => StepStatus::Unconfirmed,
@@ -71,7 +75,10 @@ impl WorkflowTracer {
     ///
     /// The step ends when the returned guard is dropped or [`finish`](Step::finish)ed. A step started after the
     /// workflow [finished](Self::finish) is still timed and listed in [`steps`](Self::steps), but has no span.
-    pub fn step(&self, name: impl Into<String>) -> Step {
+    ///
+    /// `name` is a `&'static str` (a literal, as `#[step]` passes: not copied) or a `String`; pass a borrowed
+    /// name as `name.to_owned()`.
+    pub fn step(&self, name: impl Into<Cow<'static, str>>) -> Step {
         let name = name.into();
         let shared = &self.inner.shared;
         // Only the parent's id is taken under the lock (no span clone), and the span's fields are lazy
@@ -101,6 +108,7 @@ impl WorkflowTracer {
             name,
             start: Instant::now(),
             span,
+            confirmed: AtomicBool::new(false),
             data: Mutex::new(StepData::default()),
         };
         Step { core: Arc::new(core) }
@@ -113,7 +121,7 @@ impl WorkflowTracer {
     /// keeps the [`Step`] beyond that, when the `Step` is dropped). The step span is entered while the future is
     /// polled. A panic while polling records the error `"panicked"`; dropping the future before it completes
     /// records `"cancelled"`. The future is `Send` when `f`, its future and `name` are.
-    pub async fn run_step<T, E, F, Fut>(&self, name: impl Into<String>, f: F) -> Result<T, E>
+    pub async fn run_step<T, E, F, Fut>(&self, name: impl Into<Cow<'static, str>>, f: F) -> Result<T, E>
     where
         E: std::fmt::Display,
         F: FnOnce(Step) -> Fut,
@@ -130,7 +138,7 @@ impl WorkflowTracer {
     /// synchronous form of [`run_step`](Self::run_step).
     pub fn run_step_sync<T, E: std::fmt::Display>(
         &self,
-        name: impl Into<String>,
+        name: impl Into<Cow<'static, str>>,
         f: impl FnOnce(&mut Step) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut step = self.step(name);
@@ -210,7 +218,7 @@ impl fmt::Debug for Step {
 
 impl StepCore {
     fn confirm(&self) {
-        lock(&self.data).confirmed = true;
+        self.confirmed.store(true, Ordering::Release);
     }
 
     fn set_error(&self, message: String) {
@@ -236,11 +244,11 @@ impl Drop for StepCore {
             self.set_error_if_none(PANICKED);
         }
         let data = std::mem::take(self.data.get_mut().unwrap_or_else(PoisonError::into_inner));
-        let status = data.status();
+        let status = data.status(*self.confirmed.get_mut());
         if status == StepStatus::Unconfirmed {
             warn_unconfirmed_once(&self.workflow.name, &self.name);
         }
-        let record = StepRecord {
+        let record = StepEntry {
             name: std::mem::take(&mut self.name),
             duration_ms,
             error: data.error,
@@ -346,15 +354,11 @@ mod tests {
 
     #[test]
     fn an_error_decides_the_status_before_a_confirmation() {
-        let data = |error: Option<&str>, confirmed| StepData {
-            error: error.map(str::to_owned),
-            confirmed,
-            ..StepData::default()
-        };
-        assert_eq!(data(Some("x"), true).status(), StepStatus::Error);
-        assert_eq!(data(Some("x"), false).status(), StepStatus::Error);
-        assert_eq!(data(None, true).status(), StepStatus::Ok);
-        assert_eq!(data(None, false).status(), StepStatus::Unconfirmed);
+        let data = |error: Option<&str>| StepData { error: error.map(str::to_owned), ..StepData::default() };
+        assert_eq!(data(Some("x")).status(true), StepStatus::Error);
+        assert_eq!(data(Some("x")).status(false), StepStatus::Error);
+        assert_eq!(data(None).status(true), StepStatus::Ok);
+        assert_eq!(data(None).status(false), StepStatus::Unconfirmed);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::events::{WorkflowEvent, WorkflowEventType};
 use super::sink::WorkflowSink;
-use super::summary::StepRecord;
+use super::summary::{StepEntry, StepRecord};
 
 /// The stream of one workflow run: where its events go and the fields they all share.
 pub(crate) struct Stream {
@@ -67,9 +67,9 @@ impl Stream {
         self.send(&event);
     }
 
-    pub(crate) fn step_end(&self, workflow_name: &str, index: usize, step: &StepRecord) {
+    pub(crate) fn step_end(&self, workflow_name: &str, index: usize, step: &StepEntry) {
         let mut event = self.event(WorkflowEventType::StepEnd, workflow_name);
-        event.step_name = Some(step.name.clone());
+        event.step_name = Some(step.name.clone().into_owned());
         event.step_index = Some(index);
         event.duration_ms = Some(step.duration_ms);
         event.error = step.error.as_deref().map(redacted_text);

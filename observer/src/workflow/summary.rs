@@ -1,6 +1,8 @@
 //! What a workflow reports: the summary (the guide's `get_summary()` shape) and the record of each finished
 //! step, which is also what a `workflow_end` event lists.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -38,6 +40,30 @@ pub struct StepRecord {
     /// being finished; see [`StepStatus`]).
     #[serde(default)]
     pub status: StepStatus,
+}
+
+/// A finished step as the workflow keeps it: a [`StepRecord`] whose name is borrowed when it is a `&'static str`
+/// (the name `#[step]` gives), so that recording a step allocates no name; the record is built when asked for.
+#[derive(Debug, Clone)]
+pub(super) struct StepEntry {
+    pub(super) name: Cow<'static, str>,
+    pub(super) duration_ms: f64,
+    pub(super) error: Option<String>,
+    pub(super) attributes: Map<String, Value>,
+    pub(super) status: StepStatus,
+}
+
+impl StepEntry {
+    /// The public record of this step.
+    pub(super) fn record(&self) -> StepRecord {
+        StepRecord {
+            name: self.name.clone().into_owned(),
+            duration_ms: self.duration_ms,
+            error: self.error.clone(),
+            attributes: self.attributes.clone(),
+            status: self.status,
+        }
+    }
 }
 
 /// The guide's `get_summary()` shape.

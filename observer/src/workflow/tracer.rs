@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::sink::WorkflowSink;
 use super::stream::Stream;
-use super::summary::{StepRecord, WorkflowSummary};
+use super::summary::{StepEntry, StepRecord, WorkflowSummary};
 #[cfg(doc)]
 use super::Step;
 use crate::otel::{set_span_attribute, set_span_error};
@@ -182,7 +182,7 @@ pub(super) struct Shared {
 pub(super) struct State {
     attributes: Map<String, Value>,
     /// One slot per started step, in start order; `None` while the step runs.
-    pub(super) steps: Vec<Option<StepRecord>>,
+    pub(super) steps: Vec<Option<StepEntry>>,
     /// The workflow-level error (the last one recorded).
     error: Option<String>,
     /// The workflow span; taken (and dropped) by `finish`.
@@ -215,14 +215,14 @@ impl Shared {
         let duration_ms = millis(self.start);
         state.finished_ms = Some(duration_ms);
         if let Some(stream) = &state.stream {
-            let steps = state.steps.iter().flatten().cloned().collect();
+            let steps = state.steps.iter().flatten().map(StepEntry::record).collect();
             stream.workflow_end(&self.name, duration_ms, state.error.as_deref(), &state.attributes, steps);
         }
         state.span.take()
     }
 
     fn summary_locked(&self, state: &State) -> WorkflowSummary {
-        let steps: Vec<StepRecord> = state.steps.iter().flatten().cloned().collect();
+        let steps: Vec<StepRecord> = state.steps.iter().flatten().map(StepEntry::record).collect();
         WorkflowSummary {
             name: self.name.clone(),
             duration_ms: self.duration_ms(state),
@@ -362,7 +362,7 @@ impl WorkflowTracer {
 
     /// The finished steps so far, in start order.
     pub fn steps(&self) -> Vec<StepRecord> {
-        lock(&self.shared().state).steps.iter().flatten().cloned().collect()
+        lock(&self.shared().state).steps.iter().flatten().map(StepEntry::record).collect()
     }
 
     /// Duration so far (or total, once finished), in milliseconds.
