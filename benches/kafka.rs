@@ -84,11 +84,13 @@ fn throughput(c: &mut Criterion) {
             for _ in 0..iters {
                 let start = Instant::now();
                 for _ in 0..N {
-                    let headers = OwnedHeaders::new_with_capacity(4)
+                    // The exporter's five headers.
+                    let headers = OwnedHeaders::new_with_capacity(5)
                         .insert(Header { key: "event_type", value: Some("DATA_MODIFICATION") })
                         .insert(Header { key: "event_id", value: Some(event_id.as_str()) })
                         .insert(Header { key: "schema_version", value: Some("1.0") })
-                        .insert(Header { key: "content-type", value: Some("application/json") });
+                        .insert(Header { key: "content-type", value: Some("application/json") })
+                        .insert(Header { key: "format", value: Some("json") });
                     let mut record = BaseRecord::to(TOPIC).key("DOCUMENT:doc-123").payload(&payload).headers(headers);
                     loop {
                         match raw.send(record) {
