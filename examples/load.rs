@@ -301,8 +301,12 @@ fn spool_fill(dir: &Path, n: u64) -> Result<(), Error> {
         if drained { "" } else { " (TIMED OUT waiting for the dispatcher)" },
         kafka_counters(&k)
     );
+    // At least once: more than `n` would be duplicates (allowed, said here); fewer would be a loss.
     let accounted = k.spool_records + k.acknowledged + k.spool_overflow + k.rejected;
-    if accounted != n || stats.failed != 0 {
+    if accounted > n {
+        println!("outage: {} more messages than events (duplicates)", accounted - n);
+    }
+    if accounted < n || stats.failed != 0 {
         return Err(format!("{n} events emitted, {accounted} accounted for by the exporter").into());
     }
     Ok(())
@@ -333,7 +337,10 @@ fn spool_replay(dir: &Path, n: u64) -> Result<(), Error> {
         if done { "" } else { " (TIMED OUT before the spool was empty)" }
     );
     exporter.shutdown(Duration::from_secs(10))?;
-    if before != n || k.replayed != n || k.spool_records != 0 {
+    if before > n {
+        println!("drain: the spool held {} more records than events were emitted (duplicates)", before - n);
+    }
+    if before < n || k.replayed != before || k.spool_records != 0 {
         return Err(format!("{n} spooled, {before} found in the spool, {} re-sent and acknowledged", k.replayed).into());
     }
     Ok(())
