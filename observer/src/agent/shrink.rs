@@ -10,23 +10,34 @@ use super::events::TraceEvent;
 /// The JSON of `event` as it is sent: as is when it fits in [`MAX_EVENT_BYTES`], else [shrunk](shrink) (reported
 /// once as a warning); an event that cannot be serialised (a non-string map key inside user data) is sent without
 /// its input/output data. `None` only if even that fails.
+#[cfg(test)]
 pub(super) fn encode(event: &TraceEvent) -> Option<(Cow<'_, TraceEvent>, Vec<u8>)> {
-    match serde_json::to_vec(event) {
-        Ok(payload) if payload.len() <= MAX_EVENT_BYTES => Some((Cow::Borrowed(event), payload)),
-        Ok(payload) => {
+    let mut payload = Vec::new();
+    encode_into(event, &mut payload).map(|sent| (sent, payload))
+}
+
+/// [`encode`] into `payload` (cleared first, reused from one event to the next): the event as sent, its JSON in
+/// `payload`.
+pub(super) fn encode_into<'e>(event: &'e TraceEvent, payload: &mut Vec<u8>) -> Option<Cow<'e, TraceEvent>> {
+    payload.clear();
+    match serde_json::to_writer(&mut *payload, event) {
+        Ok(()) if payload.len() <= MAX_EVENT_BYTES => Some(Cow::Borrowed(event)),
+        Ok(()) => {
             // Larger than a Kafka message may be: the data fields give way, the event itself is kept.
+            let bytes = payload.len();
             let mut small = event.clone();
-            let replaced = shrink(&mut small, payload.len());
+            let replaced = shrink(&mut small, bytes);
             crate::diag::report!(
                 WARN,
                 "agent-event-too-large",
                 "agent trace event `{}` of {} bytes is larger than {MAX_EVENT_BYTES} bytes; data fields \
                  {replaced:?} replaced by a preview",
                 event.event_type,
-                payload.len()
+                bytes
             );
-            let payload = serde_json::to_vec(&small).ok()?;
-            Some((Cow::Owned(small), payload))
+            payload.clear();
+            serde_json::to_writer(&mut *payload, &small).ok()?;
+            Some(Cow::Owned(small))
         }
         Err(e) => {
             // Only a non-string map key inside user data can do this; send the event without that data.
@@ -39,8 +50,9 @@ pub(super) fn encode(event: &TraceEvent) -> Option<(Cow<'_, TraceEvent>, Vec<u8>
             plain.input_data = None;
             plain.output_data = None;
             plain.metadata.insert("serialization_error".into(), e.to_string().into());
-            let payload = serde_json::to_vec(&plain).ok()?;
-            Some((Cow::Owned(plain), payload))
+            payload.clear();
+            serde_json::to_writer(&mut *payload, &plain).ok()?;
+            Some(Cow::Owned(plain))
         }
     }
 }

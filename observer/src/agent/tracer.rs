@@ -116,6 +116,8 @@ struct State {
     warnings_total: u64,
     /// Running LLM calls: when each started and the model it asked for.
     llm_calls: HashMap<String, (Instant, String)>,
+    /// The JSON of the event being sent, reused from one event to the next (events are sent under the lock).
+    payload: Vec<u8>,
 }
 
 struct Component {
@@ -378,7 +380,7 @@ impl AgentTracer {
         event.span_id = Some(component_id.to_owned());
         event.input_data = level.captures_request().then(|| outbound::value(inputs.into()));
         event.metadata.insert("model".into(), model.into());
-        self.send(&event);
+        self.send(&mut state, &event);
         // The call starts once the SDK's own work is done.
         state.llm_calls.insert(component_id.to_owned(), (Instant::now(), model.to_owned()));
     }
@@ -405,7 +407,7 @@ impl AgentTracer {
         event.error = error.map(|e| outbound::text(e).into_owned());
         priced.write(&mut event.metadata);
         event.output_data = level.captures_response().then(|| outbound::value(outputs));
-        self.send(&event);
+        self.send(&mut state, &event);
     }
 
     /// Sends a `custom` event with `data` as its metadata (`name` under `metadata.name`).
@@ -419,7 +421,7 @@ impl AgentTracer {
             other => Map::from_iter([("data".to_owned(), other)]),
         };
         event.metadata.insert("name".into(), name.into());
-        self.send(&event);
+        self.send(&mut state, &event);
     }
 
     /// The totals of the components ended so far.
@@ -463,11 +465,26 @@ impl AgentTracer {
 
     // ---------------------------------------------------------------------------------------------------------
 
-    fn send(&self, event: &TraceEvent) {
-        let sink = self.inner.sink.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let Some(sink) = sink else { return };
-        if let Some((event, payload)) = shrink::encode(event) {
-            sink.send(&event, &payload);
+    /// The sink, if any: events are built only when there is one.
+    fn current_sink(&self) -> Option<Arc<dyn TraceSink>> {
+        self.inner.sink.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn send(&self, state: &mut State, event: &TraceEvent) {
+        if let Some(sink) = self.current_sink() {
+            Self::send_to(&*sink, state, event);
+        }
+    }
+
+    /// Serialises `event` into the trace's reused buffer (shrunk if too large) and hands it to `sink`.
+    fn send_to(sink: &dyn TraceSink, state: &mut State, event: &TraceEvent) {
+        /// A buffer grown by a large event is not kept.
+        const KEEP_BYTES: usize = 64 * 1024;
+        if let Some(event) = shrink::encode_into(event, &mut state.payload) {
+            sink.send(&event, &state.payload);
+        }
+        if state.payload.capacity() > KEEP_BYTES {
+            state.payload = Vec::new();
         }
     }
 
@@ -509,7 +526,7 @@ impl AgentTracer {
         }
         let mut event = self.inner.ctx.event(TraceEventType::TraceStart);
         event.metadata.insert("environment".into(), self.inner.environment.clone().into());
-        self.send(&event);
+        self.send(state, &event);
         // The trace's time starts once the SDK's own work is done.
         state.started = Some(Instant::now());
     }
@@ -561,18 +578,18 @@ impl AgentTracer {
             }
         }
 
-        let mut event = self.inner.ctx.event(TraceEventType::SpanStart);
-        event.span_id = Some(id.clone());
-        event.parent_span_id = parent.clone();
-        event.component_name = Some(name.clone());
-        event.component_type = Some(kind.clone());
-        event.component_index = Some(index);
-        event.input_data = capture.captures_request().then(|| outbound::value(inputs));
-        event.metadata = metadata;
-        if capture.records() {
+        // The event is built (and its data redacted) only when it is sent.
+        if let Some(sink) = capture.records().then(|| self.current_sink()).flatten() {
+            let mut event = self.inner.ctx.event(TraceEventType::SpanStart);
+            event.span_id = Some(id.clone());
+            event.parent_span_id = parent.clone();
+            event.component_name = Some(name.clone());
+            event.component_type = Some(kind.clone());
+            event.component_index = Some(index);
+            event.input_data = capture.captures_request().then(|| outbound::value(inputs));
             // The caller's metadata is redacted; the model and provider hints were read before.
-            event.metadata = into_map(outbound::value(Value::Object(std::mem::take(&mut event.metadata))));
-            self.send(&event);
+            event.metadata = into_map(outbound::value(Value::Object(metadata)));
+            Self::send_to(&*sink, &mut state, &event);
         }
 
         state.open.insert(
@@ -609,8 +626,6 @@ impl AgentTracer {
             Some(_) => ComponentKind::Llm.into(),
             None => ComponentKind::infer(name, priced.model.is_some()).into(),
         };
-        let component_name = component.as_ref().map_or_else(|| name.to_owned(), |c| c.name.clone());
-        let status = if error.is_some() { "error" } else { "success" };
         let capture = component.as_ref().map_or(self.inner.capture, |c| c.capture);
         let error = error.map(|e| outbound::text(&e).into_owned());
 
@@ -618,31 +633,35 @@ impl AgentTracer {
             state.totals.add(&priced, error.is_some());
         }
 
-        let mut event = self.inner.ctx.event(TraceEventType::SpanEnd);
-        event.span_id = Some(id.to_owned());
-        event.parent_span_id = component.as_ref().and_then(|c| c.parent.clone());
-        event.component_name = Some(component_name.clone());
-        event.component_type = Some(kind.clone());
-        event.component_index = component.as_ref().map(|c| c.index);
-        event.duration_ms = component.as_ref().map(|c| elapsed_ms(c.started, ended));
-        event.error = error.clone();
-        let m = &mut event.metadata;
-        m.insert("component_name".into(), component_name.into());
-        m.insert("status".into(), status.into());
-        m.insert("component_type".into(), kind.clone().into());
-        priced.write(m);
-
-        if let Some(span) = component.and_then(|c| c.span) {
+        let (parent, index, started, span, component_name) = match component {
+            Some(c) => (c.parent, Some(c.index), Some(c.started), c.span, c.name),
+            None => (None, None, None, None, name.to_owned()),
+        };
+        if let Some(span) = span {
             if capture.captures_response() {
                 spans::record_content(&span, &kind, semconv::GEN_AI_OUTPUT_MESSAGES, &outputs);
             }
             spans::record_component_span(&span, &kind, &priced, error.as_deref());
             drop(span); // ends the OTEL span now
         }
-        if capture.records() {
-            event.output_data = capture.captures_response().then(|| outbound::value(outputs));
-            self.send(&event);
-        }
+        // The event is built (and its data redacted) only when it is sent.
+        let Some(sink) = capture.records().then(|| self.current_sink()).flatten() else { return };
+        let status = if error.is_some() { "error" } else { "success" };
+        let mut event = self.inner.ctx.event(TraceEventType::SpanEnd);
+        event.span_id = Some(id.to_owned());
+        event.parent_span_id = parent;
+        event.component_index = index;
+        event.duration_ms = started.map(|s| elapsed_ms(s, ended));
+        let m = &mut event.metadata;
+        m.insert("component_name".into(), component_name.clone().into());
+        m.insert("status".into(), status.into());
+        m.insert("component_type".into(), kind.clone().into());
+        priced.write(m);
+        event.component_name = Some(component_name);
+        event.component_type = Some(kind);
+        event.error = error;
+        event.output_data = capture.captures_response().then(|| outbound::value(outputs));
+        Self::send_to(&*sink, state, &event);
     }
 
     fn end_locked(
@@ -698,7 +717,7 @@ impl AgentTracer {
         if let Some(span) = state.trace_span.take() {
             spans::record_trace_span(&span, &totals, error.as_deref());
         }
-        self.send(&event);
+        self.send(state, &event);
     }
 }
 

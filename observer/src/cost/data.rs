@@ -142,6 +142,8 @@ pub(crate) struct Prices {
     pub(crate) loaded: Option<Arc<Loaded>>,
     /// Overrides in match order (the file's, then the config's).
     pub(crate) overrides: Arc<[Override]>,
+    /// The provider each model id alone resolves to with these prices (new, so empty, with every change).
+    pub(crate) model_providers: super::price::ModelProviders,
 }
 
 /// `None`: the bundled data only, no overrides (nothing was ever configured).
@@ -304,7 +306,7 @@ impl PriceRefresher {
             COUNTERS.refreshes.store(0, Ordering::Relaxed);
             COUNTERS.failures.store(0, Ordering::Relaxed);
             *COUNTERS.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
-            STATE.store(Some(Arc::new(Prices { loaded: None, overrides })));
+            STATE.store(Some(Arc::new(Prices { loaded: None, overrides, model_providers: Default::default() })));
             *owner
         };
         let stopped = Arc::new(AtomicBool::new(false));
@@ -487,7 +489,11 @@ impl Worker {
         if self.stopped.load(Ordering::SeqCst) {
             return Ok(());
         }
-        if install(self.generation, |old| Prices { loaded: old.loaded.clone(), overrides }) {
+        if install(self.generation, |old| Prices {
+            loaded: old.loaded.clone(),
+            overrides,
+            model_providers: Default::default(),
+        }) {
             self.overrides_digest = Some(bytes_digest);
         }
         Ok(())
@@ -511,7 +517,11 @@ impl Worker {
             return Ok(());
         }
         let models = loaded.models;
-        if install(self.generation, |old| Prices { loaded: Some(loaded), overrides: old.overrides.clone() }) {
+        if install(self.generation, |old| Prices {
+            loaded: Some(loaded),
+            overrides: old.overrides.clone(),
+            model_providers: Default::default(),
+        }) {
             self.accept_validators();
             tracing::info!(target: "observer", kind = "prices-loaded", origin = %source.display_name(), models, "price data loaded");
         }

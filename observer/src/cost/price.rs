@@ -1,7 +1,7 @@
 //! Prices: the bundled `genai-prices` data, the provider aliases and model routing, and the cost of a usage.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError, RwLock};
 
 use genai_prices::{Calculator, ErrorKind, PriceCalculation, PriceRequest, Usage, UsageKey};
 use serde::{Deserialize, Serialize};
@@ -210,6 +210,45 @@ pub fn resolve_model(provider: &str, model: &str) -> Option<ResolvedModel> {
     Some(ResolvedModel { provider_id: price.provider_id, model_id: price.model_id })
 }
 
+/// The provider id that `model` alone resolves to (`resolve_model("", model)`'s `provider_id`), remembered per set
+/// of prices in effect: a refresh or new overrides install a new set, whose memo starts empty. Matching a model
+/// costs about as much as pricing it (microseconds); extraction asks this for every output that names a model
+/// without its provider.
+pub(crate) fn model_provider(model: &str) -> Option<String> {
+    model_provider_in(data::current().as_deref(), model)
+}
+
+/// [`model_provider`] with the prices in effect given (`None`: nothing configured).
+fn model_provider_in(state: Option<&data::Prices>, model: &str) -> Option<String> {
+    let memo = state.map_or(&*BUNDLED_MODEL_PROVIDERS, |p| &p.model_providers);
+    memo.get_or_resolve(model, |model| price_with(state, "", model, &Usage::new()).ok().map(|p| p.provider_id))
+}
+
+/// The memo of [`model_provider`] while nothing is configured (the bundled data alone, which never changes).
+static BUNDLED_MODEL_PROVIDERS: LazyLock<ModelProviders> = LazyLock::new(ModelProviders::default);
+
+/// Model id → the provider id it resolves to (`None`: not in the data), for one set of prices; at most
+/// [`ModelProviders::CAPACITY`] ids (further ones are resolved each time).
+#[derive(Default)]
+pub(crate) struct ModelProviders(RwLock<HashMap<Box<str>, Option<Box<str>>>>);
+
+impl ModelProviders {
+    /// Model ids remembered (they come from outputs: bounded).
+    const CAPACITY: usize = 4096;
+
+    fn get_or_resolve(&self, model: &str, resolve: impl FnOnce(&str) -> Option<String>) -> Option<String> {
+        if let Some(hit) = self.0.read().unwrap_or_else(PoisonError::into_inner).get(model) {
+            return hit.as_deref().map(str::to_owned);
+        }
+        let resolved = resolve(model);
+        let mut memo = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if memo.len() < Self::CAPACITY {
+            memo.insert(model.into(), resolved.as_deref().map(Box::from));
+        }
+        resolved
+    }
+}
+
 /// Decodes the bundled price data now (about 150 ms) instead of on the first cost calculation.
 ///
 /// Idempotent and thread-safe: the data is decoded once per process; calls made while it is decoding wait
@@ -388,8 +427,12 @@ pub(crate) fn is_bedrock_model_id(model: &str) -> bool {
 /// Prices `usage` for the caller's provider/model: an override of the pair, else the loaded data, else the
 /// bundled data (an override of the model the data resolved the pair to wins over the data's price).
 fn price(provider: &str, model: &str, usage: &Usage) -> Result<Price, NotFound> {
-    let state = data::current();
-    let Some(prices) = state.as_deref() else {
+    price_with(data::current().as_deref(), provider, model, usage)
+}
+
+/// [`price`] with the prices in effect given (`None`: nothing configured).
+fn price_with(state: Option<&data::Prices>, provider: &str, model: &str, usage: &Usage) -> Result<Price, NotFound> {
+    let Some(prices) = state else {
         // Nothing configured: the bundled data alone, as before price data could be loaded.
         let calculator = (*CALCULATOR).ok_or(NotFound::NoData)?;
         return price_in(calculator, provider, model, usage).map(|p| Price::from_data(p, PriceSource::Bundled));
@@ -631,6 +674,31 @@ mod tests {
         assert!(looks_swapped("gpt-4o", "openai"));
         assert!(!looks_swapped("openai", "gpt-4o-nope"));
         assert!(!looks_swapped("", "openai"));
+    }
+
+    #[test]
+    fn the_provider_of_a_model_is_remembered_per_set_of_prices() {
+        assert_eq!(model_provider_in(None, "gpt-4o").as_deref(), Some("openai"));
+        assert_eq!(model_provider_in(None, "gpt-4o").as_deref(), Some("openai"), "remembered");
+        assert_eq!(model_provider_in(None, "house-model-xyz"), None);
+        // New prices (a refresh, new overrides) come with a new memo: what they price is seen at once.
+        let overrides = overrides::compile(&[crate::PriceOverride::new("acme", "house-model-xyz", 1.0, 2.0)], &[]);
+        let prices = data::Prices { overrides, ..Default::default() };
+        assert_eq!(model_provider_in(Some(&prices), "house-model-xyz").as_deref(), Some("acme"));
+        assert_eq!(model_provider_in(Some(&prices), "house-model-xyz").as_deref(), Some("acme"));
+        assert_eq!(model_provider_in(None, "house-model-xyz"), None, "the bundled data's memo is its own");
+        assert_eq!(model_provider_in(Some(&prices), "gpt-4o").as_deref(), Some("openai"));
+    }
+
+    #[test]
+    fn the_model_memo_is_bounded() {
+        let memo = ModelProviders::default();
+        for i in 0..ModelProviders::CAPACITY + 10 {
+            assert_eq!(memo.get_or_resolve(&format!("m{i}"), |_| Some("p".into())).as_deref(), Some("p"));
+        }
+        assert_eq!(memo.0.read().unwrap().len(), ModelProviders::CAPACITY);
+        // Beyond the capacity an id is resolved each time, never answered wrongly.
+        assert_eq!(memo.get_or_resolve("late", |_| None), None);
     }
 
     #[test]

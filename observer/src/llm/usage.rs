@@ -247,9 +247,9 @@ pub fn detect_provider(model: &str) -> Option<String> {
     if model.is_empty() {
         return None;
     }
-    if let Some(resolved) = crate::cost::resolve_model("", model) {
-        if !resolved.provider_id.is_empty() {
-            return Some(resolved.provider_id);
+    if let Some(provider) = crate::cost::model_provider(model) {
+        if !provider.is_empty() {
+            return Some(provider);
         }
     }
     provider_by_family(model).map(str::to_owned)
