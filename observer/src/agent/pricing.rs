@@ -26,8 +26,8 @@ impl Priced {
             .or_else(|| model.as_deref().and_then(crate::llm::usage::detect_provider));
         let (cost, trusted) = match (&info.usage, &model) {
             (Some(u), Some(m)) => {
-                let c = crate::cost::calculate_cost_usage(provider.as_deref().unwrap_or(""), m, u);
-                (c.price_found.then_some(c.total_cost), c.trusted)
+                let c = crate::cost::cost_usage(provider.as_deref().unwrap_or(""), m, u);
+                ((c.price_source != crate::cost::PriceSource::Unpriced).then_some(c.total_cost), c.trusted)
             }
             (Some(u), None) => (None, !u.capped),
             _ => (None, true),

@@ -161,5 +161,5 @@ pub use data::{
 };
 pub use price::{resolve_model, round_usd, warm_up, ResolvedModel, CURRENCY, MAX_WARNED_PAIRS, USD_DECIMALS};
 
-pub(crate) use price::{calculate_cost_usage, model_provider};
+pub(crate) use price::{calculate_cost_usage, cost_usage, model_provider};
 pub(crate) use price::{is_bedrock_model_id, warm_up_in_background};

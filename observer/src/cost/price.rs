@@ -155,15 +155,8 @@ fn cost_with(
     usage: &TokenUsage,
     price: impl FnOnce(&str, &str, &Usage) -> Result<Price, NotFound>,
 ) -> CostResult {
-    let (usage, within_bounds) = bounded(usage);
-    let (input_cost, output_cost, total_cost, price_source) = match price(provider, model, &genai_usage(&usage)) {
-        Ok(price) => (round_usd(price.input), round_usd(price.output), round_usd(price.total), price.source),
-        Err(reason) => {
-            warn_unknown_once(provider, model, &reason);
-            (0.0, 0.0, 0.0, PriceSource::Unpriced)
-        }
-    };
-    let price_found = price_source != PriceSource::Unpriced;
+    let Costed { usage, input_cost, output_cost, total_cost, trusted, price_source } =
+        costed(provider, model, usage, price);
     CostResult {
         input_cost,
         output_cost,
@@ -175,10 +168,44 @@ fn cost_with(
         provider: provider.into(),
         model: model.into(),
         currency: CURRENCY.into(),
-        price_found,
-        trusted: within_bounds && !usage.capped,
+        price_found: price_source != PriceSource::Unpriced,
+        trusted,
         price_source,
     }
+}
+
+/// The amounts of a [`CostResult`] without its strings (the agent tracer prices every component output).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Costed {
+    /// The usage as priced (normalised, bounded).
+    pub(crate) usage: TokenUsage,
+    pub(crate) input_cost: f64,
+    pub(crate) output_cost: f64,
+    pub(crate) total_cost: f64,
+    pub(crate) trusted: bool,
+    pub(crate) price_source: PriceSource,
+}
+
+/// [`calculate_cost_usage`]'s amounts, without building its strings.
+pub(crate) fn cost_usage(provider: &str, model: &str, usage: &TokenUsage) -> Costed {
+    costed(provider, model, usage, price)
+}
+
+fn costed(
+    provider: &str,
+    model: &str,
+    usage: &TokenUsage,
+    price: impl FnOnce(&str, &str, &Usage) -> Result<Price, NotFound>,
+) -> Costed {
+    let (usage, within_bounds) = bounded(usage);
+    let (input_cost, output_cost, total_cost, price_source) = match price(provider, model, &genai_usage(&usage)) {
+        Ok(price) => (round_usd(price.input), round_usd(price.output), round_usd(price.total), price.source),
+        Err(reason) => {
+            warn_unknown_once(provider, model, &reason);
+            (0.0, 0.0, 0.0, PriceSource::Unpriced)
+        }
+    };
+    Costed { usage, input_cost, output_cost, total_cost, trusted: within_bounds && !usage.capped, price_source }
 }
 
 /// Per-1K prices of a model (USD per 1,000 tokens), or `None` when unknown.
@@ -413,13 +440,15 @@ const BEDROCK_REGIONS: &[&str] = &["us", "eu", "apac", "au", "jp", "ca", "us-gov
 /// Whether `model` is an Amazon Bedrock model id: `[region.]vendor.model`, e.g.
 /// `anthropic.claude-3-haiku-20240307-v1:0` or `us.anthropic.claude-3-5-sonnet-20240620-v1:0`.
 pub(crate) fn is_bedrock_model_id(model: &str) -> bool {
-    let lower = model.trim().to_ascii_lowercase();
-    let after_region = match lower.split_once('.') {
-        Some((region, rest)) if BEDROCK_REGIONS.contains(&region) => rest,
-        _ => lower.as_str(),
+    // ASCII case-insensitive comparisons: no lowercase copy on the pricing path.
+    let model = model.trim();
+    let one_of = |part: &str, list: &[&str]| list.iter().any(|known| known.eq_ignore_ascii_case(part));
+    let after_region = match model.split_once('.') {
+        Some((region, rest)) if one_of(region, BEDROCK_REGIONS) => rest,
+        _ => model,
     };
     match after_region.split_once('.') {
-        Some((vendor, rest)) => BEDROCK_VENDORS.contains(&vendor) && !rest.is_empty() && !rest.starts_with('.'),
+        Some((vendor, rest)) => one_of(vendor, BEDROCK_VENDORS) && !rest.is_empty() && !rest.starts_with('.'),
         None => false,
     }
 }

@@ -533,6 +533,11 @@ impl Counts<'_> {
 /// no token count. The one normaliser of the crate: the LLM HTTP instrumentation reads provider responses with
 /// it too.
 pub(crate) fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
+    // Most objects of an output hold no usage: one pass over a small object's keys says so (each shape below
+    // needs one of these keys), instead of looking each key up.
+    if map.len() <= 32 && !map.keys().any(|k| is_shape_key(k)) {
+        return None;
+    }
     let c = Counts { map, capped: std::cell::Cell::new(false) };
     let mut usage = None;
 
@@ -638,6 +643,29 @@ pub(crate) fn builtin_usage(map: &Map<String, Value>) -> Option<TokenUsage> {
     usage
 }
 
+/// The keys of which [`builtin_usage`] needs one to find a usage: the totals of each shape it reads (the other
+/// keys it reads are only read beside one of these).
+fn is_shape_key(key: &str) -> bool {
+    matches!(
+        key,
+        "prompt_tokens"
+            | "completion_tokens"
+            | "input_tokens"
+            | "output_tokens"
+            | "cache_read_input_tokens"
+            | "cache_creation_input_tokens"
+            | "promptTokenCount"
+            | "candidatesTokenCount"
+            | "cachedContentTokenCount"
+            | "thoughtsTokenCount"
+            | "toolUsePromptTokenCount"
+            | "inputTokens"
+            | "outputTokens"
+            | "cacheReadInputTokens"
+            | "cacheWriteInputTokens"
+    )
+}
+
 fn max_of(a: Option<u64>, b: Option<u64>) -> u64 {
     a.unwrap_or(0).max(b.unwrap_or(0))
 }
@@ -649,6 +677,35 @@ mod tests {
 
     fn usage(value: Value) -> Option<TokenUsage> {
         extract_llm_info(&value).usage
+    }
+
+    #[test]
+    fn each_shape_key_alone_is_a_usage_and_objects_without_one_are_skipped() {
+        for key in [
+            "prompt_tokens",
+            "completion_tokens",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "cachedContentTokenCount",
+            "thoughtsTokenCount",
+            "toolUsePromptTokenCount",
+            "inputTokens",
+            "outputTokens",
+            "cacheReadInputTokens",
+            "cacheWriteInputTokens",
+        ] {
+            assert!(is_shape_key(key), "{key}");
+            let mut one = Map::new();
+            one.insert(key.to_owned(), json!(5));
+            assert!(builtin_usage(&one).is_some(), "{key}");
+        }
+        // Read only beside a total of its shape.
+        let map = json!({"prompt_cache_hit_tokens": 5, "prompt_tokens_details": {"cached_tokens": 1}});
+        assert_eq!(builtin_usage(map.as_object().unwrap()), None);
     }
 
     fn full(input: u64, output: u64, cached: u64, creation: u64, reasoning: u64) -> TokenUsage {
