@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use crossbeam_utils::CachePadded;
 
 use super::fallback_to_stderr;
 use super::{Record, RecordKind, Sink};
@@ -53,7 +54,9 @@ pub struct DispatchStats {
 
 #[derive(Debug, Default)]
 struct Counters {
-    accepted: AtomicU64,
+    /// Written by the callers for every event, the rest by the dispatcher (`written` once per batch): on a cache
+    /// line of its own, so that the callers and the dispatcher do not pass one line back and forth.
+    accepted: CachePadded<AtomicU64>,
     written: AtomicU64,
     failed: AtomicU64,
     sink_panics: AtomicU64,

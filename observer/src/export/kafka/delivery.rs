@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crossbeam_utils::CachePadded;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
@@ -23,8 +24,11 @@ pub(super) const REPLAY: usize = 1;
 
 #[derive(Debug, Default)]
 pub(super) struct Counters {
-    pub(super) produced: AtomicU64,
-    pub(super) acknowledged: AtomicU64,
+    /// Written by the sending thread (the dispatcher) for every message, `acknowledged` by the thread that
+    /// serves delivery reports: each on a cache line of its own, so that the two threads do not pass one line
+    /// back and forth for every message.
+    pub(super) produced: CachePadded<AtomicU64>,
+    pub(super) acknowledged: CachePadded<AtomicU64>,
     pub(super) delivery_failures: AtomicU64,
     pub(super) spooled: AtomicU64,
     pub(super) replayed: AtomicU64,
@@ -128,7 +132,11 @@ impl Shared {
                 if tag == REPLAY {
                     self.counters.replayed.fetch_add(1, Ordering::Relaxed);
                 }
-                if self.broker_down_reported.swap(false, Ordering::Relaxed) {
+                // Read before written: a write for every acknowledgement would take the line from the other
+                // threads that read it.
+                if self.broker_down_reported.load(Ordering::Relaxed)
+                    && self.broker_down_reported.swap(false, Ordering::Relaxed)
+                {
                     crate::diag::report!(INFO, "kafka-reachable", "Kafka reachable again");
                 }
             }
