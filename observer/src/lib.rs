@@ -32,6 +32,7 @@
 pub mod actor;
 mod agent;
 pub mod audit;
+mod clock;
 mod config;
 pub mod cost;
 mod diag;

@@ -8,13 +8,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use ::tracing::Instrument;
 use serde_json::{Map, Value};
 
 use super::summary::{StepEntry, StepStatus};
-use super::tracer::{lock, millis, Shared, WorkflowTracer};
+use super::tracer::{lock, Shared, WorkflowTracer};
+use crate::clock::Stopwatch;
 use crate::otel::{set_span_attribute, set_span_error};
 
 /// The error recorded for a step that panicked.
@@ -44,7 +44,7 @@ struct StepCore {
     slot: usize,
     /// Borrowed for the `&'static str` names `#[step]` passes: no allocation per step.
     name: Cow<'static, str>,
-    start: Instant,
+    start: Stopwatch,
     span: ::tracing::Span,
     /// Ended by `finish` / `finish_with(&Ok)` / a successful `run_step(_sync)`: the step's success is known. An
     /// atomic, so that confirming takes no lock.
@@ -106,7 +106,7 @@ impl WorkflowTracer {
             workflow: Arc::clone(shared),
             slot,
             name,
-            start: Instant::now(),
+            start: Stopwatch::start(),
             span,
             confirmed: AtomicBool::new(false),
             data: Mutex::new(StepData::default()),
@@ -239,7 +239,7 @@ impl StepCore {
 
 impl Drop for StepCore {
     fn drop(&mut self) {
-        let duration_ms = millis(self.start);
+        let duration_ms = self.start.elapsed_ms();
         if std::thread::panicking() {
             self.set_error_if_none(PANICKED);
         }
