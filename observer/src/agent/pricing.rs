@@ -17,11 +17,10 @@ pub(super) struct Priced {
 }
 
 impl Priced {
-    pub(super) fn new(info: &LlmInfo, model_hint: Option<&str>, provider_hint: Option<&str>) -> Self {
-        let model = info.model.clone().or_else(|| model_hint.map(str::to_owned));
+    pub(super) fn new(info: LlmInfo, model_hint: Option<&str>, provider_hint: Option<&str>) -> Self {
+        let model = info.model.or_else(|| model_hint.map(str::to_owned));
         let provider = info
             .provider
-            .clone()
             .or_else(|| provider_hint.map(str::to_owned))
             .or_else(|| model.as_deref().and_then(crate::llm::usage::detect_provider));
         let (cost, trusted) = match (&info.usage, &model) {
@@ -35,12 +34,13 @@ impl Priced {
         Self { usage: info.usage, model, provider, cost, trusted }
     }
 
-    pub(super) fn write(&self, m: &mut Map<String, Value>) {
-        if let Some(model) = &self.model {
-            m.insert("model".into(), model.clone().into());
+    /// Writes the metadata keys of this output (its strings move into the map).
+    pub(super) fn write(self, m: &mut Map<String, Value>) {
+        if let Some(model) = self.model {
+            m.insert("model".into(), model.into());
         }
-        if let Some(p) = &self.provider {
-            m.insert("provider".into(), p.clone().into());
+        if let Some(p) = self.provider {
+            m.insert("provider".into(), p.into());
         }
         if let Some(u) = &self.usage {
             m.insert("input_tokens".into(), u.input_tokens.into());
@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn a_known_model_is_priced_and_its_provider_detected() {
         let info = LlmInfo { usage: Some(usage(1000, 500)), model: Some("gpt-4o".into()), ..Default::default() };
-        let p = Priced::new(&info, None, None);
+        let p = Priced::new(info, None, None);
         assert_eq!(p.provider.as_deref(), Some("openai"));
         let expected = crate::calculate_cost("openai", "gpt-4o", 1000, 500).total_cost;
         assert_eq!(p.cost, Some(expected));
@@ -129,25 +129,25 @@ mod tests {
     #[test]
     fn hints_fill_in_what_the_output_does_not_say() {
         let info = LlmInfo { usage: Some(usage(10, 5)), ..Default::default() };
-        let p = Priced::new(&info, Some("claude-3-5-sonnet-20241022"), Some("anthropic"));
+        let p = Priced::new(info, Some("claude-3-5-sonnet-20241022"), Some("anthropic"));
         assert_eq!(p.model.as_deref(), Some("claude-3-5-sonnet-20241022"));
         assert_eq!(p.provider.as_deref(), Some("anthropic"));
         assert!(p.cost.is_some());
         // What the output says wins over the hints.
         let info = LlmInfo { model: Some("gpt-4o".into()), provider: Some("azure".into()), ..Default::default() };
-        let p = Priced::new(&info, Some("other-model"), Some("other"));
+        let p = Priced::new(info, Some("other-model"), Some("other"));
         assert_eq!((p.model.as_deref(), p.provider.as_deref()), (Some("gpt-4o"), Some("azure")));
     }
 
     #[test]
     fn no_model_no_cost_and_no_usage_no_tokens() {
-        let p = Priced::new(&LlmInfo { usage: Some(usage(3, 4)), ..Default::default() }, None, None);
+        let p = Priced::new(LlmInfo { usage: Some(usage(3, 4)), ..Default::default() }, None, None);
         assert_eq!((p.cost, p.trusted), (None, true));
         let mut m = Map::new();
         p.write(&mut m);
         assert_eq!(Value::Object(m), json!({"input_tokens": 3, "output_tokens": 4}));
 
-        let p = Priced::new(&LlmInfo::default(), None, None);
+        let p = Priced::new(LlmInfo::default(), None, None);
         let mut m = Map::new();
         p.write(&mut m);
         assert!(m.is_empty(), "{m:?}");
@@ -156,13 +156,13 @@ mod tests {
     #[test]
     fn an_unknown_model_has_no_cost() {
         let info = LlmInfo { usage: Some(usage(10, 5)), model: Some("no-such-model-xyz".into()), ..Default::default() };
-        assert_eq!(Priced::new(&info, None, None).cost, None);
+        assert_eq!(Priced::new(info, None, None).cost, None);
     }
 
     #[test]
     fn capped_counts_are_marked_untrusted() {
         let capped = TokenUsage { capped: true, ..usage(10, 5) };
-        let p = Priced::new(&LlmInfo { usage: Some(capped), ..Default::default() }, None, None);
+        let p = Priced::new(LlmInfo { usage: Some(capped), ..Default::default() }, None, None);
         assert!(!p.trusted);
         let mut m = Map::new();
         p.write(&mut m);
@@ -173,7 +173,7 @@ mod tests {
     fn cached_and_reasoning_tokens_are_written_only_when_present() {
         let u = TokenUsage { cached_tokens: 7, reasoning_tokens: 9, ..usage(10, 5) };
         let mut m = Map::new();
-        Priced::new(&LlmInfo { usage: Some(u), ..Default::default() }, None, None).write(&mut m);
+        Priced::new(LlmInfo { usage: Some(u), ..Default::default() }, None, None).write(&mut m);
         assert_eq!((m["cached_tokens"].clone(), m["reasoning_tokens"].clone()), (json!(7), json!(9)));
     }
 
@@ -191,7 +191,7 @@ mod tests {
             Priced { usage: Some(usage(u64::MAX, 1)), model: None, provider: None, cost: Some(0.2), trusted: false };
         t.add(&one, false);
         t.add(&two, true);
-        t.add(&Priced::new(&LlmInfo::default(), None, None), false);
+        t.add(&Priced::new(LlmInfo::default(), None, None), false);
         assert_eq!((t.spans, t.failed_spans, t.untrusted_costs), (3, 1, 1));
         assert_eq!((t.input_tokens, t.output_tokens, t.cached_tokens), (u64::MAX, 6, 2));
         assert_eq!(t.total_cost, 0.3, "rounded: not 0.30000000000000004");

@@ -298,7 +298,7 @@ impl AgentTracer {
         let info = self.inner.extractors.extract(&outputs);
         let hints = self.lock().open.get(component_id).map(|c| (c.model_hint.clone(), c.provider_hint.clone()));
         let (model_hint, provider_hint) = hints.unwrap_or_default();
-        let priced = Priced::new(&info, model_hint.as_deref(), provider_hint.as_deref());
+        let priced = Priced::new(info, model_hint.as_deref(), provider_hint.as_deref());
         let mut state = self.lock();
         self.ensure_started(&mut state, "end_trace");
         let component = state.open.remove(component_id);
@@ -391,7 +391,7 @@ impl AgentTracer {
         let ended = Instant::now();
         let outputs = outputs.into();
         let info = self.inner.extractors.extract(&outputs);
-        let priced = Priced::new(&info, None, None);
+        let priced = Priced::new(info, None, None);
         let mut state = self.lock();
         self.ensure_started(&mut state, "llm_call_end");
         let started = state.llm_calls.remove(component_id);
@@ -621,11 +621,6 @@ impl AgentTracer {
         error: Option<String>,
         ended: Instant,
     ) {
-        let kind = match &component {
-            Some(c) if c.kind_given || priced.model.is_none() => c.kind.clone(),
-            Some(_) => ComponentKind::Llm.into(),
-            None => ComponentKind::infer(name, priced.model.is_some()).into(),
-        };
         let capture = component.as_ref().map_or(self.inner.capture, |c| c.capture);
         let error = error.map(|e| outbound::text(&e).into_owned());
 
@@ -633,9 +628,15 @@ impl AgentTracer {
             state.totals.add(&priced, error.is_some());
         }
 
-        let (parent, index, started, span, component_name) = match component {
-            Some(c) => (c.parent, Some(c.index), Some(c.started), c.span, c.name),
-            None => (None, None, None, None, name.to_owned()),
+        let (kind, parent, index, started, span, component_name) = match component {
+            Some(c) => {
+                let kind = if c.kind_given || priced.model.is_none() { c.kind } else { ComponentKind::Llm.into() };
+                (kind, c.parent, Some(c.index), Some(c.started), c.span, c.name)
+            }
+            None => {
+                let kind = ComponentKind::infer(name, priced.model.is_some()).into();
+                (kind, None, None, None, None, name.to_owned())
+            }
         };
         if let Some(span) = span {
             if capture.captures_response() {
@@ -681,7 +682,7 @@ impl AgentTracer {
             self.warn(state, format!("component {id:?} ({name}) was still running at end; ended with an error"));
             state.finished.insert(id.clone());
             let message = "the trace ended before the component finished".to_owned();
-            let priced = Priced::new(&LlmInfo::default(), None, None);
+            let priced = Priced::new(LlmInfo::default(), None, None);
             self.finish_component(state, &id, &name, Some(c), Value::Null, priced, Some(message), ended);
         }
         state.ended = true;
