@@ -7,7 +7,7 @@
 //!
 //! * `agent_stream/*`: one flow streaming N components (span_start + span_end each, outputs with usage and a
 //!   model: extraction and pricing included) to the trace topic, flushed (all acknowledged) — events/s of a single
-//!   flow — against the raw exporter sending the same number of messages of the same size.
+//!   flow — against the raw exporter sending the same number of messages of the same size, key and headers.
 //! * `agent_end/*`: the time `end()` takes for a trace of 10 components (Kafka sink; not waiting for the
 //!   broker), against serialising the same `trace_end` JSON.
 //! * `agent_component/*`: one component (add_trace + end_trace) with no sink, against a bare child `tracing`
@@ -24,6 +24,8 @@ use serde_json::{json, Value};
 
 const TOPIC: &str = "genesis-traces-streaming";
 const N: u64 = 5_000;
+/// The headers the trace sink sends with every event (the raw baseline sends the same messages).
+const HEADERS: &[(&str, &str)] = &[("event_type", "span_end"), ("content-type", "application/json")];
 
 fn bootstrap() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS").expect("start the broker: eval \"$(scripts/kafka-broker.sh start)\"")
@@ -63,7 +65,7 @@ fn stream(c: &mut Criterion) {
             for _ in 0..iters {
                 let start = Instant::now();
                 for _ in 0..2 * N {
-                    exporter.send(TOPIC, Some(&key), &[("event_type", "span_end")], &payload).expect("accepted");
+                    exporter.send(TOPIC, Some(&key), HEADERS, &payload).expect("accepted");
                 }
                 exporter.flush(Duration::from_secs(60)).unwrap();
                 total += start.elapsed();
