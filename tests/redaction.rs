@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use observer::export::{self, Pipeline};
-use observer::redact::{Action, CustomDetector, Kind, Redactor};
+use observer::redact::{Action, CustomDetector, Kind, Label, Redactor};
 use observer::{audit, AuditSink, ChangeRecord, ObserverConfig, RedactionConfig, ResourceType, Secret};
+use proptest::prelude::*;
 use serde_json::json;
 
 /// The corpus seed and size (the figures in the README come from these).
@@ -285,4 +286,185 @@ fn a_hash_action_without_a_key_is_refused() {
     };
     let err = Pipeline::new(config).unwrap_err();
     assert!(err.to_string().contains("redaction.hmac_key"), "{err}");
+}
+
+/// Policies the prefilter is checked under: the default one, and one with extra labels and user detectors
+/// (case-insensitive, past ASCII, one that can match the empty string, one with a class of everything).
+fn prefilter_policies() -> Vec<Redactor> {
+    let custom = RedactionConfig {
+        labels: vec![Label::new(Kind::Mrn, "Chart #"), Label::new(Kind::Account, "Konto")],
+        detectors: vec![
+            CustomDetector::new(Kind::custom("employee"), r"\bEMP-\d{6}\b"),
+            CustomDetector::new(Kind::custom("kelvin"), r"(?i)\bkey-[a-z]{4}\b"),
+            CustomDetector::new(Kind::custom("greek"), r"\p{Greek}{3,}"),
+            CustomDetector::new(Kind::custom("accent"), r"café|naïve"),
+            CustomDetector::new(Kind::custom("word"), r"(?i:secret)\s*\S"),
+        ],
+        ..Default::default()
+    };
+    let empty = RedactionConfig {
+        detectors: vec![CustomDetector::new(Kind::custom("maybe"), r"x?").validator(|_| Ok(false))],
+        ..Default::default()
+    };
+    [RedactionConfig::default(), custom, empty].iter().map(|c| Redactor::new(c).expect("policy")).collect()
+}
+
+#[track_caller]
+fn prefilter_sound(policies: &[Redactor], text: &str) {
+    for r in policies {
+        let misses = observer::__private::redaction_prefilter_misses(r, text);
+        assert!(misses.is_empty(), "the prefilter rules out {misses:?}, which match {text:?}");
+    }
+}
+
+/// The shortcut before the scan never skips a value a detector matches: every string of the corpus (every
+/// source, and every key), and each of their halves and tails, under every policy.
+#[test]
+fn the_prefilter_never_rules_out_a_detector_that_matches_the_corpus() {
+    let policies = prefilter_policies();
+    let mut checked = 0;
+    for s in corpus::corpus(SEED, SNIPPETS) {
+        for leaf in &s.leaves {
+            prefilter_sound(&policies, &leaf.key);
+            prefilter_sound(&policies, &leaf.text);
+            for g in &leaf.gold {
+                prefilter_sound(&policies, &leaf.text[g.start..g.end]);
+                prefilter_sound(&policies, &leaf.text[g.start..]);
+                prefilter_sound(&policies, &leaf.text[..g.end]);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 3000);
+    for text in PHI {
+        prefilter_sound(&policies, text);
+    }
+}
+
+/// And it does skip the values that cannot match (the reason it exists), but not ones that can.
+#[test]
+fn the_prefilter_skips_values_no_detector_can_match() {
+    let r = Redactor::default();
+    for text in ["openai", "stop", "customer-support-flow", "search_records", "Summarise the patient's last visit", ""]
+    {
+        assert!(observer::__private::redaction_prefilter_skips(&r, text), "{text:?} is scanned");
+    }
+    for text in ["Patient: Jane Roe", "MRN 00442211", "mail a@b.example", "see www.example.org", "Dr. Who"] {
+        assert!(!observer::__private::redaction_prefilter_skips(&r, text), "{text:?} is skipped");
+    }
+    // A policy with a detector that can match anything scans everything.
+    let all = &prefilter_policies()[2];
+    assert!(!observer::__private::redaction_prefilter_skips(all, "openai"));
+}
+
+/// Pieces of identifiers, labels and separators, to build random values that come close to every detector.
+const PIECES: &[&str] = &[
+    "SSN",
+    "ss#",
+    "MRN:",
+    "mrn",
+    "Member ID",
+    "Serial number",
+    "Chart #",
+    "konto",
+    "Patient:",
+    "pt -",
+    "Dr.",
+    "Mrs",
+    "Prof",
+    "Bearer ",
+    "password=",
+    "pwd:",
+    "aws_secret_access_key",
+    "sk-",
+    "sk-ant-",
+    "AKIA",
+    "ghp_",
+    "github_pat_",
+    "eyJ",
+    "http://",
+    "https://",
+    "ftp://",
+    "www.",
+    "@",
+    ".",
+    ",",
+    ":",
+    "::",
+    "-",
+    "/",
+    "+1",
+    "(",
+    ")",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "#",
+    "=",
+    "'",
+    "_",
+    "0",
+    "1",
+    "2",
+    "9",
+    "12",
+    "123",
+    "1234",
+    "4111",
+    "80840",
+    "1985",
+    "03",
+    "GB82",
+    "WEST",
+    "St",
+    "Street",
+    "Ave",
+    "PO Box",
+    "MA",
+    "IL",
+    "March",
+    "Mar.",
+    "2nd",
+    "of",
+    "a",
+    "e",
+    "k",
+    "K",
+    "x",
+    "Z",
+    "\u{212A}",
+    "\u{17F}",
+    "é",
+    "café",
+    "α",
+    "βγδ",
+    "EMP-",
+    "key-",
+    "secret",
+    "O'",
+    "Mc",
+    "Jane",
+    "Roe",
+    "Smith",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3_000, ..ProptestConfig::default() })]
+
+    /// Random values built from [`PIECES`], and random printable text: the prefilter rules out no detector that
+    /// matches them.
+    #[test]
+    fn the_prefilter_never_rules_out_a_detector_that_matches_random_values(
+        pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..24),
+        text in "\\PC{0,48}",
+        ascii in "[ -~]{0,64}",
+    ) {
+        static POLICIES: std::sync::LazyLock<Vec<Redactor>> = std::sync::LazyLock::new(prefilter_policies);
+        let policies = &*POLICIES;
+        prefilter_sound(policies, &pieces.concat());
+        prefilter_sound(policies, &pieces.join(" "));
+        prefilter_sound(policies, &text);
+        prefilter_sound(policies, &ascii);
+    }
 }

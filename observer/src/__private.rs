@@ -491,3 +491,20 @@ pub async fn agent_component_async<R>(
         }
     }
 }
+
+/// The redaction of one audit event as the dispatcher applies it (`None`: nothing changes): the `redaction`
+/// bench's per-event figure.
+pub fn redact_event(redactor: &crate::redact::Redactor, event: &crate::AuditEvent) -> Option<crate::AuditEvent> {
+    crate::redact::redact_event(redactor, event)
+}
+
+/// The detectors (kind, index) whose pattern matches `text` although the redaction prefilter rules them out:
+/// must be empty (the prefilter's soundness tests).
+pub fn redaction_prefilter_misses(redactor: &crate::redact::Redactor, text: &str) -> Vec<(crate::redact::Kind, usize)> {
+    redactor.prefilter_misses(text)
+}
+
+/// Whether the redaction prefilter skips the scan of `text`.
+pub fn redaction_prefilter_skips(redactor: &crate::redact::Redactor, text: &str) -> bool {
+    redactor.prefilter_skips(text)
+}

@@ -4,6 +4,7 @@
 //! that errs or panics) replaces the whole value with a marker: it never passes through.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 use super::actions::{render, Action, Hasher};
 use super::detectors::{self, Check, Ctx, Spec, LABELLED};
 use super::policy::{KeyRule, KeyRules, Kind};
+use super::prefilter::Prefilter;
 use crate::config::RedactionConfig;
 use crate::error::ConfigurationError;
 
@@ -90,6 +92,8 @@ struct Detector {
 struct Inner {
     enabled: bool,
     set: Option<RegexSet>,
+    /// Which values no detector can match (they are not scanned).
+    prefilter: Prefilter,
     detectors: Vec<Detector>,
     keys: KeyRules,
     actions: HashMap<Kind, Action>,
@@ -97,6 +101,78 @@ struct Inner {
     hasher: Option<Hasher>,
     max_value_bytes: usize,
     time_budget: Duration,
+}
+
+/// Work (in bytes scanned, each value counting [`VALUE_WORK`] more) between two readings of the clock while a
+/// value is scanned: reading it costs more than scanning a short value, so it is read at the start of each value
+/// handed to the redactor, before each user validator, and otherwise once per this much work. A value past its
+/// budget is so found within the time it takes to scan this many bytes (tens of microseconds).
+const CHECK_EVERY: usize = 8 << 10;
+const VALUE_WORK: usize = 64;
+
+/// The clock of the time budget: the last reading, and the work done since.
+pub(crate) struct Clock {
+    last: Cell<Instant>,
+    work: Cell<usize>,
+}
+
+impl Default for Clock {
+    /// A clock read now.
+    fn default() -> Self {
+        Self { last: Cell::new(Instant::now()), work: Cell::new(0) }
+    }
+}
+
+impl Clock {
+    /// The budget of a value starting now (the clock is read again unless nothing was scanned since).
+    pub(crate) fn budget(&self, limit: Duration) -> Budget<'_> {
+        if self.work.get() > 0 {
+            self.read();
+        }
+        Budget { deadline: self.last.get() + limit, clock: self }
+    }
+
+    fn read(&self) -> Instant {
+        let now = Instant::now();
+        self.last.set(now);
+        self.work.set(0);
+        now
+    }
+}
+
+/// The deadline of one value (a string, or a whole JSON document) and the clock it is checked against.
+#[derive(Clone, Copy)]
+pub(crate) struct Budget<'c> {
+    deadline: Instant,
+    clock: &'c Clock,
+}
+
+impl Budget<'_> {
+    /// Whether the deadline has passed, with `bytes` more work done (the clock read once per [`CHECK_EVERY`]).
+    fn spent(&self, bytes: usize) -> bool {
+        let work = self.clock.work.get() + bytes + VALUE_WORK;
+        if work >= CHECK_EVERY {
+            return self.spent_now();
+        }
+        self.clock.work.set(work);
+        self.clock.last.get() > self.deadline
+    }
+
+    /// Whether the deadline has passed (the clock read now).
+    fn spent_now(&self) -> bool {
+        self.clock.read() > self.deadline
+    }
+}
+
+/// What the key rules and detectors do to one field's value.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Outcome {
+    /// Left as it is.
+    Keep,
+    /// Replaced by this.
+    Replace(Value),
+    /// Left out (a key rule with [`Action::Drop`]).
+    Drop,
 }
 
 /// A compiled [`RedactionConfig`]: redacts strings and JSON values. Cheap to clone (shared); `Send + Sync`.
@@ -197,6 +273,7 @@ impl Redactor {
                 check: d.validator.clone().map_or(Check::None, Check::User),
                 priority: LABELLED,
                 action: d.action,
+                needs_digit: false,
             }));
         }
         let action_of = |kind: &Kind| actions.get(kind).copied().unwrap_or(config.default_action);
@@ -244,6 +321,7 @@ impl Redactor {
         Ok(Self {
             inner: Arc::new(Inner {
                 enabled: config.enabled,
+                prefilter: Prefilter::new(specs.iter().map(|s| (s.pattern.as_str(), s.needs_digit))),
                 set,
                 detectors: compiled,
                 keys,
@@ -267,6 +345,7 @@ impl Redactor {
             inner: Arc::new(Inner {
                 enabled: true,
                 set: None,
+                prefilter: Prefilter::default(),
                 detectors: Vec::new(),
                 keys: KeyRules::default(),
                 actions: HashMap::new(),
@@ -289,10 +368,10 @@ impl Redactor {
     /// [`RedactError`] when the text is over the size budget, scanning is over the time budget, or a user
     /// validator fails.
     pub fn find(&self, text: &str) -> Result<Vec<Finding>, RedactError> {
-        self.find_until(text, Instant::now() + self.inner.time_budget)
+        self.find_until(text, Clock::default().budget(self.inner.time_budget))
     }
 
-    fn find_until(&self, text: &str, deadline: Instant) -> Result<Vec<Finding>, RedactError> {
+    fn find_until(&self, text: &str, deadline: Budget<'_>) -> Result<Vec<Finding>, RedactError> {
         let inner = &*self.inner;
         if !inner.enabled {
             return Ok(Vec::new());
@@ -301,6 +380,9 @@ impl Redactor {
             return Err(RedactError::Oversize { bytes: text.len(), limit: inner.max_value_bytes });
         }
         let Some(set) = &inner.set else { return Ok(Vec::new()) };
+        if !inner.prefilter.may_match(text) {
+            return Ok(Vec::new());
+        }
         let matched = set.matches(text);
         if !matched.matched_any() {
             return Ok(Vec::new());
@@ -308,48 +390,7 @@ impl Redactor {
         // (priority, detector index, start, end)
         let mut candidates: Vec<(u8, usize, usize, usize)> = Vec::new();
         for idx in matched.iter() {
-            let det = &inner.detectors[idx];
-            if Instant::now() > deadline {
-                return Err(RedactError::Timeout(inner.time_budget));
-            }
-            let mut consider = |whole: (usize, usize), value: (usize, usize)| -> Result<(), RedactError> {
-                if Instant::now() > deadline {
-                    return Err(RedactError::Timeout(inner.time_budget));
-                }
-                let ctx = Ctx { hay: text, start: value.0, end: value.1, whole };
-                let span = match &det.check {
-                    Check::None => Some(value),
-                    Check::Builtin(f) => f(&ctx),
-                    Check::User(f) => match catch_unwind(AssertUnwindSafe(|| f(ctx.value()))) {
-                        Ok(Ok(true)) => Some(value),
-                        Ok(Ok(false)) => None,
-                        Ok(Err(message)) => return Err(RedactError::Detector { kind: det.kind.clone(), message }),
-                        Err(_) => {
-                            return Err(RedactError::Detector {
-                                kind: det.kind.clone(),
-                                message: "the validator panicked".into(),
-                            })
-                        }
-                    },
-                };
-                if let Some((s, e)) = span {
-                    if e > s {
-                        candidates.push((det.priority, idx, s, e));
-                    }
-                }
-                Ok(())
-            };
-            if det.grouped {
-                for caps in det.regex.captures_iter(text) {
-                    let whole = caps.get(0).map_or((0, 0), |m| (m.start(), m.end()));
-                    let value = caps.name("v").map_or(whole, |m| (m.start(), m.end()));
-                    consider(whole, value)?;
-                }
-            } else {
-                for m in det.regex.find_iter(text) {
-                    consider((m.start(), m.end()), (m.start(), m.end()))?;
-                }
-            }
+            self.candidates(idx, text, deadline, &mut candidates)?;
         }
         // Overlaps: the lower priority number wins, then the longer span, then the earlier detector.
         candidates
@@ -369,13 +410,98 @@ impl Redactor {
             .collect())
     }
 
+    /// The detectors (kind and index) the prefilter rules out although they have a validated candidate in
+    /// `text`, or fail on it (each detector run on its own, without the `RegexSet`); empty when the prefilter is
+    /// sound for `text`. For the tests that check it.
+    pub(crate) fn prefilter_misses(&self, text: &str) -> Vec<(Kind, usize)> {
+        let inner = &*self.inner;
+        let present = super::prefilter::presence(text);
+        let skipped = !inner.prefilter.may_match(text);
+        let clock = Clock::default();
+        let deadline = clock.budget(Duration::from_secs(3600));
+        (0..inner.detectors.len())
+            .filter(|&i| skipped || !inner.prefilter.possible(i, present))
+            .filter(|&i| {
+                let mut found = Vec::new();
+                let run = catch_unwind(AssertUnwindSafe(|| self.candidates(i, text, deadline, &mut found)));
+                !matches!(run, Ok(Ok(()))) || !found.is_empty()
+            })
+            .map(|i| (inner.detectors[i].kind.clone(), i))
+            .collect()
+    }
+
+    /// Whether the prefilter skips the scan of `text`.
+    pub(crate) fn prefilter_skips(&self, text: &str) -> bool {
+        self.inner.set.is_some() && !self.inner.prefilter.may_match(text)
+    }
+
+    /// Adds the validated candidates of detector `idx` in `text` to `candidates`.
+    fn candidates(
+        &self,
+        idx: usize,
+        text: &str,
+        deadline: Budget<'_>,
+        candidates: &mut Vec<(u8, usize, usize, usize)>,
+    ) -> Result<(), RedactError> {
+        let inner = &*self.inner;
+        let det = &inner.detectors[idx];
+        if deadline.spent(text.len()) {
+            return Err(RedactError::Timeout(inner.time_budget));
+        }
+        let mut consider = |whole: (usize, usize), value: (usize, usize)| -> Result<(), RedactError> {
+            // A user validator may take long: the clock is read before each; the built-in ones are linear in
+            // the candidate.
+            let spent = match det.check {
+                Check::User(_) => deadline.spent_now(),
+                _ => deadline.spent(value.1 - value.0),
+            };
+            if spent {
+                return Err(RedactError::Timeout(inner.time_budget));
+            }
+            let ctx = Ctx { hay: text, start: value.0, end: value.1, whole };
+            let span = match &det.check {
+                Check::None => Some(value),
+                Check::Builtin(f) => f(&ctx),
+                Check::User(f) => match catch_unwind(AssertUnwindSafe(|| f(ctx.value()))) {
+                    Ok(Ok(true)) => Some(value),
+                    Ok(Ok(false)) => None,
+                    Ok(Err(message)) => return Err(RedactError::Detector { kind: det.kind.clone(), message }),
+                    Err(_) => {
+                        return Err(RedactError::Detector {
+                            kind: det.kind.clone(),
+                            message: "the validator panicked".into(),
+                        })
+                    }
+                },
+            };
+            if let Some((s, e)) = span {
+                if e > s {
+                    candidates.push((det.priority, idx, s, e));
+                }
+            }
+            Ok(())
+        };
+        if det.grouped {
+            for caps in det.regex.captures_iter(text) {
+                let whole = caps.get(0).map_or((0, 0), |m| (m.start(), m.end()));
+                let value = caps.name("v").map_or(whole, |m| (m.start(), m.end()));
+                consider(whole, value)?;
+            }
+        } else {
+            for m in det.regex.find_iter(text) {
+                consider((m.start(), m.end()), (m.start(), m.end()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `text` with every identifier replaced by its action's output (`[SSN]`, `[SSN:hmac:…]`, nothing). Fails
     /// closed: when the text cannot be scanned, the whole of it becomes a marker such as `[REDACTED:oversize]`.
     pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        self.redact_str_until(text, Instant::now() + self.inner.time_budget)
+        self.redact_str_until(text, Clock::default().budget(self.inner.time_budget))
     }
 
-    fn redact_str_until<'a>(&self, text: &'a str, deadline: Instant) -> Cow<'a, str> {
+    fn redact_str_until<'a>(&self, text: &'a str, deadline: Budget<'_>) -> Cow<'a, str> {
         match self.changed(text, deadline) {
             None => Cow::Borrowed(text),
             Some(new) => Cow::Owned(new),
@@ -383,7 +509,7 @@ impl Redactor {
     }
 
     /// The redacted form of `text`, or `None` when nothing in it is to be redacted.
-    fn changed(&self, text: &str, deadline: Instant) -> Option<String> {
+    fn changed(&self, text: &str, deadline: Budget<'_>) -> Option<String> {
         if !self.inner.enabled {
             return None;
         }
@@ -423,14 +549,14 @@ impl Redactor {
     /// walked when the time budget runs out has its remaining strings replaced by `[REDACTED:timeout]`.
     pub fn redact_value(&self, value: &mut Value) {
         if self.inner.enabled {
-            self.walk(value, 0, Instant::now() + self.inner.time_budget);
+            self.walk(value, 0, Clock::default().budget(self.inner.time_budget));
         }
     }
 
     /// Redacts the fields of a JSON object in place (as [`redact_value`](Self::redact_value) does for an object).
     pub fn redact_map(&self, map: &mut Map<String, Value>) {
         if self.inner.enabled {
-            self.walk_map(map, 0, Instant::now() + self.inner.time_budget);
+            self.walk_map(map, 0, Clock::default().budget(self.inner.time_budget));
         }
     }
 
@@ -440,11 +566,11 @@ impl Redactor {
         if !self.inner.enabled {
             return true;
         }
-        self.field(key, value, 0, Instant::now() + self.inner.time_budget)
+        self.field(key, value, 0, Clock::default().budget(self.inner.time_budget))
     }
 
     /// Applies the key rule of `key` to `value`; `false`: leave the field out.
-    fn field(&self, key: &str, value: &mut Value, depth: usize, deadline: Instant) -> bool {
+    fn field(&self, key: &str, value: &mut Value, depth: usize, deadline: Budget<'_>) -> bool {
         match self.inner.keys.rule(key) {
             KeyRule::Allow => true,
             KeyRule::Scan => {
@@ -471,14 +597,158 @@ impl Redactor {
         }
     }
 
-    fn walk(&self, value: &mut Value, depth: usize, deadline: Instant) {
+    /// The key rule of `key` applied to `value` without changing it (what [`field`](Self::field) would do).
+    fn field_of(&self, key: &str, value: &Value, depth: usize, deadline: Budget<'_>) -> Outcome {
+        match self.inner.keys.rule(key) {
+            KeyRule::Allow => Outcome::Keep,
+            KeyRule::Scan => self.redacted(value, depth, deadline).map_or(Outcome::Keep, Outcome::Replace),
+            KeyRule::Redact(kind) => {
+                let action = self.action(&kind);
+                if action == Action::Drop {
+                    return Outcome::Drop;
+                }
+                if value.is_null() {
+                    return Outcome::Keep;
+                }
+                let text: Cow<'_, str> = match value {
+                    Value::String(s) => Cow::Borrowed(s),
+                    other => Cow::Owned(other.to_string()),
+                };
+                let mut out = String::new();
+                render(&mut out, action, &kind, &text, self.inner.hasher.as_ref());
+                Outcome::Replace(Value::String(out))
+            }
+        }
+    }
+
+    /// The redacted copy of `value`, or `None` when [`walk`](Self::walk) would leave it as it is (then nothing
+    /// is copied). Same rules, same order, same result as `walk`.
+    fn redacted(&self, value: &Value, depth: usize, deadline: Budget<'_>) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return Some(Value::String(RedactError::TooDeep.marker().into()));
+        }
+        match value {
+            Value::String(s) => {
+                if deadline.spent(s.len()) {
+                    return Some(Value::String(RedactError::Timeout(self.inner.time_budget).marker().into()));
+                }
+                self.changed(s, deadline).map(Value::String)
+            }
+            Value::Number(n) => {
+                if n.as_u64().is_some_and(|v| v >= 10_000_000) || n.as_i64().is_some_and(|v| v <= -10_000_000) {
+                    self.changed(&n.to_string(), deadline).map(Value::String)
+                } else {
+                    None
+                }
+            }
+            Value::Array(items) => {
+                let mut out: Option<Vec<Value>> = None;
+                for (i, item) in items.iter().enumerate() {
+                    match (self.redacted(item, depth + 1, deadline), &mut out) {
+                        (Some(new), Some(out)) => out.push(new),
+                        (Some(new), None) => {
+                            let mut v = Vec::with_capacity(items.len());
+                            v.extend_from_slice(&items[..i]);
+                            v.push(new);
+                            out = Some(v);
+                        }
+                        (None, Some(out)) => out.push(item.clone()),
+                        (None, None) => {}
+                    }
+                }
+                out.map(Value::Array)
+            }
+            Value::Object(map) => self.redacted_map(map, depth + 1, deadline).map(Value::Object),
+            Value::Null | Value::Bool(_) => None,
+        }
+    }
+
+    /// The redacted copy of `map`, or `None` when [`walk_map`](Self::walk_map) would leave it as it is.
+    pub(crate) fn redacted_map_of(&self, map: &Map<String, Value>, clock: &Clock) -> Option<Map<String, Value>> {
+        if !self.inner.enabled || map.is_empty() {
+            return None;
+        }
+        self.redacted_map(map, 0, clock.budget(self.inner.time_budget))
+    }
+
+    /// [`redact_str`](Self::redact_str)'s result when it changes `text`, timed by `clock`.
+    pub(crate) fn changed_text(&self, text: &str, clock: &Clock) -> Option<String> {
+        if !self.inner.enabled {
+            return None;
+        }
+        self.changed(text, clock.budget(self.inner.time_budget))
+    }
+
+    /// What [`field`](Self::field) does to `value` under `key`, as [`Outcome`], without changing it.
+    pub(crate) fn field_outcome(&self, key: &str, value: &Value, clock: &Clock) -> Outcome {
+        if !self.inner.enabled {
+            return Outcome::Keep;
+        }
+        self.field_of(key, value, 0, clock.budget(self.inner.time_budget))
+    }
+
+    fn redacted_map(&self, map: &Map<String, Value>, depth: usize, deadline: Budget<'_>) -> Option<Map<String, Value>> {
+        // The outcome of each field, in order, once one differs (the common case, nothing, allocates nothing).
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut renamed: Vec<(usize, String)> = Vec::new();
+        for (i, (key, value)) in map.iter().enumerate() {
+            let outcome = self.field_of(key, value, depth, deadline);
+            let dropped = matches!(outcome, Outcome::Drop);
+            if !matches!(outcome, Outcome::Keep) || !outcomes.is_empty() {
+                if outcomes.is_empty() {
+                    outcomes.resize_with(i, || Outcome::Keep);
+                }
+                outcomes.push(outcome);
+            }
+            if dropped {
+                continue;
+            }
+            // As in `walk_map`: a key of only lower-case letters and `_` cannot hold an identifier.
+            if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                continue;
+            }
+            if let Some(new) = self.changed(key, deadline) {
+                renamed.push((i, new));
+            }
+        }
+        if outcomes.is_empty() && renamed.is_empty() {
+            return None;
+        }
+        outcomes.resize_with(map.len(), || Outcome::Keep);
+        // Built as `walk_map` changes it in place: values replaced, dropped fields removed, then the renamed keys
+        // moved, in order, each to a free name.
+        let mut out = Map::new();
+        for ((key, value), outcome) in map.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Keep => {
+                    out.insert(key.clone(), value.clone());
+                }
+                Outcome::Replace(new) => {
+                    out.insert(key.clone(), new);
+                }
+                Outcome::Drop => {}
+            }
+        }
+        let keys: Vec<&String> = map.keys().collect();
+        for (i, mut new) in renamed {
+            if let Some(v) = out.remove(keys[i].as_str()) {
+                while out.contains_key(&new) {
+                    new.push('\'');
+                }
+                out.insert(new, v);
+            }
+        }
+        Some(out)
+    }
+
+    fn walk(&self, value: &mut Value, depth: usize, deadline: Budget<'_>) {
         if depth > MAX_DEPTH {
             *value = Value::String(RedactError::TooDeep.marker().into());
             return;
         }
         match value {
             Value::String(s) => {
-                if Instant::now() > deadline {
+                if deadline.spent(s.len()) {
                     *s = RedactError::Timeout(self.inner.time_budget).marker().into();
                     return;
                 }
@@ -504,7 +774,7 @@ impl Redactor {
         }
     }
 
-    fn walk_map(&self, map: &mut Map<String, Value>, depth: usize, deadline: Instant) {
+    fn walk_map(&self, map: &mut Map<String, Value>, depth: usize, deadline: Budget<'_>) {
         let mut dropped = Vec::new();
         let mut renamed = Vec::new();
         for (key, value) in map.iter_mut() {

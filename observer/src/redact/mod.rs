@@ -15,6 +15,7 @@ mod audit;
 mod detectors;
 mod engine;
 mod policy;
+mod prefilter;
 mod validators;
 
 pub use actions::Action;

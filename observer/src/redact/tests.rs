@@ -205,3 +205,71 @@ fn disabled_kinds_and_policy() {
     off.redact_value(&mut v);
     assert_eq!(v["ssn"], "123-45-6789");
 }
+
+/// Policies and values the copy-on-write walk (audit events) is compared on with the in-place one.
+fn walk_cases() -> (Vec<Redactor>, Vec<serde_json::Value>) {
+    let policies = [
+        RedactionConfig::default(),
+        RedactionConfig {
+            allow_keys: vec!["contact".into()],
+            redact_keys: vec!["diagnosis_text".into(), "x".repeat(80)],
+            actions: vec![(Kind::Password, Action::Drop), (Kind::Email, Action::Drop)],
+            ..Default::default()
+        },
+        RedactionConfig {
+            actions: vec![(Kind::Ssn, Action::Hash), (Kind::Name, Action::Hash)],
+            hmac_key: Some(Secret::new("k".repeat(32))),
+            ..Default::default()
+        },
+        RedactionConfig { max_value_bytes: 12, ..Default::default() },
+        RedactionConfig {
+            detectors: vec![CustomDetector::new(Kind::custom("ticket"), r"T-\d+").validator(|_| Err("down".into()))],
+            ..Default::default()
+        },
+    ];
+    let mut deep = json!({"note": "SSN 123-45-6789"});
+    for _ in 0..70 {
+        deep = json!({"inner": [deep, "plain"]});
+    }
+    let values = vec![
+        json!({}),
+        json!({"model": "gpt-4o-2024-08-06", "provider": "openai", "input_tokens": 1520, "cost_usd": 0.0125}),
+        json!({
+            "ssn": 123456789, "patientName": "Jane Roe", "password": "hunter2", "Password": null,
+            "notes": ["plain", "call 617-555-0123", {"dob": "1985-03-02"}, 4111111111111111u64, "T-42"],
+            "jane.roe@example.org": true, "[EMAIL]": 1, "a@b.org": 2, "[EMAIL]'": 3, "count": 12,
+            "contact": "617-555-0123", "diagnosis_text": "flu", "email": {"nested": "x"}, "n": -4111111111111111i64,
+        }),
+        json!({"Patient Jane": "x", "MRN: 00442211": "y", "k": "Dr. Smith", "x".repeat(80): "v", "ÄpatientNäme": "Jo"}),
+        json!({"a": ["x", "y", "SSN 123-45-6789", "z"], "b": [[["DOB 03/02/1985"]]], "c": [1, 2.5, true, null]}),
+        deep,
+    ];
+    (policies.iter().map(|p| Redactor::new(p).unwrap()).collect(), values)
+}
+
+#[test]
+fn the_copy_on_write_walk_is_the_in_place_one() {
+    let (policies, values) = walk_cases();
+    for r in &policies {
+        for value in &values {
+            let serde_json::Value::Object(map) = value else { unreachable!() };
+            let mut in_place = map.clone();
+            r.redact_map(&mut in_place);
+            let copied = r.redacted_map_of(map, &engine::Clock::default());
+            assert_eq!(copied.as_ref().unwrap_or(map), &in_place, "{r:?} on {value}");
+            if copied.is_none() {
+                assert_eq!(&in_place, map);
+            }
+            // One field at a time, as change records are.
+            for (key, v) in map {
+                let mut in_place = v.clone();
+                let kept = r.redact_field(key, &mut in_place);
+                match r.field_outcome(key, v, &engine::Clock::default()) {
+                    engine::Outcome::Keep => assert!(kept && in_place == *v, "{key}: {v} → {in_place}"),
+                    engine::Outcome::Replace(new) => assert!(kept && new == in_place, "{key}: {new} ≠ {in_place}"),
+                    engine::Outcome::Drop => assert!(!kept, "{key}"),
+                }
+            }
+        }
+    }
+}

@@ -101,6 +101,7 @@ fn labelled_spec(kind: Kind, labels: &[&str], extra: &[&str]) -> Spec {
         check: Check::Builtin(has_digit),
         priority: LABELLED,
         action: None,
+        needs_digit: true,
     }
 }
 

@@ -89,6 +89,8 @@ pub(crate) struct Spec {
     pub priority: u8,
     /// Its own action (a custom detector's), else the kind's.
     pub action: Option<Action>,
+    /// Its validator keeps only values holding an ASCII digit (the prefilter may then skip a value without one).
+    pub needs_digit: bool,
 }
 
 /// Priorities: secrets, then URLs and e-mail (they contain other shapes), then labelled values, then the
@@ -105,7 +107,7 @@ pub(crate) fn ascii(pattern: &str) -> String {
 }
 
 pub(crate) fn spec(kind: Kind, priority: u8, pattern: &str, check: fn(&Ctx<'_>) -> Option<(usize, usize)>) -> Spec {
-    Spec { kind, pattern: ascii(pattern), check: Check::Builtin(check), priority, action: None }
+    Spec { kind, pattern: ascii(pattern), check: Check::Builtin(check), priority, action: None, needs_digit: false }
 }
 
 /// A labelled-value pattern: any of `labels` (any case, inner spaces flexible), an optional `:`/`#`/`=`/`is`,
@@ -149,6 +151,7 @@ pub(crate) fn builtin(labels: &[Label], disabled: &[Kind]) -> Vec<Spec> {
                 check: Check::Builtin(health::has_digit),
                 priority: LABELLED,
                 action: None,
+                needs_digit: true,
             });
         }
     }

@@ -193,6 +193,7 @@ pub(super) fn specs(names: &[&str], phones: &[&str], ssns: &[&str]) -> Vec<Spec>
             check: Check::Builtin(ssn),
             priority: LABELLED,
             action: None,
+            needs_digit: false,
         },
         Spec {
             kind: Kind::Phone,
@@ -204,6 +205,7 @@ pub(super) fn specs(names: &[&str], phones: &[&str], ssns: &[&str]) -> Vec<Spec>
             check: Check::Builtin(nanp),
             priority: LABELLED,
             action: None,
+            needs_digit: false,
         },
         spec(Kind::Name, LABELLED, &format!(r"(?i:\b(?:{name_labels})\s*[:\-]\s*)(?P<v>{NAME})"), name),
         spec(Kind::Ssn, STRUCTURED, r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b", ssn),
@@ -245,6 +247,7 @@ pub(super) fn specs(names: &[&str], phones: &[&str], ssns: &[&str]) -> Vec<Spec>
             check: Check::Builtin(plain),
             priority: LABELLED,
             action: None,
+            needs_digit: false,
         },
         spec(Kind::Name, WEAK, &format!(r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof)\.?\s+(?P<v>{NAME})"), name),
     ]
