@@ -339,6 +339,15 @@ pub(crate) fn normalise_key(key: &str) -> String {
 pub(crate) struct KeyRules {
     redact: HashMap<String, Kind>,
     allow: std::collections::HashSet<String>,
+    /// A Bloom filter of the normalised keys of both (by length, first and last byte): a key not in it has no
+    /// rule, without hashing it.
+    bloom: [u64; 4],
+}
+
+/// The bit of a normalised key in [`KeyRules::bloom`].
+fn bloom_bit(norm: &[u8]) -> usize {
+    let (first, last) = (norm.first().copied().unwrap_or(0), norm.last().copied().unwrap_or(0));
+    (usize::from(first) * 7 + usize::from(last) * 13 + norm.len() * 31) & 255
 }
 
 /// What a key rule says about a field.
@@ -362,8 +371,13 @@ impl KeyRules {
         for key in extra {
             redact.entry(normalise_key(key)).or_insert(Kind::Field);
         }
-        let allow = allow.iter().map(|k| normalise_key(k)).collect();
-        Self { redact, allow }
+        let allow: std::collections::HashSet<String> = allow.iter().map(|k| normalise_key(k)).collect();
+        let mut bloom = [0u64; 4];
+        for key in redact.keys().chain(&allow) {
+            let bit = bloom_bit(key.as_bytes());
+            bloom[bit / 64] |= 1 << (bit % 64);
+        }
+        Self { redact, allow, bloom }
     }
 
     pub(crate) fn rule(&self, key: &str) -> KeyRule {
@@ -374,18 +388,23 @@ impl KeyRules {
         // key is ASCII and never longer than the key, so a short key is normalised on the stack.
         let mut buf = [0u8; 64];
         let long;
-        let norm: &str = if key.len() <= buf.len() {
+        let norm: &[u8] = if key.len() <= buf.len() {
             let mut n = 0;
             for b in key.bytes().filter(u8::is_ascii_alphanumeric) {
                 buf[n] = b.to_ascii_lowercase();
                 n += 1;
             }
-            // ASCII only, so always UTF-8.
-            std::str::from_utf8(&buf[..n]).unwrap_or_default()
+            &buf[..n]
         } else {
             long = normalise_key(key);
-            &long
+            long.as_bytes()
         };
+        let bit = bloom_bit(norm);
+        if self.bloom[bit / 64] & (1 << (bit % 64)) == 0 {
+            return KeyRule::Scan;
+        }
+        // ASCII only, so always UTF-8.
+        let norm = std::str::from_utf8(norm).unwrap_or_default();
         if !self.allow.is_empty() && self.allow.contains(norm) {
             KeyRule::Allow
         } else if let Some(kind) = self.redact.get(norm) {
