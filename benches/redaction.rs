@@ -1,7 +1,9 @@
 //! Redaction cost, in one run: the engine's throughput in MB/s on clinical text (the generated corpus's notes,
-//! one string per snippet, and one large document), and the cost of an audit event with redaction on vs off —
-//! on the caller's thread (`emit`, where redaction does not run: it is on the dispatcher) and per event end to
-//! end (emit + the dispatcher's redaction, serialisation and file write, measured by flushing).
+//! one string per snippet, and one large document); the redaction of one audit event as the dispatcher applies
+//! it (`redact_event/*`, in CPU time of the bench thread); and the cost of an audit event with redaction on vs
+//! off — on the caller's thread (`emit`, where redaction does not run: it is on the dispatcher) and per event end
+//! to end (emit + the dispatcher's redaction, serialisation and file write, measured by flushing), for each of
+//! the three events (`emit_to_file_{off,on}` is the update with identifiers).
 //!
 //! `cargo bench --bench redaction -- --warm-up-time 1 --measurement-time 3`
 
@@ -12,7 +14,6 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use observer::actor::with_actor_sync;
 use observer::export::{self, Pipeline};
 use observer::redact::Redactor;
 use observer::{
@@ -61,21 +62,48 @@ fn pipeline(dir: &std::path::Path, name: &str, enabled: bool) -> Pipeline {
     .expect("pipeline")
 }
 
-/// A typical event: a description, a few metadata fields (one with free text holding identifiers), a change.
-fn typical() {
-    let e = audit::log_update(ResourceType::Document, "doc-123")
-        .resource_name("Discharge summary")
-        .description("Updated discharge summary for Patient: Jane Roe, MRN: 00442211")
-        .metadata("department", "cardiology")
-        .metadata("reason", "follow-up call to (617) 555-0123 scheduled for 03/02/2025")
-        .metadata("tokens", json!({"input": 812, "output": 133}))
-        .changes([ChangeRecord::new("status", "draft", "final")])
-        .emit()
-        .expect("queued");
-    black_box(e);
+/// The events measured, as callers emit them (the actor is set on the bench thread): `emit.rs`'s `log_create`
+/// (nothing to redact), an update with identifiers in its description and metadata, and an LLM interaction
+/// with metadata-rich summaries.
+const EVENTS: [&str; 3] = ["create", "update_with_phi", "llm_interaction"];
+
+fn emit_one(kind: &str) -> std::sync::Arc<AuditEvent> {
+    let e = match kind {
+        "create" => audit::log_create(ResourceType::Document, "doc-123").resource_name("Project Proposal").emit(),
+        "update_with_phi" => audit::log_update(ResourceType::Document, "doc-123")
+            .resource_name("Discharge summary")
+            .description("Updated discharge summary for Patient: Jane Roe, MRN: 00442211")
+            .metadata("department", "cardiology")
+            .metadata("reason", "follow-up call to (617) 555-0123 scheduled for 03/02/2025")
+            .metadata("tokens", json!({"input": 812, "output": 133}))
+            .changes([ChangeRecord::new("status", "draft", "final")])
+            .emit(),
+        _ => audit::log_llm_interaction("openai", "gpt-4o-2024-08-06")
+            .flow_id("customer-support-flow")
+            .input_tokens(1520)
+            .output_tokens(310)
+            .cost(0.0125)
+            .prompt_summary("Summarise the patient's last visit and list the medications to review")
+            .response_summary("The visit covered blood pressure follow-up; three medications to review")
+            .metadata("temperature", 0.2)
+            .metadata("session_id", "sess-7f3a9c2e")
+            .metadata("request_id", "req_01HZX4K9")
+            .metadata("finish_reason", "stop")
+            .metadata("tools", json!(["search_records", "get_medications"]))
+            .metadata("latency_ms", 842)
+            .emit(),
+    };
+    e.expect("queued")
+}
+
+fn set_actor() {
+    observer::set_actor_context(Some(
+        ActorContext::new("user-123").email("user@example.com").roles(["admin", "analyst"]),
+    ));
 }
 
 fn emit(c: &mut Criterion) {
+    set_actor();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut g = c.benchmark_group("emit_redaction");
     for (label, enabled) in [("off", false), ("on", true)] {
@@ -89,7 +117,7 @@ fn emit(c: &mut Criterion) {
                         let n = left.min(20_000);
                         let start = Instant::now();
                         for _ in 0..n {
-                            typical();
+                            black_box(emit_one("update_with_phi"));
                         }
                         total += start.elapsed();
                         p.flush(Duration::from_secs(60)).expect("flush");
@@ -100,69 +128,44 @@ fn emit(c: &mut Criterion) {
             })
         });
     }
-    for (label, enabled) in [("off", false), ("on", true)] {
-        let p = pipeline(dir.path(), &format!("e2e-{label}.jsonl"), enabled);
-        g.bench_function(format!("emit_to_file_{label}"), |b| {
-            b.iter_custom(|iters| {
-                export::with_pipeline_sync(&p, || {
-                    let mut total = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let n = left.min(20_000);
-                        let start = Instant::now();
-                        for _ in 0..n {
-                            typical();
+    // End to end, per event: the pairs whose ratio is the redaction's cost in throughput.
+    for kind in EVENTS {
+        for (label, enabled) in [("off", false), ("on", true)] {
+            let p = pipeline(dir.path(), &format!("e2e-{kind}-{label}.jsonl"), enabled);
+            let name = if kind == "update_with_phi" {
+                format!("emit_to_file_{label}")
+            } else {
+                format!("emit_to_file_{kind}_{label}")
+            };
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    export::with_pipeline_sync(&p, || {
+                        let mut total = Duration::ZERO;
+                        let mut left = iters;
+                        while left > 0 {
+                            let n = left.min(20_000);
+                            let start = Instant::now();
+                            for _ in 0..n {
+                                black_box(emit_one(kind));
+                            }
+                            p.flush(Duration::from_secs(60)).expect("flush");
+                            total += start.elapsed();
+                            left -= n;
                         }
-                        p.flush(Duration::from_secs(60)).expect("flush");
-                        total += start.elapsed();
-                        left -= n;
-                    }
-                    total
+                        total
+                    })
                 })
-            })
-        });
+            });
+        }
     }
     g.finish();
 }
 
-/// The events of the per-event figure, as the caller built them (the pipeline's redaction is off):
-/// `emit.rs`'s `log_create` with an actor (nothing to redact), this file's [`typical`] update (identifiers in
-/// the description, the metadata), and an LLM interaction with metadata-rich summaries.
+/// [`EVENTS`] as the caller built them (the pipeline's redaction is off).
 fn events(dir: &std::path::Path) -> Vec<(&'static str, std::sync::Arc<AuditEvent>)> {
+    set_actor();
     let p = pipeline(dir, "events.jsonl", false);
-    let events = export::with_pipeline_sync(&p, || {
-        with_actor_sync(ActorContext::new("user-123").email("user@example.com").roles(["admin", "analyst"]), || {
-            let create = audit::log_create(ResourceType::Document, "doc-123")
-                .resource_name("Project Proposal")
-                .emit()
-                .expect("queued");
-            let update = audit::log_update(ResourceType::Document, "doc-123")
-                .resource_name("Discharge summary")
-                .description("Updated discharge summary for Patient: Jane Roe, MRN: 00442211")
-                .metadata("department", "cardiology")
-                .metadata("reason", "follow-up call to (617) 555-0123 scheduled for 03/02/2025")
-                .metadata("tokens", json!({"input": 812, "output": 133}))
-                .changes([ChangeRecord::new("status", "draft", "final")])
-                .emit()
-                .expect("queued");
-            let llm = audit::log_llm_interaction("openai", "gpt-4o-2024-08-06")
-                .flow_id("customer-support-flow")
-                .input_tokens(1520)
-                .output_tokens(310)
-                .cost(0.0125)
-                .prompt_summary("Summarise the patient's last visit and list the medications to review")
-                .response_summary("The visit covered blood pressure follow-up; three medications to review")
-                .metadata("temperature", 0.2)
-                .metadata("session_id", "sess-7f3a9c2e")
-                .metadata("request_id", "req_01HZX4K9")
-                .metadata("finish_reason", "stop")
-                .metadata("tools", json!(["search_records", "get_medications"]))
-                .metadata("latency_ms", 842)
-                .emit()
-                .expect("queued");
-            vec![("create", create), ("update_with_phi", update), ("llm_interaction", llm)]
-        })
-    });
+    let events = export::with_pipeline_sync(&p, || EVENTS.iter().map(|&kind| (kind, emit_one(kind))).collect());
     p.flush(Duration::from_secs(10)).expect("flush");
     events
 }
