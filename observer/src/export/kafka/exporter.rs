@@ -115,7 +115,7 @@ pub(super) struct Inner {
     pub(super) config: KafkaConfig,
     pub(super) shared: Arc<Shared>,
     pub(super) producer: ArcSwap<BaseProducer<ExportContext>>,
-    pub(super) spool: Spool,
+    pub(super) spool: Arc<Spool>,
     pub(super) shutdown: AtomicBool,
     pub(super) closed: AtomicBool,
     pub(super) thread: Mutex<Option<JoinHandle<()>>>,
@@ -150,7 +150,8 @@ impl KafkaExporter {
         let perms = config.spool_permissions.unwrap_or_default();
         let spool = Spool::open_with_permissions(&dir, config.spool_max_bytes, perms)
             .map_err(|e| e.into_exporter_error(&dir))?;
-        let shared = Arc::new(Shared::new(config.bootstrap_servers.clone()));
+        let spool = Arc::new(spool);
+        let shared = Arc::new(Shared::new(config.bootstrap_servers.clone(), spool.clone()));
         let producer = new_producer(&config, &shared)?;
         if !spool.is_empty() {
             tracing::info!(
@@ -321,7 +322,7 @@ impl KafkaExporter {
             Err((err, _)) => {
                 // Queue full (or any other immediate refusal): keep it on disk instead.
                 tracing::debug!(target: "observer::kafka", error = %err, "librdkafka refused a message; spooling it");
-                lock(&self.inner.shared.failed).push(spool_record(topic, key, headers, payload));
+                self.inner.shared.push_failed(spool_record(topic, key, headers, payload));
                 Ok(Accepted::Spooled)
             }
         }

@@ -2,7 +2,16 @@
 //! replaces a producer that failed fatally, and re-sends the spool, oldest segment first, with a growing backoff
 //! while the broker keeps failing them. A segment that cannot be read, or holds lines that cannot be decoded,
 //! is quarantined (never deleted).
+//!
+//! Segments are read one line at a time and each record is handed to librdkafka as soon as it is decoded (it
+//! copies it), so the replay holds one record in memory whatever the segment's size, and librdkafka at most
+//! [`REPLAY_WINDOW`] unacknowledged ones. Once a segment is read to its end, the next one is started while the
+//! acknowledgements of the earlier ones are outstanding (up to [`REPLAY_SLOTS`] segments at once, each with its
+//! own count); a segment is deleted only when none of its messages is outstanding any more, i.e. each was
+//! acknowledged or failed; its failed messages are appended to the spool again just before it is deleted (not
+//! as they fail: if the replay stops first, at shutdown, they are only in their segment, not spooled twice).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,12 +19,12 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::client::{new_producer, purge_into_spool};
-use super::delivery::{is_permanent, lock, write_fallback, ExportContext, REPLAY};
+use super::delivery::{is_permanent, lock, ExportContext, REPLAY, REPLAY_SLOTS};
 use super::exporter::{owned_headers, Inner};
-use super::spool::{Segment, SpoolRecord};
+use super::spool::{Segment, SegmentReader, SpoolRecord};
 use crate::error::ExporterError;
 
-/// Most spooled messages handed to librdkafka at once during replay.
+/// Most spooled messages handed to librdkafka and not yet acknowledged, over all segments being re-sent.
 const REPLAY_WINDOW: usize = 10_000;
 
 /// How often the background thread polls librdkafka for delivery reports.
@@ -26,16 +35,37 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A segment being re-sent.
 struct Replay {
     segment: Segment,
-    records: Vec<SpoolRecord>,
-    next: usize,
-    /// Lines of the segment that could not be decoded.
+    /// Its slot: its messages carry the delivery tag `REPLAY + slot`.
+    slot: usize,
+    /// `None` once the segment was read to its end (or could not be read further).
+    reader: Option<SegmentReader>,
+    /// The reader's current line is read but its record not yet handed to librdkafka.
+    pending: bool,
+    /// Records handed to librdkafka (or refused by it for good).
+    sent: usize,
+    /// Lines that could not be decoded.
     skipped: usize,
+    /// Why the segment could not be read to its end, if it could not.
+    unreadable: Option<String>,
+}
+
+/// The state of the replay: the segments being re-sent, oldest first. Only the last one may still be read;
+/// those before it wait for their acknowledgements.
+#[derive(Default)]
+struct Replays {
+    segments: VecDeque<Replay>,
+}
+
+impl Replays {
+    fn free_slot(&self) -> Option<usize> {
+        (0..REPLAY_SLOTS).find(|slot| self.segments.iter().all(|r| r.slot != *slot))
+    }
 }
 
 impl Inner {
     /// The background loop: serve delivery reports, persist failures, re-send the spool.
     pub(super) fn run(&self) {
-        let mut replay: Option<Replay> = None;
+        let mut replays = Replays::default();
         let mut backoff = Duration::from_millis(500);
         let mut next_attempt = Instant::now();
         // Replaced producers, dropped here (not on a caller's thread) once nobody uses them any more.
@@ -51,46 +81,67 @@ impl Inner {
                 next_attempt = Instant::now() + backoff;
             }
             self.drain_failed();
-            match replay.take() {
-                Some(mut r) => {
-                    self.replay_some(&mut r);
-                    let done = r.next >= r.records.len() && self.shared.replay_outstanding.load(Ordering::Acquire) == 0;
-                    if done {
-                        // Failures of this replay are already back in the spool (drained above).
-                        self.drain_failed();
-                        let finished = if r.skipped > 0 {
-                            // What could not be decoded is never deleted: the whole segment is set aside.
-                            let reason = format!(
-                                "{} of its lines cannot be decoded (its {} other records were re-sent)",
-                                r.skipped,
-                                r.records.len()
-                            );
-                            self.spool.quarantine(&r.segment, &reason).map(drop)
-                        } else {
-                            self.spool.remove(&r.segment)
-                        };
-                        if let Err(e) = finished {
-                            crate::diag::report!(ERROR, "spool-remove", "removing a replayed spool segment: {e}");
-                        }
-                        let failed = self.shared.replay_failed.swap(0, Ordering::AcqRel);
-                        if failed > 0 {
-                            next_attempt = Instant::now() + backoff;
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        } else {
-                            backoff = Duration::from_millis(500);
-                        }
-                    } else {
-                        replay = Some(r);
-                    }
-                }
-                None if !self.spool.is_empty() && Instant::now() >= next_attempt => {
-                    replay = self.start_replay();
-                    if replay.is_none() {
-                        next_attempt = Instant::now() + backoff;
-                    }
-                }
-                None => {}
+            if let Some(r) = replays.segments.back_mut() {
+                self.replay_some(r);
             }
+            // Segments whose every message was acknowledged or re-spooled are done with, oldest first.
+            while replays.segments.front().is_some_and(|r| {
+                r.reader.is_none() && self.shared.replay_outstanding[r.slot].load(Ordering::Acquire) == 0
+            }) {
+                let Some(r) = replays.segments.pop_front() else { break };
+                self.finish(r);
+                let failed = self.shared.replay_failed.swap(0, Ordering::AcqRel);
+                if failed > 0 {
+                    next_attempt = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                } else {
+                    backoff = Duration::from_millis(500);
+                }
+            }
+            // The next segment, as soon as the last one is read to its end (not while messages fail).
+            let last_read = replays.segments.back().is_none_or(|r| r.reader.is_none());
+            if last_read
+                && !self.spool.is_empty()
+                && Instant::now() >= next_attempt
+                && self.shared.replay_failed.load(Ordering::Acquire) == 0
+            {
+                if let Some(slot) = replays.free_slot() {
+                    let after = replays.segments.back().map(|r| r.segment.sequence());
+                    match self.start_replay(slot, after) {
+                        Some(r) => replays.segments.push_back(r),
+                        None if replays.segments.is_empty() => next_attempt = Instant::now() + backoff,
+                        None => {}
+                    }
+                }
+            }
+        }
+        // What is still in flight stays in its segment on disk (not deleted): the next process re-sends it.
+        self.shared.replay_stopped.store(true, Ordering::Release);
+    }
+
+    /// Deletes a segment all of whose records were re-sent (acknowledged, or failed and spooled again), or
+    /// quarantines it if some of its lines could not be decoded or read.
+    fn finish(&self, r: Replay) {
+        // Failures of this segment's records go back into the spool before the segment is deleted.
+        let failures = std::mem::take(&mut *lock(&self.shared.replay_failures[r.slot]));
+        if !failures.is_empty() {
+            if let Err(e) = self.spool_now(failures) {
+                crate::diag::report!(ERROR, "spool-write", "{e}");
+            }
+        }
+        let finished = if let Some(error) = &r.unreadable {
+            let reason = format!("it cannot be read ({error}; its {} records before were re-sent)", r.sent);
+            self.spool.quarantine(&r.segment, &reason).map(drop)
+        } else if r.skipped > 0 {
+            // What could not be decoded is never deleted: the whole segment is set aside.
+            let reason =
+                format!("{} of its lines cannot be decoded (its {} other records were re-sent)", r.skipped, r.sent);
+            self.spool.quarantine(&r.segment, &reason).map(drop)
+        } else {
+            self.spool.remove(&r.segment)
+        };
+        if let Err(e) = finished {
+            crate::diag::report!(ERROR, "spool-remove", "removing a replayed spool segment: {e}");
         }
     }
 
@@ -121,9 +172,10 @@ impl Inner {
         }
     }
 
-    /// The oldest segment that can be read. A segment that cannot be read is quarantined (moved aside, reported
-    /// and counted) and the next one is tried, so that one bad file never stops the replay of the others.
-    fn start_replay(&self) -> Option<Replay> {
+    /// The oldest segment that can be read (after segment number `after`, if given: the ones up to it are being
+    /// re-sent). A segment that cannot be read is quarantined (moved aside, reported and counted) and the next
+    /// one is tried, so that one bad file never stops the replay of the others.
+    fn start_replay(&self, slot: usize, after: Option<u64>) -> Option<Replay> {
         let segments = match self.spool.seal_and_list() {
             Ok(s) => s,
             Err(e) => {
@@ -131,19 +183,18 @@ impl Inner {
                 return None;
             }
         };
-        for segment in segments {
-            match self.spool.read(&segment) {
-                Ok((records, skipped)) => {
-                    if skipped > 0 {
-                        crate::diag::report!(
-                            ERROR,
-                            "spool-undecodable",
-                            "{skipped} spooled records in {} cannot be decoded and are skipped; the segment is kept in \
-                             quarantine after the others are re-sent",
-                            segment.path().display()
-                        );
-                    }
-                    return Some(Replay { segment, records, next: 0, skipped });
+        for segment in segments.into_iter().filter(|s| after.is_none_or(|after| s.sequence() > after)) {
+            match self.spool.reader(&segment) {
+                Ok(reader) => {
+                    return Some(Replay {
+                        segment,
+                        slot,
+                        reader: Some(reader),
+                        pending: false,
+                        sent: 0,
+                        skipped: 0,
+                        unreadable: None,
+                    })
                 }
                 Err(e) => {
                     if let Err(e) = self.spool.quarantine(&segment, &format!("it cannot be read ({e})")) {
@@ -155,64 +206,83 @@ impl Inner {
         None
     }
 
+    /// Hands records of `r` to librdkafka while the window has room, reading them from the segment one at a time.
     fn replay_some(&self, r: &mut Replay) {
         let ctx = &*self.shared;
         let producer = self.producer.load();
-        while r.next < r.records.len() && ctx.replay_outstanding.load(Ordering::Acquire) < REPLAY_WINDOW {
-            let rec = &r.records[r.next];
-            let headers = owned_headers(rec.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let mut record = BaseRecord::with_opaque_to(&rec.topic, REPLAY).payload(&rec.payload).headers(headers);
-            if let Some(k) = &rec.key {
-                record = record.key(k);
+        let outstanding = &ctx.replay_outstanding[r.slot];
+        let Some(reader) = r.reader.as_mut() else { return };
+        loop {
+            if ctx.replay_outstanding.iter().map(|o| o.load(Ordering::Acquire)).sum::<usize>() >= REPLAY_WINDOW {
+                return;
             }
-            ctx.replay_outstanding.fetch_add(1, Ordering::AcqRel);
+            if !r.pending {
+                match reader.next_line() {
+                    Ok(true) => r.pending = true,
+                    Ok(false) => break,
+                    Err(e) => {
+                        r.unreadable = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let rec = match reader.record() {
+                Ok(rec) => rec,
+                Err(error) => {
+                    reader.skip(&error);
+                    r.pending = false;
+                    continue;
+                }
+            };
+            let headers = owned_headers(rec.headers.iter().map(|(k, v)| (&**k, &**v)));
+            let mut record =
+                BaseRecord::with_opaque_to(&rec.topic, REPLAY + r.slot).payload(&*rec.payload).headers(headers);
+            if let Some(k) = &rec.key {
+                record = record.key(k.as_bytes());
+            }
+            outstanding.fetch_add(1, Ordering::AcqRel);
             match producer.send(record) {
                 Ok(()) => {
                     self.counters().produced.fetch_add(1, Ordering::Relaxed);
-                    r.next += 1;
+                    r.pending = false;
+                    r.sent += 1;
                 }
                 Err((err, _)) if is_permanent(err.rdkafka_error_code()) => {
                     // Spooled by an earlier version, or the limits changed: it can never be sent.
-                    ctx.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
-                    ctx.reject(rec, &err);
-                    r.next += 1;
+                    outstanding.fetch_sub(1, Ordering::AcqRel);
+                    ctx.reject(&rec.to_record(), &err);
+                    r.pending = false;
+                    r.sent += 1;
                 }
                 Err(_) => {
                     // librdkafka's queue is full: let it drain and continue on the next turn.
-                    ctx.replay_outstanding.fetch_sub(1, Ordering::AcqRel);
-                    break;
+                    outstanding.fetch_sub(1, Ordering::AcqRel);
+                    return;
                 }
             }
         }
+        // The end of the segment (or a read error): nothing more to send from it.
+        r.skipped = reader.skipped();
+        if r.skipped > 0 {
+            crate::diag::report!(
+                ERROR,
+                "spool-undecodable",
+                "{} spooled records in {} cannot be decoded and are skipped; the segment is kept in quarantine after \
+                 the others are re-sent",
+                r.skipped,
+                r.segment.path().display()
+            );
+        }
+        r.reader = None;
     }
 
     /// Appends the failed messages collected by the delivery callback to the spool.
     pub(super) fn drain_failed(&self) {
-        let batch = std::mem::take(&mut *lock(&self.shared.failed));
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(e) = self.spool_now(batch) {
-            crate::diag::report!(ERROR, "spool-write", "{e}");
-        }
+        self.shared.drain_failed();
     }
 
     pub(super) fn spool_now(&self, batch: Vec<SpoolRecord>) -> Result<(), ExporterError> {
-        let n = batch.len() as u64;
-        match self.spool.append(&batch) {
-            Ok(()) => {
-                self.counters().spooled.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                self.counters().spool_overflow.fetch_add(n, Ordering::Relaxed);
-                write_fallback(&batch);
-                Err(ExporterError::Unspooled {
-                    messages: n,
-                    source: Some(Box::new(e.into_exporter_error(self.spool.dir()))),
-                })
-            }
-        }
+        self.shared.spool_now(batch)
     }
 }
 
@@ -257,6 +327,77 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// An exporter whose broker never answers and whose messages wait 30 s before they fail: what is handed to
+    /// librdkafka stays outstanding for the whole test.
+    fn patient_exporter(spool_dir: &std::path::Path) -> KafkaExporter {
+        KafkaExporter::new(KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            message_timeout: Duration::from_secs(30),
+            spool_dir: Some(spool_dir.to_owned()),
+            ..Default::default()
+        })
+        .expect("exporter")
+    }
+
+    fn spool_segments_of(dir: &std::path::Path, segments: usize, records: usize) {
+        let spool = Spool::open(dir, u64::MAX).unwrap();
+        for s in 0..segments {
+            let batch: Vec<SpoolRecord> = (0..records)
+                .map(|i| SpoolRecord {
+                    topic: "audit".into(),
+                    key: Some(format!("k-{s}-{i}")),
+                    headers: vec![("event_id".into(), format!("{s}-{i}"))],
+                    payload: format!("{{\"segment\":{s},\"n\":{i}}}").into_bytes(),
+                })
+                .collect();
+            spool.append(&batch).unwrap();
+            spool.seal_and_list().unwrap();
+        }
+    }
+
+    /// Issue 15: the next segment is re-sent while the acknowledgements of the earlier ones are outstanding (the
+    /// replay used to wait for every acknowledgement of a segment before reading the next), and the window of
+    /// unacknowledged messages holds over all of them.
+    #[test]
+    fn the_next_segments_are_sent_while_acknowledgements_are_outstanding_within_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        spool_segments_of(dir.path(), 3, 4_000);
+        let exporter = patient_exporter(dir.path());
+        wait_for("the window to fill from three segments", Duration::from_secs(20), || {
+            exporter.stats().produced >= REPLAY_WINDOW as u64
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let stats = exporter.stats();
+        assert_eq!(stats.produced, REPLAY_WINDOW as u64, "{stats:?}");
+        assert_eq!((stats.acknowledged, stats.spool_records), (0, 12_000), "{stats:?}");
+        exporter.shutdown(Duration::from_millis(100)).unwrap();
+    }
+
+    /// Issue 15: a replay stopped by shutdown spools nothing twice: the messages of a segment that failed, and
+    /// those still in flight (purged), stay only in their segment on disk until the segment is done with (they
+    /// used to be appended to the spool as they failed, so the next process sent them twice).
+    #[test]
+    fn a_replay_stopped_by_shutdown_spools_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        spool_segments_of(dir.path(), 1, REPLAY_WINDOW + 5_000);
+        let exporter = unreachable_exporter(dir.path());
+        // The first window fails after 1 s, then the rest of the segment is in flight.
+        wait_for("the whole segment to be sent", Duration::from_secs(30), || {
+            exporter.stats().produced >= (REPLAY_WINDOW + 5_000) as u64
+        });
+        exporter.shutdown(Duration::from_millis(100)).unwrap();
+        let stats = exporter.stats();
+        assert!(stats.delivery_failures >= REPLAY_WINDOW as u64, "{stats:?}");
+        assert_eq!((stats.acknowledged, stats.spool_records), (0, (REPLAY_WINDOW + 5_000) as u64), "{stats:?}");
+        let on_disk: usize = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
+            .sum();
+        assert_eq!(on_disk, REPLAY_WINDOW + 5_000);
     }
 
     /// A3: a segment deleted before it is replayed must not stop the replay of the others (it used to be retried

@@ -16,9 +16,11 @@
 //! base64, with padding) instead. JSON escapes newlines inside strings, so one line is exactly one record and
 //! a torn write is detectable: the last line lacks its `\n`, or does not parse.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -44,20 +46,6 @@ struct LineOut<'a> {
     payload_b64: Option<String>,
 }
 
-/// How one record is stored (deserialisation side).
-#[derive(Deserialize)]
-struct LineIn {
-    topic: String,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    headers: Vec<(String, String)>,
-    #[serde(default)]
-    payload: Option<String>,
-    #[serde(default)]
-    payload_b64: Option<String>,
-}
-
 /// Appends `record` as one JSON line (with its `\n`) to `buf`.
 pub(super) fn encode_line(record: &SpoolRecord, buf: &mut Vec<u8>) -> Result<(), SpoolError> {
     let (payload, payload_b64) = match std::str::from_utf8(&record.payload) {
@@ -71,74 +59,213 @@ pub(super) fn encode_line(record: &SpoolRecord, buf: &mut Vec<u8>) -> Result<(),
     Ok(())
 }
 
-/// Decodes one line (without its `\n`).
-fn decode_line(line: &[u8]) -> Result<SpoolRecord, String> {
-    let line: LineIn = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let payload = match (line.payload, line.payload_b64) {
-        (Some(text), None) => text.into_bytes(),
-        (None, Some(b64)) => {
-            base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| format!("payload_b64: {e}"))?
+/// How one record is stored (deserialisation side): strings are borrowed from the line unless they hold escapes.
+#[derive(Deserialize)]
+struct LineIn<'a> {
+    #[serde(borrow)]
+    topic: Text<'a>,
+    #[serde(default, borrow)]
+    key: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    headers: Vec<(Text<'a>, Text<'a>)>,
+    #[serde(default, borrow)]
+    payload: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    payload_b64: Option<Text<'a>>,
+}
+
+/// A JSON string, borrowed from the input when it holds no escape (serde's own `Cow<str>` always copies when
+/// nested in an `Option` or a `Vec`).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
         }
+        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// One record of a segment as [`SegmentReader::record`] decodes it: borrowed from the reader's current line
+/// where possible.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RecordRef<'a> {
+    /// The Kafka topic.
+    pub topic: Cow<'a, str>,
+    /// The message key, if any.
+    pub key: Option<Cow<'a, str>>,
+    /// The message headers, in order.
+    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The message payload.
+    pub payload: Cow<'a, [u8]>,
+}
+
+impl RecordRef<'_> {
+    /// An owned copy.
+    pub(crate) fn to_record(&self) -> SpoolRecord {
+        SpoolRecord {
+            topic: self.topic.clone().into_owned(),
+            key: self.key.clone().map(Cow::into_owned),
+            headers: self.headers.iter().map(|(k, v)| (k.clone().into_owned(), v.clone().into_owned())).collect(),
+            payload: self.payload.clone().into_owned(),
+        }
+    }
+}
+
+/// Decodes one line (without its `\n`).
+fn decode_line(line: &[u8]) -> Result<RecordRef<'_>, String> {
+    let line: LineIn<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let payload = match (line.payload, line.payload_b64) {
+        (Some(text), None) => match text.0 {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        },
+        (None, Some(b64)) => Cow::Owned(
+            base64::engine::general_purpose::STANDARD.decode(&*b64.0).map_err(|e| format!("payload_b64: {e}"))?,
+        ),
         (Some(_), Some(_)) => return Err("both `payload` and `payload_b64` are present".into()),
         (None, None) => return Err("neither `payload` nor `payload_b64` is present".into()),
     };
-    Ok(SpoolRecord { topic: line.topic, key: line.key, headers: line.headers, payload })
+    Ok(RecordRef {
+        topic: line.topic.0,
+        key: line.key.map(|k| k.0),
+        headers: line.headers.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
+        payload,
+    })
 }
 
-/// Decodes a whole segment: `(records, corrupt complete lines)`.
-pub(super) fn parse_segment(path: &Path, data: &[u8]) -> (Vec<SpoolRecord>, usize) {
-    let mut records = Vec::new();
-    let mut skipped = 0;
-    let mut lines = data.split_inclusive(|&b| b == b'\n').enumerate().peekable();
-    while let Some((index, line)) = lines.next() {
-        let (line, terminated) = match line.strip_suffix(b"\n") {
-            Some(line) => (line, true),
-            None => (line, false),
-        };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match decode_line(line) {
-            Ok(record) => {
-                if !terminated {
-                    crate::diag::report!(
-                        WARN,
-                        "spool-record",
-                        "audit spool: the last record of {} (line {}) lacks its newline but is complete; keeping it",
-                        path.display(),
-                        index + 1
-                    );
-                }
-                records.push(record);
+/// Size of the read buffer of a [`SegmentReader`].
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Reads a segment one line at a time, so that only the current line (one record) is in memory whatever the
+/// segment's size:
+///
+/// ```text
+/// while reader.next_line()? {
+///     match reader.record() {
+///         Ok(record) => { /* use it; to use it again later, do not call next_line yet */ }
+///         Err(error) => reader.skip(&error),   // counted in skipped()
+///     }
+/// }
+/// ```
+///
+/// A line that cannot be decoded is reported and counted by [`skip`](SegmentReader::skip) — a torn last line (an
+/// interrupted append) only if it holds something other than zero bytes and whitespace (a power loss). A last
+/// line that lacks only its newline but decodes is a record (with a warning). Blank lines are ignored.
+pub(crate) struct SegmentReader {
+    path: PathBuf,
+    file: BufReader<File>,
+    /// The current line, without its `\n`.
+    line: Vec<u8>,
+    /// Its number (1-based).
+    number: usize,
+    /// Whether it ended with `\n` (only the last line of a segment may not).
+    terminated: bool,
+    /// Whether the warning about a complete last line without its newline was given.
+    warned: Cell<bool>,
+    skipped: usize,
+}
+
+impl SegmentReader {
+    pub(super) fn open(path: &Path) -> io::Result<SegmentReader> {
+        failpoint::check(path, failpoint::OPEN)?;
+        let file = File::open(path)?;
+        Ok(SegmentReader {
+            path: path.to_owned(),
+            file: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+            line: Vec::new(),
+            number: 0,
+            terminated: true,
+            warned: Cell::new(false),
+            skipped: 0,
+        })
+    }
+
+    /// Moves to the next non-blank line: `false` at the end of the segment.
+    pub(crate) fn next_line(&mut self) -> io::Result<bool> {
+        loop {
+            self.line.clear();
+            if self.file.read_until(b'\n', &mut self.line)? == 0 {
+                return Ok(false);
             }
-            Err(error) if terminated => {
-                skipped += 1;
-                crate::diag::report!(
-                    WARN,
-                    "spool-record",
-                    "audit spool: skipping a corrupt record in {} (line {}): {error}",
-                    path.display(),
-                    index + 1
-                );
+            self.number += 1;
+            self.terminated = self.line.last() == Some(&b'\n');
+            if self.terminated {
+                self.line.pop();
             }
-            Err(_) => {
-                debug_assert!(lines.peek().is_none());
-                // Zeros (a power loss after the size was extended) hold nothing; anything else is kept by the
-                // caller (it quarantines segments with skipped lines instead of deleting them).
-                let content = line.iter().any(|&b| b != 0 && !b.is_ascii_whitespace());
-                skipped += usize::from(content);
-                crate::diag::report!(
-                    WARN,
-                    "spool-record",
-                    "audit spool: skipping a torn last record of {} bytes in {} (line {}, an interrupted append)",
-                    line.len(),
-                    path.display(),
-                    index + 1
-                );
+            if !self.line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(true);
             }
         }
     }
-    (records, skipped)
+
+    /// The current line, decoded (borrowing from it where it can). Call [`skip`](Self::skip) with the error if
+    /// it cannot be decoded.
+    pub(crate) fn record(&self) -> Result<RecordRef<'_>, String> {
+        let record = decode_line(&self.line)?;
+        if !self.terminated && !self.warned.replace(true) {
+            crate::diag::report!(
+                WARN,
+                "spool-record",
+                "audit spool: the last record of {} (line {}) lacks its newline but is complete; keeping it",
+                self.path.display(),
+                self.number
+            );
+        }
+        Ok(record)
+    }
+
+    /// Reports the current line as undecodable (`error` from [`record`](Self::record)) and counts it.
+    pub(crate) fn skip(&mut self, error: &str) {
+        if self.terminated {
+            self.skipped += 1;
+            crate::diag::report!(
+                WARN,
+                "spool-record",
+                "audit spool: skipping a corrupt record in {} (line {}): {error}",
+                self.path.display(),
+                self.number
+            );
+        } else {
+            // Zeros (a power loss after the size was extended) hold nothing; anything else is kept by the
+            // caller (it quarantines segments with skipped lines instead of deleting them).
+            let content = self.line.iter().any(|&b| b != 0 && !b.is_ascii_whitespace());
+            self.skipped += usize::from(content);
+            crate::diag::report!(
+                WARN,
+                "spool-record",
+                "audit spool: skipping a torn last record of {} bytes in {} (line {}, an interrupted append)",
+                self.line.len(),
+                self.path.display(),
+                self.number
+            );
+        }
+    }
+
+    /// The lines skipped so far that held something (see [`skip`](Self::skip)).
+    pub(crate) fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// Bytes of the segment in memory: the read buffer and the current line.
+    #[cfg(test)]
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.file.capacity() + self.line.capacity()
+    }
 }
 
 /// The size of a segment and its number of complete, non-blank lines, without holding it in memory.
@@ -186,7 +313,7 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::export::kafka::spool::tests::rec;
+    use crate::export::kafka::spool::tests::{encoded_len, rec};
     use crate::export::kafka::spool::Spool;
 
     #[test]
@@ -201,6 +328,37 @@ mod tests {
         let text = fs::read_to_string(segments[0].path()).unwrap();
         assert_eq!(text, "{\"topic\":\"t\",\"key\":null,\"headers\":[],\"payload_b64\":\"/wD+Cg==\"}\n{\"topic\":\"t\",\"key\":\"\",\"headers\":[],\"payload\":\"\"}\n");
         assert_eq!(spool.read(&segments[0]).unwrap(), (vec![binary, empty], 0));
+    }
+
+    /// Issue 15: a segment is read one line at a time: memory stays at the read buffer and one line, however
+    /// large the segment (it used to be read and decoded whole).
+    #[test]
+    fn a_segment_is_read_one_record_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let big = |i: usize| SpoolRecord {
+            topic: "audit".into(),
+            key: Some(format!("k{i}")),
+            headers: vec![("event_id".into(), i.to_string())],
+            payload: format!("{{\"n\":{i},\"text\":\"{}\"}}", "x\n".repeat(1000)).into_bytes(),
+        };
+        let all: Vec<SpoolRecord> = (0..2_000).map(big).collect();
+        spool.append(&all).unwrap();
+        let segment = spool.seal_and_list().unwrap().remove(0);
+        let line = usize::try_from(encoded_len(&all[0])).unwrap();
+        assert!(segment.size_bytes() > 10 * READ_BUFFER_BYTES as u64);
+
+        let mut reader = spool.reader(&segment).unwrap();
+        let mut n = 0;
+        while reader.next_line().unwrap() {
+            let record = reader.record().unwrap();
+            // Strings without escapes are borrowed from the line.
+            assert!(matches!(record.topic, Cow::Borrowed(_)) && matches!(record.headers[0].1, Cow::Borrowed(_)));
+            assert_eq!(record.to_record(), all[n]);
+            n += 1;
+            assert!(reader.buffered_bytes() <= READ_BUFFER_BYTES + 2 * line, "{}", reader.buffered_bytes());
+        }
+        assert_eq!((n, reader.skipped()), (all.len(), 0));
     }
 
     #[test]

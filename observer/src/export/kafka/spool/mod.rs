@@ -7,12 +7,13 @@
 //!
 //! ```text
 //! for segment in spool.seal_and_list()? {           // oldest first
-//!     let Ok((records, skipped)) = spool.read(&segment) else {
+//!     let Ok(mut reader) = spool.reader(&segment) else {
 //!         spool.quarantine(&segment, "it cannot be read")?;   // set aside, go on with the next
 //!         continue;
 //!     };
-//!     /* produce every record, wait for delivery (or re-append what failed) */
-//!     if skipped > 0 { spool.quarantine(&segment, "lines could not be decoded")?; } else { spool.remove(&segment)?; }
+//!     while reader.next_line()? { /* produce reader.record() (or reader.skip(error)) */ }
+//!     /* wait for delivery of every record (or re-append what failed) */
+//!     if reader.skipped() > 0 { spool.quarantine(&segment, "lines could not be decoded")?; } else { spool.remove(&segment)?; }
 //! }
 //! ```
 //!
@@ -77,7 +78,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::config::FilePermissions;
 use crate::error::ExporterError;
 use crate::export::files;
-use format::{encode_line, parse_segment, parse_segment_name, scan_segment, SEGMENT_PREFIX};
+pub(crate) use format::SegmentReader;
+use format::{encode_line, parse_segment_name, scan_segment, SEGMENT_PREFIX};
 use quarantine::Quarantine;
 pub(crate) use segments::Segment;
 use segments::{sealed_segment, Active, Inner, DEFAULT_SEGMENT_BYTES};
@@ -345,19 +347,27 @@ impl Spool {
         Ok(inner.sealed.values().cloned().collect())
     }
 
-    /// Reads a sealed segment's records in order. Lines that cannot be decoded (corrupt lines, a torn last
-    /// record left by a crash during an append) are skipped with a warning and counted (never panic); returns
-    /// `(records, skipped_count)`.
-    ///
-    /// `skipped_count` counts the lines that could not be decoded, including a torn last line unless it holds
-    /// only zero bytes or whitespace (a power loss). A last line that lacks only its newline but decodes is
-    /// returned. Blank lines are ignored. A segment with skipped lines should be [quarantined](Spool::quarantine)
-    /// after its records were re-sent, not removed: what could not be decoded is then kept. Does not block
-    /// appends.
+    /// Opens a sealed segment for reading its records in order, one line at a time (see [`SegmentReader`]):
+    /// lines that cannot be decoded (corrupt lines, a torn last record left by a crash during an append) are
+    /// skipped with a warning and counted (never panic). A segment with skipped lines should be
+    /// [quarantined](Spool::quarantine) after its records were re-sent, not removed: what could not be decoded
+    /// is then kept. Does not block appends.
+    pub(crate) fn reader(&self, segment: &Segment) -> Result<SegmentReader, SpoolError> {
+        Ok(SegmentReader::open(&segment.path)?)
+    }
+
+    /// All records of a sealed segment, in order, and the number of lines skipped (see [`reader`](Spool::reader)).
+    #[cfg(test)]
     pub(crate) fn read(&self, segment: &Segment) -> Result<(Vec<SpoolRecord>, usize), SpoolError> {
-        failpoint::check(&segment.path, failpoint::OPEN)?;
-        let data = fs::read(&segment.path)?;
-        Ok(parse_segment(&segment.path, &data))
+        let mut reader = self.reader(segment)?;
+        let mut records = Vec::new();
+        while reader.next_line()? {
+            match reader.record() {
+                Ok(record) => records.push(record.to_record()),
+                Err(error) => reader.skip(&error),
+            }
+        }
+        Ok((records, reader.skipped()))
     }
 
     /// Deletes a sealed segment after all its records were delivered (or re-appended).

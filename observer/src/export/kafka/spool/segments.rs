@@ -46,7 +46,6 @@ impl Segment {
     }
 
     /// Its sequence number (replay order: lower is older).
-    #[cfg(test)]
     pub(crate) fn sequence(&self) -> u64 {
         self.seq
     }
