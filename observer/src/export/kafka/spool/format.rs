@@ -283,14 +283,16 @@ pub(super) fn scan_segment(path: &Path) -> io::Result<(u64, u64)> {
             Err(e) => return Err(e),
         };
         size += n as u64;
-        for &b in &chunk[..n] {
-            if b == b'\n' {
-                lines += u64::from(line_has_content);
-                line_has_content = false;
-            } else if !b.is_ascii_whitespace() {
-                line_has_content = true;
-            }
+        let data = &chunk[..n];
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', data) {
+            // A line almost always starts with `{`: the check stops at its first byte.
+            line_has_content |= data[from..end].iter().any(|b| !b.is_ascii_whitespace());
+            lines += u64::from(line_has_content);
+            line_has_content = false;
+            from = end + 1;
         }
+        line_has_content |= data[from..].iter().any(|b| !b.is_ascii_whitespace());
     }
     Ok((size, lines))
 }
@@ -359,6 +361,19 @@ mod tests {
             assert!(reader.buffered_bytes() <= READ_BUFFER_BYTES + 2 * line, "{}", reader.buffered_bytes());
         }
         assert_eq!((n, reader.skipped()), (all.len(), 0));
+    }
+
+    #[test]
+    fn scan_counts_complete_lines_with_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        fs::write(&path, "a\n\n  \n{x}\n\0\0").unwrap();
+        assert_eq!(scan_segment(&path).unwrap(), (12, 2));
+        // Lines across the read buffer's boundaries: blank, then with content only after the boundary.
+        let blank = " ".repeat(READ_BUFFER_BYTES + 10);
+        let text = format!("{blank}\n{blank}x\n{blank}");
+        fs::write(&path, &text).unwrap();
+        assert_eq!(scan_segment(&path).unwrap(), (text.len() as u64, 1));
     }
 
     #[test]

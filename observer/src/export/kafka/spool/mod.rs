@@ -29,9 +29,10 @@
 //!
 //! # Durability (fsync policy)
 //!
-//! [`append`](Spool::append) writes the whole batch with one `write` call and then calls `fdatasync`
-//! ([`File::sync_data`]) on the segment before it returns; when it creates a new segment file it also fsyncs
-//! the directory, so that the file's name survives too. When `append` returns `Ok`, the records survive a
+//! [`append`](Spool::append) writes the batch with one `write` call per segment it goes into (a batch larger
+//! than the room left in the active segment is split across segments of at most 16 MiB) and calls `fdatasync`
+//! ([`File::sync_data`]) on each before the next and before it returns; when it creates a new segment file it
+//! also fsyncs the directory, so that the file's name survives too. When `append` returns `Ok`, the records survive a
 //! crash of the process or of the machine. [`open`](Spool::open) fsyncs the parent directory when it had to
 //! create the spool directory, and [`remove`](Spool::remove) fsyncs the directory after deleting a segment
 //! (best effort: if that fsync fails, the segment may reappear after a machine crash and be replayed twice).
@@ -49,14 +50,15 @@
 //! # Crash behaviour
 //!
 //! * Crash (of the process or the machine) during an append: the active segment may end with a torn line (or,
-//!   after a power loss, with zero bytes). The next process treats that segment as sealed; [`read`](Spool::read)
-//!   skips the torn last line with a warning and counts it (the segment is then quarantined, not deleted).
+//!   after a power loss, with zero bytes). The next process treats that segment as sealed; its
+//!   [reader](Spool::reader) skips the torn last line with a warning and counts it (the segment is then quarantined, not deleted).
 //!   Complete lines of the interrupted batch are replayed although their `append` never returned `Ok`; delivery
 //!   is therefore at least once, never at most once.
 //! * An I/O error during an append (disk full, failed fsync): the batch is cut off again (the segment is
 //!   truncated to its previous length), the error is returned, and the segment is sealed, so that later appends
-//!   go to a new file and never follow a half-written line. If even the truncation fails, the partly written
-//!   batch stays in that sealed segment and may be replayed (duplicates, no loss).
+//!   go to a new file and never follow a half-written line; the parts of the batch already written to earlier
+//!   segments are taken out again too (segments it created are deleted). If even that fails, the partly
+//!   written batch stays in those sealed segments and may be replayed (duplicates, no loss).
 //! * Two processes (or two `Spool`s in one process) must not share a directory: `open` takes an exclusive,
 //!   advisory lock on `spool.lock` ([`File::try_lock`], i.e. `flock` on Unix) and fails with
 //!   [`SpoolError::Locked`] if it is held. The lock is released when the `Spool` is dropped or the process
@@ -129,6 +131,16 @@ pub(crate) enum SpoolError {
     Locked(std::path::PathBuf),
 }
 
+/// What one append wrote into one segment.
+struct Piece {
+    seq: u64,
+    path: PathBuf,
+    /// The segment's size before.
+    previous: u64,
+    len: u64,
+    records: u64,
+}
+
 /// A durable, size-limited, append-only store of undelivered records (see the [module docs](self)).
 ///
 /// `Send + Sync`: all operations take `&self` and are serialised by an internal mutex, except
@@ -136,7 +148,7 @@ pub(crate) enum SpoolError {
 pub(crate) struct Spool {
     dir: PathBuf,
     max_bytes: u64,
-    /// Seal the active segment before an append once it is this big.
+    /// Most bytes in one segment (a record larger than that gets a segment of its own).
     segment_bytes: u64,
     inner: Mutex<Inner>,
     /// Bytes of all segment files (only changed while `inner` is locked; atomic so readers never block).
@@ -268,23 +280,27 @@ impl Spool {
         })
     }
 
-    /// Appends records to the active segment and fsyncs (file data; and the directory when a new segment file
-    /// is created) before returning: when it returns `Ok` the records survive a crash of the process or
+    /// Appends records to the active segment — split across new segments where it would grow past the segment
+    /// size (16 MiB; a record larger than that gets a segment of its own) — and fsyncs (file data; and the
+    /// directory when a new segment file is created) before returning: when it returns `Ok` the records survive a crash of the process or
     /// machine. All-or-nothing w.r.t. the size limit: if the records would take the spool over `max_bytes`,
     /// nothing is written and [`SpoolError::Full`] is returned.
     ///
-    /// On an I/O error the batch is cut off again (best effort), the active segment is sealed and the error
+    /// On an I/O error the batch is cut off again, from every segment it went into (best effort), the active
+    /// segment is sealed and the error
     /// is returned: the records must be considered not spooled. Appending an empty slice does nothing.
     pub(crate) fn append(&self, records: &[SpoolRecord]) -> Result<(), SpoolError> {
         if records.is_empty() {
             return Ok(());
         }
         let mut buf = Vec::with_capacity(records.iter().map(|r| r.payload.len() + r.topic.len() + 64).sum());
+        // Where each line ends in `buf`.
+        let mut ends = Vec::with_capacity(records.len());
         for record in records {
             encode_line(record, &mut buf)?;
+            ends.push(buf.len());
         }
         let len = buf.len() as u64;
-        let count = records.len() as u64;
 
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -292,50 +308,111 @@ impl Spool {
         if bytes.checked_add(len).is_none_or(|total| total > self.max_bytes) {
             return Err(SpoolError::Full { limit_bytes: self.max_bytes });
         }
-        if inner.active.as_ref().is_some_and(|a| a.size >= self.segment_bytes) {
-            inner.seal_active();
-        }
-
-        let created = inner.active.is_none();
-        if created {
-            let (file, path, seq) = inner.create_segment(&self.dir)?;
-            inner.active = Some(Active { file, path, seq, size: 0, records: 0 });
-        }
-        let Some(active) = inner.active.as_mut() else { unreachable!("an active segment was just created") };
-
-        let written = active.file.write_all(&buf).and_then(|()| active.file.sync_data()).and_then(|()| {
-            if created {
-                sync_dir(&self.dir)
-            } else {
-                Ok(())
-            }
-        });
-        match written {
-            Ok(()) => {
-                active.size += len;
-                active.records += count;
-                self.bytes.store(bytes + len, Ordering::Relaxed);
-                self.records.fetch_add(count, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                let previous = active.size;
-                let on_disk = match active.file.set_len(previous).and_then(|()| active.file.sync_data()) {
-                    Ok(()) => previous,
-                    Err(_) => fs::metadata(&active.path).map_or(previous + len, |m| m.len()),
-                };
-                crate::diag::report!(
-                    WARN,
-                    "spool-append",
-                    "audit spool: append to {} failed ({e}; partial write {}); sealing the segment",
-                    active.path.display(),
-                    if on_disk == previous { "cut off" } else { "left in place" }
-                );
-                active.size = on_disk;
-                self.bytes.store(bytes - previous + on_disk, Ordering::Relaxed);
+        // The batch goes into segments of at most `segment_bytes` each (a record larger than that gets one of
+        // its own), one piece per segment, each written and fsynced before the next.
+        let mut pieces: Vec<Piece> = Vec::new();
+        let (mut from, mut line) = (0usize, 0usize);
+        while line < ends.len() {
+            if inner.active.as_ref().is_some_and(|a| a.size >= self.segment_bytes) {
                 inner.seal_active();
-                Err(e.into())
             }
+            let created = inner.active.is_none();
+            if created {
+                match inner.create_segment(&self.dir) {
+                    Ok((file, path, seq)) => inner.active = Some(Active { file, path, seq, size: 0, records: 0 }),
+                    Err(e) => {
+                        self.undo(inner, &pieces);
+                        return Err(e.into());
+                    }
+                }
+            }
+            let Some(active) = inner.active.as_mut() else { unreachable!("an active segment was just created") };
+            let room = self.segment_bytes.saturating_sub(active.size);
+            let mut to = line;
+            while to < ends.len() && ((ends[to] - from) as u64 <= room || (to == line && active.size == 0)) {
+                to += 1;
+            }
+            if to == line {
+                // The next record does not fit: on to a new segment.
+                inner.seal_active();
+                continue;
+            }
+            let piece = &buf[from..ends[to - 1]];
+            let (piece_len, count) = (piece.len() as u64, (to - line) as u64);
+            let written = active.file.write_all(piece).and_then(|()| active.file.sync_data()).and_then(|()| {
+                if created {
+                    sync_dir(&self.dir)
+                } else {
+                    Ok(())
+                }
+            });
+            let bytes = self.bytes.load(Ordering::Relaxed);
+            match written {
+                Ok(()) => {
+                    pieces.push(Piece {
+                        seq: active.seq,
+                        path: active.path.clone(),
+                        previous: active.size,
+                        len: piece_len,
+                        records: count,
+                    });
+                    active.size += piece_len;
+                    active.records += count;
+                    self.bytes.store(bytes + piece_len, Ordering::Relaxed);
+                    self.records.fetch_add(count, Ordering::Relaxed);
+                    (from, line) = (ends[to - 1], to);
+                }
+                Err(e) => {
+                    let previous = active.size;
+                    let on_disk = match active.file.set_len(previous).and_then(|()| active.file.sync_data()) {
+                        Ok(()) => previous,
+                        Err(_) => fs::metadata(&active.path).map_or(previous + piece_len, |m| m.len()),
+                    };
+                    crate::diag::report!(
+                        WARN,
+                        "spool-append",
+                        "audit spool: append to {} failed ({e}; partial write {}); sealing the segment",
+                        active.path.display(),
+                        if on_disk == previous { "cut off" } else { "left in place" }
+                    );
+                    active.size = on_disk;
+                    self.bytes.store(bytes - previous + on_disk, Ordering::Relaxed);
+                    inner.seal_active();
+                    self.undo(inner, &pieces);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the pieces of a failed append that were already written out again (best effort: a piece that
+    /// cannot be taken out stays and is replayed — a duplicate of what the caller then reports, never a loss).
+    /// They are all in sealed segments (a later piece was started after them).
+    fn undo(&self, inner: &mut Inner, pieces: &[Piece]) {
+        for piece in pieces.iter().rev() {
+            let undone = if piece.previous == 0 {
+                fs::remove_file(&piece.path).is_ok()
+            } else {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&piece.path)
+                    .and_then(|f| f.set_len(piece.previous).and_then(|()| f.sync_data()))
+                    .is_ok()
+            };
+            if !undone {
+                continue;
+            }
+            if piece.previous == 0 {
+                inner.sealed.remove(&piece.seq);
+            } else if let Some(segment) = inner.sealed.get_mut(&piece.seq) {
+                segment.size = piece.previous;
+                segment.records = segment.records.saturating_sub(piece.records);
+            }
+            let bytes = self.bytes.load(Ordering::Relaxed);
+            self.bytes.store(bytes.saturating_sub(piece.len), Ordering::Relaxed);
+            let records = self.records.load(Ordering::Relaxed);
+            self.records.store(records.saturating_sub(piece.records), Ordering::Relaxed);
         }
     }
 

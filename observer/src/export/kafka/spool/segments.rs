@@ -1,8 +1,8 @@
 //! The segments of a spool: naming, the one active segment, sealing, renumbering.
 //!
 //! At any time at most one segment is *active* (being appended to). It is sealed by
-//! [`seal_and_list`](super::Spool::seal_and_list), or automatically once it reaches 16 MiB (so that a replay never
-//! needs to hold more than about one such segment in memory). Segments found by [`open`](super::Spool::open) are
+//! [`seal_and_list`](super::Spool::seal_and_list), or when the next record would take it past 16 MiB (an append
+//! larger than that is split across segments; a single record larger than that gets a segment of its own). Segments found by [`open`](super::Spool::open) are
 //! leftovers of a previous process and are all treated as sealed; the new process appends to a fresh segment
 //! and never writes into an old one.
 //!
@@ -20,7 +20,7 @@ use super::{report, sync_dir, SpoolError};
 use crate::config::FilePermissions;
 use crate::export::files;
 
-/// The active segment is sealed before an append once it has reached this size.
+/// Most bytes in one segment (unless it holds a single record larger than that).
 pub(super) const DEFAULT_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Taken segment names skipped before an append gives up.
@@ -206,7 +206,7 @@ mod tests {
     use super::*;
     use crate::export::kafka::spool::format::encode_line;
     use crate::export::kafka::spool::tests::{encoded_len, read_all, rec, segment_files};
-    use crate::export::kafka::spool::Spool;
+    use crate::export::kafka::spool::{Spool, SpoolError, SpoolRecord};
 
     #[test]
     fn empty_active_segment_is_not_listed_or_created() {
@@ -236,6 +236,54 @@ mod tests {
         let segments = spool.seal_and_list().unwrap();
         assert_eq!(segments.iter().map(Segment::records).collect::<Vec<_>>(), [2, 2, 1]);
         assert_eq!(read_all(&spool).len(), 5);
+    }
+
+    /// Issue 15: one append larger than the segment size is split across segments, each at most that size (a
+    /// segment was sealed only between appends, so one append of a whole failed librdkafka queue made one
+    /// segment of hundreds of MiB); a record larger than the size gets a segment of its own.
+    #[test]
+    fn an_append_larger_than_the_segment_size_is_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let record = rec("audit", 3);
+        let len = encoded_len(&record);
+        spool.segment_bytes = 2 * len + len / 2;
+        spool.append(std::slice::from_ref(&record)).unwrap();
+        spool.append(&vec![record.clone(); 6]).unwrap();
+        let huge = SpoolRecord { payload: vec![b'x'; 3 * len as usize], ..record.clone() };
+        spool.append(&[huge.clone(), record.clone()]).unwrap();
+        let segments = spool.seal_and_list().unwrap();
+        // 1 + 6: 2, 2, 2, 1; then the huge one alone (the last segment was not empty), and the last record.
+        assert_eq!(segments.iter().map(Segment::records).collect::<Vec<_>>(), [2, 2, 2, 1, 1, 1]);
+        for segment in &segments[..4] {
+            assert!(segment.size_bytes() <= spool.segment_bytes, "{segment:?}");
+        }
+        assert_eq!(segments[4].size_bytes(), encoded_len(&huge));
+        assert_eq!(spool.records(), 9);
+        assert_eq!(spool.bytes(), segments.iter().map(Segment::size_bytes).sum::<u64>());
+        let mut expected = vec![record.clone(); 7];
+        expected.extend([huge, record]);
+        assert_eq!(read_all(&spool), expected);
+    }
+
+    /// An append split across segments is still all or nothing: when a later segment cannot be written, what went
+    /// into the earlier ones is taken out again.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_split_append_takes_out_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let record = rec("audit", 3);
+        let len = encoded_len(&record);
+        spool.segment_bytes = 2 * len;
+        spool.append(std::slice::from_ref(&record)).unwrap();
+        let (bytes, records) = (spool.bytes(), spool.records());
+        // The first piece fills the active segment; the next segment cannot be created (no number left).
+        spool.lock().next_seq = u64::MAX;
+        assert!(matches!(spool.append(&vec![record.clone(); 3]), Err(SpoolError::Io(_))));
+        assert_eq!((spool.bytes(), spool.records()), (bytes, records));
+        assert_eq!(fs::metadata(dir.path().join(segment_name(1))).unwrap().len(), len);
+        assert_eq!(read_all(&spool), [record]);
     }
 
     #[test]
