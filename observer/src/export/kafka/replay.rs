@@ -32,6 +32,9 @@ const POLL: Duration = Duration::from_millis(20);
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// When every segment of the spool is being re-sent, how long before the spool is listed again for a new one.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
 /// A segment being re-sent.
 struct Replay {
     segment: Segment,
@@ -68,6 +71,7 @@ impl Inner {
         let mut replays = Replays::default();
         let mut backoff = Duration::from_millis(500);
         let mut next_attempt = Instant::now();
+        let mut next_look = Instant::now();
         // Replaced producers, dropped here (not on a caller's thread) once nobody uses them any more.
         let mut retired: Vec<Arc<BaseProducer<ExportContext>>> = Vec::new();
         while !self.shutdown.load(Ordering::Acquire) {
@@ -100,17 +104,20 @@ impl Inner {
             }
             // The next segment, as soon as the last one is read to its end (not while messages fail).
             let last_read = replays.segments.back().is_none_or(|r| r.reader.is_none());
+            let now = Instant::now();
             if last_read
                 && !self.spool.is_empty()
-                && Instant::now() >= next_attempt
+                && now >= next_attempt
+                && now >= next_look
                 && self.shared.replay_failed.load(Ordering::Acquire) == 0
             {
                 if let Some(slot) = replays.free_slot() {
                     let after = replays.segments.back().map(|r| r.segment.sequence());
                     match self.start_replay(slot, after) {
                         Some(r) => replays.segments.push_back(r),
-                        None if replays.segments.is_empty() => next_attempt = Instant::now() + backoff,
-                        None => {}
+                        None if replays.segments.is_empty() => next_attempt = now + backoff,
+                        // Every segment is being re-sent: look again a little later, not on every turn.
+                        None => next_look = now + LOOK_AGAIN,
                     }
                 }
             }
