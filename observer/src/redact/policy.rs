@@ -344,10 +344,14 @@ pub(crate) struct KeyRules {
     bloom: [u64; 4],
 }
 
-/// The bit of a normalised key in [`KeyRules::bloom`].
-fn bloom_bit(norm: &[u8]) -> usize {
-    let (first, last) = (norm.first().copied().unwrap_or(0), norm.last().copied().unwrap_or(0));
-    (usize::from(first) * 7 + usize::from(last) * 13 + norm.len() * 31) & 255
+/// The bit in [`KeyRules::bloom`] of a normalised key of `len` bytes, `first` and `last` (0 when empty).
+fn bloom_bit(first: u8, last: u8, len: usize) -> usize {
+    (usize::from(first) * 7 + usize::from(last) * 13 + len * 31) & 255
+}
+
+/// [`bloom_bit`] of a normalised key.
+fn bloom_bit_of(norm: &[u8]) -> usize {
+    bloom_bit(norm.first().copied().unwrap_or(0), norm.last().copied().unwrap_or(0), norm.len())
 }
 
 /// What a key rule says about a field.
@@ -374,7 +378,7 @@ impl KeyRules {
         let allow: std::collections::HashSet<String> = allow.iter().map(|k| normalise_key(k)).collect();
         let mut bloom = [0u64; 4];
         for key in redact.keys().chain(&allow) {
-            let bit = bloom_bit(key.as_bytes());
+            let bit = bloom_bit_of(key.as_bytes());
             bloom[bit / 64] |= 1 << (bit % 64);
         }
         Self { redact, allow, bloom }
@@ -384,8 +388,22 @@ impl KeyRules {
         if self.redact.is_empty() && self.allow.is_empty() {
             return KeyRule::Scan;
         }
-        // `normalise_key` without its allocation (this runs for every field of every event): the normalised
-        // key is ASCII and never longer than the key, so a short key is normalised on the stack.
+        // `normalise_key` without its allocation (this runs for every field of every event): first its length
+        // and ends, for the Bloom filter; then, if it may have a rule, the key itself (ASCII, never longer
+        // than the key: on the stack unless the key is long).
+        let (mut len, mut first, mut last) = (0, 0, 0);
+        for b in key.bytes().filter(u8::is_ascii_alphanumeric) {
+            let b = b.to_ascii_lowercase();
+            if len == 0 {
+                first = b;
+            }
+            last = b;
+            len += 1;
+        }
+        let bit = bloom_bit(first, last, len);
+        if self.bloom[bit / 64] & (1 << (bit % 64)) == 0 {
+            return KeyRule::Scan;
+        }
         let mut buf = [0u8; 64];
         let long;
         let norm: &[u8] = if key.len() <= buf.len() {
@@ -399,10 +417,6 @@ impl KeyRules {
             long = normalise_key(key);
             long.as_bytes()
         };
-        let bit = bloom_bit(norm);
-        if self.bloom[bit / 64] & (1 << (bit % 64)) == 0 {
-            return KeyRule::Scan;
-        }
         // ASCII only, so always UTF-8.
         let norm = std::str::from_utf8(norm).unwrap_or_default();
         if !self.allow.is_empty() && self.allow.contains(norm) {

@@ -54,10 +54,13 @@ static CLASS: [u64; 256] = {
     t
 };
 
-/// Per detector, the clauses (as classes) a value must meet for it to match.
+/// Per detector, the clauses (as classes) a value must meet for it to match, rarest first.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Prefilter {
-    detectors: Vec<Vec<u64>>,
+    /// All the clauses, one detector after the other (one array: this is walked for every value).
+    clauses: Vec<u64>,
+    /// Where each detector's clauses end in `clauses`.
+    ends: Vec<usize>,
     /// Some detector has no clause: every value is scanned.
     always: bool,
 }
@@ -66,7 +69,7 @@ impl Prefilter {
     /// The clauses of the detectors' `(pattern, needs_digit)`, in order: `needs_digit` when the detector's
     /// validator keeps only values holding an ASCII digit (a built-in fact, e.g. for the labelled identifiers).
     pub(crate) fn new<'a>(patterns: impl IntoIterator<Item = (&'a str, bool)>) -> Self {
-        let mut detectors = Vec::new();
+        let (mut all, mut ends) = (Vec::new(), Vec::new());
         let mut always = false;
         for (pattern, needs_digit) in patterns {
             let mut clauses = match regex_syntax::ParserBuilder::new().build().parse(pattern) {
@@ -82,9 +85,10 @@ impl Prefilter {
             always |= clauses.is_empty();
             let mut classes: Vec<u64> = clauses.iter().map(classes).collect();
             classes.dedup();
-            detectors.push(classes);
+            all.extend(classes);
+            ends.push(all.len());
         }
-        Self { detectors, always }
+        Self { clauses: all, ends, always }
     }
 
     /// Whether some detector may match `text` (`false`: none can, the scan is skipped).
@@ -93,12 +97,20 @@ impl Prefilter {
             return true;
         }
         let present = presence(text);
-        (0..self.detectors.len()).any(|i| self.possible(i, present))
+        let mut start = 0;
+        for &end in &self.ends {
+            if self.clauses[start..end].iter().all(|&c| c & present != 0) {
+                return true;
+            }
+            start = end;
+        }
+        false
     }
 
     /// Whether detector `i` may match a value holding the byte classes `present`.
     pub(crate) fn possible(&self, i: usize, present: u64) -> bool {
-        self.detectors[i].iter().all(|&c| c & present != 0)
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.clauses[start..self.ends[i]].iter().all(|&c| c & present != 0)
     }
 }
 
