@@ -479,8 +479,9 @@ impl Dispatcher {
         let is_checkpoint = matches!(kind, RecordKind::Checkpoint(_));
         self.checkpoint.push(is_checkpoint);
         let json = &self.buf[start..];
-        if let RecordKind::Event(event) = kind {
-            // The chain fields of the event just chained, for the other formats (OCSF, FHIR) to carry.
+        if let (RecordKind::Event(event), false) = (kind, self.formats.rendered.is_empty()) {
+            // The chain fields of the event just chained, for the other formats (OCSF, FHIR) to carry (nothing to
+            // compute when every sink takes the guide's JSON).
             let last = self.chain.as_ref().map(Chain::last);
             let hash = last.map(|(_, _, h)| h.to_hex());
             let chain = last.zip(hash.as_deref()).map(|((chain_id, seq, _), hash)| crate::audit::format::ChainFields {
