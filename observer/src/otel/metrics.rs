@@ -280,27 +280,24 @@ mod otel {
         for &(name, unit, kind, what) in HEALTH {
             let read = reader(name);
             let description = format!("observer health: {what}");
+            let observe = move |o: &dyn opentelemetry::metrics::AsyncInstrument<u64>| {
+                if let Some(v) = read() {
+                    o.observe(v, &[]);
+                }
+            };
             if kind == "gauge" {
                 let _ = meter
                     .u64_observable_gauge(name)
                     .with_unit(unit)
                     .with_description(description)
-                    .with_callback(move |o| {
-                        if let Some(v) = read() {
-                            o.observe(v, &[]);
-                        }
-                    })
+                    .with_callback(observe)
                     .build();
             } else {
                 let _ = meter
                     .u64_observable_counter(name)
                     .with_unit(unit)
                     .with_description(description)
-                    .with_callback(move |o| {
-                        if let Some(v) = read() {
-                            o.observe(v, &[]);
-                        }
-                    })
+                    .with_callback(observe)
                     .build();
             }
         }
