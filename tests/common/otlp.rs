@@ -437,6 +437,7 @@ fn flatten_metrics(req: ExportMetricsServiceRequest) -> Vec<ReceivedPoint> {
 
 #[cfg(feature = "otel-grpc")]
 mod grpc {
+    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -455,28 +456,35 @@ mod grpc {
 
     struct Receiver(Arc<Mutex<State>>);
 
+    /// The gRPC request's metadata as HTTP headers.
+    fn headers_of<T>(request: &tonic::Request<T>) -> BTreeMap<String, String> {
+        request
+            .metadata()
+            .clone()
+            .into_headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect()
+    }
+
+    /// An accepted `Export` call to `path`.
+    fn export_request(path: &str, headers: BTreeMap<String, String>) -> ReceivedRequest {
+        ReceivedRequest { method: "POST".into(), path: path.into(), headers, status: 200 }
+    }
+
     #[tonic::async_trait]
     impl MetricsService for Receiver {
         async fn export(
             &self,
             request: tonic::Request<ExportMetricsServiceRequest>,
         ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-            let headers = request
-                .metadata()
-                .clone()
-                .into_headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-                .collect();
+            let headers = headers_of(&request);
             let points = flatten_metrics(request.into_inner());
             let mut state = self.0.lock().unwrap();
             state.metrics.push(points);
-            state.requests.push(ReceivedRequest {
-                method: "POST".into(),
-                path: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export".into(),
-                headers,
-                status: 200,
-            });
+            state
+                .requests
+                .push(export_request("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", headers));
             Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success: None }))
         }
     }
@@ -487,22 +495,11 @@ mod grpc {
             &self,
             request: tonic::Request<ExportTraceServiceRequest>,
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            let headers = request
-                .metadata()
-                .clone()
-                .into_headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-                .collect();
+            let headers = headers_of(&request);
             let spans = flatten(request.into_inner());
             let mut state = self.0.lock().unwrap();
             state.spans.extend(spans);
-            state.requests.push(ReceivedRequest {
-                method: "POST".into(),
-                path: "/opentelemetry.proto.collector.trace.v1.TraceService/Export".into(),
-                headers,
-                status: 200,
-            });
+            state.requests.push(export_request("/opentelemetry.proto.collector.trace.v1.TraceService/Export", headers));
             Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
         }
     }
